@@ -1,0 +1,73 @@
+"""The connector protocol: how oneScreen reads one ledger.
+
+A connector knows nothing of oneScreen. It is built from its ledger's
+connector config and answers batched, column-limited reads by subject key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+Row = Mapping[str, Any]
+
+
+class ConnectorError(Exception):
+    """A read failed. `reason` is safe to show an operator: no values, no SQL, no secrets."""
+
+    def __init__(self, reason: str, *, retryable: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+class ConnectorConfigError(Exception):
+    """The connector config cannot work (missing table, DSN variable unset, ...)."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What a connector is asked to read: one ledger, keyed by one column."""
+
+    ledger: str
+    key_column: str
+    config: Mapping[str, Any]
+    env: Mapping[str, str]  # where DSNs and service keys are looked up
+    demo_dir: str | None = None  # demo mode: where the synthetic demo ledger files are
+    max_connections: int = 10
+
+
+class Connector(Protocol):
+    async def fetch(self, keys: Sequence[str], columns: Sequence[str]) -> dict[str, list[Row]]:
+        """Rows per key for `keys`, each row holding exactly `columns` (keys absent: no rows)."""
+
+    async def search(self, equals: Mapping[str, Any], contains: Mapping[str, str],
+                     columns: Sequence[str], limit: int) -> list[Row]:
+        """Rows matching every `equals` column and every `contains` substring, at most `limit`."""
+
+    async def columns(self) -> dict[str, str]:
+        """The source's columns and their types (for `catalog validate --check-sources`)."""
+
+    async def close(self) -> None: ...
+
+
+Factory = Callable[[SourceSpec], Connector]
+_REGISTRY: dict[str, Factory] = {}
+
+
+def register(kind: str, factory: Factory) -> None:
+    _REGISTRY[kind] = factory
+
+
+def create(spec: SourceSpec) -> Connector:
+    kind = spec.config.get("kind")
+    if kind not in _REGISTRY:
+        _load_builtin(kind)
+    if kind not in _REGISTRY:
+        raise ConnectorConfigError(f"ledger {spec.ledger}: unknown connector kind {kind!r} "
+                                   f"(known: {', '.join(sorted(_REGISTRY)) or 'none'})")
+    return _REGISTRY[kind](spec)
+
+
+def _load_builtin(kind: str | None) -> None:
+    if kind == "sql":
+        from . import sql  # noqa: F401  (registers itself)

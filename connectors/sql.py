@@ -1,0 +1,138 @@
+"""SQL connector (SQLAlchemy async): SQLite, PostgreSQL and MariaDB/MySQL from one config.
+
+Read-only by construction (SQLite opened with mode=ro, PostgreSQL/MySQL
+sessions set read-only), parameterised queries only (SQLAlchemy Core with
+bound, expanding IN parameters), bounded IN batches, a pool per ledger.
+
+Config: kind: sql, dsn_env (variable holding the SQLAlchemy URL), table,
+optional schema, optional demo_file (SQLite file used when dsn_env is unset
+and a demo directory is given), optional batch_size (default 500).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from .base import ConnectorConfigError, ConnectorError, Row, SourceSpec, register
+
+ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
+                 "mysql": "mysql+aiomysql", "mariadb": "mysql+aiomysql"}
+
+
+def resolve_dsn(spec: SourceSpec) -> str:
+    cfg = spec.config
+    env_name = cfg.get("dsn_env")
+    dsn = spec.env.get(env_name) if env_name else None
+    if not dsn:
+        if spec.demo_dir and cfg.get("demo_file"):
+            path = Path(spec.demo_dir) / cfg["demo_file"]
+            return f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true"
+        raise ConnectorConfigError(f"ledger {spec.ledger}: environment variable {env_name} (its DSN) is not set")
+    url = make_url(dsn)
+    backend = url.get_backend_name()
+    if "+" not in url.drivername and backend in ASYNC_DRIVERS:
+        url = url.set(drivername=ASYNC_DRIVERS[backend])
+    if url.get_backend_name() == "sqlite" and url.database and "mode" not in url.query:
+        url = url.set(database=f"file:{url.database}", query={**url.query, "mode": "ro", "uri": "true"})
+    return url.render_as_string(hide_password=False)
+
+
+class SqlConnector:
+    def __init__(self, spec: SourceSpec) -> None:
+        self.spec = spec
+        cfg = spec.config
+        if not cfg.get("table"):
+            raise ConnectorConfigError(f"ledger {spec.ledger}: sql connector needs 'table'")
+        self.table_name: str = cfg["table"]
+        self.schema: str | None = cfg.get("schema")
+        self.batch_size = int(cfg.get("batch_size", 500))
+        dsn = resolve_dsn(spec)
+        backend = make_url(dsn).get_backend_name()
+        kwargs: dict[str, Any] = {}
+        if backend != "sqlite":
+            kwargs.update(pool_size=spec.max_connections, max_overflow=0, pool_pre_ping=True, pool_recycle=1800)
+        self.engine: AsyncEngine = create_async_engine(dsn, **kwargs)
+        self.backend = backend
+        event.listen(self.engine.sync_engine, "connect", self._on_connect)
+
+    def _on_connect(self, dbapi_conn: Any, _record: Any) -> None:
+        # Read-only sessions: the ledger is never written through oneScreen.
+        cur = dbapi_conn.cursor()
+        try:
+            if self.backend == "postgresql":
+                cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            elif self.backend in ("mysql", "mariadb"):
+                cur.execute("SET SESSION TRANSACTION READ ONLY")
+            elif self.backend == "sqlite":
+                cur.execute("PRAGMA query_only = ON")
+        finally:
+            cur.close()
+
+    def _table(self, columns: Sequence[str]) -> sa.TableClause:
+        return sa.table(self.table_name, *(sa.column(c) for c in columns), schema=self.schema)
+
+    async def fetch(self, keys: Sequence[str], columns: Sequence[str]) -> dict[str, list[Row]]:
+        key_col = self.spec.key_column
+        cols = list(dict.fromkeys([key_col, *columns]))
+        t = self._table(cols)
+        out: dict[str, list[Row]] = {}
+        try:
+            async with self.engine.connect() as conn:
+                for i in range(0, len(keys), self.batch_size):
+                    batch = list(keys[i:i + self.batch_size])
+                    stmt = sa.select(*(t.c[c] for c in cols)).where(t.c[key_col].in_(batch))
+                    result = await conn.execute(stmt)
+                    for row in result.mappings():
+                        out.setdefault(str(row[key_col]), []).append({c: row[c] for c in columns})
+        except sa.exc.SQLAlchemyError as exc:
+            raise ConnectorError(_safe_reason(exc), retryable=isinstance(exc, sa.exc.OperationalError)) from None
+        except OSError as exc:
+            raise ConnectorError(f"connection failed ({exc.__class__.__name__})", retryable=True) from None
+        return out
+
+    async def search(self, equals: Mapping[str, Any], contains: Mapping[str, str],
+                     columns: Sequence[str], limit: int) -> list[Row]:
+        key_col = self.spec.key_column
+        cols = list(dict.fromkeys([key_col, *columns]))
+        t = self._table(list(dict.fromkeys([*cols, *equals, *contains])))
+        conds = [t.c[c] == v for c, v in equals.items()]
+        if contains:
+            conds.append(sa.or_(*(t.c[c].contains(v, autoescape=True) for c, v in contains.items())))
+        stmt = sa.select(*(t.c[c] for c in cols)).where(*conds).order_by(t.c[key_col]).limit(limit)
+        try:
+            async with self.engine.connect() as conn:
+                result = await conn.execute(stmt)
+                return [dict(r) for r in result.mappings()]
+        except sa.exc.SQLAlchemyError as exc:
+            raise ConnectorError(_safe_reason(exc)) from None
+
+    async def columns(self) -> dict[str, str]:
+        def inspect(sync_conn: Any) -> dict[str, str]:
+            insp = sa.inspect(sync_conn)
+            return {c["name"]: str(c["type"]) for c in insp.get_columns(self.table_name, schema=self.schema)}
+
+        try:
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(inspect)
+        except sa.exc.NoSuchTableError:
+            raise ConnectorError(f"table {self.table_name!r} does not exist") from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise ConnectorError(_safe_reason(exc)) from None
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _safe_reason(exc: Exception) -> str:
+    """A reason for operators: the error class, never the statement or its parameters."""
+    orig = getattr(exc, "orig", None)
+    name = orig.__class__.__name__ if orig is not None else exc.__class__.__name__
+    return f"database error ({name})"
+
+
+register("sql", SqlConnector)

@@ -1,0 +1,213 @@
+"""create_app(): the ASGI application: /graphql, /healthz, /readyz, /metrics and the frontend.
+
+Owns invariant 8 on the running side: the configuration is an immutable
+Snapshot; reload() builds and validates a new one and swaps it in one
+assignment, so in-flight requests keep the snapshot they started with.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+import orjson
+import strawberry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from connectors import base as connectors_base
+
+from . import catalog as catalog_mod, policy as policy_mod
+from .catalog import Catalog
+from .errors import OneScreenError, Unauthenticated
+from .gateway import Gateway
+from .graphql import build_schema
+from .graphql.context import Context
+from .identity import Verifier, demo_key
+from .metrics import Metrics
+from .policy import Policies
+from .settings import ROOT, Settings, load as load_settings
+
+log = logging.getLogger("onescreen.app")
+FRONTEND = ROOT / "frontend"
+MAX_BODY = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    catalog: Catalog
+    policies: Policies
+    schema: strawberry.Schema
+    gateway: Gateway
+    metrics: Metrics
+    loaded_at: datetime
+
+
+class Runtime:
+    """The running service: settings, identity, metrics and the current configuration snapshot."""
+
+    def __init__(self, settings: Settings, env: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self.env = dict(os.environ if env is None else env)
+        self.metrics = Metrics()
+        if settings.demo:
+            from .demo import ledgers as demo_ledgers
+            self.demo_dir: Path | None = settings.data_dir / "demo"
+            demo_ledgers.ensure(self.demo_dir)
+            self.verifier = Verifier(demo_key=demo_key(settings.data_dir))
+        else:
+            self.demo_dir = None
+            keys = self.env.get("ONESCREEN_JWT_KEYS")
+            self.verifier = Verifier(keys_path=Path(keys) if keys else None,
+                                     issuer=self.env.get("ONESCREEN_JWT_ISSUER"),
+                                     audience=self.env.get("ONESCREEN_JWT_AUDIENCE"))
+        self.snapshot = self._build(None)
+
+    def _build(self, previous: Snapshot | None) -> Snapshot:
+        cat = catalog_mod.load(self.settings.catalog_path)
+        pol = policy_mod.load(self.settings.policies_dir, cat)
+        schema = build_schema(cat, production=not self.settings.demo)
+        old = previous.gateway if previous else None
+        connectors: dict[str, Any] = {}
+        for lid, ledger in cat.ledgers.items():
+            prev = old.ledgers.get(lid) if old else None
+            if prev is not None and prev.connector == ledger.connector and prev.key_column == ledger.key_column:
+                connectors[lid] = old.connectors[lid]  # unchanged: keep its pool
+            else:
+                spec = connectors_base.SourceSpec(lid, ledger.key_column, ledger.connector, self.env,
+                                                  str(self.demo_dir) if self.demo_dir else None)
+                try:
+                    connectors[lid] = connectors_base.create(spec)
+                except connectors_base.ConnectorConfigError as exc:
+                    from .errors import ConfigError, ConfigErrors
+                    raise ConfigErrors([ConfigError(str(self.settings.catalog_path), None, str(exc))]) from None
+        gateway = Gateway(cat.ledgers, connectors, self.metrics)
+        if old is not None:  # keep warm caches of unchanged ledgers
+            for lid, cache in old.caches.items():
+                if lid in gateway.caches and old.ledgers[lid] == cat.ledgers[lid]:
+                    gateway.caches[lid] = cache
+        return Snapshot(cat, pol, schema, gateway, self.metrics, datetime.now(timezone.utc))
+
+    def reload(self) -> Snapshot:
+        """Validate the files on disk and swap them in; on any error the running snapshot stays."""
+        old = self.snapshot
+        new = self._build(old)
+        self.snapshot = new  # one assignment: requests already running keep `old`
+        stale = [c for lid, c in old.gateway.connectors.items() if new.gateway.connectors.get(lid) is not c]
+        if stale:
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().call_later(60, lambda: asyncio.ensure_future(_close_all(stale)))
+        log.info("configuration reloaded", extra={"status": "ok"})
+        return new
+
+    async def close(self) -> None:
+        await self.snapshot.gateway.close()
+
+
+async def _close_all(connectors: list[Any]) -> None:
+    await asyncio.gather(*(c.close() for c in connectors), return_exceptions=True)
+
+
+def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
+
+
+def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    return _json({"errors": [{"message": message, "extensions": {"code": code}}]}, status, headers)
+
+
+def create_app(settings: Settings | None = None, env: Mapping[str, str] | None = None) -> Starlette:
+    settings = settings or load_settings(env)
+    runtime = Runtime(settings, env)
+
+    async def graphql_post(request: Request) -> Response:
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        snapshot = runtime.snapshot
+        try:
+            caller = runtime.verifier.caller(request.headers.get("authorization"))
+        except Unauthenticated as exc:
+            runtime.metrics.requests.labels("unauthenticated").inc()
+            return _error(401, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return _error(413, "BODY_TOO_LARGE", f"request body larger than {MAX_BODY} bytes")
+        try:
+            payload = orjson.loads(body)
+            if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+                raise ValueError
+            variables = payload.get("variables") or {}
+            operation = payload.get("operationName")
+            if not isinstance(variables, dict) or not (operation is None or isinstance(operation, str)):
+                raise ValueError
+        except ValueError:
+            return _error(400, "BAD_REQUEST", 'the body must be JSON: {"query": "...", "variables": {...}}')
+        ctx = Context(caller, snapshot, request_id, request.client.host if request.client else "")
+        result = await snapshot.schema.execute(payload["query"], variable_values=variables,
+                                               context_value=ctx, operation_name=operation)
+        out: dict[str, Any] = {}
+        if result.errors:
+            out["errors"] = [e.formatted for e in result.errors]
+        out["data"] = result.data
+        out["extensions"] = {"requestId": request_id}
+        status = 400 if result.data is None and result.errors and not _executed(result) else 200
+        elapsed = time.perf_counter() - started
+        runtime.metrics.request_latency.observe(elapsed)
+        runtime.metrics.requests.labels("ok" if not result.errors else "errors").inc()
+        log.info("graphql request", extra={"request_id": request_id, "user": caller.user, "org": caller.org,
+                                           "operation": operation, "duration_ms": round(elapsed * 1000, 1),
+                                           "errors": len(result.errors or [])})
+        return _json(out, status, {"X-Request-Id": request_id})
+
+    async def graphql_get(request: Request) -> Response:
+        if not settings.demo:
+            return _error(405, "METHOD_NOT_ALLOWED", "use POST /graphql")
+        from strawberry.http.ide import get_graphql_ide_html
+        return HTMLResponse(get_graphql_ide_html(graphql_ide="graphiql"))
+
+    async def healthz(_request: Request) -> Response:
+        return _json({"status": "ok"})
+
+    async def readyz(_request: Request) -> Response:
+        s = runtime.snapshot
+        return _json({"status": "ready", "mode": settings.mode, "ledgers": len(s.catalog.ledgers),
+                      "tasks": len(s.policies.tasks), "loadedAt": s.loaded_at.isoformat()})
+
+    async def metrics(_request: Request) -> Response:
+        return PlainTextResponse(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette):
+        if settings.demo:
+            log.warning("DEMO MODE: synthetic demo ledgers and demo users; never use with real data",
+                        extra={"mode": "demo"})
+        yield
+        await runtime.close()
+
+    routes = [
+        Route("/graphql", graphql_post, methods=["POST"]),
+        Route("/graphql", graphql_get, methods=["GET"]),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+    ]
+    if FRONTEND.is_dir():
+        routes.append(Mount("/", StaticFiles(directory=FRONTEND, html=True)))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.runtime = runtime
+    return app
+
+
+def _executed(result: Any) -> bool:
+    """Whether execution started (errors then are field errors), as opposed to parse/validation errors."""
+    return any(e.path for e in (result.errors or []))

@@ -1,0 +1,355 @@
+"""The field catalog: agencies, subject types, ledgers, fields and links.
+
+Loads `field_catalog.yaml`, validates it (file, line and reason for every
+problem) and compiles it into an immutable `Catalog` (invariant 8: a
+snapshot is never changed; a reload builds a new one).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field as dc_field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field as PField
+
+from . import yamlfile
+from .errors import ConfigError, ConfigErrors
+
+FieldType = Literal["string", "integer", "number", "date", "boolean", "record", "link"]
+SCALAR_TYPES = ("string", "integer", "number", "date", "boolean")
+SENSITIVITY = ("public", "internal", "personal", "sensitive", "unique_id")
+ID_RE = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
+NAME_RE = r"^[a-z][a-z0-9_]*$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- file models (the YAML as written)
+
+
+class AgencySpec(_Model):
+    id: str = PField(pattern=r"^[A-Z][A-Z0-9_]*$", description="agency code, e.g. MOIS")
+    name: str
+    name_en: str
+
+
+class SearchSpec(_Model):
+    ledger: str
+    by: list[list[str]] = PField(default_factory=list, description="groups of field ids matched together")
+    by_key: bool = True
+    contains: list[str] = PField(default_factory=list, description="fields matched by substring")
+    show: list[str] = PField(default_factory=list, description="fields shown for each match")
+
+
+class SubjectTypeSpec(_Model):
+    id: str = PField(pattern=NAME_RE)
+    label: str
+    label_en: str
+    key_label: str
+    key_label_en: str
+    key_pattern: str = PField(description="regular expression a subject key must match")
+    key_arg: str = PField("id", pattern=r"^[a-z][a-zA-Z0-9]*$", description="argument name of the typed root query")
+    search: SearchSpec | None = None
+
+
+class ConnectorSpec(_Model):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str = PField(description="connector kind: sql, rest")
+
+
+class LedgerSpec(_Model):
+    id: str = PField(pattern=ID_RE)
+    agency: str
+    name: str
+    name_en: str
+    subject: str
+    rows: Literal["one", "many"] = "one"
+    key_column: str
+    cache_ttl: float = PField(60.0, ge=0)
+    cache_size: int = PField(10_000, ge=0)
+    timeout: float = PField(3.0, gt=0)
+    connector: ConnectorSpec
+
+
+class ColumnSpec(_Model):
+    name: str = PField(pattern=NAME_RE)
+    column: str
+    label: str
+    label_en: str
+    type: Literal["string", "integer", "number", "date", "boolean"] = "string"
+    format: str | None = None
+
+
+class FieldSpec(_Model):
+    id: str = PField(pattern=ID_RE)
+    ledger: str
+    label: str
+    label_en: str
+    type: FieldType
+    sensitivity: Literal["public", "internal", "personal", "sensitive", "unique_id"]
+    column: str | None = None
+    columns: list[ColumnSpec] | None = None
+    format: str | None = PField(None, description="strptime format of a date column, ISO if absent")
+    cardinality: Literal["one", "many"] | None = None
+
+
+class LinkSpec(_Model):
+    id: str = PField(pattern=ID_RE)
+    ledger: str
+    column: str
+    target: str
+    label: str
+    label_en: str
+    sensitivity: Literal["public", "internal", "personal", "sensitive", "unique_id"] = "internal"
+
+
+class CatalogFile(_Model):
+    version: Literal[1]
+    agencies: list[AgencySpec]
+    subject_types: list[SubjectTypeSpec]
+    ledgers: list[LedgerSpec]
+    fields: list[FieldSpec]
+    links: list[LinkSpec] = PField(default_factory=list)
+
+
+# ---------------------------------------------------------------- the compiled snapshot
+
+
+@dataclass(frozen=True)
+class Agency:
+    id: str
+    name: str
+    name_en: str
+
+
+@dataclass(frozen=True)
+class Ledger:
+    id: str
+    agency: Agency
+    name: str
+    name_en: str
+    subject: str
+    rows: str
+    key_column: str
+    cache_ttl: float
+    cache_size: int
+    timeout: float
+    connector: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    column: str
+    label: str
+    label_en: str
+    type: str
+    format: str | None
+
+
+@dataclass(frozen=True, eq=False)  # identity: fields are unique within a snapshot, and hashed a lot
+class Field:
+    """One attribute of one subject type, read from one ledger. A link is a field whose value is another subject's key."""
+
+    id: str
+    subject: str
+    name: str  # last segment of the id
+    ledger: Ledger
+    label: str
+    label_en: str
+    type: str
+    sensitivity: str
+    cardinality: str
+    columns: tuple[Column, ...]  # one for scalars and links, several for records
+    format: str | None = None
+    target: str | None = None  # subject type a link points to
+
+    @property
+    def is_link(self) -> bool:
+        return self.target is not None
+
+    @property
+    def source_columns(self) -> tuple[str, ...]:
+        return tuple(c.column for c in self.columns)
+
+
+@dataclass(frozen=True)
+class SubjectType:
+    id: str
+    label: str
+    label_en: str
+    key_label: str
+    key_label_en: str
+    key_pattern: re.Pattern
+    key_arg: str
+    search: SearchSpec | None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    source: str
+    agencies: Mapping[str, Agency]
+    subject_types: Mapping[str, SubjectType]
+    ledgers: Mapping[str, Ledger]
+    fields: Mapping[str, Field]  # links included
+    fields_by_subject: Mapping[str, tuple[Field, ...]] = dc_field(repr=False)
+
+    def path(self, text: str) -> tuple[Field, ...]:
+        """Parse a field path 'citizen.residence > building.parcel > parcel.area' (KeyError if invalid)."""
+        return parse_path(self, text)
+
+
+def parse_path(catalog: Catalog, text: str) -> tuple[Field, ...]:
+    ids = [p.strip() for p in text.split(">")]
+    out: list[Field] = []
+    for i, fid in enumerate(ids):
+        f = catalog.fields.get(fid)
+        if f is None:
+            raise KeyError(f"unknown field {fid!r}")
+        if out:
+            prev = out[-1]
+            if f.subject != prev.target:
+                raise KeyError(f"{fid!r} is not a field of {prev.target!r}, which {prev.id!r} links to")
+        if i < len(ids) - 1 and not f.is_link:
+            raise KeyError(f"{fid!r} is not a link, so nothing can follow it in a path")
+        out.append(f)
+    return tuple(out)
+
+
+def path_id(path: tuple[Field, ...]) -> str:
+    return ">".join(f.id for f in path)
+
+
+# ---------------------------------------------------------------- loading and cross-checks
+
+
+def load(path: Path) -> Catalog:
+    """Load and validate a catalog file; raises ConfigErrors listing every problem with its line."""
+    data, lines = yamlfile.load(path)
+    spec: CatalogFile = yamlfile.validate(CatalogFile, data, lines, str(path))
+    return compile_catalog(spec, lines, str(path))
+
+
+def compile_catalog(spec: CatalogFile, lines: yamlfile.Lines, file: str) -> Catalog:
+    errors: list[ConfigError] = []
+
+    def err(loc: tuple, reason: str) -> None:
+        errors.append(ConfigError(file, yamlfile.line_of(lines, loc), reason))
+
+    agencies: dict[str, Agency] = {}
+    for i, a in enumerate(spec.agencies):
+        if a.id in agencies:
+            err(("agencies", i, "id"), f"duplicate agency id {a.id!r}")
+        agencies[a.id] = Agency(a.id, a.name, a.name_en)
+
+    subjects: dict[str, SubjectType] = {}
+    for i, s in enumerate(spec.subject_types):
+        if s.id in subjects:
+            err(("subject_types", i, "id"), f"duplicate subject type {s.id!r}")
+        try:
+            pattern = re.compile(s.key_pattern)
+        except re.error as exc:
+            err(("subject_types", i, "key_pattern"), f"key_pattern is not a valid regular expression: {exc}")
+            pattern = re.compile(r"^$")
+        subjects[s.id] = SubjectType(s.id, s.label, s.label_en, s.key_label, s.key_label_en, pattern, s.key_arg, s.search)
+
+    ledgers: dict[str, Ledger] = {}
+    for i, l in enumerate(spec.ledgers):
+        if l.id in ledgers:
+            err(("ledgers", i, "id"), f"duplicate ledger id {l.id!r}")
+        if l.agency not in agencies:
+            err(("ledgers", i, "agency"), f"unknown agency {l.agency!r} (known: {', '.join(sorted(agencies))})")
+        if l.subject not in subjects:
+            err(("ledgers", i, "subject"), f"unknown subject type {l.subject!r} (known: {', '.join(sorted(subjects))})")
+        agency = agencies.get(l.agency, Agency(l.agency, l.agency, l.agency))
+        ledgers[l.id] = Ledger(l.id, agency, l.name, l.name_en, l.subject, l.rows, l.key_column,
+                               l.cache_ttl, l.cache_size, l.timeout, dict(l.connector.model_dump()))
+
+    fields: dict[str, Field] = {}
+
+    def add(f: Field, loc: tuple) -> None:
+        if f.id in fields:
+            err(loc + ("id",), f"duplicate field id {f.id!r}")
+        fields[f.id] = f
+
+    for i, fs in enumerate(spec.fields):
+        loc = ("fields", i)
+        subject, name = fs.id.split(".", 1)
+        ledger = ledgers.get(fs.ledger)
+        if ledger is None:
+            err(loc + ("ledger",), f"unknown ledger {fs.ledger!r} for field {fs.id!r}")
+            continue
+        if subject != ledger.subject:
+            err(loc + ("id",), f"field {fs.id!r} is about {subject!r} but ledger {ledger.id!r} is keyed by {ledger.subject!r}")
+        cardinality = fs.cardinality or ledger.rows
+        if cardinality == "many" and ledger.rows == "one":
+            err(loc + ("cardinality",), f"field {fs.id!r} has cardinality many but ledger {ledger.id!r} has one row per subject")
+        if fs.type == "link":
+            err(loc + ("type",), "links are declared under 'links:', not 'fields:'")
+            continue
+        if fs.type == "record":
+            if not fs.columns or fs.column:
+                err(loc, f"record field {fs.id!r} needs 'columns:' (and no 'column:')")
+                continue
+            names = [c.name for c in fs.columns]
+            if len(set(names)) != len(names):
+                err(loc + ("columns",), f"record field {fs.id!r} repeats a column name")
+            columns = tuple(Column(c.name, c.column, c.label, c.label_en, c.type, c.format) for c in fs.columns)
+        else:
+            if not fs.column or fs.columns:
+                err(loc, f"field {fs.id!r} of type {fs.type} needs 'column:' (and no 'columns:')")
+                continue
+            columns = (Column(name, fs.column, fs.label, fs.label_en, fs.type, fs.format),)
+        add(Field(fs.id, subject, name, ledger, fs.label, fs.label_en, fs.type, fs.sensitivity,
+                  cardinality, columns, fs.format), loc)
+
+    for i, ls in enumerate(spec.links):
+        loc = ("links", i)
+        subject, name = ls.id.split(".", 1)
+        ledger = ledgers.get(ls.ledger)
+        if ledger is None:
+            err(loc + ("ledger",), f"unknown ledger {ls.ledger!r} for link {ls.id!r}")
+            continue
+        if ls.target not in subjects:
+            err(loc + ("target",), f"link {ls.id!r} points to unknown subject type {ls.target!r}")
+            continue
+        if subject != ledger.subject:
+            err(loc + ("id",), f"link {ls.id!r} is about {subject!r} but ledger {ledger.id!r} is keyed by {ledger.subject!r}")
+        if ledger.rows != "one":
+            err(loc + ("ledger",), f"link {ls.id!r} must come from a ledger with one row per subject")
+        col = Column(name, ls.column, ls.label, ls.label_en, "string", None)
+        add(Field(ls.id, subject, name, ledger, ls.label, ls.label_en, "link", ls.sensitivity, "one", (col,),
+                  None, ls.target), loc)
+
+    for i, s in enumerate(spec.subject_types):
+        if s.search is None:
+            continue
+        loc = ("subject_types", i, "search")
+        sl = ledgers.get(s.search.ledger)
+        if sl is None:
+            err(loc + ("ledger",), f"unknown ledger {s.search.ledger!r}")
+            continue
+        if sl.subject != s.id:
+            err(loc + ("ledger",), f"search ledger {sl.id!r} is not keyed by {s.id!r}")
+        for group_name, ids in (("by", [x for g in s.search.by for x in g]), ("contains", s.search.contains),
+                                ("show", s.search.show)):
+            for fid in ids:
+                f = fields.get(fid)
+                if f is None or f.ledger.id != sl.id or f.type not in SCALAR_TYPES:
+                    err(loc + (group_name,), f"search field {fid!r} must be a scalar field of ledger {sl.id!r}")
+
+    if errors:
+        raise ConfigErrors(errors)
+    by_subject: dict[str, list[Field]] = {s: [] for s in subjects}
+    for f in fields.values():
+        by_subject[f.subject].append(f)
+    return Catalog(file, agencies, subjects, ledgers, fields, {k: tuple(v) for k, v in by_subject.items()})
+
+
+def json_schema() -> dict:
+    """JSON Schema of field_catalog.yaml, from the same models the loader uses."""
+    return CatalogFile.model_json_schema()

@@ -1,0 +1,219 @@
+"""The `onescreen` command: serve, token, demo, catalog, policy."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+from . import settings as settings_mod
+from .errors import ConfigError, ConfigErrors
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="onescreen", description="oneScreen: one screen per administrative task")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the service (demo ledgers and users unless ONESCREEN_MODE=production)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+
+    p = sub.add_parser("token", help="print a bearer token for a demo user (demo mode)")
+    p.add_argument("--user", required=True)
+
+    demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo_command", required=True)
+    p = demo.add_parser("users", help="list the demo users")
+    p.add_argument("--json", action="store_true")
+    p = demo.add_parser("sample", help="subject keys that exist in the demo data")
+    p.add_argument("--type", required=True, choices=["citizen", "building", "parcel", "household"])
+    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    demo.add_parser("generate", help="(re)generate the demo ledgers in the data directory")
+
+    cat = sub.add_parser("catalog", help="the field catalog").add_subparsers(dest="catalog_command", required=True)
+    p = cat.add_parser("validate", help="validate field_catalog.yaml (and the policies against it)")
+    p.add_argument("path", nargs="?")
+    p.add_argument("--policies", help="policies directory to validate against the catalog")
+    p.add_argument("--check-sources", action="store_true", help="also check every source column exists")
+    cat.add_parser("schema", help="print the JSON Schema of field_catalog.yaml")
+
+    pol = sub.add_parser("policy", help="roles and tasks").add_subparsers(dest="policy_command", required=True)
+    p = pol.add_parser("validate", help="validate the policies directory against the catalog")
+    p.add_argument("path", nargs="?")
+
+    args = parser.parse_args(argv)
+    s = settings_mod.load()
+    handler = {"serve": _serve, "token": _token, "demo": _demo, "catalog": _catalog, "policy": _policy}
+    return handler[args.command](args, s)
+
+
+def _serve(args: argparse.Namespace, s: settings_mod.Settings) -> int:
+    import signal
+
+    import uvicorn
+
+    from . import logs
+    from .app import create_app
+
+    logs.setup(s.log_level)
+    try:
+        app = create_app(s)
+    except (ConfigError, ConfigErrors) as exc:
+        print(f"configuration is invalid; not starting:\n{exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    runtime = app.state.runtime
+
+    def on_hup(*_a: object) -> None:
+        try:
+            runtime.reload()
+        except (ConfigError, ConfigErrors) as exc:
+            print(f"reload refused, the running configuration stays:\n{exc}", file=sys.stderr)
+
+    signal.signal(signal.SIGHUP, on_hup)
+    host, port = args.host or s.host, args.port or s.port
+    if s.demo:
+        print(f"oneScreen (DEMO MODE, synthetic data) on http://{host}:{port}  data: {s.data_dir}", file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, proxy_headers=False)
+    return 0
+
+
+def _token(args: argparse.Namespace, s: settings_mod.Settings) -> int:
+    from .identity import mint_demo_token
+
+    if not s.demo:
+        print("tokens come from the organisation's SSO in production mode", file=sys.stderr)
+        return 2
+    try:
+        print(mint_demo_token(s.data_dir, args.user, s.token_ttl))
+    except KeyError as exc:
+        print(exc.args[0], file=sys.stderr)
+        return 2
+    return 0
+
+
+def _demo(args: argparse.Namespace, s: settings_mod.Settings) -> int:
+    from .demo import ledgers
+    from .identity import demo_users
+
+    if args.demo_command == "users":
+        from . import catalog as catalog_mod, policy as policy_mod
+        pol = policy_mod.load(s.policies_dir, catalog_mod.load(s.catalog_path))
+        users = [{"user": u.user, "name": u.name, "org": u.org, "region": u.region, "roles": list(u.roles),
+                  "tasks": sorted(t.code for t in pol.tasks.values() if t.roles & set(u.roles))}
+                 for u in demo_users()]
+        if args.json:
+            print(json.dumps(users, ensure_ascii=False, indent=2))
+        else:
+            for u in users:
+                print(f"{u['user']:<16} {u['name']}  {u['org']}  roles={','.join(u['roles'])}  "
+                      f"tasks={','.join(u['tasks']) or '-'}")
+        return 0
+    if args.demo_command == "generate":
+        paths = ledgers.generate(s.data_dir / "demo")
+        for p in paths.values():
+            print(p)
+        return 0
+    # sample
+    paths = ledgers.ensure(s.data_dir / "demo")
+    table = {"citizen": ("mois_resident", "resident", "rrn"),
+             "household": ("mois_resident", "resident", "hshld_id"),
+             "building": ("molit_building", "bldg_title", "mgmBldrgstPk"),
+             "parcel": ("molit_land", "land", "pnu")}[args.type]
+    db, tbl, col = table
+    with sqlite3.connect(f"file:{paths[db]}?mode=ro", uri=True) as conn:
+        keys = [r[0] for r in conn.execute(
+            f'SELECT DISTINCT "{col}" FROM "{tbl}" ORDER BY rowid LIMIT ?', (max(0, args.limit),))]
+    print(json.dumps(keys) if args.json else "\n".join(keys))
+    return 0
+
+
+def _catalog(args: argparse.Namespace, s: settings_mod.Settings) -> int:
+    from . import catalog as catalog_mod, policy as policy_mod
+
+    if args.catalog_command == "schema":
+        print(json.dumps(catalog_mod.json_schema(), ensure_ascii=False, indent=2))
+        return 0
+    path = Path(args.path) if args.path else s.catalog_path
+    try:
+        cat = catalog_mod.load(path)
+        policies_dir = Path(args.policies) if args.policies else (None if args.path else s.policies_dir)
+        if policies_dir:
+            policy_mod.load(policies_dir, cat)
+    except ConfigError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    except ConfigErrors as exc:
+        for e in exc.errors:
+            print(e.message, file=sys.stderr)
+        return 1
+    if args.check_sources:
+        problems = asyncio.run(_check_sources(cat, s))
+        for line in problems:
+            print(line, file=sys.stderr)
+        if problems:
+            return 1
+    print(f"{path}: OK ({len(cat.ledgers)} ledgers, {len(cat.fields)} fields)")
+    return 0
+
+
+async def _check_sources(cat, s: settings_mod.Settings) -> list[str]:
+    import os
+
+    from connectors import base
+
+    from . import yamlfile
+
+    demo_dir = None
+    if s.demo:
+        from .demo import ledgers
+        demo_dir = str(s.data_dir / "demo")
+        ledgers.ensure(Path(demo_dir))
+    _data, lines = yamlfile.load(Path(cat.source))
+    line_of_field = {f: yamlfile.line_of(lines, (sect, i)) for sect in ("fields", "links")
+                     for i, f in enumerate(x["id"] for x in (_data.get(sect) or []))}
+    problems: list[str] = []
+    for lid, ledger in cat.ledgers.items():
+        try:
+            conn = base.create(base.SourceSpec(lid, ledger.key_column, ledger.connector, os.environ, demo_dir))
+        except base.ConnectorConfigError as exc:
+            problems.append(f"{cat.source}: {exc}")
+            continue
+        try:
+            cols = await conn.columns()
+        except base.ConnectorError as exc:
+            problems.append(f"{cat.source}: ledger {lid}: {exc.reason}")
+            continue
+        finally:
+            await conn.close()
+        if ledger.key_column not in cols:
+            problems.append(f"{cat.source}: ledger {lid}: key column {ledger.key_column!r} does not exist")
+        for f in cat.fields.values():
+            if f.ledger.id != lid:
+                continue
+            for c in f.columns:
+                if c.column not in cols:
+                    problems.append(f"{cat.source}:{line_of_field.get(f.id)}: field {f.id}: column {c.column!r} "
+                                    f"does not exist in ledger {lid}")
+    return problems
+
+
+def _policy(args: argparse.Namespace, s: settings_mod.Settings) -> int:
+    from . import catalog as catalog_mod, policy as policy_mod
+
+    try:
+        pol = policy_mod.load(Path(args.path) if args.path else s.policies_dir, catalog_mod.load(s.catalog_path))
+    except (ConfigError, ConfigErrors) as exc:
+        for e in getattr(exc, "errors", [exc]):
+            print(e.message, file=sys.stderr)
+        return 1
+    print(f"OK ({len(pol.tasks)} tasks, {len(pol.roles)} roles)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

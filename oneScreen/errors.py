@@ -1,0 +1,64 @@
+"""The one exception hierarchy of oneScreen.
+
+Every class carries what its reader needs to act, and a stable ``code`` that
+reaches GraphQL clients as ``extensions.code``. Messages never hold a field
+value, a subject identifier, SQL or a secret.
+"""
+from __future__ import annotations
+
+
+class OneScreenError(Exception):
+    code = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(OneScreenError):
+    """A configuration file is wrong: says which file, which line and why."""
+
+    code = "CONFIG_INVALID"
+
+    def __init__(self, file: str, line: int | None, reason: str) -> None:
+        self.file, self.line, self.reason = str(file), line, reason
+        where = f"{self.file}:{line}" if line else self.file
+        super().__init__(f"{where}: {reason}")
+
+
+class ConfigErrors(OneScreenError):
+    """Several configuration problems found in one pass (all are reported at once)."""
+
+    code = "CONFIG_INVALID"
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(e.message for e in errors))
+
+
+class Unauthenticated(OneScreenError):
+    code = "UNAUTHENTICATED"
+
+
+class TaskForbidden(OneScreenError):
+    code = "TASK_FORBIDDEN"
+
+
+class FieldDenied(OneScreenError):
+    code = "FIELD_DENIED"
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field, self.reason = field, reason
+        super().__init__(f"field {field} is not disclosed: {reason}")
+
+
+class LedgerUnavailable(OneScreenError):
+    code = "LEDGER_UNAVAILABLE"
+
+    def __init__(self, ledger: str, reason: str) -> None:
+        self.ledger, self.reason = ledger, reason
+        super().__init__(f"ledger {ledger} is unavailable: {reason}")
+
+
+class BadRequest(OneScreenError):
+    code = "BAD_REQUEST"

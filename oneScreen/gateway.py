@@ -1,0 +1,172 @@
+"""Runs the fetches of a stage through the connectors.
+
+Owns invariant 4 (the fetches of a stage run concurrently, so a stage costs
+its slowest ledger) and invariant 5 (a ledger that fails or times out
+yields a LedgerFailure for its own keys only). Also the per-ledger TTL cache
+(bounded, in memory, keyed so an entry answers only the same subject with
+the same or fewer columns) and single-flight (concurrent identical reads
+share one call). Policy is applied before planning, never to cache entries.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Mapping, Sequence
+
+from cachetools import TTLCache
+
+from connectors.base import Connector, ConnectorError, Row
+
+from .catalog import Ledger
+from .metrics import Metrics
+from .planner import Fetch
+
+log = logging.getLogger("onescreen.gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRows:
+    """What a ledger holds for one key (no rows: the ledger does not know the subject)."""
+
+    rows: tuple[Row, ...]
+    as_of: datetime
+    cached: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerFailure:
+    ledger: Ledger
+    reason: str
+
+
+KeyResult = KeyRows | LedgerFailure
+
+
+@dataclass(slots=True)
+class _Entry:
+    columns: frozenset[str]
+    rows: tuple[Row, ...]
+    as_of: datetime
+
+
+@dataclass(slots=True)
+class _InFlight:
+    columns: frozenset[str]
+    future: asyncio.Future
+
+
+class Gateway:
+    def __init__(self, ledgers: Mapping[str, Ledger], connectors: Mapping[str, Connector], metrics: Metrics) -> None:
+        self.ledgers = dict(ledgers)
+        self.connectors = dict(connectors)
+        self.metrics = metrics
+        self.caches: dict[str, TTLCache] = {
+            lid: TTLCache(maxsize=l.cache_size, ttl=l.cache_ttl)
+            for lid, l in ledgers.items() if l.cache_ttl > 0 and l.cache_size > 0
+        }
+        self._inflight: dict[tuple[str, str], _InFlight] = {}
+
+    async def run(self, fetches: Sequence[Fetch]) -> dict[tuple[str, str], KeyResult]:
+        """All fetches of one stage, concurrently; results by (ledger id, key)."""
+        parts = await asyncio.gather(*(self._fetch(f) for f in fetches))
+        out: dict[tuple[str, str], KeyResult] = {}
+        for fetch, part in zip(fetches, parts):
+            for key, result in part.items():
+                out[(fetch.ledger.id, key)] = result
+        return out
+
+    async def _fetch(self, fetch: Fetch) -> dict[str, KeyResult]:
+        ledger = fetch.ledger
+        wanted = frozenset(fetch.columns)
+        cache = self.caches.get(ledger.id)
+        out: dict[str, KeyResult] = {}
+        waits: list[tuple[str, asyncio.Future]] = []
+        missing: list[str] = []
+        for key in fetch.keys:
+            entry = cache.get(key) if cache is not None else None
+            if entry is not None and wanted <= entry.columns:
+                out[key] = KeyRows(_project(entry.rows, fetch.columns), entry.as_of, True)
+                continue
+            flight = self._inflight.get((ledger.id, key))
+            if flight is not None and wanted <= flight.columns:
+                waits.append((key, flight.future))
+                continue
+            missing.append(key)
+        hits = len(out)
+        if cache is not None:
+            self.metrics.cache_hits.labels(ledger.id).inc(hits)
+            self.metrics.cache_misses.labels(ledger.id).inc(len(fetch.keys) - hits)
+        if missing:
+            out.update(await self._read(ledger, missing, fetch.columns, wanted, cache))
+        for key, future in waits:
+            result = await future
+            if isinstance(result, LedgerFailure):
+                out[key] = result
+            else:
+                rows_by_key, as_of = result
+                out[key] = KeyRows(_project(rows_by_key.get(key, ()), fetch.columns), as_of, False)
+        return out
+
+    async def _read(self, ledger: Ledger, keys: list[str], columns: tuple[str, ...], wanted: frozenset[str],
+                    cache: TTLCache | None) -> dict[str, KeyResult]:
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        for key in keys:
+            self._inflight[(ledger.id, key)] = _InFlight(wanted, future)
+        started = time.perf_counter()
+        self.metrics.ledger_fetches.labels(ledger.id).inc()
+        try:
+            connector = self.connectors[ledger.id]
+            rows_by_key = await asyncio.wait_for(connector.fetch(keys, columns), ledger.timeout)
+        except (ConnectorError, asyncio.TimeoutError, Exception) as exc:
+            reason = _reason(exc, ledger)
+            self.metrics.ledger_errors.labels(ledger.id).inc()
+            log.warning("ledger fetch failed", extra={"ledger": ledger.id, "reason": reason})
+            failure = LedgerFailure(ledger, reason)
+            future.set_result(failure)
+            return {key: failure for key in keys}
+        except BaseException:  # cancelled: release the waiters, then go on cancelling
+            future.set_result(LedgerFailure(ledger, "the read was cancelled"))
+            raise
+        finally:
+            self.metrics.ledger_latency.labels(ledger.id).observe(time.perf_counter() - started)
+            for key in keys:
+                if self._inflight.get((ledger.id, key), None) is not None and \
+                        self._inflight[(ledger.id, key)].future is future:
+                    del self._inflight[(ledger.id, key)]
+        as_of = datetime.now(timezone.utc)
+        future.set_result((rows_by_key, as_of))
+        out: dict[str, KeyResult] = {}
+        for key in keys:
+            rows = tuple(rows_by_key.get(key, ()))
+            if cache is not None:
+                cache[key] = _Entry(wanted, rows, as_of)
+            out[key] = KeyRows(rows, as_of, False)
+        return out
+
+    async def search(self, ledger: Ledger, equals: Mapping[str, Any], contains: Mapping[str, str],
+                     columns: Sequence[str], limit: int) -> list[Row]:
+        self.metrics.ledger_fetches.labels(ledger.id).inc()
+        try:
+            return await asyncio.wait_for(
+                self.connectors[ledger.id].search(equals, contains, columns, limit), ledger.timeout)
+        except Exception as exc:
+            self.metrics.ledger_errors.labels(ledger.id).inc()
+            raise ConnectorError(_reason(exc, ledger)) from None
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self.connectors.values()), return_exceptions=True)
+
+
+def _project(rows: Sequence[Row], columns: Sequence[str]) -> tuple[Row, ...]:
+    return tuple({c: r[c] for c in columns} for r in rows)
+
+
+def _reason(exc: BaseException, ledger: Ledger) -> str:
+    if isinstance(exc, ConnectorError):
+        return exc.reason
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"no answer within {ledger.timeout:g} s"
+    return f"connector error ({exc.__class__.__name__})"

@@ -1,0 +1,174 @@
+"""Typed GraphQL objects generated from the catalog: Citizen, Building, Parcel, ...
+
+One GraphQL field per catalog field of a subject type (the last segment of
+its id in camelCase), nested objects for links, so an API client selects
+exactly the attributes it needs. Every selected path goes through
+Context.disclose(); a path outside the task's set resolves to null with a
+FIELD_DENIED error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any, Callable, Optional
+
+import strawberry
+from strawberry.types import Info
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
+
+from ..catalog import Catalog, Column, Field, SubjectType
+from ..errors import BadRequest, FieldDenied, LedgerUnavailable, OneScreenError
+from ..policy import Status
+from ..screen import FieldResult
+from .types import gql_error
+
+SCALARS: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool, "date": date}
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def pascal(name: str) -> str:
+    return "".join(p[:1].upper() + p[1:] for p in name.split("_"))
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A typed object being resolved: the request's results and where in the path this object sits."""
+
+    results: dict[str, FieldResult]
+    prefix: str
+
+
+@dataclass(frozen=True)
+class TypedSchema:
+    classes: dict[str, type]  # subject type -> strawberry type
+    fields_by_gql: dict[str, dict[str, Field]]  # subject type -> GraphQL name -> field
+
+
+def build(catalog: Catalog) -> TypedSchema:
+    classes = {s: type(pascal(s), (), {"__doc__": st.label_en, "__annotations__": {}})
+               for s, st in catalog.subject_types.items()}
+    by_gql: dict[str, dict[str, Field]] = {s: {} for s in catalog.subject_types}
+    for s, fields in catalog.fields_by_subject.items():
+        cls = classes[s]
+        for f in fields:
+            name = camel(f.name)
+            by_gql[s][name] = f
+            item_cls = None
+            if f.is_link:
+                gtype: Any = Optional[classes[f.target]]
+            elif f.type == "record":
+                gtype = item_cls = _record_type(s, f)
+            else:
+                gtype = SCALARS[f.type]
+            if not f.is_link and f.cardinality == "many":
+                gtype = list[gtype]  # type: ignore[valid-type]
+            if not f.is_link:
+                gtype = Optional[gtype]
+            setattr(cls, f.name, strawberry.field(resolver=_resolver(f, item_cls), graphql_type=gtype, name=name,
+                                                  description=f"{f.label} / {f.label_en}"))
+    for cls in classes.values():
+        strawberry.type(cls)
+    return TypedSchema(classes, by_gql)
+
+
+def _record_type(subject: str, f: Field) -> type:
+    cls = type(pascal(subject) + pascal(f.name) + "Item", (), {
+        "__annotations__": {c.name: Optional[SCALARS[c.type]] for c in f.columns}})
+    return strawberry.type(cls, description=f"{f.label_en} ({f.label})")
+
+
+def _resolver(f: Field, item_cls: type | None) -> Callable[..., Any]:
+    if f.is_link:
+        def resolve_link(root: Node) -> Any:
+            return Node(root.results, f"{root.prefix}{f.id}>")
+        return resolve_link
+
+    def resolve(root: Node) -> Any:
+        pid = root.prefix + f.id
+        r = root.results.get(pid)
+        if r is None:  # cannot happen: every selected path was decided
+            raise gql_error(FieldDenied(pid, "not decided"))
+        if r.status is Status.DENIED or r.status is Status.CONSENT_REQUIRED:
+            raise gql_error(FieldDenied(pid, r.reason_en or "denied"))
+        if r.status is Status.UNAVAILABLE:
+            raise gql_error(LedgerUnavailable(r.source.ledger if r.source else "?", r.reason_en or "unavailable"))
+        if r.status is Status.NOT_FOUND or r.value is None:
+            return None
+        return _typed_value(f, r.value, item_cls)
+    return resolve
+
+
+def _typed_value(f: Field, value: Any, item_cls: type | None) -> Any:
+    if item_cls is not None:
+        items = [item_cls(**{c.name: _scalar(c, row.get(c.name)) for c in f.columns}) for row in _as_list(value)]
+        return items if f.cardinality == "many" else items[0]
+    col = f.columns[0]
+    if f.cardinality == "many":
+        return [_scalar(col, v) for v in value]
+    return _scalar(col, value)
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _scalar(col: Column, v: Any) -> Any:
+    if v is not None and col.type == "date":
+        return date.fromisoformat(v)
+    return v
+
+
+def requested_paths(selection: SelectedField, subject: str, typed: TypedSchema,
+                    prefix: tuple[Field, ...] = ()) -> list[tuple[Field, ...]]:
+    """Every catalog path a selection asks for, through fragments and nested links."""
+    out: list[tuple[Field, ...]] = []
+    for sel in _flatten(selection.selections):
+        if sel.name.startswith("__"):
+            continue
+        f = typed.fields_by_gql[subject].get(sel.name)
+        if f is None:
+            continue
+        if f.is_link:
+            out.extend(requested_paths(sel, f.target, typed, prefix + (f,)))
+        else:
+            out.append(prefix + (f,))
+    return list(dict.fromkeys(out))
+
+
+def _flatten(selections: list) -> list[SelectedField]:
+    out: list[SelectedField] = []
+    for s in selections:
+        if isinstance(s, (FragmentSpread, InlineFragment)):
+            out.extend(_flatten(s.selections))
+        else:
+            out.append(s)
+    return out
+
+
+def root_field(st: SubjectType, typed: TypedSchema) -> Any:
+    """The typed root query of a subject type, e.g. citizen(rrn:, task:, caseRef:)."""
+    cls = typed.classes[st.id]
+
+    async def resolve(info: Info, key: strawberry.ID, task: strawberry.ID, case_ref: str) -> Optional[Any]:
+        ctx = info.context
+        try:
+            t = ctx.snapshot.policies.task_for(ctx.caller, str(task))
+            if t.subject != st.id:
+                raise BadRequest(f"task {t.code} is about {t.subject}, not {st.id}")
+            ctx.check_subject(st.id, str(key))
+            ctx.check_case_ref(case_ref)
+        except OneScreenError as err:
+            raise gql_error(err) from None
+        paths = requested_paths(info.selected_fields[0], st.id, typed)
+        results = await ctx.disclose(t, st.id, str(key), paths)
+        return Node(results, "")
+
+    # The key argument is named per subject type: citizen(rrn:), parcel(pnu:).
+    resolve.__annotations__ = {**resolve.__annotations__,
+                               "key": Annotated[strawberry.ID, strawberry.argument(name=st.key_arg)]}
+    return strawberry.field(resolver=resolve, graphql_type=Optional[cls],
+                            description=f"{st.label_en} ({st.label}) by {st.key_label_en}, for a task")

@@ -1,0 +1,151 @@
+"""Static GraphQL types: a thin skin of plain attributes over the plain-Python results."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Optional
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.scalars import JSON
+
+from ..catalog import Field
+from ..errors import OneScreenError
+from ..policy import Status, Task as TaskModel, TaskField
+from ..screen import FieldResult, ScreenSection as ScreenSectionModel, display
+
+
+def gql_error(err: OneScreenError) -> GraphQLError:
+    """The client-facing form of our errors: message plus a stable extensions.code."""
+    extensions = {"code": err.code}
+    for attr in ("field", "ledger"):
+        if getattr(err, attr, None):
+            extensions[attr] = getattr(err, attr)
+    return GraphQLError(err.message, extensions=extensions, original_error=err)
+
+
+FieldStatus = strawberry.enum(enum.Enum("FieldStatus", {s.value: s.value for s in Status}),
+                              description="What a field of a screen holds")
+
+
+@strawberry.type
+class CatalogField:
+    id: strawberry.ID
+    label: str
+    label_en: str
+    type: str
+    sensitivity: str
+    ledger: strawberry.ID
+    agency: str
+
+    @staticmethod
+    def of(pid: str, f: Field) -> "CatalogField":
+        return CatalogField(id=strawberry.ID(pid), label=f.label, label_en=f.label_en, type=f.type,
+                            sensitivity=f.sensitivity, ledger=strawberry.ID(f.ledger.id), agency=f.ledger.agency.id)
+
+
+@strawberry.type
+class TaskSection:
+    title: str
+    title_en: str
+    fields: list[CatalogField]
+
+
+@strawberry.type
+class Task:
+    code: strawberry.ID
+    name: str
+    name_en: str
+    legal_basis: str
+    legal_basis_en: str
+    subject_type: str
+    roles: list[str]
+    sections: list[TaskSection]
+
+    @staticmethod
+    def of(t: TaskModel) -> "Task":
+        return Task(code=strawberry.ID(t.code), name=t.name, name_en=t.name_en, legal_basis=t.legal_basis,
+                    legal_basis_en=t.legal_basis_en, subject_type=t.subject, roles=sorted(t.roles),
+                    sections=[TaskSection(title=s.title, title_en=s.title_en,
+                                          fields=[CatalogField.of(tf.id, tf.target) for tf in s.fields])
+                              for s in t.sections])
+
+
+@strawberry.type
+class FieldSource:
+    agency: str
+    agency_name: str
+    agency_name_en: str
+    ledger: strawberry.ID
+    ledger_name: str
+    ledger_name_en: str
+    as_of: Optional[datetime]
+    cached: bool
+
+
+@strawberry.type
+class FieldValue:
+    id: strawberry.ID
+    label: str
+    label_en: str
+    type: str
+    value: Optional[JSON]
+    display: Optional[str]
+    status: FieldStatus
+    reason: Optional[str]
+    reason_en: Optional[str]
+    source: Optional[FieldSource]
+
+    @staticmethod
+    def of(tf: TaskField, r: FieldResult) -> "FieldValue":
+        s = r.source
+        source = None if s is None else FieldSource(
+            agency=s.agency, agency_name=s.agency_name, agency_name_en=s.agency_name_en, ledger=strawberry.ID(s.ledger),
+            ledger_name=s.ledger_name, ledger_name_en=s.ledger_name_en, as_of=s.as_of, cached=s.cached)
+        f = tf.target
+        return FieldValue(id=strawberry.ID(tf.id), label=f.label, label_en=f.label_en, type=f.type, value=r.value,
+                          display=display(r.value), status=FieldStatus[r.status.value], reason=r.reason,
+                          reason_en=r.reason_en, source=source)
+
+
+@strawberry.type
+class ScreenSection:
+    title: str
+    title_en: str
+    fields: list[FieldValue]
+
+
+@strawberry.type
+class Screen:
+    task: Task
+    subject: strawberry.ID
+    subject_type: str
+    case_ref: str
+    request_id: strawberry.ID
+    sections: list[ScreenSection]
+
+    @staticmethod
+    def of(task: TaskModel, subject: str, case_ref: str, request_id: str,
+           sections: tuple[ScreenSectionModel, ...]) -> "Screen":
+        by_id = task.fields
+        return Screen(task=Task.of(task), subject=strawberry.ID(subject), subject_type=task.subject,
+                      case_ref=case_ref, request_id=strawberry.ID(request_id),
+                      sections=[ScreenSection(title=s.title, title_en=s.title_en,
+                                              fields=[FieldValue.of(by_id[f.id], f.result) for f in s.fields])
+                                for s in sections])
+
+
+@strawberry.type
+class SubjectMatch:
+    id: strawberry.ID
+    subject_type: str
+    fields: list[FieldValue]
+
+
+@strawberry.type
+class Me:
+    user: str
+    name: str
+    organisation: str
+    region: str
+    roles: list[str]

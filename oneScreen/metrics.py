@@ -1,0 +1,30 @@
+"""Prometheus metrics of one service instance (its own registry, served at /metrics).
+
+Counts and latencies only: never a value, a subject identifier or a token.
+"""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.ledger_fetches = Counter("onescreen_ledger_fetches", "Reads sent to a ledger", ["ledger"], registry=r)
+        self.ledger_errors = Counter("onescreen_ledger_errors", "Ledger reads that failed or timed out",
+                                     ["ledger"], registry=r)
+        self.ledger_latency = Histogram("onescreen_ledger_fetch_seconds", "Ledger read latency", ["ledger"],
+                                        buckets=LATENCY_BUCKETS, registry=r)
+        self.cache_hits = Counter("onescreen_cache_hits", "Subject keys answered from the cache", ["ledger"],
+                                  registry=r)
+        self.cache_misses = Counter("onescreen_cache_misses", "Subject keys not in the cache", ["ledger"],
+                                    registry=r)
+        self.requests = Counter("onescreen_graphql_requests", "GraphQL requests", ["outcome"], registry=r)
+        self.request_latency = Histogram("onescreen_graphql_request_seconds", "GraphQL request latency",
+                                         buckets=LATENCY_BUCKETS, registry=r)
+        self.decisions = Counter("onescreen_policy_decisions", "Field decisions", ["status"], registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,150 @@
+"""Shared fixtures: real demo ledgers (SQLite files), the real app, real tokens.
+
+Services a machine may lack (PostgreSQL, MariaDB) are checked by `need_service`:
+missing, the test skips with the reason, unless ONESCREEN_REQUIRE_SERVICES=1
+(CI), where it fails.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy import event
+
+from oneScreen.app import create_app
+from oneScreen.demo import ledgers as demo_ledgers
+from oneScreen.identity import mint_demo_token
+from oneScreen.settings import ROOT, load as load_settings
+
+REQUIRE_SERVICES = os.environ.get("ONESCREEN_REQUIRE_SERVICES") == "1"
+
+
+def need_service(available: bool, reason: str) -> None:
+    if available:
+        return
+    if REQUIRE_SERVICES:
+        pytest.fail(f"required service missing (ONESCREEN_REQUIRE_SERVICES=1): {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def demo_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo ledgers, generated once per test session."""
+    d = tmp_path_factory.mktemp("demo-master")
+    demo_ledgers.ensure(d / "demo")
+    return d
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, demo_master: Path) -> Path:
+    """A fresh data directory per test, with a copy of the demo ledgers (tests cannot disturb each other)."""
+    d = tmp_path / "data"
+    shutil.copytree(demo_master, d)
+    return d
+
+
+def env_for(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONESCREEN_")}
+    env["ONESCREEN_DATA_DIR"] = str(data_dir)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def make_app(data_dir: Path):
+    apps = []
+
+    def make(**extra: str):
+        app = create_app(load_settings(env_for(data_dir, **extra)), env_for(data_dir, **extra))
+        apps.append(app)
+        return app
+
+    yield make
+
+
+@pytest.fixture
+async def app(make_app) -> AsyncIterator[Any]:
+    a = make_app()
+    yield a
+    await a.state.runtime.close()
+
+
+class Api:
+    """A caseworker's view of the HTTP API."""
+
+    def __init__(self, client: httpx.AsyncClient, data_dir: Path, app: Any) -> None:
+        self.client, self.data_dir, self.app = client, data_dir, app
+
+    def token(self, user: str) -> str:
+        return mint_demo_token(self.data_dir, user)
+
+    async def gql(self, user: str | None, query: str, variables: dict | None = None) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
+        r = await self.client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
+        return r.status_code, r.json()
+
+    async def fetches(self) -> dict[str, float]:
+        r = await self.client.get("/metrics")
+        out = {}
+        for line in r.text.splitlines():
+            if line.startswith("onescreen_ledger_fetches_total{"):
+                ledger = line.split('ledger="', 1)[1].split('"', 1)[0]
+                out[ledger] = float(line.rsplit(" ", 1)[1])
+        return out
+
+
+@pytest.fixture
+async def api(app: Any, data_dir: Path) -> AsyncIterator[Api]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://onescreen.test") as c:
+        yield Api(c, data_dir, app)
+
+
+@pytest.fixture
+def sql_log(app: Any) -> list[str]:
+    """Every SQL statement (with its parameters) that the app's connectors send to their ledgers."""
+    statements: list[str] = []
+    seen = set()
+    for lid, conn in app.state.runtime.snapshot.gateway.connectors.items():
+        engine = conn.engine.sync_engine
+        if id(engine) in seen:
+            continue
+        seen.add(id(engine))
+
+        def before(_conn, _cursor, statement, parameters, _context, _many, lid=lid):
+            statements.append(f"{statement} -- {parameters!r}")
+
+        event.listen(engine, "before_cursor_execute", before)
+    return statements
+
+
+def demo_db(data_dir: Path, name: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"file:{data_dir / 'demo' / (name + '.sqlite')}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def sample(data_dir: Path, sql: str, *params: Any) -> list[sqlite3.Row]:
+    """Rows from the demo ledgers, read directly (the expected side of a test)."""
+    db, _, query = sql.partition(":")
+    with demo_db(data_dir, db) as conn:
+        return list(conn.execute(query, params))
+
+
+@pytest.fixture
+def catalog_copy(tmp_path: Path) -> Path:
+    """A writable copy of field_catalog.yaml and policies/ for tests that break or change them."""
+    d = tmp_path / "config"
+    d.mkdir()
+    shutil.copy(ROOT / "field_catalog.yaml", d / "field_catalog.yaml")
+    shutil.copytree(ROOT / "policies", d / "policies")
+    return d
+
+
+def jdump(x: Any) -> str:
+    return json.dumps(x, ensure_ascii=False)

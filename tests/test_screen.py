@@ -1,0 +1,198 @@
+"""The one screen through the real HTTP API over the real demo ledgers (invariants 1-3)."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import sample
+
+SCREEN = """query($t: ID!, $s: ID!, $c: String!) { screen(task: $t, subject: $s, caseRef: $c) {
+  subject caseRef requestId task { code legalBasis }
+  sections { title titleEn fields { id label status value display reason source { agency ledger cached asOf } } } } }"""
+
+
+def citizens(data_dir, n: int, where: str = "1=1") -> list[str]:
+    return [r["rrn"] for r in sample(data_dir, f"mois_resident:SELECT rrn FROM resident WHERE {where} ORDER BY rrn LIMIT ?", n)]
+
+
+def fields_of(screen: dict) -> dict[str, dict]:
+    return {f["id"]: f for s in screen["sections"] for f in s["fields"]}
+
+
+async def test_screen_recombines_the_task_fields_from_several_ledgers_in_section_order(api, data_dir):
+    rrn = citizens(data_dir, 1)[0]
+    status, body = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": "2026-전입-001"})
+    assert status == 200, body
+    screen = body["data"]["screen"]
+    assert [s["title"] for s in screen["sections"]] == ["신고인", "현 주소", "세대 구성", "거주 건축물"]
+    assert screen["caseRef"] == "2026-전입-001" and screen["requestId"] == body["extensions"]["requestId"]
+    got = fields_of(screen)
+    row = sample(data_dir, "mois_resident:SELECT * FROM resident WHERE rrn = ?", rrn)[0]
+    assert got["citizen.name"]["value"] == row["name"]
+    assert got["citizen.address"]["value"] == row["road_addr"]
+    assert got["citizen.name"]["source"]["agency"] == "MOIS"
+    building = sample(data_dir, "molit_building:SELECT * FROM bldg_title WHERE mgmBldrgstPk = ?", row["mgm_bldrgst_pk"])[0]
+    assert got["citizen.residence>building.main_purpose"]["value"] == building["mainPurpsCdNm"]
+    members = sample(data_dir, "mois_resident:SELECT name FROM resident WHERE hshld_id = ?", row["hshld_id"])
+    assert sorted(m["name"] for m in got["citizen.household>household.members"]["value"]) == sorted(m["name"] for m in members)
+    assert all(f["status"] == "OK" for f in got.values())
+
+
+async def test_a_multi_ledger_screen_costs_exactly_one_fetch_per_ledger(api, data_dir):
+    """Invariant 3: one fetch per ledger per stage, whatever the number of fields."""
+    rrn = citizens(data_dir, 1)[0]
+    before = await api.fetches()
+    status, body = await api.gql("lee.bokji", SCREEN, {"t": "basic_livelihood", "s": rrn, "c": "C-1"})
+    assert status == 200 and "errors" not in body, body
+    after = await api.fetches()
+    used = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    touched = {f["source"]["ledger"] for f in fields_of(body["data"]["screen"]).values() if f["source"]}
+    assert len(touched) >= 5
+    assert {k for k, v in used.items() if v} == touched
+    assert all(used[k] == 1 for k in touched), used
+
+
+async def test_a_field_outside_the_task_is_neither_returned_nor_fetched(api, data_dir, sql_log):
+    """Invariants 1 and 2: denied fields come back null with FIELD_DENIED and are never read from their ledger."""
+    rrn = citizens(data_dir, 1)[0]
+    query = """query($s: ID!) { citizen(rrn: $s, task: "vehicle_transfer", caseRef: "V-1") {
+      name mobilePhone monthlyPremium vehicles { plateNo } } }"""
+    status, body = await api.gql("choi.chaeryang", query, {"s": rrn})
+    assert status == 200
+    data = body["data"]["citizen"]
+    assert data["mobilePhone"] is None and data["monthlyPremium"] is None
+    codes = {tuple(e["path"]): e["extensions"]["code"] for e in body["errors"]}
+    assert codes == {("citizen", "mobilePhone"): "FIELD_DENIED", ("citizen", "monthlyPremium"): "FIELD_DENIED"}
+    phone = sample(data_dir, "mois_resident:SELECT mbl_telno FROM resident WHERE rrn = ?", rrn)[0][0]
+    assert phone is None or phone not in str(body)
+    sent = "\n".join(sql_log)
+    assert "mbl_telno" not in sent and "eligibility" not in sent and "mthly_prm" not in sent
+    assert "resident" in sent and "vehicle" in sent  # the allowed fields were read
+
+
+@pytest.mark.parametrize("query", [
+    # alias
+    """query($s: ID!) { citizen(rrn: $s, task: "vehicle_transfer", caseRef: "V-1") { n: name p: mobilePhone } }""",
+    # named fragment
+    """query($s: ID!) { citizen(rrn: $s, task: "vehicle_transfer", caseRef: "V-1") { ...F } }
+       fragment F on Citizen { name mobilePhone }""",
+    # inline fragment
+    """query($s: ID!) { citizen(rrn: $s, task: "vehicle_transfer", caseRef: "V-1") { ... on Citizen { name mobilePhone } } }""",
+    # directive that keeps the field
+    """query($s: ID!, $y: Boolean = true) { citizen(rrn: $s, task: "vehicle_transfer", caseRef: "V-1") { name mobilePhone @include(if: $y) } }""",
+])
+async def test_denied_fields_stay_denied_through_aliases_fragments_and_directives(api, data_dir, sql_log, query):
+    """Invariant 1: deny by default, whatever shape the query takes."""
+    rrn = citizens(data_dir, 1, "mbl_telno IS NOT NULL")[0]
+    phone = sample(data_dir, "mois_resident:SELECT mbl_telno FROM resident WHERE rrn = ?", rrn)[0][0]
+    status, body = await api.gql("choi.chaeryang", query, {"s": rrn})
+    assert status == 200
+    assert phone not in str(body)
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["FIELD_DENIED"]
+    assert "mbl_telno" not in "\n".join(sql_log)
+
+
+async def test_fifty_aliased_subjects_cost_one_fetch_per_ledger(api, data_dir):
+    """Invariant 3: subjects of one request are batched by key across root fields."""
+    rrns = citizens(data_dir, 50)
+    parts = [f'c{i}: citizen(rrn: "{r}", task: "basic_livelihood", caseRef: "B-{i}") {{ name vehicles {{ plateNo }} '
+             f'residence {{ mainPurpose parcel {{ officialLandPrice }} }} }}' for i, r in enumerate(rrns)]
+    before = await api.fetches()
+    status, body = await api.gql("lee.bokji", "{ " + " ".join(parts) + " }")
+    assert status == 200 and "errors" not in body, body.get("errors")
+    after = await api.fetches()
+    used = {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0)}
+    assert used == {"mois.resident": 1, "molit.vehicle": 1, "molit.building_title": 1, "molit.land": 1}
+    names = {r["rrn"]: r["name"] for r in sample(
+        data_dir, f"mois_resident:SELECT rrn, name FROM resident WHERE rrn IN ({','.join('?' * 50)})", *rrns)}
+    assert [body["data"][f"c{i}"]["name"] for i in range(50)] == [names[r] for r in rrns]
+
+
+async def test_links_resolve_across_three_subject_types(api, data_dir):
+    """citizen -> residence building -> parcel, each value checked against its ledger."""
+    rrn = citizens(data_dir, 1)[0]
+    query = """query($s: ID!) { citizen(rrn: $s, task: "basic_livelihood", caseRef: "L-1") {
+      name residence { mainPurpose totalFloorArea parcel { officialLandPrice } } } }"""
+    status, body = await api.gql("lee.bokji", query, {"s": rrn})
+    assert status == 200 and "errors" not in body, body
+    pk = sample(data_dir, "mois_resident:SELECT mgm_bldrgst_pk FROM resident WHERE rrn = ?", rrn)[0][0]
+    b = sample(data_dir, "molit_building:SELECT * FROM bldg_title WHERE mgmBldrgstPk = ?", pk)[0]
+    land = sample(data_dir, "molit_land:SELECT * FROM land WHERE pnu = ?", b["pnu"])[0]
+    res = body["data"]["citizen"]["residence"]
+    assert res["mainPurpose"] == b["mainPurpsCdNm"]
+    assert res["totalFloorArea"] == pytest.approx(b["totArea"])
+    assert res["parcel"]["officialLandPrice"] == land["pblntfPclnd"]
+
+
+async def test_building_screen_follows_the_link_to_its_parcel(api, data_dir):
+    pk = sample(data_dir, "molit_building:SELECT mgmBldrgstPk FROM bldg_title ORDER BY mgmBldrgstPk LIMIT 1")[0][0]
+    status, body = await api.gql("park.geonchuk", SCREEN, {"t": "building_use_change", "s": pk, "c": "건축-7"})
+    assert status == 200 and "errors" not in body, body
+    got = fields_of(body["data"]["screen"])
+    b = sample(data_dir, "molit_building:SELECT * FROM bldg_title WHERE mgmBldrgstPk = ?", pk)[0]
+    land = sample(data_dir, "molit_land:SELECT * FROM land WHERE pnu = ?", b["pnu"])[0]
+    assert got["building.parcel>parcel.land_category"]["value"] == land["lndcgrCodeNm"]
+    assert got["building.use_approval_date"]["value"] == f"{b['useAprDay'][:4]}-{b['useAprDay'][4:6]}-{b['useAprDay'][6:]}"
+    assert {o["name"] for o in got["building.owners"]["value"]} == {
+        r[0] for r in sample(data_dir, "molit_building:SELECT owner_name FROM bldg_owner WHERE mgmBldrgstPk = ?", pk)}
+
+
+async def test_a_task_the_caller_may_not_perform_is_forbidden_with_no_data(api, data_dir, sql_log):
+    rrn = citizens(data_dir, 1)[0]
+    status, body = await api.gql("choi.chaeryang", SCREEN, {"t": "basic_livelihood", "s": rrn, "c": "X-1"})
+    assert status == 200
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "TASK_FORBIDDEN"
+    status, body = await api.gql("choi.chaeryang", """query($s: ID!) { citizen(rrn: $s, task: "basic_livelihood",
+        caseRef: "X-1") { name } }""", {"s": rrn})
+    assert body["data"] == {"citizen": None} and body["errors"][0]["extensions"]["code"] == "TASK_FORBIDDEN"
+    assert sql_log == []
+
+
+async def test_tasks_lists_only_what_the_caller_may_perform(api):
+    status, body = await api.gql("multi.counter", "{ tasks { code name legalBasis subjectType sections { fields { id ledger } } } }")
+    assert status == 200
+    assert sorted(t["code"] for t in body["data"]["tasks"]) == ["basic_livelihood", "move_in_report", "vehicle_transfer"]
+    status, body = await api.gql("yoon.gamsa", "{ tasks { code } }")
+    assert body["data"]["tasks"] == []
+
+
+async def test_no_token_or_a_forged_token_gets_401_and_no_data(api, data_dir):
+    rrn = citizens(data_dir, 1)[0]
+    q = {"query": SCREEN, "variables": {"t": "move_in_report", "s": rrn, "c": "A-1"}}
+    r = await api.client.post("/graphql", json=q)
+    assert r.status_code == 401 and r.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    token = api.token("kim.jumin")
+    head, payload, sig = token.split(".")
+    forged = f"{head}.{payload}.{sig[:-4]}AAAA"
+    r = await api.client.post("/graphql", json=q, headers={"Authorization": f"Bearer {forged}"})
+    assert r.status_code == 401
+    import jwt
+    none_token = jwt.encode({"sub": "kim.jumin", "roles": ["welfare_officer"]}, key=None, algorithm="none")
+    r = await api.client.post("/graphql", json=q, headers={"Authorization": f"Bearer {none_token}"})
+    assert r.status_code == 401
+
+
+async def test_bad_subject_and_case_reference_are_refused_without_echoing_them(api):
+    status, body = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": "<script>1", "c": "A-1"})
+    assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert "<script>" not in str(body)
+    status, body = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": "900101-1234567", "c": ""})
+    assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST" and "caseRef" in body["errors"][0]["message"]
+
+
+async def test_an_unknown_subject_shows_not_found_per_field(api):
+    status, body = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": "000101-3000000", "c": "N-1"})
+    assert status == 200 and "errors" not in body
+    assert {f["status"] for f in fields_of(body["data"]["screen"]).values()} == {"NOT_FOUND"}
+
+
+async def test_a_repeated_screen_is_served_from_the_cache_and_says_so(api, data_dir):
+    rrn = citizens(data_dir, 1)[0]
+    _, first = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": "R-1"})
+    before = await api.fetches()
+    _, second = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": "R-2"})
+    assert await api.fetches() == before
+    f1, f2 = fields_of(first["data"]["screen"]), fields_of(second["data"]["screen"])
+    assert all(not f["source"]["cached"] for f in f1.values())
+    assert all(f["source"]["cached"] for f in f2.values())
+    assert {k: v["value"] for k, v in f1.items()} == {k: v["value"] for k, v in f2.items()}
