@@ -172,7 +172,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
     async def graphql_get(request: Request) -> Response:
         if not settings.demo:
             return _error(405, "METHOD_NOT_ALLOWED", "use POST /graphql")
-        from strawberry.http.ide import get_graphql_ide_html
+        from strawberry.http.ides import get_graphql_ide_html
         return HTMLResponse(get_graphql_ide_html(graphql_ide="graphiql"))
 
     async def healthz(_request: Request) -> Response:

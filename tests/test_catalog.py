@@ -1,0 +1,136 @@
+"""The catalog and policy loaders: every bad file is refused with file, line and reason (invariant 8)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oneScreen import catalog, policy
+from oneScreen.errors import ConfigError, ConfigErrors
+from oneScreen.settings import ROOT
+
+
+def errors_of(path: Path) -> list[ConfigError]:
+    try:
+        catalog.load(path)
+    except ConfigErrors as exc:
+        return exc.errors
+    except ConfigError as exc:
+        return [exc]
+    return []
+
+
+def line_of(path: Path, needle: str, nth: int = 1) -> int:
+    hits = [i + 1 for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()) if needle in line]
+    return hits[nth - 1]
+
+
+def test_the_shipped_catalog_and_policies_are_valid():
+    cat = catalog.load(ROOT / "field_catalog.yaml")
+    pol = policy.load(ROOT / "policies", cat)
+    assert len(cat.fields) >= 40 and len({l.connector["demo_file"] for l in cat.ledgers.values()}) == 6
+    assert len(pol.tasks) >= 5
+
+
+def edit(catalog_copy: Path, old: str, new: str, count: int = 1) -> Path:
+    path = catalog_copy / "field_catalog.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new, count), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("old,new,needle,reason", [
+    ("  - {id: citizen.sex, ledger: mois.resident,", "  - {id: citizen.sex, ledger: mois.nowhere,",
+     "id: citizen.sex", "unknown ledger 'mois.nowhere'"),
+    ("  - {id: citizen.sex, ledger", "  - {id: citizen.name, ledger", "id: citizen.name, ledger", "duplicate field id 'citizen.name'"),
+    ("column: mvin_de, type: date,", "column: mvin_de, type: datetime,", "column: mvin_de", "fields.6.type"),
+    ("column: mgm_bldrgst_pk, target: building,", "column: mgm_bldrgst_pk, target: spaceship,", "target: spaceship",
+     "unknown subject type 'spaceship'"),
+    ("    agency: MOIS\n    name: 주민등록표\n", "    agency: MOJ\n    name: 주민등록표\n", "agency: MOJ", "unknown agency 'MOJ'"),
+])
+def test_catalog_errors_name_file_line_and_reason(catalog_copy, old, new, needle, reason):
+    path = edit(catalog_copy, old, new)
+    errs = errors_of(path)
+    assert errs, "the broken catalog was accepted"
+    expected_line = line_of(path, needle, 2 if "duplicate" in reason else 1)
+    assert any(e.file == str(path) and e.line == expected_line and reason in e.reason for e in errs), \
+        [e.message for e in errs]
+
+
+def test_yaml_syntax_errors_name_their_line(catalog_copy):
+    path = catalog_copy / "field_catalog.yaml"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[40] = lines[40] + " ]]: {"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    errs = errors_of(path)
+    assert len(errs) == 1 and "YAML syntax error" in errs[0].reason and errs[0].line in (41, 42)
+
+
+def test_duplicate_yaml_keys_are_refused(catalog_copy):
+    path = edit(catalog_copy, "    key_arg: rrn\n", "    key_arg: rrn\n    key_arg: id\n")
+    errs = errors_of(path)
+    assert errs and "duplicate key 'key_arg'" in errs[0].reason and errs[0].line == line_of(path, "key_arg: id")
+
+
+def test_a_task_naming_a_field_the_catalog_lacks_is_refused_with_its_line(catalog_copy):
+    task = catalog_copy / "policies" / "tasks" / "vehicle_transfer.yaml"
+    task.write_text(task.read_text(encoding="utf-8").replace("      - citizen.vehicles", "      - citizen.yacht"),
+                    encoding="utf-8")
+    with pytest.raises(ConfigErrors) as exc:
+        policy.load(catalog_copy / "policies", catalog.load(catalog_copy / "field_catalog.yaml"))
+    [err] = exc.value.errors
+    assert err.file == str(task) and err.line == line_of(task, "citizen.yacht") and "citizen.yacht" in err.reason
+
+
+def test_a_path_through_a_non_link_is_refused(catalog_copy):
+    task = catalog_copy / "policies" / "tasks" / "vehicle_transfer.yaml"
+    task.write_text(task.read_text(encoding="utf-8").replace(
+        "      - citizen.vehicles", "      - citizen.name > building.name"), encoding="utf-8")
+    with pytest.raises(ConfigErrors) as exc:
+        policy.load(catalog_copy / "policies", catalog.load(catalog_copy / "field_catalog.yaml"))
+    assert "not a link" in exc.value.errors[0].reason
+
+
+def run_cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONESCREEN_")}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "oneScreen.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def test_catalog_validate_cli_prints_file_line_reason_and_exits_1(catalog_copy):
+    path = edit(catalog_copy, "  - {id: citizen.sex, ledger: mois.resident,", "  - {id: citizen.sex, ledger: mois.nowhere,")
+    result = run_cli("catalog", "validate", str(path))
+    assert result.returncode == 1
+    assert f"{path}:{line_of(path, 'id: citizen.sex')}: unknown ledger 'mois.nowhere'" in result.stderr
+    ok = run_cli("catalog", "validate", str(ROOT / "field_catalog.yaml"))
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_catalog_validate_check_sources_finds_a_missing_column(catalog_copy, data_dir):
+    path = edit(catalog_copy, "column: mvin_de, type: date,", "column: mvin_date, type: date,")
+    result = run_cli("catalog", "validate", str(path), "--check-sources",
+                     env_extra={"ONESCREEN_DATA_DIR": str(data_dir)})
+    assert result.returncode == 1
+    assert f"{path}:{line_of(path, 'column: mvin_date')}: field citizen.move_in_date: column 'mvin_date' does not exist" \
+        in result.stderr
+    good = run_cli("catalog", "validate", "--check-sources", env_extra={"ONESCREEN_DATA_DIR": str(data_dir)})
+    assert good.returncode == 0, good.stderr
+
+
+def test_an_invalid_configuration_never_starts_the_server(catalog_copy, data_dir):
+    path = edit(catalog_copy, "column: mgm_bldrgst_pk, target: building,", "column: mgm_bldrgst_pk, target: spaceship,")
+    result = run_cli("serve", "--port", "1", env_extra={"ONESCREEN_DATA_DIR": str(data_dir),
+                                                        "ONESCREEN_CATALOG": str(path)})
+    assert result.returncode == 1
+    assert "not starting" in result.stderr and f"{path}:{line_of(path, 'target: spaceship')}" in result.stderr
+
+
+def test_json_schema_comes_from_the_loader_models():
+    schema = catalog.json_schema()
+    assert set(schema["required"]) >= {"version", "agencies", "ledgers", "fields"}
+    assert "FieldSpec" in schema["$defs"]

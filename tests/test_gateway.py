@@ -1,0 +1,166 @@
+"""The gateway and the running configuration: concurrency, partial failure, cache, single-flight, reload."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from oneScreen import catalog as catalog_mod
+from oneScreen.errors import ConfigErrors
+from oneScreen.gateway import Gateway, KeyRows, LedgerFailure
+from oneScreen.metrics import Metrics
+from oneScreen.planner import Fetch
+from oneScreen.settings import ROOT
+
+from conftest import sample
+from test_screen import SCREEN, citizens, fields_of
+
+
+class BarrierConnector:
+    """Answers only once every ledger of the stage has been asked: a sequential gateway would never finish."""
+
+    def __init__(self, barrier: asyncio.Barrier, key_column: str) -> None:
+        self.barrier, self.key_column = barrier, key_column
+
+    async def fetch(self, keys, columns):
+        await self.barrier.wait()
+        return {k: [{c: f"v-{c}" for c in columns}] for k in keys}
+
+    async def close(self):
+        pass
+
+
+async def test_the_ledgers_of_a_stage_are_read_concurrently():
+    """Invariant 4: the critical path is the slowest ledger, not the sum."""
+    cat = catalog_mod.load(ROOT / "field_catalog.yaml")
+    ids = ["mois.resident", "molit.vehicle", "nhis.eligibility", "court.family"]
+    barrier = asyncio.Barrier(len(ids))
+    gw = Gateway({i: cat.ledgers[i] for i in ids},
+                 {i: BarrierConnector(barrier, cat.ledgers[i].key_column) for i in ids}, Metrics())
+    fetches = [Fetch(cat.ledgers[i], ("900101-1234567",), ("x",)) for i in ids]
+    results = await asyncio.wait_for(gw.run(fetches), 10)
+    assert all(isinstance(results[(i, "900101-1234567")], KeyRows) for i in ids), results
+
+
+class SlowCountingConnector:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def fetch(self, keys, columns):
+        self.calls += 1
+        await asyncio.sleep(0.05)
+        return {k: [{c: c for c in columns}] for k in keys}
+
+    async def close(self):
+        pass
+
+
+async def test_concurrent_identical_reads_share_one_call():
+    cat = catalog_mod.load(ROOT / "field_catalog.yaml")
+    ledger = cat.ledgers["mois.resident"]
+    conn = SlowCountingConnector()
+    gw = Gateway({ledger.id: ledger}, {ledger.id: conn}, Metrics())
+    gw.caches.clear()  # single-flight alone, no cache
+    fetch = Fetch(ledger, ("900101-1234567", "900101-2234567"), ("name",))
+    results = await asyncio.gather(*(gw.run([fetch]) for _ in range(100)))
+    assert conn.calls == 1
+    assert all(r[(ledger.id, "900101-1234567")].rows == ({"name": "name"},) for r in results)
+
+
+async def test_a_cached_entry_answers_only_the_same_or_fewer_columns():
+    cat = catalog_mod.load(ROOT / "field_catalog.yaml")
+    ledger = cat.ledgers["mois.resident"]
+    conn = SlowCountingConnector()
+    gw = Gateway({ledger.id: ledger}, {ledger.id: conn}, Metrics())
+    key = ("900101-1234567",)
+    await gw.run([Fetch(ledger, key, ("address", "name"))])
+    fewer = await gw.run([Fetch(ledger, key, ("name",))])
+    assert conn.calls == 1 and fewer[(ledger.id, key[0])].cached
+    assert fewer[(ledger.id, key[0])].rows == ({"name": "name"},)  # projected: no extra column leaves the cache
+    more = await gw.run([Fetch(ledger, key, ("name", "phone"))])
+    assert conn.calls == 2 and not more[(ledger.id, key[0])].cached
+
+
+async def test_a_failing_ledger_costs_only_its_own_fields(make_app, catalog_copy, data_dir):
+    """Invariant 5: a broken ledger's fields are UNAVAILABLE with a reason; the rest of the screen is served."""
+    path = catalog_copy / "field_catalog.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("table: vehicle}", "table: vehicle_gone}"), encoding="utf-8")
+    app = make_app(ONESCREEN_CATALOG=str(path), ONESCREEN_POLICIES=str(catalog_copy / "policies"))
+    import httpx
+    from conftest import Api
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        api = Api(c, data_dir, app)
+        rrn = citizens(data_dir, 1)[0]
+        status, body = await api.gql("lee.bokji", SCREEN, {"t": "basic_livelihood", "s": rrn, "c": "F-1"})
+    await app.state.runtime.close()
+    assert status == 200 and "errors" not in body
+    got = fields_of(body["data"]["screen"])
+    assert got["citizen.vehicles"]["status"] == "UNAVAILABLE"
+    assert "자동차등록원부" in got["citizen.vehicles"]["reason"] and "SELECT" not in got["citizen.vehicles"]["reason"]
+    assert got["citizen.vehicles"]["source"]["ledger"] == "molit.vehicle"
+    others = {k: v["status"] for k, v in got.items() if k != "citizen.vehicles"}
+    assert "UNAVAILABLE" not in others.values()
+    assert others["citizen.name"] == others["citizen.residence>building.main_purpose"] == "OK"
+
+
+async def test_a_bad_reload_is_refused_and_a_good_one_swaps_without_restart(make_app, catalog_copy, data_dir):
+    """Invariant 8: reload validates first and swaps atomically; a bad file leaves the running snapshot."""
+    path = catalog_copy / "field_catalog.yaml"
+    app = make_app(ONESCREEN_CATALOG=str(path), ONESCREEN_POLICIES=str(catalog_copy / "policies"))
+    runtime = app.state.runtime
+    import httpx
+    from conftest import Api
+    rrn = citizens(data_dir, 1)[0]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        api = Api(c, data_dir, app)
+        before = runtime.snapshot
+        original = path.read_text(encoding="utf-8")
+        path.write_text(original.replace("ledger: mois.resident, column: name,", "ledger: mois.gone, column: name,"),
+                        encoding="utf-8")
+        with pytest.raises(ConfigErrors) as exc:
+            runtime.reload()
+        assert "unknown ledger 'mois.gone'" in str(exc.value)
+        assert runtime.snapshot is before
+        _, body = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": "R-1"})
+        assert fields_of(body["data"]["screen"])["citizen.name"]["label"] == "성명"
+
+        path.write_text(original.replace("type: string, sensitivity: personal, label: 성명,",
+                                         "type: string, sensitivity: personal, label: 성명(한글),"), encoding="utf-8")
+        runtime.reload()
+        assert runtime.snapshot is not before
+        _, body = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": "R-2"})
+        got = fields_of(body["data"]["screen"])
+        assert got["citizen.name"]["label"] == "성명(한글)"
+        assert got["citizen.name"]["value"] == sample(data_dir, "mois_resident:SELECT name FROM resident WHERE rrn=?", rrn)[0][0]
+    await runtime.close()
+
+
+async def test_many_concurrent_screens_of_one_subject_read_each_ledger_once(api, data_dir):
+    rrn = citizens(data_dir, 1)[0]
+    before = await api.fetches()
+    results = await asyncio.gather(*(api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": f"S-{i}"})
+                                     for i in range(20)))
+    assert all(status == 200 and "errors" not in body for status, body in results)
+    after = await api.fetches()
+    assert {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0)} == {
+        "mois.resident": 1, "mois.household": 1, "molit.building_title": 1}
+
+
+async def test_failure_results_are_not_cached():
+    cat = catalog_mod.load(ROOT / "field_catalog.yaml")
+    ledger = cat.ledgers["mois.resident"]
+
+    class Flaky(SlowCountingConnector):
+        async def fetch(self, keys, columns):
+            self.calls += 1
+            if self.calls == 1:
+                from connectors.base import ConnectorError
+                raise ConnectorError("database error (OperationalError)", retryable=False)
+            return await super().fetch(keys, columns)
+
+    conn = Flaky()
+    gw = Gateway({ledger.id: ledger}, {ledger.id: conn}, Metrics())
+    first = await gw.run([Fetch(ledger, ("900101-1234567",), ("name",))])
+    assert isinstance(first[(ledger.id, "900101-1234567")], LedgerFailure)
+    second = await gw.run([Fetch(ledger, ("900101-1234567",), ("name",))])
+    assert isinstance(second[(ledger.id, "900101-1234567")], KeyRows)

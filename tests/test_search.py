@@ -1,0 +1,52 @@
+"""Finding a subject for a task: a citizen by RRN or name + birth date, a building by address."""
+from __future__ import annotations
+
+from conftest import sample
+
+SUBJECTS = """query($type: String!, $q: String!, $t: ID!) { subjects(type: $type, query: $q, task: $t) {
+  id subjectType fields { id value status } } }"""
+
+
+async def test_a_citizen_is_found_by_name_and_birth_date(api, data_dir):
+    row = sample(data_dir, "mois_resident:SELECT rrn, name, birth_date FROM resident ORDER BY rrn LIMIT 1 OFFSET 7")[0]
+    for typed in (row["birth_date"], row["birth_date"].replace("-", "")):
+        status, body = await api.gql("kim.jumin", SUBJECTS, {"type": "citizen", "q": f"{row['name']} {typed}",
+                                                              "t": "move_in_report"})
+        assert status == 200 and "errors" not in body, body
+        matches = body["data"]["subjects"]
+        assert [m["id"] for m in matches] == [row["rrn"]]
+        shown = {f["id"]: f["value"] for f in matches[0]["fields"]}
+        assert shown["citizen.name"] == row["name"]
+
+
+async def test_a_citizen_is_found_by_rrn_and_an_unknown_rrn_finds_nobody(api, data_dir):
+    rrn = sample(data_dir, "mois_resident:SELECT rrn FROM resident LIMIT 1")[0][0]
+    _, body = await api.gql("kim.jumin", SUBJECTS, {"type": "citizen", "q": rrn, "t": "move_in_report"})
+    assert [m["id"] for m in body["data"]["subjects"]] == [rrn]
+    _, body = await api.gql("kim.jumin", SUBJECTS, {"type": "citizen", "q": "000101-3000000", "t": "move_in_report"})
+    assert body["data"]["subjects"] == []
+
+
+async def test_match_fields_follow_the_task_policy(api, data_dir):
+    """vehicle_transfer does not grant citizen.birth_date: a match never shows it, even as a search hint."""
+    row = sample(data_dir, "mois_resident:SELECT rrn, name, birth_date FROM resident ORDER BY rrn LIMIT 1")[0]
+    _, body = await api.gql("choi.chaeryang", SUBJECTS, {"type": "citizen", "q": f"{row['name']} {row['birth_date']}",
+                                                          "t": "vehicle_transfer"})
+    [match] = body["data"]["subjects"]
+    ids = {f["id"] for f in match["fields"]}
+    assert "citizen.birth_date" not in ids and "citizen.name" in ids
+
+
+async def test_a_building_is_found_by_part_of_its_address(api, data_dir):
+    row = sample(data_dir, "molit_building:SELECT mgmBldrgstPk, newPlatPlc FROM bldg_title ORDER BY mgmBldrgstPk LIMIT 1")[0]
+    part = row["newPlatPlc"].split(" (")[0]
+    _, body = await api.gql("park.geonchuk", SUBJECTS, {"type": "building", "q": part, "t": "building_use_change"})
+    assert row["mgmBldrgstPk"] in [m["id"] for m in body["data"]["subjects"]]
+    _, body = await api.gql("park.geonchuk", SUBJECTS, {"type": "building", "q": "%", "t": "building_use_change"})
+    assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST" or body["data"]["subjects"] == []
+
+
+async def test_search_needs_a_task_the_caller_may_perform(api, data_dir):
+    _, body = await api.gql("choi.chaeryang", SUBJECTS, {"type": "citizen", "q": "홍길동 1990-01-01",
+                                                          "t": "basic_livelihood"})
+    assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "TASK_FORBIDDEN"

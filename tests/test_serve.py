@@ -1,0 +1,110 @@
+"""The real thing: `onescreen serve` as a process, driven by the CLI's own tokens and samples over HTTP."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import sample
+from test_catalog import run_cli
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(data_dir: Path, tmp_path: Path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONESCREEN_")}
+    env.update(ONESCREEN_DATA_DIR=str(data_dir), ONESCREEN_PORT=str(port))
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "oneScreen.cli", "serve"], env=env, stdout=log, stderr=log)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"server did not start:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        try:
+            yield base, log_path
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
+def cli(data_dir: Path, *args: str) -> str:
+    result = run_cli(*args, env_extra={"ONESCREEN_DATA_DIR": str(data_dir)})
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_demo_users_and_samples_come_from_the_cli(data_dir):
+    users = json.loads(cli(data_dir, "demo", "users", "--json"))
+    by_user = {u["user"]: u for u in users}
+    assert {"user", "name", "roles", "tasks"} <= set(users[0])
+    assert "basic_livelihood" in by_user["lee.bokji"]["tasks"] and "auditor" in by_user["yoon.gamsa"]["roles"]
+    for kind, (db, table, col) in {"citizen": ("mois_resident", "resident", "rrn"),
+                                   "building": ("molit_building", "bldg_title", "mgmBldrgstPk"),
+                                   "parcel": ("molit_land", "land", "pnu")}.items():
+        keys = json.loads(cli(data_dir, "demo", "sample", "--type", kind, "--limit", "5", "--json"))
+        assert len(keys) == 5
+        found = sample(data_dir, f'{db}:SELECT COUNT(*) FROM {table} WHERE "{col}" IN (?,?,?,?,?)', *keys)[0][0]
+        assert found == 5
+
+
+def test_a_served_screen_end_to_end_with_a_cli_token(server, data_dir, tmp_path):
+    base, log_path = server
+    token = cli(data_dir, "token", "--user", "lee.bokji").strip()
+    rrn = json.loads(cli(data_dir, "demo", "sample", "--type", "citizen", "--limit", "1", "--json"))[0]
+    query = ('query($s: ID!) { screen(task: "basic_livelihood", subject: $s, caseRef: "2026-복지-0001") '
+             '{ requestId sections { fields { id status value source { ledger } } } } }')
+    r = httpx.post(f"{base}/graphql", json={"query": query, "variables": {"s": rrn}},
+                   headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert r.status_code == 200 and "errors" not in r.json(), r.text
+    fields = {f["id"]: f for s in r.json()["data"]["screen"]["sections"] for f in s["fields"]}
+    name = sample(data_dir, "mois_resident:SELECT name FROM resident WHERE rrn = ?", rrn)[0][0]
+    assert fields["citizen.name"]["value"] == name
+    metrics = httpx.get(f"{base}/metrics").text
+    touched = {f["source"]["ledger"] for f in fields.values() if f["source"]}
+    for ledger in touched:
+        assert f'onescreen_ledger_fetches_total{{ledger="{ledger}"}} 1.0' in metrics
+
+    # a token minted for another data directory is not valid here
+    other = tmp_path / "other-data"
+    other_token = run_cli("token", "--user", "lee.bokji", env_extra={"ONESCREEN_DATA_DIR": str(other)}).stdout.strip()
+    r = httpx.post(f"{base}/graphql", json={"query": query, "variables": {"s": rrn}},
+                   headers={"Authorization": f"Bearer {other_token}"}, timeout=30)
+    assert r.status_code == 401
+    assert httpx.post(f"{base}/graphql", json={"query": query, "variables": {"s": rrn}}).status_code == 401
+
+    # the logs of the whole run hold no subject identifier and no value
+    logs = log_path.read_text(encoding="utf-8")
+    assert "DEMO MODE" in logs
+    assert rrn not in logs and name not in logs and token not in logs
+    for line in logs.splitlines():
+        if line.startswith("{"):
+            json.loads(line)  # structured: one JSON object a line
+
+
+def test_graphiql_and_probes_answer(server):
+    base, _ = server
+    assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
+    assert "graphiql" in httpx.get(f"{base}/graphql").text.lower()
+    assert httpx.get(f"{base}/").status_code == 200
