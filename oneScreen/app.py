@@ -92,10 +92,8 @@ class Runtime:
                     from .errors import ConfigError, ConfigErrors
                     raise ConfigErrors([ConfigError(str(self.settings.catalog_path), None, str(exc))]) from None
         gateway = Gateway(cat.ledgers, connectors, self.metrics)
-        if old is not None:  # keep warm caches of unchanged ledgers
-            for lid, cache in old.caches.items():
-                if lid in gateway.caches and old.ledgers[lid] == cat.ledgers[lid]:
-                    gateway.caches[lid] = cache
+        if old is not None:
+            gateway.adopt(old)
         return Snapshot(cat, pol, schema, gateway, self.metrics, datetime.now(timezone.utc))
 
     def reload(self) -> Snapshot:
@@ -180,8 +178,8 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
 
     async def readyz(_request: Request) -> Response:
         s = runtime.snapshot
-        return _json({"status": "ready", "mode": settings.mode, "ledgers": len(s.catalog.ledgers),
-                      "tasks": len(s.policies.tasks), "loadedAt": s.loaded_at.isoformat()})
+        return _json({"status": "ready", "mode": settings.mode, "tasks": len(s.policies.tasks),
+                      "loadedAt": s.loaded_at.isoformat(), "ledgers": s.gateway.circuits()})
 
     async def metrics(_request: Request) -> Response:
         return PlainTextResponse(runtime.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -71,7 +71,11 @@ class LedgerSpec(_Model):
     key_column: str
     cache_ttl: float = PField(60.0, ge=0)
     cache_size: int = PField(10_000, ge=0)
-    timeout: float = PField(3.0, gt=0)
+    timeout: float = PField(3.0, gt=0, description="seconds a read may take in all, retries included")
+    retries: int = PField(2, ge=0, le=5, description="retries of a read that failed retryably (timeouts, 5xx, resets)")
+    max_concurrency: int = PField(10, ge=1, description="reads in flight to this ledger at once")
+    breaker_failures: int = PField(5, ge=1, description="consecutive failed attempts that open the circuit")
+    breaker_reset: float = PField(30.0, gt=0, description="seconds an open circuit waits before a probe")
     connector: ConnectorSpec
 
 
@@ -138,6 +142,10 @@ class Ledger:
     cache_ttl: float
     cache_size: int
     timeout: float
+    retries: int
+    max_concurrency: int
+    breaker_failures: int
+    breaker_reset: float
     connector: Mapping[str, Any]
 
 
@@ -267,7 +275,8 @@ def compile_catalog(spec: CatalogFile, lines: yamlfile.Lines, file: str) -> Cata
             err(("ledgers", i, "subject"), f"unknown subject type {l.subject!r} (known: {', '.join(sorted(subjects))})")
         agency = agencies.get(l.agency, Agency(l.agency, l.agency, l.agency))
         ledgers[l.id] = Ledger(l.id, agency, l.name, l.name_en, l.subject, l.rows, l.key_column,
-                               l.cache_ttl, l.cache_size, l.timeout, dict(l.connector.model_dump()))
+                               l.cache_ttl, l.cache_size, l.timeout, l.retries, l.max_concurrency,
+                               l.breaker_failures, l.breaker_reset, dict(l.connector.model_dump()))
 
     fields: dict[str, Field] = {}
 

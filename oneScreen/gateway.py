@@ -23,6 +23,7 @@ from connectors.base import Connector, ConnectorError, Row
 from .catalog import Ledger
 from .metrics import Metrics
 from .planner import Fetch
+from .resilience import STATE_VALUE, CircuitBreaker, backoff
 
 log = logging.getLogger("onescreen.gateway")
 
@@ -68,6 +69,22 @@ class Gateway:
             for lid, l in ledgers.items() if l.cache_ttl > 0 and l.cache_size > 0
         }
         self._inflight: dict[tuple[str, str], _InFlight] = {}
+        self.breakers = {lid: CircuitBreaker(l.breaker_failures, l.breaker_reset) for lid, l in ledgers.items()}
+        self.limits = {lid: asyncio.Semaphore(l.max_concurrency) for lid, l in ledgers.items()}
+        for lid in ledgers:
+            self.metrics.circuit_state.labels(lid).set(0)
+
+    def adopt(self, old: "Gateway") -> None:
+        """Keep the warm state (caches, breakers, limits) of ledgers a reload did not change."""
+        for lid, ledger in self.ledgers.items():
+            if old.ledgers.get(lid) == ledger:
+                if lid in old.caches and lid in self.caches:
+                    self.caches[lid] = old.caches[lid]
+                self.breakers[lid] = old.breakers[lid]
+                self.limits[lid] = old.limits[lid]
+
+    def circuits(self) -> dict[str, str]:
+        return {lid: b.state for lid, b in self.breakers.items()}
 
     async def run(self, fetches: Sequence[Fetch]) -> dict[tuple[str, str], KeyResult]:
         """All fetches of one stage, concurrently; results by (ledger id, key)."""
@@ -115,26 +132,21 @@ class Gateway:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         for key in keys:
             self._inflight[(ledger.id, key)] = _InFlight(wanted, future)
-        started = time.perf_counter()
-        self.metrics.ledger_fetches.labels(ledger.id).inc()
         try:
-            connector = self.connectors[ledger.id]
-            rows_by_key = await asyncio.wait_for(connector.fetch(keys, columns), ledger.timeout)
-        except (ConnectorError, asyncio.TimeoutError, Exception) as exc:
-            reason = _reason(exc, ledger)
+            rows_by_key = await self._call(ledger, keys, columns)
+        except ConnectorError as exc:
             self.metrics.ledger_errors.labels(ledger.id).inc()
-            log.warning("ledger fetch failed", extra={"ledger": ledger.id, "reason": reason})
-            failure = LedgerFailure(ledger, reason)
+            log.warning("ledger read failed", extra={"ledger": ledger.id, "reason": exc.reason})
+            failure = LedgerFailure(ledger, exc.reason)
             future.set_result(failure)
             return {key: failure for key in keys}
         except BaseException:  # cancelled: release the waiters, then go on cancelling
             future.set_result(LedgerFailure(ledger, "the read was cancelled"))
             raise
         finally:
-            self.metrics.ledger_latency.labels(ledger.id).observe(time.perf_counter() - started)
             for key in keys:
-                if self._inflight.get((ledger.id, key), None) is not None and \
-                        self._inflight[(ledger.id, key)].future is future:
+                flight = self._inflight.get((ledger.id, key))
+                if flight is not None and flight.future is future:
                     del self._inflight[(ledger.id, key)]
         as_of = datetime.now(timezone.utc)
         future.set_result((rows_by_key, as_of))
@@ -145,6 +157,44 @@ class Gateway:
                 cache[key] = _Entry(wanted, rows, as_of)
             out[key] = KeyRows(rows, as_of, False)
         return out
+
+    async def _call(self, ledger: Ledger, keys: list[str], columns: tuple[str, ...]) -> dict[str, list[Row]]:
+        """One logical read: within the ledger's timeout budget, through its breaker and concurrency limit,
+        retrying retryable failures with jittered backoff. Raises ConnectorError with an operator's reason."""
+        breaker = self.breakers[ledger.id]
+        connector = self.connectors[ledger.id]
+        deadline = time.monotonic() + ledger.timeout
+        attempt = 0
+        while True:
+            if not breaker.allow():
+                self.metrics.circuit_state.labels(ledger.id).set(STATE_VALUE[breaker.state])
+                raise ConnectorError(f"circuit open after repeated failures; next try in {breaker.retry_in():.0f} s")
+            attempt += 1
+            started = time.perf_counter()
+            self.metrics.ledger_fetches.labels(ledger.id).inc()
+            try:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise asyncio.TimeoutError
+                async with asyncio.timeout(remaining):
+                    async with self.limits[ledger.id]:
+                        result = await connector.fetch(keys, columns)
+            except Exception as exc:  # ConnectorError, TimeoutError, or a connector bug: all cost this ledger only
+                retryable = isinstance(exc, asyncio.TimeoutError) or getattr(exc, "retryable", False)
+                breaker.failure()
+                self.metrics.circuit_state.labels(ledger.id).set(STATE_VALUE[breaker.state])
+                reason = _reason(exc, ledger)
+                pause = backoff(attempt)
+                if not retryable or attempt > ledger.retries or time.monotonic() + pause >= deadline:
+                    raise ConnectorError(reason if attempt == 1 else f"{reason} (after {attempt} attempts)") from None
+                self.metrics.ledger_retries.labels(ledger.id).inc()
+                await asyncio.sleep(pause)
+                continue
+            finally:
+                self.metrics.ledger_latency.labels(ledger.id).observe(time.perf_counter() - started)
+            breaker.success()
+            self.metrics.circuit_state.labels(ledger.id).set(0)
+            return result
 
     async def search(self, ledger: Ledger, equals: Mapping[str, Any], contains: Mapping[str, str],
                      columns: Sequence[str], limit: int) -> list[Row]:

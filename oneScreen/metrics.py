@@ -4,7 +4,7 @@ Counts and latencies only: never a value, a subject identifier or a token.
 """
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -17,6 +17,10 @@ class Metrics:
                                      ["ledger"], registry=r)
         self.ledger_latency = Histogram("onescreen_ledger_fetch_seconds", "Ledger read latency", ["ledger"],
                                         buckets=LATENCY_BUCKETS, registry=r)
+        self.ledger_retries = Counter("onescreen_ledger_retries", "Ledger reads retried after a retryable failure",
+                                      ["ledger"], registry=r)
+        self.circuit_state = Gauge("onescreen_ledger_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open",
+                                   ["ledger"], registry=r)
         self.cache_hits = Counter("onescreen_cache_hits", "Subject keys answered from the cache", ["ledger"],
                                   registry=r)
         self.cache_misses = Counter("onescreen_cache_misses", "Subject keys not in the cache", ["ledger"],

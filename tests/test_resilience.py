@@ -1,0 +1,119 @@
+"""A slow, failing or dead ledger costs its own fields and no more (invariant 5)."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+from connectors.base import ConnectorError
+from oneScreen import catalog as catalog_mod
+from oneScreen.gateway import Gateway, KeyRows, LedgerFailure
+from oneScreen.metrics import Metrics
+from oneScreen.planner import Fetch
+from oneScreen.settings import ROOT
+
+KEY = "900101-1234567"
+
+
+class Scripted:
+    """A connector whose answers a test scripts: 'ok', 'retryable', 'fatal' or 'hang', one per call."""
+
+    def __init__(self, script: list[str], default: str = "ok") -> None:
+        self.script, self.default, self.calls = list(script), default, 0
+
+    async def fetch(self, keys, columns):
+        self.calls += 1
+        what = self.script.pop(0) if self.script else self.default
+        if what == "retryable":
+            raise ConnectorError("HTTP 500 from agency API", retryable=True)
+        if what == "fatal":
+            raise ConnectorError("agency API rejected the service key (resultCode 30)")
+        if what == "hang":
+            await asyncio.sleep(3600)
+        return {k: [{c: "v" for c in columns}] for k in keys}
+
+    async def close(self):
+        pass
+
+
+def gateway(conn, **ledger_changes):
+    cat = catalog_mod.load(ROOT / "field_catalog.yaml")
+    ledger = dataclasses.replace(cat.ledgers["nhis.eligibility"], cache_ttl=0, **ledger_changes)
+    return Gateway({ledger.id: ledger}, {ledger.id: conn}, Metrics()), ledger
+
+
+async def read(gw, ledger):
+    return (await gw.run([Fetch(ledger, (KEY,), ("insured_type",))]))[(ledger.id, KEY)]
+
+
+async def test_a_retryable_failure_is_retried_and_can_recover():
+    conn = Scripted(["retryable", "retryable", "ok"])
+    gw, ledger = gateway(conn, retries=2)
+    result = await read(gw, ledger)
+    assert isinstance(result, KeyRows) and conn.calls == 3
+    assert gw.circuits()[ledger.id] == "closed"
+
+
+async def test_a_non_retryable_failure_is_not_retried():
+    conn = Scripted([], default="fatal")
+    gw, ledger = gateway(conn, retries=3)
+    result = await read(gw, ledger)
+    assert isinstance(result, LedgerFailure) and conn.calls == 1
+    assert "resultCode 30" in result.reason
+
+
+async def test_repeated_failures_open_the_circuit_until_a_half_open_probe_closes_it():
+    conn = Scripted([], default="retryable")
+    gw, ledger = gateway(conn, retries=2, breaker_failures=3, breaker_reset=0.3)
+    first = await read(gw, ledger)
+    assert isinstance(first, LedgerFailure) and conn.calls == 3 and "after 3 attempts" in first.reason
+    assert gw.circuits()[ledger.id] == "open"
+    second = await read(gw, ledger)
+    assert isinstance(second, LedgerFailure) and "circuit open" in second.reason
+    assert conn.calls == 3  # no call while open
+    await asyncio.sleep(0.35)
+    conn.default = "ok"
+    third = await read(gw, ledger)
+    assert isinstance(third, KeyRows) and conn.calls == 4  # exactly one probe
+    assert gw.circuits()[ledger.id] == "closed"
+    assert 'onescreen_ledger_circuit_state{ledger="nhis.eligibility"} 0.0' in gw.metrics.render().decode()
+
+
+async def test_a_failed_probe_opens_the_circuit_again():
+    conn = Scripted([], default="fatal")
+    gw, ledger = gateway(conn, retries=0, breaker_failures=1, breaker_reset=0.2)
+    await read(gw, ledger)
+    assert gw.circuits()[ledger.id] == "open"
+    await asyncio.sleep(0.25)
+    await read(gw, ledger)
+    assert conn.calls == 2 and gw.circuits()[ledger.id] == "open"
+    assert 'onescreen_ledger_circuit_state{ledger="nhis.eligibility"} 2.0' in gw.metrics.render().decode()
+
+
+async def test_a_hanging_ledger_costs_its_timeout_and_no_more():
+    conn = Scripted([], default="hang")
+    gw, ledger = gateway(conn, timeout=0.3, retries=2)
+    started = time.monotonic()
+    result = await read(gw, ledger)
+    elapsed = time.monotonic() - started
+    assert isinstance(result, LedgerFailure) and "no answer within 0.3 s" in result.reason
+    assert elapsed < 1.5  # the budget includes retries: a hang is not multiplied by them
+
+
+async def test_the_concurrency_limit_bounds_reads_in_flight_to_one_ledger():
+    in_flight = peak = 0
+
+    class Counting(Scripted):
+        async def fetch(self, keys, columns):
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.02)
+            in_flight -= 1
+            return {k: [{c: "v" for c in columns}] for k in keys}
+
+    gw, ledger = gateway(Counting([]), max_concurrency=3)
+    fetches = [Fetch(ledger, (f"900101-{1000000 + i}",), ("insured_type",)) for i in range(12)]
+    results = await asyncio.gather(*(gw.run([f]) for f in fetches))
+    assert all(isinstance(next(iter(r.values())), KeyRows) for r in results)
+    assert peak == 3
