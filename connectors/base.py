@@ -71,3 +71,5 @@ def create(spec: SourceSpec) -> Connector:
 def _load_builtin(kind: str | None) -> None:
     if kind == "sql":
         from . import sql  # noqa: F401  (registers itself)
+    elif kind == "rest":
+        from . import rest  # noqa: F401  (registers itself)
