@@ -72,6 +72,9 @@ class SqlConnector:
                 cur.execute("PRAGMA query_only = ON")
         finally:
             cur.close()
+        # asyncpg's adapter runs the SET inside an implicit transaction, and PostgreSQL undoes
+        # a SET when that transaction rolls back (pool reset): commit, or the session is read-write.
+        dbapi_conn.commit()
 
     def _table(self, columns: Sequence[str]) -> sa.TableClause:
         return sa.table(self.table_name, *(sa.column(c) for c in columns), schema=self.schema)
@@ -81,16 +84,20 @@ class SqlConnector:
         cols = list(dict.fromkeys([key_col, *columns]))
         t = self._table(cols)
         out: dict[str, list[Row]] = {}
+        keys = list(dict.fromkeys(keys))  # a key asked twice is read, and answered, once
+        asked = set(keys)
         try:
             async with self.engine.connect() as conn:
                 for i in range(0, len(keys), self.batch_size):
-                    batch = list(keys[i:i + self.batch_size])
+                    batch = keys[i:i + self.batch_size]
                     stmt = sa.select(*(t.c[c] for c in cols)).where(t.c[key_col].in_(batch))
                     result = await conn.execute(stmt)
                     for row in result.mappings():
-                        out.setdefault(str(row[key_col]), []).append({c: row[c] for c in columns})
+                        key = str(row[key_col])
+                        if key in asked:  # case-insensitive collations (MariaDB) match keys nobody asked for
+                            out.setdefault(key, []).append({c: row[c] for c in columns})
         except sa.exc.SQLAlchemyError as exc:
-            raise ConnectorError(_safe_reason(exc), retryable=isinstance(exc, sa.exc.OperationalError)) from None
+            raise ConnectorError(_safe_reason(exc), retryable=_retryable(exc)) from None
         except OSError as exc:
             raise ConnectorError(f"connection failed ({exc.__class__.__name__})", retryable=True) from None
         return out
@@ -102,14 +109,16 @@ class SqlConnector:
         t = self._table(list(dict.fromkeys([*cols, *equals, *contains])))
         conds = [t.c[c] == v for c, v in equals.items()]
         if contains:
-            conds.append(sa.or_(*(t.c[c].contains(v, autoescape=True) for c, v in contains.items())))
+            conds.append(sa.or_(*(t.c[c].icontains(v, autoescape=True) for c, v in contains.items())))
         stmt = sa.select(*(t.c[c] for c in cols)).where(*conds).order_by(t.c[key_col]).limit(limit)
         try:
             async with self.engine.connect() as conn:
                 result = await conn.execute(stmt)
                 return [dict(r) for r in result.mappings()]
         except sa.exc.SQLAlchemyError as exc:
-            raise ConnectorError(_safe_reason(exc)) from None
+            raise ConnectorError(_safe_reason(exc), retryable=_retryable(exc)) from None
+        except OSError as exc:
+            raise ConnectorError(f"connection failed ({exc.__class__.__name__})", retryable=True) from None
 
     async def columns(self) -> dict[str, str]:
         def inspect(sync_conn: Any) -> dict[str, str]:
@@ -122,10 +131,23 @@ class SqlConnector:
         except sa.exc.NoSuchTableError:
             raise ConnectorError(f"table {self.table_name!r} does not exist") from None
         except sa.exc.SQLAlchemyError as exc:
-            raise ConnectorError(_safe_reason(exc)) from None
+            raise ConnectorError(_safe_reason(exc), retryable=_retryable(exc)) from None
+        except OSError as exc:
+            raise ConnectorError(f"connection failed ({exc.__class__.__name__})", retryable=True) from None
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _retryable(exc: sa.exc.SQLAlchemyError) -> bool:
+    """Connection trouble may pass on a retry; an error in the statement (missing table or column) won't.
+
+    Connection trouble is either a connection SQLAlchemy recognised as lost (`connection_invalidated`:
+    asyncpg's plain "connection was closed in the middle of operation", MySQL 2013, ...) or a failure
+    before any statement ran (could not connect). The exception class does not tell: SQLite and
+    PyMySQL raise OperationalError for "no such column" / "Unknown column" too.
+    """
+    return bool(getattr(exc, "connection_invalidated", False)) or getattr(exc, "statement", None) is None
 
 
 def _safe_reason(exc: Exception) -> str:
