@@ -7,9 +7,12 @@ assignment, so in-flight requests keep the snapshot they started with.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import logging
 import os
+import secrets
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import orjson
+from cryptography.fernet import Fernet
 import strawberry
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -29,6 +33,8 @@ from connectors import base as connectors_base
 
 from . import catalog as catalog_mod, policy as policy_mod
 from .catalog import Catalog
+from .audit import AuditEvent, AuditStore, AuditUnavailable, FieldDecision
+from .consent import ConsentStore
 from .errors import OneScreenError, Unauthenticated
 from .gateway import Gateway
 from .graphql import build_schema
@@ -51,6 +57,10 @@ class Snapshot:
     gateway: Gateway
     metrics: Metrics
     loaded_at: datetime
+    audit: AuditStore
+    consents: ConsentStore
+    pseudonym_key: bytes
+    handles: Fernet  # opaque subject handles given out by `subjects`
 
 
 class Runtime:
@@ -71,7 +81,27 @@ class Runtime:
             self.verifier = Verifier(keys_path=Path(keys) if keys else None,
                                      issuer=self.env.get("ONESCREEN_JWT_ISSUER"),
                                      audience=self.env.get("ONESCREEN_JWT_AUDIENCE"))
+        self.pseudonym_key = _pseudonym_key(settings, self.env)
+        handle_key = hashlib.sha256(b"onescreen subject handles\0" + self.pseudonym_key).digest()
+        self.handles = Fernet(base64.urlsafe_b64encode(handle_key))
+        self.audit = AuditStore(settings.audit_url)
+        self.consents = ConsentStore(_async_url(settings.audit_url))
+        self._opened: asyncio.Task | None = None
         self.snapshot = self._build(None)
+
+    async def ready(self) -> None:
+        """Open the audit and consent stores once (lazily: the first request waits for it)."""
+        if self._opened is None:
+            self._opened = asyncio.ensure_future(self._open())
+        await asyncio.shield(self._opened)
+
+    async def _open(self) -> None:
+        try:
+            await self.audit.open()
+            await self.consents.open()
+        except BaseException:
+            self._opened = None  # try again on the next request
+            raise
 
     def _build(self, previous: Snapshot | None) -> Snapshot:
         cat = catalog_mod.load(self.settings.catalog_path)
@@ -94,7 +124,8 @@ class Runtime:
         gateway = Gateway(cat.ledgers, connectors, self.metrics)
         if old is not None:
             gateway.adopt(old)
-        return Snapshot(cat, pol, schema, gateway, self.metrics, datetime.now(timezone.utc))
+        return Snapshot(cat, pol, schema, gateway, self.metrics, datetime.now(timezone.utc), self.audit,
+                        self.consents, self.pseudonym_key, self.handles)
 
     def reload(self) -> Snapshot:
         """Validate the files on disk and swap them in; on any error the running snapshot stays."""
@@ -110,6 +141,58 @@ class Runtime:
 
     async def close(self) -> None:
         await self.snapshot.gateway.close()
+        await self.audit.close()
+        await self.consents.close()
+
+    async def audit_request(self, ctx: Context) -> None:
+        """One durable record per subject disclosed (or searched) by this request, before the response leaves."""
+        events = [_event(ctx, d) for d in ctx.disclosures]
+        events += ctx.extra_events
+        if events:
+            await self.audit.append_many(events)
+
+
+def _event(ctx: Context, d: Any) -> AuditEvent:
+    task = d.task
+    granting = sorted(ctx.caller.roles & task.roles)
+    ledgers = sorted({r.source.ledger for r in d.results.values() if r.source is not None})
+    return AuditEvent(
+        kind="search" if d.case_ref == "" else "disclosure", request_id=ctx.request_id, user=ctx.caller.user,
+        organisation=ctx.caller.org, role=granting[0] if granting else "", task=task.code,
+        legal_basis=task.legal_basis, case_ref=d.case_ref, subject_type=d.subject_type,
+        subject=ctx.pseudonym(d.subject_type, d.key),
+        fields=tuple(FieldDecision(pid, r.status.value) for pid, r in sorted(d.results.items())),
+        ledgers=tuple(ledgers), client=ctx.client)
+
+
+def _pseudonym_key(settings: Settings, env: Mapping[str, str]) -> bytes:
+    raw = env.get("ONESCREEN_AUDIT_KEY")
+    if raw:
+        try:
+            key = bytes.fromhex(raw)
+        except ValueError:
+            raise ValueError("ONESCREEN_AUDIT_KEY must be hex (e.g. 64 hex digits)") from None
+        if len(key) < 16:
+            raise ValueError("ONESCREEN_AUDIT_KEY must hold at least 16 bytes (32 hex digits)")
+        return key
+    if not settings.demo:
+        raise ValueError("production mode needs ONESCREEN_AUDIT_KEY (hex) to pseudonymise subjects in the audit trail")
+    path = settings.data_dir / "audit-pseudonym.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return bytes.fromhex(path.read_text().strip())
+
+
+def _async_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    u = make_url(url)
+    drivers = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+    if "+" not in u.drivername and u.get_backend_name() in drivers:
+        u = u.set(drivername=drivers[u.get_backend_name()])
+    return u.render_as_string(hide_password=False)
 
 
 async def _close_all(connectors: list[Any]) -> None:
@@ -150,9 +233,19 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
                 raise ValueError
         except ValueError:
             return _error(400, "BAD_REQUEST", 'the body must be JSON: {"query": "...", "variables": {...}}')
+        try:
+            await runtime.ready()
+        except AuditUnavailable as exc:
+            return _error(503, exc.code, exc.message)
         ctx = Context(caller, snapshot, request_id, request.client.host if request.client else "")
         result = await snapshot.schema.execute(payload["query"], variable_values=variables,
                                                context_value=ctx, operation_name=operation)
+        try:
+            await runtime.audit_request(ctx)  # invariant 7: durable before anything is sent
+        except AuditUnavailable as exc:
+            runtime.metrics.requests.labels("audit_failed").inc()
+            log.error("audit write failed; nothing disclosed", extra={"request_id": request_id, "reason": exc.reason})
+            return _error(503, exc.code, exc.message, {"X-Request-Id": request_id})
         out: dict[str, Any] = {}
         if result.errors:
             out["errors"] = [e.formatted for e in result.errors]

@@ -53,6 +53,7 @@ class SubjectTypeSpec(_Model):
     key_label_en: str
     key_pattern: str = PField(description="regular expression a subject key must match")
     key_arg: str = PField("id", pattern=r"^[a-z][a-zA-Z0-9]*$", description="argument name of the typed root query")
+    region_field: str | None = PField(None, description="field holding the subject's legal-dong code (jurisdiction)")
     search: SearchSpec | None = None
 
 
@@ -99,6 +100,8 @@ class FieldSpec(_Model):
     columns: list[ColumnSpec] | None = None
     format: str | None = PField(None, description="strptime format of a date column, ISO if absent")
     cardinality: Literal["one", "many"] | None = None
+    mask: str | dict[str, str] | None = PField(None, description="default masking strategy (unique_id fields are "
+                                                                 "masked unless a task grants the full value)")
 
 
 class LinkSpec(_Model):
@@ -175,6 +178,7 @@ class Field:
     columns: tuple[Column, ...]  # one for scalars and links, several for records
     format: str | None = None
     target: str | None = None  # subject type a link points to
+    mask: str | Mapping[str, str] | None = None  # default masking strategy
 
     @property
     def is_link(self) -> bool:
@@ -195,6 +199,7 @@ class SubjectType:
     key_pattern: re.Pattern
     key_arg: str
     search: SearchSpec | None
+    region_field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -263,7 +268,8 @@ def compile_catalog(spec: CatalogFile, lines: yamlfile.Lines, file: str) -> Cata
         except re.error as exc:
             err(("subject_types", i, "key_pattern"), f"key_pattern is not a valid regular expression: {exc}")
             pattern = re.compile(r"^$")
-        subjects[s.id] = SubjectType(s.id, s.label, s.label_en, s.key_label, s.key_label_en, pattern, s.key_arg, s.search)
+        subjects[s.id] = SubjectType(s.id, s.label, s.label_en, s.key_label, s.key_label_en, pattern, s.key_arg,
+                                     s.search, s.region_field)
 
     ledgers: dict[str, Ledger] = {}
     for i, l in enumerate(spec.ledgers):
@@ -313,8 +319,14 @@ def compile_catalog(spec: CatalogFile, lines: yamlfile.Lines, file: str) -> Cata
                 err(loc, f"field {fs.id!r} of type {fs.type} needs 'column:' (and no 'columns:')")
                 continue
             columns = (Column(name, fs.column, fs.label, fs.label_en, fs.type, fs.format),)
+        if fs.mask is not None:
+            problem = _check_mask(fs.mask, columns, fs.type)
+            if problem:
+                err(loc + ("mask",), f"field {fs.id!r}: {problem}")
+        elif fs.sensitivity == "unique_id":
+            err(loc, f"field {fs.id!r} is a unique identifier: give it a default 'mask:' strategy")
         add(Field(fs.id, subject, name, ledger, fs.label, fs.label_en, fs.type, fs.sensitivity,
-                  cardinality, columns, fs.format), loc)
+                  cardinality, columns, fs.format, None, fs.mask), loc)
 
     for i, ls in enumerate(spec.links):
         loc = ("links", i)
@@ -351,12 +363,35 @@ def compile_catalog(spec: CatalogFile, lines: yamlfile.Lines, file: str) -> Cata
                 if f is None or f.ledger.id != sl.id or f.type not in SCALAR_TYPES:
                     err(loc + (group_name,), f"search field {fid!r} must be a scalar field of ledger {sl.id!r}")
 
+    for i, s in enumerate(spec.subject_types):
+        if s.region_field is not None:
+            f = fields.get(s.region_field)
+            if f is None or f.subject != s.id or f.type != "string" or f.cardinality != "one":
+                err(("subject_types", i, "region_field"),
+                    f"region_field {s.region_field!r} must be a single string field of {s.id!r}")
+
     if errors:
         raise ConfigErrors(errors)
     by_subject: dict[str, list[Field]] = {s: [] for s in subjects}
     for f in fields.values():
         by_subject[f.subject].append(f)
     return Catalog(file, agencies, subjects, ledgers, fields, {k: tuple(v) for k, v in by_subject.items()})
+
+
+def _check_mask(mask: str | Mapping[str, str], columns: tuple[Column, ...], ftype: str) -> str | None:
+    from .masking import STRATEGIES
+
+    if isinstance(mask, str):
+        if ftype == "record":
+            return "a record field masks per column: mask: {column: strategy}"
+        return None if mask in STRATEGIES else f"unknown mask strategy {mask!r} (known: {', '.join(STRATEGIES)})"
+    names = {c.name for c in columns}
+    for col, strategy in mask.items():
+        if col not in names:
+            return f"mask names column {col!r}, which the record does not have"
+        if strategy not in STRATEGIES:
+            return f"unknown mask strategy {strategy!r} (known: {', '.join(STRATEGIES)})"
+    return None
 
 
 def json_schema() -> dict:

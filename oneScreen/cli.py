@@ -42,10 +42,21 @@ def main(argv: list[str] | None = None) -> int:
     pol = sub.add_parser("policy", help="roles and tasks").add_subparsers(dest="policy_command", required=True)
     p = pol.add_parser("validate", help="validate the policies directory against the catalog")
     p.add_argument("path", nargs="?")
+    p = pol.add_parser("explain", help="the decision for one field of one task for one user, and the rule that made it")
+    p.add_argument("--user", required=True, help="a demo user id")
+    p.add_argument("--task", required=True)
+    p.add_argument("--field", required=True, help="field path, e.g. citizen.rrn or 'citizen.residence > building.name'")
+    p.add_argument("--in-region", choices=["yes", "no"], help="assume the subject is (not) in the user's region")
+    p.add_argument("--consented", choices=["yes", "no"], help="assume consent is (not) recorded")
+
+    aud = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
+    aud.add_parser("verify", help="check the hash chain; exit 1 naming the first bad record")
+    aud.add_parser("export", help="print the trail as JSON lines, oldest first")
 
     args = parser.parse_args(argv)
     s = settings_mod.load()
-    handler = {"serve": _serve, "token": _token, "demo": _demo, "catalog": _catalog, "policy": _policy}
+    handler = {"serve": _serve, "token": _token, "demo": _demo, "catalog": _catalog, "policy": _policy,
+               "audit": _audit}
     return handler[args.command](args, s)
 
 
@@ -206,12 +217,50 @@ def _policy(args: argparse.Namespace, s: settings_mod.Settings) -> int:
     from . import catalog as catalog_mod, policy as policy_mod
 
     try:
-        pol = policy_mod.load(Path(args.path) if args.path else s.policies_dir, catalog_mod.load(s.catalog_path))
+        cat = catalog_mod.load(s.catalog_path)
+        pol = policy_mod.load(Path(getattr(args, "path", None) or s.policies_dir), cat)
     except (ConfigError, ConfigErrors) as exc:
         for e in getattr(exc, "errors", [exc]):
             print(e.message, file=sys.stderr)
         return 1
-    print(f"OK ({len(pol.tasks)} tasks, {len(pol.roles)} roles)")
+    if args.policy_command == "validate":
+        print(f"OK ({len(pol.tasks)} tasks, {len(pol.roles)} roles)")
+        return 0
+    from .identity import demo_users
+    users = {u.user: u for u in demo_users()}
+    if args.user not in users:
+        print(f"unknown demo user {args.user!r}", file=sys.stderr)
+        return 2
+    u = users[args.user]
+    caller = policy_mod.Caller(u.user, u.name, u.org, u.region, frozenset(u.roles))
+    task = pol.tasks.get(args.task)
+    if task is None:
+        print(f"unknown task {args.task!r} (known: {', '.join(sorted(pol.tasks))})", file=sys.stderr)
+        return 2
+    try:
+        field_id = catalog_mod.path_id(cat.path(args.field))
+    except KeyError as exc:
+        print(exc.args[0], file=sys.stderr)
+        return 2
+    yes = {"yes": True, "no": False, None: None}
+    d = policy_mod.decide(caller, task, field_id, policy_mod.Subject(yes[args.in_region], yes[args.consented]))
+    print(f"{d.status.value}  user={u.user} task={task.code} field={field_id}")
+    print(f"rule: {d.rule}")
+    if d.mask:
+        print(f"mask: {d.mask}")
+    if d.reason:
+        print(f"reason: {d.reason} / {d.reason_en}")
+    return 0
+
+
+def _audit(args: argparse.Namespace, s: settings_mod.Settings) -> int:
+    from . import audit
+
+    if args.audit_command == "verify":
+        code, message = asyncio.run(audit.verify_url(s.audit_url))
+        print(message, file=sys.stdout if code == 0 else sys.stderr)
+        return code
+    asyncio.run(audit.export_url(s.audit_url, sys.stdout))
     return 0
 
 

@@ -35,11 +35,20 @@ class DemoUser:
     org: str
     region: str
     roles: tuple[str, ...]
+    subject: str | None = None  # a citizen user: "auto" = the first demo resident
 
 
 def demo_users() -> list[DemoUser]:
     data = yaml.safe_load(DEMO_USERS_FILE.read_text(encoding="utf-8"))
-    return [DemoUser(u["user"], u["name"], u["org"], str(u["region"]), tuple(u["roles"])) for u in data["users"]]
+    return [DemoUser(u["user"], u["name"], u["org"], str(u["region"]), tuple(u["roles"]), u.get("subject"))
+            for u in data["users"]]
+
+
+def _demo_subject(data_dir: Path) -> str:
+    import sqlite3
+    path = Path(data_dir) / "demo" / "mois_resident.sqlite"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT rrn FROM resident ORDER BY rrn LIMIT 1").fetchone()[0]
 
 
 def demo_key(data_dir: Path) -> bytes:
@@ -69,6 +78,8 @@ def mint_demo_token(data_dir: Path, user: str, ttl: int = 43200) -> str:
     now = int(time.time())
     claims = {"sub": u.user, "name": u.name, "org": u.org, "region": u.region, "roles": list(u.roles),
               "iss": DEMO_ISSUER, "aud": DEMO_AUDIENCE, "iat": now, "nbf": now, "exp": now + ttl}
+    if u.subject:
+        claims["subject"] = _demo_subject(data_dir) if u.subject == "auto" else u.subject
     return jwt.encode(claims, demo_key(data_dir), algorithm="HS256")
 
 
@@ -94,8 +105,9 @@ class Verifier:
             roles = claims["roles"]
             if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
                 raise TypeError
+            subject = claims.get("subject")
             return Caller(str(claims["sub"]), str(claims.get("name", claims["sub"])), str(claims.get("org", "")),
-                          str(claims.get("region", "")), frozenset(roles))
+                          str(claims.get("region", "")), frozenset(roles), str(subject) if subject else None)
         except (KeyError, TypeError):
             raise Unauthenticated("the token lacks the claims sub and roles") from None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field as PField
 
@@ -34,6 +34,9 @@ class RolesFile(_Model):
 
 class FieldRuleSpec(_Model):
     field: str = PField(description="field path, e.g. citizen.residence > building.main_purpose")
+    mask: str | dict[str, str] | None = PField(None, description="masking strategy for this task")
+    full_value_basis: str | None = PField(None, description="legal basis that grants the full (unmasked) value")
+    consent: bool = PField(False, description="the subject must consent (or an exception apply) first")
 
 
 class SectionSpec(_Model):
@@ -50,6 +53,8 @@ class TaskFile(_Model):
     legal_basis_en: str
     subject: str
     roles: list[str] = PField(min_length=1)
+    jurisdiction: Literal["national", "own_region"] = PField(
+        "national", description="own_region: a caseworker sees only subjects of their own region")
     sections: list[SectionSpec] = PField(min_length=1)
 
 
@@ -73,6 +78,9 @@ class Role:
 class TaskField:
     path: tuple[Field, ...]
     id: str  # canonical path id, e.g. "citizen.residence>building.main_purpose"
+    mask: str | Mapping[str, str] | None = None  # effective strategy: the task's, else the field's default
+    full_value_basis: str | None = None
+    consent: bool = False
 
     @property
     def target(self) -> Field:
@@ -98,6 +106,11 @@ class Task:
     sections: tuple[Section, ...]
     fields: Mapping[str, TaskField]  # by path id
     source: str
+    jurisdiction: str = "national"
+
+    @property
+    def needs_consent(self) -> bool:
+        return any(tf.consent for tf in self.fields.values())
 
 
 @dataclass(frozen=True)
@@ -107,17 +120,39 @@ class Caller:
     org: str
     region: str
     roles: frozenset[str]
+    subject: str | None = None  # a citizen signed in as themselves: their own subject key
+
+    @property
+    def national(self) -> bool:
+        return self.region != "" and self.region.strip("0") == ""  # explicitly nationwide: "00000"
+
+    def covers(self, legal_dong_code: str | None) -> bool:
+        """Whether a subject of this legal-dong (or si/gun/gu) code is in the caller's region."""
+        if self.national:
+            return True
+        return bool(legal_dong_code) and str(legal_dong_code).startswith(self.region.rstrip("0"))
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What policy knows of the subject of a request (None: not looked up because no rule needs it)."""
+
+    in_region: bool | None = None
+    consented: bool | None = None
 
 
 @dataclass(frozen=True)
 class Decision:
-    status: Status  # OK (allow) or DENIED for now; masking and consent come with the policy rules
+    status: Status  # OK (allow), MASKED (allow, then mask), DENIED, CONSENT_REQUIRED
     reason: str | None = None
     reason_en: str | None = None
+    mask: str | Mapping[str, str] | None = None
+    rule: str = ""  # which rule decided, for `onescreen policy explain`
 
     @property
     def allowed(self) -> bool:
-        return self.status is Status.OK
+        """Whether the field is read from its ledger (masked fields are read, then masked)."""
+        return self.status is Status.OK or self.status is Status.MASKED
 
 
 @dataclass(frozen=True)
@@ -136,15 +171,26 @@ class Policies:
         return task
 
 
-def decide(caller: Caller, task: Task, field_path: str) -> Decision:
-    """The decision for one field path of one request. Deny by default."""
+def decide(caller: Caller, task: Task, field_path: str, subject: Subject = Subject()) -> Decision:
+    """The decision for one field path of one request. Deny by default; the first rule that applies decides."""
     if not task.roles & caller.roles:
         return Decision(Status.DENIED, f"사무 {task.name}을(를) 수행할 권한이 없습니다",
-                        f"not permitted to perform task {task.name_en}")
-    if field_path not in task.fields:
+                        f"not permitted to perform task {task.name_en}", rule="task roles")
+    tf = task.fields.get(field_path)
+    if tf is None:
         return Decision(Status.DENIED, f"사무 {task.name}에 필요한 항목이 아닙니다",
-                        f"not required by task {task.name_en}")
-    return Decision(Status.OK)
+                        f"not required by task {task.name_en}", rule="not in the task's field set")
+    if task.jurisdiction == "own_region" and not caller.national and subject.in_region is not True:
+        return Decision(Status.DENIED, "관할 구역 밖의 대상자입니다",
+                        f"the subject is outside your jurisdiction (task {task.name_en} is handled by the subject's region)",
+                        rule="jurisdiction: own_region")
+    if tf.consent and subject.consented is not True:
+        return Decision(Status.CONSENT_REQUIRED, "정보주체의 동의(또는 예외 사유)가 필요합니다",
+                        "the subject's consent (or an exception) must be recorded first", rule="consent required")
+    if tf.mask is not None and tf.full_value_basis is None:
+        return Decision(Status.MASKED, None, None, mask=tf.mask, rule=f"mask {tf.mask}")
+    basis = f"full value: {tf.full_value_basis}" if tf.full_value_basis else "in the task's field set"
+    return Decision(Status.OK, rule=basis)
 
 
 def load(directory: Path, catalog: Catalog) -> Policies:
@@ -206,7 +252,8 @@ def _load_task(path: Path, catalog: Catalog, roles: Mapping[str, Role]) -> Task:
     for si, sec in enumerate(spec.sections):
         fields: list[TaskField] = []
         for fi, entry in enumerate(sec.fields):
-            text = entry if isinstance(entry, str) else entry.field
+            rule = FieldRuleSpec(field=entry) if isinstance(entry, str) else entry
+            text = rule.field
             loc = ("sections", si, "fields", fi)
             try:
                 path_fields = parse_path(catalog, text)
@@ -219,7 +266,17 @@ def _load_task(path: Path, catalog: Catalog, roles: Mapping[str, Role]) -> Task:
             if path_fields[-1].is_link:
                 err(loc, f"{text!r} ends in a link; name the field of {path_fields[-1].target!r} to show")
                 continue
-            tf = TaskField(path_fields, path_id(path_fields))
+            mask = rule.mask if rule.mask is not None else path_fields[-1].mask
+            if rule.mask is not None:
+                from .catalog import _check_mask
+                problem = _check_mask(rule.mask, path_fields[-1].columns, path_fields[-1].type)
+                if problem:
+                    err(loc + ("mask",), problem)
+                    continue
+            if rule.full_value_basis is not None and rule.mask is not None:
+                err(loc, f"{text!r}: 'mask' and 'full_value_basis' contradict each other")
+                continue
+            tf = TaskField(path_fields, path_id(path_fields), mask, rule.full_value_basis, rule.consent)
             if tf.id in all_fields:
                 err(loc, f"field {tf.id!r} appears twice in the task")
                 continue
@@ -228,8 +285,13 @@ def _load_task(path: Path, catalog: Catalog, roles: Mapping[str, Role]) -> Task:
         sections.append(Section(sec.title, sec.title_en, tuple(fields)))
     if errors:
         raise ConfigErrors(errors)
+    if spec.jurisdiction == "own_region" and spec.subject in catalog.subject_types \
+            and catalog.subject_types[spec.subject].region_field is None:
+        err(("jurisdiction",), f"subject type {spec.subject!r} has no region_field in the catalog")
+    if errors:
+        raise ConfigErrors(errors)
     return Task(spec.code, spec.name, spec.name_en, spec.legal_basis, spec.legal_basis_en, spec.subject,
-                frozenset(spec.roles), tuple(sections), all_fields, file)
+                frozenset(spec.roles), tuple(sections), all_fields, file, spec.jurisdiction)
 
 
 def json_schemas() -> dict[str, dict]:

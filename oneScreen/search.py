@@ -53,7 +53,7 @@ async def search(ctx: "Context", task: Task, subject_type: str, query: str, limi
     if not show:
         return [(key, {}) for key in keys]
     # gathered, so every match joins one batched read per ledger
-    all_results = await asyncio.gather(*(ctx.disclose(task, subject_type, key, show) for key in keys))
+    all_results = await asyncio.gather(*(ctx.disclose(task, subject_type, key, show, "") for key in keys))
     return [(key, results) for key, results in zip(keys, all_results)
             if not all(r.status is Status.NOT_FOUND for r in results.values())]  # unknown key: no match
 

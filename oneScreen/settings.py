@@ -10,6 +10,10 @@
 | ONESCREEN_PORT | 8000 | port `onescreen serve` listens on |
 | ONESCREEN_LOG_LEVEL | INFO | log level of the JSON logs |
 | ONESCREEN_TOKEN_TTL | 43200 | lifetime in seconds of demo tokens |
+| ONESCREEN_AUDIT_URL | sqlite file audit.sqlite in the data directory | audit trail and consent records (PostgreSQL in production) |
+| ONESCREEN_AUDIT_KEY | demo: generated in the data directory | hex key (>= 32 hex digits) for the keyed pseudonyms of subjects; required in production |
+| ONESCREEN_JWT_KEYS | - | production: path to a PEM public key or a JWKS file |
+| ONESCREEN_JWT_ISSUER / ONESCREEN_JWT_AUDIENCE | - | production: required issuer and audience of tokens |
 
 Ledger DSNs are named per ledger in the catalog (`connector.dsn_env`); secrets
 only ever come from the environment.
@@ -38,6 +42,7 @@ class Settings:
     port: int
     log_level: str
     token_ttl: int
+    audit_url: str
 
     @property
     def demo(self) -> bool:
@@ -49,13 +54,15 @@ def load(env: dict[str, str] | None = None) -> Settings:
     mode = env.get("ONESCREEN_MODE", "demo")
     if mode not in ("demo", "production"):
         raise ValueError(f"ONESCREEN_MODE must be 'demo' or 'production', not {mode!r}")
+    data_dir = Path(env.get("ONESCREEN_DATA_DIR") or _default_data_dir())
     return Settings(
         mode=mode,
-        data_dir=Path(env.get("ONESCREEN_DATA_DIR") or _default_data_dir()),
+        data_dir=data_dir,
         catalog_path=Path(env.get("ONESCREEN_CATALOG") or ROOT / "field_catalog.yaml"),
         policies_dir=Path(env.get("ONESCREEN_POLICIES") or ROOT / "policies"),
         host=env.get("ONESCREEN_HOST", "127.0.0.1"),
         port=int(env.get("ONESCREEN_PORT", "8000")),
         log_level=env.get("ONESCREEN_LOG_LEVEL", "INFO"),
         token_ttl=int(env.get("ONESCREEN_TOKEN_TTL", "43200")),
+        audit_url=env.get("ONESCREEN_AUDIT_URL") or f"sqlite+aiosqlite:///{data_dir / 'audit.sqlite'}",
     )

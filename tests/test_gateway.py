@@ -90,7 +90,7 @@ async def test_a_failing_ledger_costs_only_its_own_fields(make_app, catalog_copy
     from conftest import Api
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         api = Api(c, data_dir, app)
-        rrn = citizens(data_dir, 1)[0]
+        rrn = citizens(data_dir, 1, "legal_dong_cd LIKE '11680%'")[0]
         status, body = await api.gql("lee.bokji", SCREEN, {"t": "basic_livelihood", "s": rrn, "c": "F-1"})
     await app.state.runtime.close()
     assert status == 200 and "errors" not in body
@@ -99,7 +99,7 @@ async def test_a_failing_ledger_costs_only_its_own_fields(make_app, catalog_copy
     assert "자동차등록원부" in got["citizen.vehicles"]["reason"] and "SELECT" not in got["citizen.vehicles"]["reason"]
     assert got["citizen.vehicles"]["source"]["ledger"] == "molit.vehicle"
     others = {k: v["status"] for k, v in got.items() if k != "citizen.vehicles"}
-    assert "UNAVAILABLE" not in others.values()
+    assert "UNAVAILABLE" not in others.values() and others["citizen.monthly_premium"] == "CONSENT_REQUIRED"
     assert others["citizen.name"] == others["citizen.residence>building.main_purpose"] == "OK"
 
 

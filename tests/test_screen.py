@@ -10,6 +10,9 @@ SCREEN = """query($t: ID!, $s: ID!, $c: String!) { screen(task: $t, subject: $s,
   sections { title titleEn fields { id label status value display reason source { agency ledger cached asOf } } } } }"""
 
 
+GANGNAM = "legal_dong_cd LIKE '11680%'"  # lee.bokji's district (basic_livelihood is own_region)
+
+
 def citizens(data_dir, n: int, where: str = "1=1") -> list[str]:
     return [r["rrn"] for r in sample(data_dir, f"mois_resident:SELECT rrn FROM resident WHERE {where} ORDER BY rrn LIMIT ?", n)]
 
@@ -34,14 +37,17 @@ async def test_screen_recombines_the_task_fields_from_several_ledgers_in_section
     assert got["citizen.residence>building.main_purpose"]["value"] == building["mainPurpsCdNm"]
     members = sample(data_dir, "mois_resident:SELECT name FROM resident WHERE hshld_id = ?", row["hshld_id"])
     assert sorted(m["name"] for m in got["citizen.household>household.members"]["value"]) == sorted(m["name"] for m in members)
-    assert all(f["status"] == "OK" for f in got.values())
+    assert got["citizen.rrn"]["value"] == rrn  # the task is granted the full RRN, with its legal basis
+    statuses = {k: f["status"] for k, f in got.items()}
+    assert statuses.pop("citizen.mobile_phone") == ("MASKED" if row["mbl_telno"] else "NOT_FOUND")
+    assert set(statuses.values()) == {"OK"}
 
 
 async def test_a_multi_ledger_screen_costs_exactly_one_fetch_per_ledger(api, data_dir):
     """Invariant 3: one fetch per ledger per stage, whatever the number of fields."""
     rrn = citizens(data_dir, 1)[0]
     before = await api.fetches()
-    status, body = await api.gql("lee.bokji", SCREEN, {"t": "basic_livelihood", "s": rrn, "c": "C-1"})
+    status, body = await api.gql("jung.jutaek", SCREEN, {"t": "housing_special_supply", "s": rrn, "c": "C-1"})
     assert status == 200 and "errors" not in body, body
     after = await api.fetches()
     used = {k: after.get(k, 0) - before.get(k, 0) for k in after}
@@ -93,7 +99,7 @@ async def test_denied_fields_stay_denied_through_aliases_fragments_and_directive
 
 async def test_fifty_aliased_subjects_cost_one_fetch_per_ledger(api, data_dir):
     """Invariant 3: subjects of one request are batched by key across root fields."""
-    rrns = citizens(data_dir, 50)
+    rrns = citizens(data_dir, 50, GANGNAM)
     parts = [f'c{i}: citizen(rrn: "{r}", task: "basic_livelihood", caseRef: "B-{i}") {{ name vehicles {{ plateNo }} '
              f'residence {{ mainPurpose parcel {{ officialLandPrice }} }} }}' for i, r in enumerate(rrns)]
     before = await api.fetches()
@@ -101,7 +107,9 @@ async def test_fifty_aliased_subjects_cost_one_fetch_per_ledger(api, data_dir):
     assert status == 200 and "errors" not in body, body.get("errors")
     after = await api.fetches()
     used = {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0)}
-    assert used == {"mois.resident": 1, "molit.vehicle": 1, "molit.building_title": 1, "molit.land": 1}
+    # one read per ledger per stage; basic_livelihood is handled by the subject's own district, so its
+    # jurisdiction check (the subjects' legal-dong codes) is a stage of its own before the task's fields are read
+    assert used == {"mois.resident": 2, "molit.vehicle": 1, "molit.building_title": 1, "molit.land": 1}
     names = {r["rrn"]: r["name"] for r in sample(
         data_dir, f"mois_resident:SELECT rrn, name FROM resident WHERE rrn IN ({','.join('?' * 50)})", *rrns)}
     assert [body["data"][f"c{i}"]["name"] for i in range(50)] == [names[r] for r in rrns]
@@ -109,7 +117,7 @@ async def test_fifty_aliased_subjects_cost_one_fetch_per_ledger(api, data_dir):
 
 async def test_links_resolve_across_three_subject_types(api, data_dir):
     """citizen -> residence building -> parcel, each value checked against its ledger."""
-    rrn = citizens(data_dir, 1)[0]
+    rrn = citizens(data_dir, 1, GANGNAM)[0]
     query = """query($s: ID!) { citizen(rrn: $s, task: "basic_livelihood", caseRef: "L-1") {
       name residence { mainPurpose totalFloorArea parcel { officialLandPrice } } } }"""
     status, body = await api.gql("lee.bokji", query, {"s": rrn})

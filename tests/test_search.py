@@ -14,15 +14,17 @@ async def test_a_citizen_is_found_by_name_and_birth_date(api, data_dir):
                                                               "t": "move_in_report"})
         assert status == 200 and "errors" not in body, body
         matches = body["data"]["subjects"]
-        assert [m["id"] for m in matches] == [row["rrn"]]
+        assert len(matches) == 1 and row["rrn"] not in str(matches)  # an opaque handle, not the RRN
         shown = {f["id"]: f["value"] for f in matches[0]["fields"]}
         assert shown["citizen.name"] == row["name"]
+        assert await name_behind(api, matches[0]["id"]) == row["name"]
 
 
 async def test_a_citizen_is_found_by_rrn_and_an_unknown_rrn_finds_nobody(api, data_dir):
     rrn = sample(data_dir, "mois_resident:SELECT rrn FROM resident LIMIT 1")[0][0]
     _, body = await api.gql("kim.jumin", SUBJECTS, {"type": "citizen", "q": rrn, "t": "move_in_report"})
-    assert [m["id"] for m in body["data"]["subjects"]] == [rrn]
+    [match] = body["data"]["subjects"]
+    assert await name_behind(api, match["id"]) == sample(data_dir, "mois_resident:SELECT name FROM resident WHERE rrn=?", rrn)[0][0]
     _, body = await api.gql("kim.jumin", SUBJECTS, {"type": "citizen", "q": "000101-3000000", "t": "move_in_report"})
     assert body["data"]["subjects"] == []
 
@@ -41,7 +43,8 @@ async def test_a_building_is_found_by_part_of_its_address(api, data_dir):
     row = sample(data_dir, "molit_building:SELECT mgmBldrgstPk, newPlatPlc FROM bldg_title ORDER BY mgmBldrgstPk LIMIT 1")[0]
     part = row["newPlatPlc"].split(" (")[0]
     _, body = await api.gql("park.geonchuk", SUBJECTS, {"type": "building", "q": part, "t": "building_use_change"})
-    assert row["mgmBldrgstPk"] in [m["id"] for m in body["data"]["subjects"]]
+    shown = [{f["id"]: f["value"] for f in m["fields"]}["building.road_address"] for m in body["data"]["subjects"]]
+    assert row["newPlatPlc"] in shown
     _, body = await api.gql("park.geonchuk", SUBJECTS, {"type": "building", "q": "%", "t": "building_use_change"})
     assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST" or body["data"]["subjects"] == []
 
@@ -50,3 +53,21 @@ async def test_search_needs_a_task_the_caller_may_perform(api, data_dir):
     _, body = await api.gql("choi.chaeryang", SUBJECTS, {"type": "citizen", "q": "홍길동 1990-01-01",
                                                           "t": "basic_livelihood"})
     assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "TASK_FORBIDDEN"
+
+
+async def name_behind(api, handle: str) -> str:
+    q = """query($s: ID!) { screen(task: "move_in_report", subject: $s, caseRef: "S-1") { sections { fields { id value } } } }"""
+    _, body = await api.gql("kim.jumin", q, {"s": handle})
+    return {f["id"]: f["value"] for s in body["data"]["screen"]["sections"] for f in s["fields"]}["citizen.name"]
+
+
+async def test_a_forged_or_foreign_handle_is_refused(api, data_dir):
+    row = sample(data_dir, "mois_resident:SELECT rrn, name, birth_date FROM resident ORDER BY rrn LIMIT 1")[0]
+    _, body = await api.gql("kim.jumin", SUBJECTS, {"type": "citizen", "q": row["rrn"], "t": "move_in_report"})
+    handle = body["data"]["subjects"][0]["id"]
+    q = """query($s: ID!) { screen(task: "move_in_report", subject: $s, caseRef: "S-1") { subject } }"""
+    _, bad = await api.gql("kim.jumin", q, {"s": handle[:-6] + "AAAAAA"})
+    assert bad["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    qb = """query($s: ID!) { screen(task: "building_use_change", subject: $s, caseRef: "S-1") { subject } }"""
+    _, bad = await api.gql("park.geonchuk", qb, {"s": handle})
+    assert bad["errors"][0]["extensions"]["code"] == "BAD_REQUEST"

@@ -71,9 +71,9 @@ def test_demo_users_and_samples_come_from_the_cli(data_dir):
 
 def test_a_served_screen_end_to_end_with_a_cli_token(server, data_dir, tmp_path):
     base, log_path = server
-    token = cli(data_dir, "token", "--user", "lee.bokji").strip()
+    token = cli(data_dir, "token", "--user", "jung.jutaek").strip()
     rrn = json.loads(cli(data_dir, "demo", "sample", "--type", "citizen", "--limit", "1", "--json"))[0]
-    query = ('query($s: ID!) { screen(task: "basic_livelihood", subject: $s, caseRef: "2026-복지-0001") '
+    query = ('query($s: ID!) { screen(task: "housing_special_supply", subject: $s, caseRef: "2026-주택-0001") '
              '{ requestId sections { fields { id status value source { ledger } } } } }')
     r = httpx.post(f"{base}/graphql", json={"query": query, "variables": {"s": rrn}},
                    headers={"Authorization": f"Bearer {token}"}, timeout=30)
@@ -88,7 +88,7 @@ def test_a_served_screen_end_to_end_with_a_cli_token(server, data_dir, tmp_path)
 
     # a token minted for another data directory is not valid here
     other = tmp_path / "other-data"
-    other_token = run_cli("token", "--user", "lee.bokji", env_extra={"ONESCREEN_DATA_DIR": str(other)}).stdout.strip()
+    other_token = run_cli("token", "--user", "jung.jutaek", env_extra={"ONESCREEN_DATA_DIR": str(other)}).stdout.strip()
     r = httpx.post(f"{base}/graphql", json={"query": query, "variables": {"s": rrn}},
                    headers={"Authorization": f"Bearer {other_token}"}, timeout=30)
     assert r.status_code == 401

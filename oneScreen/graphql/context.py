@@ -8,18 +8,28 @@ into one resolve() so each ledger is read once per stage (invariant 3).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
+from cryptography.fernet import InvalidToken
+
+from .. import masking
+from ..audit import pseudonymise
 from ..catalog import Field
+from ..consent import ConsentUnavailable
 from ..errors import BadRequest, OneScreenError
-from ..policy import Caller, Status, Task, decide
+from ..policy import Caller, Status, Subject, Task, decide
 from ..screen import FieldResult, SubjectRequest, denied, resolve
 
 if TYPE_CHECKING:
     from ..app import Snapshot
 
+log = logging.getLogger("onescreen.context")
+HANDLE_PREFIX = "h:"
+HANDLE_TTL = 8 * 3600
 CASE_REF_RE = re.compile(r"^[0-9A-Za-z가-힣._:/-]{1,64}$")
 
 
@@ -30,37 +40,96 @@ class Context:
     request_id: str
     client: str = ""
     batcher: "Batcher" = field(init=False)
+    disclosures: list["Disclosure"] = field(default_factory=list)
+    extra_events: list = field(default_factory=list)  # audit events of mutations (consent)
 
     def __post_init__(self) -> None:
         self.batcher = Batcher(self)
 
-    def check_subject(self, subject_type: str, key: str) -> None:
+    def check_subject(self, subject_type: str, key: str) -> str:
+        """The subject key a caller gave, or the key behind a handle from `subjects`; BadRequest if neither."""
         st = self.snapshot.catalog.subject_types[subject_type]
+        if isinstance(key, str) and key.startswith(HANDLE_PREFIX):
+            try:
+                kind, _, raw = self.snapshot.handles.decrypt(key[len(HANDLE_PREFIX):].encode(),
+                                                             ttl=HANDLE_TTL).decode().partition(":")
+            except (InvalidToken, UnicodeDecodeError, ValueError):
+                raise BadRequest("the subject handle is invalid or expired; search for the subject again") from None
+            if kind != subject_type:
+                raise BadRequest(f"the subject handle is not for a {st.label_en}")
+            return raw
         if not isinstance(key, str) or not st.key_pattern.match(key):
             raise BadRequest(f"the subject is not a valid {st.key_label_en} ({st.key_label})")
+        return key
+
+    def handle(self, subject_type: str, key: str) -> str:
+        """An opaque, expiring reference to a subject: search results never reveal the key itself."""
+        return HANDLE_PREFIX + self.snapshot.handles.encrypt(f"{subject_type}:{key}".encode()).decode()
 
     @staticmethod
     def check_case_ref(case_ref: str) -> None:
         if not isinstance(case_ref, str) or not CASE_REF_RE.match(case_ref):
             raise BadRequest("caseRef must be 1-64 letters, digits or . _ : / - (the 민원 접수번호 or case id)")
 
-    async def disclose(self, task: Task, subject_type: str, key: str,
-                       paths: Iterable[tuple[Field, ...]]) -> dict[str, FieldResult]:
-        """Results for `paths` of one subject: denied ones decided here and never fetched."""
+    async def disclose(self, task: Task, subject_type: str, key: str, paths: Iterable[tuple[Field, ...]],
+                       case_ref: str) -> dict[str, FieldResult]:
+        """Results for `paths` of one subject: denied ones decided here and never fetched, masked ones masked here."""
+        paths = list(paths)
+        facts = await self._facts(task, subject_type, key, paths)
         results: dict[str, FieldResult] = {}
         allowed: list[tuple[Field, ...]] = []
+        masks: dict[str, object] = {}
         metrics = self.snapshot.metrics
         for path in paths:
             pid = ">".join(f.id for f in path)
-            decision = decide(self.caller, task, pid)
-            metrics.decisions.labels(decision.status.value if not decision.allowed else "ALLOW").inc()
+            decision = decide(self.caller, task, pid, facts)
+            metrics.decisions.labels(decision.status.value).inc()
             if decision.allowed:
                 allowed.append(path)
+                if decision.mask is not None:
+                    masks[pid] = decision.mask
             else:
                 results[pid] = denied(decision)
         if allowed:
-            results.update(await self.batcher.load(SubjectRequest(subject_type, key, tuple(allowed))))
+            fetched = await self.batcher.load(SubjectRequest(subject_type, key, tuple(allowed)))
+            for pid, r in fetched.items():
+                if pid in masks and r.status is Status.OK:
+                    r = dataclasses.replace(r, status=Status.MASKED, value=masking.apply(masks[pid], r.value))
+                results[pid] = r
+        self.disclosures.append(Disclosure(task, subject_type, key, case_ref, results))
         return results
+
+    async def _facts(self, task: Task, subject_type: str, key: str, paths: list) -> Subject:
+        """What the policy needs to know of the subject: region (jurisdiction) and consent, only when a rule asks."""
+        in_region = consented = None
+        if task.jurisdiction == "own_region" and not self.caller.national:
+            region_field = self.snapshot.catalog.subject_types[subject_type].region_field
+            path = (self.snapshot.catalog.fields[region_field],)
+            found = await self.batcher.load(SubjectRequest(subject_type, key, (path,)))
+            r = found[region_field]
+            in_region = r.status is Status.OK and self.caller.covers(r.value)
+        wanted = {">".join(f.id for f in p) for p in paths}
+        if any(tf.consent for pid, tf in task.fields.items() if pid in wanted):
+            try:
+                consented = await self.snapshot.consents.has(task.code, self.pseudonym(subject_type, key))
+            except ConsentUnavailable:
+                log.warning("consent store unreadable; consent-gated fields stay closed", extra={"task": task.code})
+                consented = False
+        return Subject(in_region, consented)
+
+    def pseudonym(self, subject_type: str, key: str) -> str:
+        return pseudonymise(self.snapshot.pseudonym_key, subject_type, key)
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """What one subject's part of a request decided and read: the material of its audit record."""
+
+    task: Task
+    subject_type: str
+    key: str
+    case_ref: str  # "" for a subject search
+    results: dict[str, FieldResult]
 
 
 class Batcher:
@@ -109,6 +178,3 @@ class Batcher:
             if not future.done():
                 future.set_result(result)
 
-
-def unavailable_status(result: FieldResult) -> bool:
-    return result.status is Status.UNAVAILABLE

@@ -11,10 +11,11 @@ from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
 from strawberry.types import Info
 
 from ..catalog import Catalog
-from ..errors import BadRequest, OneScreenError
+from ..errors import BadRequest, OneScreenError, TaskForbidden
 from ..screen import assemble
 from . import typed as typed_mod
-from .types import FieldValue, Me, Screen, SubjectMatch, Task, gql_error
+from .types import (AccessHistory, AccessRecord, Consent, FieldDecision as FieldDecisionType, FieldStatus, FieldValue,
+                    Me, Screen, SubjectMatch, Task, gql_error)
 
 SEARCH_LIMIT = 20
 log = logging.getLogger("onescreen.graphql")
@@ -35,11 +36,11 @@ async def resolve_screen(info: Info, task: strawberry.ID, subject: strawberry.ID
     ctx = info.context
     try:
         t = ctx.snapshot.policies.task_for(ctx.caller, str(task))
-        ctx.check_subject(t.subject, str(subject))
+        key = ctx.check_subject(t.subject, str(subject))
         ctx.check_case_ref(case_ref)
     except OneScreenError as err:
         raise gql_error(err) from None
-    results = await ctx.disclose(t, t.subject, str(subject), [tf.path for tf in t.fields.values()])
+    results = await ctx.disclose(t, t.subject, key, [tf.path for tf in t.fields.values()], case_ref)
     return Screen.of(t, str(subject), case_ref, ctx.request_id, assemble(t, results))
 
 
@@ -61,8 +62,64 @@ async def resolve_subjects(info: Info, type: str, query: str, task: strawberry.I
     out = []
     for key, results in matches:
         fields = [FieldValue.of(t.fields[pid], r) if pid in t.fields else None for pid, r in results.items()]
-        out.append(SubjectMatch(id=strawberry.ID(key), subject_type=type, fields=[f for f in fields if f]))
+        out.append(SubjectMatch(id=strawberry.ID(ctx.handle(type, key)), subject_type=type,
+                                fields=[f for f in fields if f]))
     return out
+
+
+async def resolve_access_history(info: Info, subject: strawberry.ID, first: int = 20,
+                                 after: Optional[str] = None) -> AccessHistory:
+    """Who saw a citizen's data, when, for which task and legal basis: for auditors, and for the citizen themselves."""
+    ctx = info.context
+    st = ctx.snapshot.catalog.subject_types["citizen"]
+    try:
+        key = ctx.check_subject(st.id, str(subject))
+        if "auditor" not in ctx.caller.roles and ctx.caller.subject != key:
+            raise TaskForbidden("access history is for auditors, and for citizens about themselves")
+        if not 1 <= first <= 100:
+            raise BadRequest("first must be between 1 and 100")
+        records, cursor = await ctx.snapshot.audit.history(ctx.pseudonym(st.id, key), first, after)
+    except OneScreenError as err:
+        raise gql_error(err) from None
+    except ValueError:
+        raise gql_error(BadRequest("after is not a cursor this service gave out")) from None
+    entries = [AccessRecord(at=r.at, user=r.event.user, organisation=r.event.organisation, role=r.event.role,
+                            task=strawberry.ID(r.event.task), legal_basis=r.event.legal_basis,
+                            case_ref=r.event.case_ref,
+                            fields=[FieldDecisionType(id=strawberry.ID(f.id), status=FieldStatus[f.status])
+                                    for f in r.event.fields])
+               for r in records]
+    return AccessHistory(entries=entries, next_cursor=cursor)
+
+
+async def resolve_record_consent(info: Info, task: strawberry.ID, subject: strawberry.ID, case_ref: str,
+                                 method: str, exception: Optional[str] = None) -> Consent:
+    """Record that the subject consented (or that an exception applies) for a consent-gated task."""
+    from ..audit import AuditEvent
+    from ..consent import validate
+
+    ctx = info.context
+    try:
+        t = ctx.snapshot.policies.task_for(ctx.caller, str(task))
+        key = ctx.check_subject(t.subject, str(subject))
+        ctx.check_case_ref(case_ref)
+        if not t.needs_consent:
+            raise BadRequest(f"task {t.code} has no consent-gated field")
+        validate(method, exception)
+        pseudonym = ctx.pseudonym(t.subject, key)
+        granting = sorted(ctx.caller.roles & t.roles)
+        c = await ctx.snapshot.consents.record(task=t.code, subject=pseudonym, case_ref=case_ref, method=method,
+                                               exception=exception, recorded_by=ctx.caller.user,
+                                               organisation=ctx.caller.org)
+        ctx.extra_events.append(AuditEvent(
+            kind="consent", request_id=ctx.request_id, user=ctx.caller.user, organisation=ctx.caller.org,
+            role=granting[0], task=t.code, legal_basis=t.legal_basis, case_ref=case_ref, subject_type=t.subject,
+            subject=pseudonym, fields=tuple((tf.id, "CONSENT_RECORDED") for tf in t.fields.values() if tf.consent),
+            ledgers=(), client=ctx.client, detail={"method": method, "exception": exception}))
+    except OneScreenError as err:
+        raise gql_error(err) from None
+    return Consent(task=strawberry.ID(c.task), case_ref=c.case_ref, method=c.method, exception=c.exception,
+                   notice_deferred=c.notice_deferred, recorded_by=c.recorded_by, at=c.at)
 
 
 def build_schema(catalog: Catalog, *, production: bool = False) -> strawberry.Schema:
@@ -72,12 +129,17 @@ def build_schema(catalog: Catalog, *, production: bool = False) -> strawberry.Sc
         "me": strawberry.field(resolver=resolve_me, description="The caller, as the service sees them"),
         "screen": strawberry.field(resolver=resolve_screen, description="The one screen of a task for a subject"),
         "subjects": strawberry.field(resolver=resolve_subjects, description="Find subjects for a task"),
+        "access_history": strawberry.field(resolver=resolve_access_history,
+                                           description="A citizen's access history (auditors; the citizen themselves)"),
     }
     for st in catalog.subject_types.values():
         ns[st.id] = typed_mod.root_field(st, typed)
     query = strawberry.type(type("Query", (), ns))
+    mutation = strawberry.type(type("Mutation", (), {
+        "record_consent": strawberry.field(resolver=resolve_record_consent, description=resolve_record_consent.__doc__)}))
     return Schema(
         query=query,
+        mutation=mutation,
         types=list(typed.classes.values()),
         extensions=[partial(ParserCache, maxsize=512), partial(ValidationCache, maxsize=512),
                     partial(MaskErrors, should_mask_error=_should_mask, error_message="Internal error")],

@@ -159,12 +159,12 @@ def root_field(st: SubjectType, typed: TypedSchema) -> Any:
             t = ctx.snapshot.policies.task_for(ctx.caller, str(task))
             if t.subject != st.id:
                 raise BadRequest(f"task {t.code} is about {t.subject}, not {st.id}")
-            ctx.check_subject(st.id, str(key))
+            subject_key = ctx.check_subject(st.id, str(key))
             ctx.check_case_ref(case_ref)
         except OneScreenError as err:
             raise gql_error(err) from None
         paths = requested_paths(info.selected_fields[0], st.id, typed)
-        results = await ctx.disclose(t, st.id, str(key), paths)
+        results = await ctx.disclose(t, st.id, subject_key, paths, case_ref)
         return Node(results, "")
 
     # The key argument is named per subject type: citizen(rrn:), parcel(pnu:).

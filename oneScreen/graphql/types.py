@@ -149,3 +149,38 @@ class Me:
     organisation: str
     region: str
     roles: list[str]
+
+
+@strawberry.type
+class Consent:
+    task: strawberry.ID
+    case_ref: str
+    method: str
+    exception: Optional[str]
+    notice_deferred: bool
+    recorded_by: str
+    at: datetime
+
+
+@strawberry.type
+class FieldDecision:
+    id: strawberry.ID
+    status: FieldStatus
+
+
+@strawberry.type
+class AccessRecord:
+    at: datetime
+    user: str
+    organisation: str
+    role: str
+    task: strawberry.ID
+    legal_basis: str
+    case_ref: str
+    fields: list[FieldDecision]
+
+
+@strawberry.type
+class AccessHistory:
+    entries: list[AccessRecord]
+    next_cursor: Optional[str]

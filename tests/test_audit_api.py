@@ -1,0 +1,93 @@
+"""Every disclosure is audited before its response leaves, or nothing leaves (invariant 7)."""
+from __future__ import annotations
+
+import sqlite3
+
+from conftest import sample
+from test_catalog import run_cli
+from test_screen import SCREEN, citizens, fields_of
+
+HISTORY = """query($s: ID!, $after: String) { accessHistory(subject: $s, first: 2, after: $after) {
+  entries { at user organisation role task legalBasis caseRef fields { id status } } nextCursor } }"""
+
+
+def audit_rows(data_dir) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(data_dir / "audit.sqlite")
+    conn.row_factory = sqlite3.Row
+    try:
+        return list(conn.execute("SELECT * FROM onescreen_audit ORDER BY seq"))
+    finally:
+        conn.close()
+
+
+async def test_a_screen_leaves_one_audit_record_with_decisions_and_no_values(api, data_dir):
+    rrn = citizens(data_dir, 1)[0]
+    row = sample(data_dir, "mois_resident:SELECT name, road_addr FROM resident WHERE rrn = ?", rrn)[0]
+    _, body = await api.gql("choi.chaeryang", SCREEN, {"t": "vehicle_transfer", "s": rrn, "c": "2026-차량-77"})
+    assert "errors" not in body
+    [rec] = audit_rows(data_dir)
+    assert (rec["user_id"], rec["task"], rec["case_ref"], rec["role"]) == (
+        "choi.chaeryang", "vehicle_transfer", "2026-차량-77", "vehicle_registration_officer")
+    assert rec["request_id"] == body["extensions"]["requestId"]
+    assert '"citizen.rrn"' in rec["fields"] and '"MASKED"' in rec["fields"]
+    assert "molit.vehicle" in rec["ledgers"] and rec["legal_basis"].startswith("자동차관리법")
+    raw = (data_dir / "audit.sqlite").read_bytes()
+    for secret in (rrn, row["name"], row["road_addr"]):
+        assert secret.encode() not in raw
+
+
+async def test_auditors_and_the_citizen_see_the_access_history_newest_first(api, data_dir):
+    from oneScreen.identity import _demo_subject
+    me = _demo_subject(data_dir)  # the demo citizen's own RRN
+    for i, (user, task) in enumerate([("choi.chaeryang", "vehicle_transfer"), ("kim.jumin", "move_in_report"),
+                                      ("jung.jutaek", "housing_special_supply")]):
+        _, body = await api.gql(user, SCREEN, {"t": task, "s": me, "c": f"H-{i}"})
+        assert "errors" not in body
+    _, page1 = await api.gql("yoon.gamsa", HISTORY, {"s": me})
+    h1 = page1["data"]["accessHistory"]
+    assert [e["task"] for e in h1["entries"]] == ["housing_special_supply", "move_in_report"]
+    _, page2 = await api.gql("yoon.gamsa", HISTORY, {"s": me, "after": h1["nextCursor"]})
+    h2 = page2["data"]["accessHistory"]
+    assert [e["task"] for e in h2["entries"]] == ["vehicle_transfer"] and h2["nextCursor"] is None
+    assert h2["entries"][0]["organisation"] == "서울특별시 차량등록사업소"
+    assert {"id": "citizen.rrn", "status": "MASKED"} in h2["entries"][0]["fields"]
+
+    _, own = await api.gql("demo.citizen", HISTORY, {"s": me})
+    assert own["data"]["accessHistory"] == h1
+    other = citizens(data_dir, 2)[1]
+    _, denied = await api.gql("demo.citizen", HISTORY, {"s": other})
+    assert denied["errors"][0]["extensions"]["code"] == "TASK_FORBIDDEN"
+    _, denied = await api.gql("kim.jumin", HISTORY, {"s": me})
+    assert denied["errors"][0]["extensions"]["code"] == "TASK_FORBIDDEN"
+
+
+async def test_a_broken_audit_store_fails_the_request_and_discloses_nothing(api, data_dir):
+    rrn = citizens(data_dir, 1)[0]
+    name = sample(data_dir, "mois_resident:SELECT name FROM resident WHERE rrn = ?", rrn)[0][0]
+    status, body = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": "B-1"})
+    assert status == 200 and name in str(body)
+    conn = sqlite3.connect(data_dir / "audit.sqlite")
+    conn.execute("DROP TABLE onescreen_audit")  # the store breaks mid-run
+    conn.commit()
+    conn.close()
+    status, body = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": "B-2"})
+    assert status == 503
+    assert body["errors"][0]["extensions"]["code"] == "AUDIT_UNAVAILABLE"
+    assert "data" not in body and name not in str(body) and rrn not in str(body)
+
+
+async def test_audit_verify_cli_detects_tampering(api, data_dir):
+    rrns = citizens(data_dir, 3)
+    for i, rrn in enumerate(rrns):
+        await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": f"V-{i}"})
+    env = {"ONESCREEN_DATA_DIR": str(data_dir)}
+    ok = run_cli("audit", "verify", env_extra=env)
+    assert ok.returncode == 0, ok.stderr
+    exported = run_cli("audit", "export", env_extra=env)
+    assert exported.returncode == 0 and len(exported.stdout.strip().splitlines()) == 3
+    conn = sqlite3.connect(data_dir / "audit.sqlite")
+    conn.execute("UPDATE onescreen_audit SET task = 'basic_livelihood' WHERE seq = 2")
+    conn.commit()
+    conn.close()
+    bad = run_cli("audit", "verify", env_extra=env)
+    assert bad.returncode != 0 and "2" in bad.stderr

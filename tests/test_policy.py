@@ -1,0 +1,132 @@
+"""Policy as data: decision tables, masking, consent, jurisdiction (invariants 1, 2 and 6)."""
+from __future__ import annotations
+
+import pytest
+
+from oneScreen import catalog as catalog_mod, masking, policy
+from oneScreen.policy import Caller, Status, Subject, decide
+from oneScreen.settings import ROOT
+
+from conftest import sample
+from test_screen import GANGNAM, SCREEN, citizens, fields_of
+
+CAT = catalog_mod.load(ROOT / "field_catalog.yaml")
+POL = policy.load(ROOT / "policies", CAT)
+
+
+def caller(roles, region="11680", user="u"):
+    return Caller(user, user, "org", region, frozenset(roles))
+
+
+WELFARE = caller(["welfare_officer"])
+VEHICLE = caller(["vehicle_registration_officer"], region="11000")
+HOUSING = caller(["housing_supply_officer"], region="00000")
+IN, OUT = Subject(in_region=True, consented=False), Subject(in_region=False, consented=False)
+
+
+@pytest.mark.parametrize("who,task,field,subject,status,mask", [
+    (VEHICLE, "vehicle_transfer", "citizen.rrn", Subject(), Status.MASKED, "rrn"),
+    (VEHICLE, "vehicle_transfer", "citizen.vehicles", Subject(), Status.OK, None),
+    (VEHICLE, "vehicle_transfer", "citizen.mobile_phone", Subject(), Status.DENIED, None),
+    (VEHICLE, "basic_livelihood", "citizen.name", IN, Status.DENIED, None),  # not this caller's task
+    (WELFARE, "basic_livelihood", "citizen.rrn", IN, Status.OK, None),  # full value, with its legal basis
+    (WELFARE, "basic_livelihood", "citizen.name", OUT, Status.DENIED, None),  # outside the district
+    (WELFARE, "basic_livelihood", "citizen.name", Subject(), Status.DENIED, None),  # region unknown: closed
+    (WELFARE, "basic_livelihood", "citizen.monthly_premium", IN, Status.CONSENT_REQUIRED, None),
+    (WELFARE, "basic_livelihood", "citizen.monthly_premium", Subject(True, True), Status.OK, None),
+    (HOUSING, "housing_special_supply", "citizen.address", Subject(), Status.MASKED, "address"),
+    (HOUSING, "housing_special_supply", "citizen.family", Subject(), Status.MASKED, {"name": "name"}),
+    (HOUSING, "housing_special_supply", "citizen.monthly_premium", Subject(), Status.DENIED, None),
+])
+def test_decision_table(who, task, field, subject, status, mask):
+    d = decide(who, POL.tasks[task], field, subject)
+    assert d.status is status and d.mask == mask
+    if status is Status.DENIED:
+        assert d.reason and d.reason_en
+
+
+def test_a_nationwide_caller_needs_no_region_lookup():
+    national = caller(["welfare_officer"], region="00000")
+    assert decide(national, POL.tasks["basic_livelihood"], "citizen.name", Subject()).status is Status.OK
+    no_region = caller(["welfare_officer"], region="")
+    assert decide(no_region, POL.tasks["basic_livelihood"], "citizen.name", Subject()).status is Status.DENIED
+
+
+@pytest.mark.parametrize("strategy,raw,masked", [
+    ("rrn", "900101-1234567", "900101-1******"), ("name", "홍길동", "홍*동"), ("name", "남궁민수", "남**수"),
+    ("phone", "010-1234-5678", "010-****-5678"), ("date_year", "1990-01-01", "1990"),
+    ("address", "서울특별시 종로구 자하문로 45, 302호 (청운동)", "서울특별시 종로구 청운동"),
+    ("address", "경기도 수원시 영통구 영통동 1004-3번지", "경기도 수원시 영통구 영통동"),
+    ("rrn", "garbage", "******-*******"),
+])
+def test_masking_strategies(strategy, raw, masked):
+    assert masking.apply(strategy, raw) == masked
+
+
+async def test_masked_values_never_leave_raw(api, data_dir, sql_log):
+    """Invariant 6: vehicle_transfer sees the RRN masked; the raw RRN is nowhere in the response."""
+    rrn = citizens(data_dir, 1)[0]
+    _, body = await api.gql("choi.chaeryang", SCREEN, {"t": "vehicle_transfer", "s": rrn, "c": "M-1"})
+    got = fields_of(body["data"]["screen"])
+    assert got["citizen.rrn"]["status"] == "MASKED" and got["citizen.rrn"]["value"] == rrn[:8] + "******"
+    body["data"]["screen"].pop("subject")  # the caller's own input, echoed
+    assert rrn[7:] not in str(body)
+    typed = """query($s: ID!) { citizen(rrn: $s, task: "vehicle_transfer", caseRef: "M-2") { rrn name } }"""
+    _, body = await api.gql("choi.chaeryang", typed, {"s": rrn})
+    assert body["data"]["citizen"]["rrn"] == rrn[:8] + "******"
+
+
+async def test_record_columns_are_masked_inside_lists(api, data_dir):
+    rrn = citizens(data_dir, 1, "rrn IN (SELECT rrn FROM resident WHERE hshld_rel = '본인')")[0]
+    _, body = await api.gql("jung.jutaek", SCREEN, {"t": "housing_special_supply", "s": rrn, "c": "H-1"})
+    got = fields_of(body["data"]["screen"])
+    family = got["citizen.family"]
+    row = sample(data_dir, "mois_resident:SELECT road_addr FROM resident WHERE rrn = ?", rrn)[0]
+    assert got["citizen.address"]["status"] == "MASKED" and got["citizen.address"]["value"] == masking.address(row[0])
+    if family["status"] != "NOT_FOUND":
+        assert family["status"] == "MASKED"
+        raw = {r[0] for r in sample(data_dir, "court_family:SELECT rel_name FROM family_relation WHERE rrn = ?", rrn)}
+        shown = {m["name"] for m in family["value"]}
+        assert shown == {masking.name(n) for n in raw} and not (raw & shown)
+
+
+async def test_consent_gated_fields_are_not_fetched_until_consent_is_recorded(api, data_dir, sql_log):
+    rrn = citizens(data_dir, 1, GANGNAM)[0]
+    _, body = await api.gql("lee.bokji", SCREEN, {"t": "basic_livelihood", "s": rrn, "c": "W-1"})
+    got = fields_of(body["data"]["screen"])
+    assert got["citizen.monthly_premium"]["status"] == "CONSENT_REQUIRED"
+    assert got["citizen.insurance_dependants"]["status"] == "CONSENT_REQUIRED"
+    assert "eligibility" not in "\n".join(sql_log) and "dependant" not in "\n".join(sql_log)
+
+    mutation = """mutation($s: ID!, $m: String!, $e: String) { recordConsent(task: "basic_livelihood", subject: $s,
+        caseRef: "W-1", method: $m, exception: $e) { task method exception noticeDeferred recordedBy } }"""
+    _, bad = await api.gql("lee.bokji", mutation, {"s": rrn, "m": "telepathy"})
+    assert bad["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    _, ok = await api.gql("lee.bokji", mutation, {"s": rrn, "m": "written"})
+    assert ok["data"]["recordConsent"] == {"task": "basic_livelihood", "method": "written", "exception": None,
+                                           "noticeDeferred": False, "recordedBy": "lee.bokji"}
+    _, body = await api.gql("lee.bokji", SCREEN, {"t": "basic_livelihood", "s": rrn, "c": "W-1"})
+    got = fields_of(body["data"]["screen"])
+    premium = sample(data_dir, "nhis_eligibility:SELECT mthly_prm FROM eligibility WHERE rrn = ?", rrn)
+    assert got["citizen.monthly_premium"]["status"] == ("OK" if premium else "NOT_FOUND")
+    if premium:
+        assert got["citizen.monthly_premium"]["value"] == premium[0][0]
+
+
+async def test_an_exception_code_stands_for_consent_and_defers_the_notice(api, data_dir):
+    rrn = citizens(data_dir, 2, GANGNAM)[1]
+    _, ok = await api.gql("lee.bokji", """mutation($s: ID!) { recordConsent(task: "basic_livelihood", subject: $s,
+        caseRef: "W-2", method: "exception", exception: "EMERGENCY") { noticeDeferred exception } }""", {"s": rrn})
+    assert ok["data"]["recordConsent"] == {"noticeDeferred": True, "exception": "EMERGENCY"}
+    _, body = await api.gql("lee.bokji", SCREEN, {"t": "basic_livelihood", "s": rrn, "c": "W-2"})
+    assert fields_of(body["data"]["screen"])["citizen.insured_type"]["status"] in ("OK", "NOT_FOUND")
+
+
+async def test_a_district_caseworker_sees_nothing_of_a_subject_outside_the_district(api, data_dir, sql_log):
+    rrn = citizens(data_dir, 1, "legal_dong_cd NOT LIKE '11680%'")[0]
+    _, body = await api.gql("lee.bokji", SCREEN, {"t": "basic_livelihood", "s": rrn, "c": "J-1"})
+    got = fields_of(body["data"]["screen"])
+    assert {f["status"] for f in got.values()} == {"DENIED"}
+    assert all("jurisdiction" in (f["reason"] or "") or "관할" in f["reason"] for f in got.values())
+    sent = "\n".join(sql_log)
+    assert len(sql_log) == 1 and "legal_dong_cd" in sent and "name" not in sent.split("--")[0]
