@@ -74,9 +74,11 @@ class Runtime:
             from .demo import ledgers as demo_ledgers
             self.demo_dir: Path | None = settings.data_dir / "demo"
             demo_ledgers.ensure(self.demo_dir)
+            self._stop_agency = start_demo_agency_api(settings, self.env, self.demo_dir)
             self.verifier = Verifier(demo_key=demo_key(settings.data_dir))
         else:
             self.demo_dir = None
+            self._stop_agency = None
             keys = self.env.get("ONESCREEN_JWT_KEYS")
             self.verifier = Verifier(keys_path=Path(keys) if keys else None,
                                      issuer=self.env.get("ONESCREEN_JWT_ISSUER"),
@@ -143,6 +145,8 @@ class Runtime:
         await self.snapshot.gateway.close()
         await self.audit.close()
         await self.consents.close()
+        if self._stop_agency is not None:
+            self._stop_agency()
 
     async def audit_request(self, ctx: Context) -> None:
         """One durable record per subject disclosed (or searched) by this request, before the response leaves."""
@@ -150,6 +154,24 @@ class Runtime:
         events += ctx.extra_events
         if events:
             await self.audit.append_many(events)
+
+
+def start_demo_agency_api(settings: Settings, env: dict[str, str], demo_dir: Path):
+    """Demo mode: an in-process agency API test server answers the demo's REST ledgers (loopback only).
+
+    Sets their base-URL and service-key variables in `env` (unless already set); returns a stop function."""
+    from .demo import agency_api
+
+    rest = [l.connector for l in catalog_mod.load(settings.catalog_path).ledgers.values()
+            if l.connector.get("demo_server") == "agency_api"]
+    if not rest or all(env.get(c["base_url_env"]) for c in rest):
+        return None
+    service_key = secrets.token_urlsafe(24)
+    url, stop = agency_api.start_in_thread(demo_dir, service_key)
+    for c in rest:
+        env.setdefault(c["base_url_env"], url)
+        env.setdefault(c["service_key_env"], service_key)
+    return stop
 
 
 def _event(ctx: Context, d: Any) -> AuditEvent:

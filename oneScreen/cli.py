@@ -175,22 +175,34 @@ def _catalog(args: argparse.Namespace, s: settings_mod.Settings) -> int:
 async def _check_sources(cat, s: settings_mod.Settings) -> list[str]:
     import os
 
+    demo_dir = None
+    env = dict(os.environ)
+    stop = None
+    if s.demo:
+        from .app import start_demo_agency_api
+        from .demo import ledgers
+        demo_dir = str(s.data_dir / "demo")
+        ledgers.ensure(Path(demo_dir))
+        stop = start_demo_agency_api(s, env, Path(demo_dir))
+    try:
+        return await _check_each_source(cat, env, demo_dir)
+    finally:
+        if stop:
+            stop()
+
+
+async def _check_each_source(cat, env, demo_dir) -> list[str]:
     from connectors import base
 
     from . import yamlfile
 
-    demo_dir = None
-    if s.demo:
-        from .demo import ledgers
-        demo_dir = str(s.data_dir / "demo")
-        ledgers.ensure(Path(demo_dir))
     _data, lines = yamlfile.load(Path(cat.source))
     line_of_field = {f: yamlfile.line_of(lines, (sect, i)) for sect in ("fields", "links")
                      for i, f in enumerate(x["id"] for x in (_data.get(sect) or []))}
     problems: list[str] = []
     for lid, ledger in cat.ledgers.items():
         try:
-            conn = base.create(base.SourceSpec(lid, ledger.key_column, ledger.connector, os.environ, demo_dir))
+            conn = base.create(base.SourceSpec(lid, ledger.key_column, ledger.connector, env, demo_dir))
         except base.ConnectorConfigError as exc:
             problems.append(f"{cat.source}: {exc}")
             continue

@@ -111,6 +111,8 @@ def sql_log(app: Any) -> list[str]:
     statements: list[str] = []
     seen = set()
     for lid, conn in app.state.runtime.snapshot.gateway.connectors.items():
+        if not hasattr(conn, "engine"):
+            continue  # REST ledgers: see the agency server's own request count
         engine = conn.engine.sync_engine
         if id(engine) in seen:
             continue
