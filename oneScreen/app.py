@@ -41,7 +41,7 @@ from .graphql import build_schema
 from .graphql.context import Context
 from .identity import Verifier, demo_key
 from .metrics import Metrics
-from .policy import Policies
+from .policy import Caller, Policies
 from .settings import ROOT, Settings, load as load_settings
 
 log = logging.getLogger("onescreen.app")
@@ -90,6 +90,16 @@ class Runtime:
         self.consents = ConsentStore(_async_url(settings.audit_url))
         self._opened: asyncio.Task | None = None
         self.snapshot = self._build(None)
+
+    def identify(self, request: Request) -> Caller:
+        """The caller: from a trusted proxy's header when that mode is on and the peer is trusted, else a bearer token."""
+        header = self.env.get("ONESCREEN_TRUSTED_PROXY_HEADER")
+        if header and header in request.headers:
+            trusted = {a.strip() for a in self.env.get("ONESCREEN_TRUSTED_PROXIES", "").split(",") if a.strip()}
+            if request.client is None or request.client.host not in trusted:
+                raise Unauthenticated("identity headers are accepted only from the trusted proxies")
+            return self.verifier.from_trusted_header(request.headers[header])
+        return self.verifier.caller(request.headers.get("authorization"))
 
     async def ready(self) -> None:
         """Open the audit and consent stores once (lazily: the first request waits for it)."""
@@ -238,7 +248,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         request_id = uuid.uuid4().hex
         snapshot = runtime.snapshot
         try:
-            caller = runtime.verifier.caller(request.headers.get("authorization"))
+            caller = runtime.identify(request)
         except Unauthenticated as exc:
             runtime.metrics.requests.labels("unauthenticated").inc()
             return _error(401, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})

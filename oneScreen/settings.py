@@ -14,6 +14,8 @@
 | ONESCREEN_AUDIT_KEY | demo: generated in the data directory | hex key (>= 32 hex digits) for the keyed pseudonyms of subjects; required in production |
 | ONESCREEN_JWT_KEYS | - | production: path to a PEM public key or a JWKS file |
 | ONESCREEN_JWT_ISSUER / ONESCREEN_JWT_AUDIENCE | - | production: required issuer and audience of tokens |
+| ONESCREEN_TRUSTED_PROXY_HEADER | - (off) | trusted reverse-proxy mode: header carrying the caller's claims as JSON |
+| ONESCREEN_TRUSTED_PROXIES | - | comma-separated addresses of the proxies whose identity header is believed |
 
 Ledger DSNs are named per ledger in the catalog (`connector.dsn_env`); secrets
 only ever come from the environment.
