@@ -24,6 +24,7 @@ import orjson
 from cryptography.fernet import Fernet
 import strawberry
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
@@ -298,6 +299,23 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         from strawberry.http.ides import get_graphql_ide_html
         return HTMLResponse(get_graphql_ide_html(graphql_ide="graphiql"))
 
+    async def demo_users_endpoint(_request: Request) -> Response:
+        """Demo mode only: the demo users, for the sign-in picker."""
+        from .identity import demo_users
+        tasks = runtime.snapshot.policies.tasks.values()
+        return _json([{"user": u.user, "name": u.name, "org": u.org, "region": u.region, "roles": list(u.roles),
+                       "tasks": sorted(t.code for t in tasks if t.roles & set(u.roles))} for u in demo_users()])
+
+    async def demo_token_endpoint(request: Request) -> Response:
+        """Demo mode only: a token for a demo user (what `onescreen token` prints), for the sign-in picker."""
+        from .identity import mint_demo_token
+        try:
+            body = orjson.loads(await request.body())
+            token = mint_demo_token(settings.data_dir, str(body["user"]), settings.token_ttl)
+        except (ValueError, KeyError, TypeError):
+            return _error(400, "BAD_REQUEST", 'send {"user": "<a demo user id>"}')
+        return _json({"token": token}, headers={"Cache-Control": "no-store"})
+
     async def healthz(_request: Request) -> Response:
         return _json({"status": "ok"})
 
@@ -324,11 +342,42 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         Route("/readyz", readyz),
         Route("/metrics", metrics),
     ]
+    if settings.demo:
+        routes += [Route("/demo/users", demo_users_endpoint), Route("/demo/token", demo_token_endpoint, methods=["POST"])]
     if FRONTEND.is_dir():
         routes.append(Mount("/", StaticFiles(directory=FRONTEND, html=True)))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
     app.state.runtime = runtime
     return app
+
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+class SecurityHeaders:
+    """CSP without 'unsafe-inline' on every page (GraphiQL, a demo-mode developer tool, is the one exception),
+    no sniffing, no referrer, no framing."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        graphiql = scope["path"] == "/graphql" and scope["method"] == "GET"
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                            (b"x-frame-options", b"DENY")]
+                if not graphiql:
+                    headers.append((b"content-security-policy", CSP.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def _executed(result: Any) -> bool:

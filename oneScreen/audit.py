@@ -23,7 +23,9 @@ separators=(",", ":"), ensure_ascii=False)`` encoded as UTF-8, and ``at`` is UTC
 ISO 8601 with microseconds. The first record's ``prev_hash`` is 64 zeros. So an
 export can be checked without this code. The chain proves the order and content
 of what it holds; to notice a truncated tail or a wholly rewritten file, keep the
-head hash that `verify()` reports somewhere else (a log shipper, a ticket).
+head hash that `verify()` reports somewhere else (a log shipper, a ticket). A
+SQLite store must not be moved or replaced while a service writes to it (SQLite's
+own rule); a missing file fails closed rather than being created anew.
 """
 from __future__ import annotations
 
@@ -179,8 +181,8 @@ def _check(e: AuditEvent) -> None:
     texts += [("fields", x) for f in e.fields for x in (f.id, f.status)]
     texts += [("ledgers", x) for x in e.ledgers]
     for name, value in texts:
-        if not isinstance(value, str) or "\x00" in value:
-            raise ValueError(f"audit event {name} must be text without NUL characters")
+        if not isinstance(value, str) or "\x00" in value or not _utf8(value):
+            raise ValueError(f"audit event {name} must be UTF-8 text without NUL characters")
     if e.subject and not _PSEUDONYM.fullmatch(e.subject):
         raise ValueError("audit event subject must be a pseudonym (pseudonymise()), never a raw key")
     if e.kind in ("disclosure", "consent") and not e.subject:
@@ -190,9 +192,17 @@ def _check(e: AuditEvent) -> None:
     if not isinstance(e.detail, Mapping):
         raise ValueError("audit event detail must be a mapping")
     try:
-        _canonical(_payload(0, datetime.now(timezone.utc), e)).encode("utf-8")
+        _canonical(dict(e.detail)).encode("utf-8")
     except (TypeError, ValueError, UnicodeEncodeError):
-        raise ValueError("audit event is not JSON-serialisable UTF-8 (check detail)") from None
+        raise ValueError("audit event detail is not JSON-serialisable UTF-8") from None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- table
@@ -291,10 +301,7 @@ class AuditStore:
             if not u.database or u.database == ":memory:" or u.query.get("mode") == "memory":
                 raise ValueError("the SQLite audit store must be a file: an in-memory trail is not durable")
             self.path: Path | None = Path(u.database)
-            # a new connection per transaction (NullPool): a replaced or removed file fails the next
-            # write instead of being written through an old descriptor to an unlinked inode
-            self.engine: AsyncEngine = create_async_engine(u, poolclass=sa.pool.NullPool,
-                                                           connect_args={"timeout": timeout})
+            self.engine: AsyncEngine = create_async_engine(u, connect_args={"timeout": timeout})
             self._sqlite_events(timeout)
             self._writes = self.engine.execution_options(onescreen_begin="IMMEDIATE")
         elif self.backend == "postgresql":
@@ -320,15 +327,31 @@ class AuditStore:
         self._opened = False
         self._closing = False
 
+    def _file_id(self) -> tuple[int, int]:
+        st = self.path.stat()
+        return st.st_dev, st.st_ino
+
     def _sqlite_events(self, timeout: float) -> None:
         @sa_event.listens_for(self.engine.sync_engine, "connect")
-        def on_connect(dbapi_conn, _record):
+        def on_connect(dbapi_conn, record):
             dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
             cur = dbapi_conn.cursor()
             cur.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             cur.execute("PRAGMA journal_mode = WAL")  # persistent; DELETE journal stays durable too
             cur.execute("PRAGMA synchronous = FULL")  # a commit returns after fsync
             cur.close()
+            record.info["file_id"] = self._file_id()
+
+        @sa_event.listens_for(self.engine.sync_engine, "checkout")
+        def on_checkout(_dbapi_conn, record, _proxy):
+            # a pooled connection to a file that was since replaced would write to an unlinked inode:
+            # drop it, and let a new connection meet whatever is at the path now
+            try:
+                same = record.info.get("file_id") == self._file_id()
+            except OSError:
+                same = False
+            if not same:
+                raise sa.exc.DisconnectionError("the audit store file was replaced")
 
         @sa_event.listens_for(self.engine.sync_engine, "begin")
         def on_begin(conn):
@@ -635,7 +658,7 @@ async def verify_url(url: str) -> tuple[int, str]:
         await store.close()
     if result.ok:
         return 0, f"audit trail intact: {result.count} records, head hash {result.head_hash or GENESIS}"
-    return 1, f"audit trail BROKEN at record {result.first_bad_seq}: {result.reason}"
+    return 1, f"audit trail BROKEN: {result.reason} (first bad record {result.first_bad_seq})"
 
 
 async def export_url(url: str, out: IO[str]) -> int:

@@ -193,11 +193,13 @@ def denied(decision: Decision) -> FieldResult:
 
 
 def assemble(task: Task, results: Mapping[str, FieldResult]) -> tuple[ScreenSection, ...]:
-    """The task's sections in order, every field with its value or status."""
-    return tuple(
+    """The task's sections in order, every requested field with its value or status (empty sections dropped)."""
+    sections = (
         ScreenSection(sec.title, sec.title_en, tuple(
-            ScreenField(tf.id, tf.target.label, tf.target.label_en, results[tf.id]) for tf in sec.fields))
+            ScreenField(tf.id, tf.target.label, tf.target.label_en, results[tf.id]) for tf in sec.fields
+            if tf.id in results))
         for sec in task.sections)
+    return tuple(s for s in sections if s.fields)
 
 
 def requested_paths(task: Task, ids: Iterable[str]) -> list[Path]:

@@ -276,6 +276,16 @@ async def test_the_raw_subject_never_reaches_the_database_file(store: AuditStore
         assert needle.encode() not in blob
 
 
+async def test_an_event_the_store_must_not_hold_is_refused_alone(store: AuditStore):
+    """A raw key, a NUL byte or an unserialisable detail is refused at once; the callers batched with it are not."""
+    bad = [event(90, subject=RRN.replace("-", "")), event(91, task="a\x00b"), event(92, detail={"x": object()}),
+           event(93, kind="read"), event(94, subject="", kind="consent")]
+    results = await asyncio.gather(*(store.append(e) for e in [event(1), *bad, event(2)]), return_exceptions=True)
+    assert [type(r).__name__ for r in results] == ["StoredRecord"] + ["ValueError"] * 5 + ["StoredRecord"]
+    assert RRN.replace("-", "") not in " ".join(str(r) for r in results)
+    assert (await store.verify()).count == 2
+
+
 async def test_a_store_whose_file_became_a_directory_fails_closed(store, db_path, caplog):
     """Invariant 7 (fail closed): append and check_writable raise AuditUnavailable; the log holds no content."""
     await store.append(event(1))
@@ -294,6 +304,29 @@ async def test_a_store_whose_file_became_a_directory_fails_closed(store, db_path
     assert "audit.append" in logs
     for secret in ("req-2", event(2).subject, "2026-복지-0002", str(db_path)):
         assert secret not in logs and secret not in str(info.value)
+
+
+async def test_a_replaced_file_is_written_at_its_path_never_through_a_stale_connection(store, db_path, tmp_path):
+    """Invariant 7: a pooled connection to a file since replaced (say, a restored copy) would commit into
+    the unlinked old inode; the store drops such connections, so the record lands in the file at the path."""
+    await store.append(event(1))
+    old = tmp_path / "old-inode.sqlite"
+    os.link(db_path, old)
+    elsewhere = tmp_path / "other" / "audit.sqlite"
+    elsewhere.parent.mkdir()
+    other = AuditStore(sqlite_url(elsewhere))
+    await other.open()
+    await other.close()
+    with closing(raw(db_path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # as a careful restore would: no pending WAL
+    os.replace(elsewhere, db_path)
+    rec = await store.append(event(2))
+    assert rec.seq == 1  # the chain of the file now at the path
+    await store.close()
+    with closing(raw(old)) as conn:
+        assert conn.execute("SELECT request_id FROM onescreen_audit").fetchall() == [("req-1",)]
+    with closing(raw(db_path)) as conn:
+        assert conn.execute("SELECT request_id FROM onescreen_audit").fetchall() == [("req-2",)]
 
 
 async def test_a_dropped_table_fails_closed(store, db_path):

@@ -130,3 +130,28 @@ async def test_a_district_caseworker_sees_nothing_of_a_subject_outside_the_distr
     assert all("jurisdiction" in (f["reason"] or "") or "관할" in f["reason"] for f in got.values())
     sent = "\n".join(sql_log)
     assert len(sql_log) == 1 and "legal_dong_cd" in sent and "name" not in sent.split("--")[0]
+
+
+async def test_cached_values_never_answer_a_task_that_denies_or_masks_them(api, data_dir):
+    """Policy applies after the cache: a value read for one task and cached is still denied or masked for another."""
+    rrn = citizens(data_dir, 1, "mbl_telno IS NOT NULL")[0]
+    phone = sample(data_dir, "mois_resident:SELECT mbl_telno FROM resident WHERE rrn = ?", rrn)[0][0]
+    q = """query($s: ID!) { citizen(rrn: $s, task: "move_in_report", caseRef: "K-1") { rrn mobilePhone name } }"""
+    _, body = await api.gql("multi.counter", q, {"s": rrn})  # full RRN and the phone (masked) are read and cached
+    assert body["data"]["citizen"]["rrn"] == rrn
+    q2 = """query($s: ID!) { a: citizen(rrn: $s, task: "vehicle_transfer", caseRef: "K-2") { rrn mobilePhone name } }"""
+    _, body = await api.gql("multi.counter", q2, {"s": rrn})
+    assert body["data"]["a"]["rrn"] == rrn[:8] + "******" and body["data"]["a"]["mobilePhone"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["FIELD_DENIED"]
+    assert phone not in str(body) and rrn not in str(body)
+
+
+async def test_unconsented_fields_of_one_subject_stay_closed_when_another_consented(api, data_dir):
+    a, b = citizens(data_dir, 2, GANGNAM)
+    await api.gql("lee.bokji", """mutation($s: ID!) { recordConsent(task: "basic_livelihood", subject: $s,
+        caseRef: "K-3", method: "written") { method } }""", {"s": a})
+    q = """query($a: ID!, $b: ID!) { x: citizen(rrn: $a, task: "basic_livelihood", caseRef: "K-3") { insuredType }
+                                     y: citizen(rrn: $b, task: "basic_livelihood", caseRef: "K-4") { insuredType } }"""
+    _, body = await api.gql("lee.bokji", q, {"a": a, "b": b})
+    assert body["data"]["y"]["insuredType"] is None
+    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [(["y", "insuredType"], "FIELD_DENIED")]

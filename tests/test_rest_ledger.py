@@ -49,6 +49,12 @@ async def test_an_agency_fault_costs_only_the_rest_ledgers_fields(api_rest, agen
     got = fields_of(body["data"]["screen"])
     hub = got.pop("building.parcel>parcel.buildings")
     assert hub["status"] == "UNAVAILABLE" and reason in hub["reason"] and KEY not in str(body)
+    _, body = await api_rest.gql("park.geonchuk", """query($s: ID!) { screen(task: "building_use_change", subject: $s,
+        caseRef: "F-2", fields: ["building.parcel>parcel.buildings"]) { unavailableLedgers { ledger reason }
+        sections { fields { id status } } } }""", {"s": b["mgmBldrgstPk"]})
+    screen = body["data"]["screen"]
+    assert [l["ledger"] for l in screen["unavailableLedgers"]] == ["molit.building_hub"]
+    assert [f["id"] for s in screen["sections"] for f in s["fields"]] == ["building.parcel>parcel.buildings"]
     assert got["building.road_address"]["status"] == "OK" and "UNAVAILABLE" not in {f["status"] for f in got.values()}
 
 

@@ -31,16 +31,23 @@ async def resolve_me(info: Info) -> Me:
     return Me(user=c.user, name=c.name, organisation=c.org, region=c.region, roles=sorted(c.roles))
 
 
-async def resolve_screen(info: Info, task: strawberry.ID, subject: strawberry.ID, case_ref: str) -> Screen:
-    """Every field of the task's set for one subject, in the task's sections, each with value or status."""
+async def resolve_screen(info: Info, task: strawberry.ID, subject: strawberry.ID, case_ref: str,
+                         fields: Optional[list[strawberry.ID]] = None) -> Screen:
+    """Every field of the task's set for one subject, in the task's sections, each with value or status.
+
+    `fields` narrows the screen to some of the task's fields (e.g. to retry one ledger's fields)."""
     ctx = info.context
     try:
         t = ctx.snapshot.policies.task_for(ctx.caller, str(task))
         key = ctx.check_subject(t.subject, str(subject))
         ctx.check_case_ref(case_ref)
+        wanted = list(t.fields) if fields is None else [str(f) for f in fields]
+        unknown = [f for f in wanted if f not in t.fields]
+        if unknown or not wanted:
+            raise BadRequest(f"fields must be field ids of task {t.code}")
     except OneScreenError as err:
         raise gql_error(err) from None
-    results = await ctx.disclose(t, t.subject, key, [tf.path for tf in t.fields.values()], case_ref)
+    results = await ctx.disclose(t, t.subject, key, [t.fields[f].path for f in wanted], case_ref)
     return Screen.of(t, str(subject), case_ref, ctx.request_id, assemble(t, results))
 
 

@@ -116,6 +116,15 @@ class ScreenSection:
 
 
 @strawberry.type
+class UnavailableLedger:
+    ledger: strawberry.ID
+    agency: str
+    name: str
+    name_en: str
+    reason: str
+
+
+@strawberry.type
 class Screen:
     task: Task
     subject: strawberry.ID
@@ -123,16 +132,26 @@ class Screen:
     case_ref: str
     request_id: strawberry.ID
     sections: list[ScreenSection]
+    unavailable_ledgers: list[UnavailableLedger]  # which ledgers failed: their fields are UNAVAILABLE
 
     @staticmethod
     def of(task: TaskModel, subject: str, case_ref: str, request_id: str,
            sections: tuple[ScreenSectionModel, ...]) -> "Screen":
         by_id = task.fields
+        failed: dict[str, UnavailableLedger] = {}
+        for sec in sections:
+            for f in sec.fields:
+                src = f.result.source
+                if f.result.status is Status.UNAVAILABLE and src is not None and src.ledger not in failed:
+                    failed[src.ledger] = UnavailableLedger(ledger=strawberry.ID(src.ledger), agency=src.agency,
+                                                           name=src.ledger_name, name_en=src.ledger_name_en,
+                                                           reason=f.result.reason_en or "")
         return Screen(task=Task.of(task), subject=strawberry.ID(subject), subject_type=task.subject,
                       case_ref=case_ref, request_id=strawberry.ID(request_id),
                       sections=[ScreenSection(title=s.title, title_en=s.title_en,
                                               fields=[FieldValue.of(by_id[f.id], f.result) for f in s.fields])
-                                for s in sections])
+                                for s in sections],
+                      unavailable_ledgers=list(failed.values()))
 
 
 @strawberry.type
