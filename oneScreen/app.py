@@ -11,6 +11,7 @@ import base64
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import secrets
 import time
@@ -36,7 +37,8 @@ from . import catalog as catalog_mod, policy as policy_mod
 from .catalog import Catalog
 from .audit import AuditEvent, AuditStore, AuditUnavailable, FieldDecision
 from .consent import ConsentStore
-from .errors import OneScreenError, Unauthenticated
+from .errors import ConfigError, ConfigErrors, OneScreenError, Unauthenticated
+from .http import GRAPHQL_RESPONSE, HttpError, PersistedQueries, RateLimiter, read_request
 from .gateway import Gateway
 from .graphql import build_schema
 from .graphql.context import Context
@@ -47,7 +49,6 @@ from .settings import ROOT, Settings, load as load_settings
 
 log = logging.getLogger("onescreen.app")
 FRONTEND = ROOT / "frontend"
-MAX_BODY = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,10 @@ class Runtime:
         self.audit = AuditStore(settings.audit_url)
         self.consents = ConsentStore(_async_url(settings.audit_url))
         self._opened: asyncio.Task | None = None
+        self.config_error: str | None = None
+        self.persisted = PersistedQueries(settings.persisted_queries, settings.persisted_only)
+        self.user_rate = RateLimiter(settings.rate_user_per_min)
+        self.org_rate = RateLimiter(settings.rate_org_per_min)
         self.snapshot = self._build(None)
 
     def identify(self, request: Request) -> Caller:
@@ -119,7 +124,8 @@ class Runtime:
     def _build(self, previous: Snapshot | None) -> Snapshot:
         cat = catalog_mod.load(self.settings.catalog_path)
         pol = policy_mod.load(self.settings.policies_dir, cat)
-        schema = build_schema(cat, production=not self.settings.demo)
+        schema = build_schema(cat, production=not self.settings.demo, limits=self.settings.limits,
+                              introspection=self.settings.introspection)
         old = previous.gateway if previous else None
         connectors: dict[str, Any] = {}
         for lid, ledger in cat.ledgers.items():
@@ -132,7 +138,6 @@ class Runtime:
                 try:
                     connectors[lid] = connectors_base.create(spec)
                 except connectors_base.ConnectorConfigError as exc:
-                    from .errors import ConfigError, ConfigErrors
                     raise ConfigErrors([ConfigError(str(self.settings.catalog_path), None, str(exc))]) from None
         gateway = Gateway(cat.ledgers, connectors, self.metrics)
         if old is not None:
@@ -143,7 +148,12 @@ class Runtime:
     def reload(self) -> Snapshot:
         """Validate the files on disk and swap them in; on any error the running snapshot stays."""
         old = self.snapshot
-        new = self._build(old)
+        try:
+            new = self._build(old)
+        except (ConfigError, ConfigErrors) as exc:
+            self.config_error = f"the files on disk are invalid, the running configuration stays: {exc}"[:2000]
+            raise
+        self.config_error = None
         self.snapshot = new  # one assignment: requests already running keep `old`
         stale = [c for lid, c in old.gateway.connectors.items() if new.gateway.connectors.get(lid) is not c]
         if stale:
@@ -244,7 +254,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
     settings = settings or load_settings(env)
     runtime = Runtime(settings, env)
 
-    async def graphql_post(request: Request) -> Response:
+    async def graphql_endpoint(request: Request) -> Response:
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
         snapshot = runtime.snapshot
@@ -253,51 +263,65 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         except Unauthenticated as exc:
             runtime.metrics.requests.labels("unauthenticated").inc()
             return _error(401, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return _error(413, "BODY_TOO_LARGE", f"request body larger than {MAX_BODY} bytes")
+        for limiter, key in ((runtime.user_rate, caller.user), (runtime.org_rate, caller.org or caller.user)):
+            wait = limiter.check(key)
+            if wait is not None:
+                runtime.metrics.requests.labels("rate_limited").inc()
+                return _error(429, "RATE_LIMITED", "too many requests; slow down and retry",
+                              {"Retry-After": str(max(1, math.ceil(wait)))})
         try:
-            payload = orjson.loads(body)
-            if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
-                raise ValueError
-            variables = payload.get("variables") or {}
-            operation = payload.get("operationName")
-            if not isinstance(variables, dict) or not (operation is None or isinstance(operation, str)):
-                raise ValueError
-        except ValueError:
-            return _error(400, "BAD_REQUEST", 'the body must be JSON: {"query": "...", "variables": {...}}')
+            gql = await read_request(request, allow_get=settings.allow_get, persisted=runtime.persisted)
+        except HttpError as exc:
+            return _error(exc.status, exc.code, exc.message, exc.headers)
         try:
             await runtime.ready()
         except AuditUnavailable as exc:
             return _error(503, exc.code, exc.message)
         ctx = Context(caller, snapshot, request_id, request.client.host if request.client else "")
-        result = await snapshot.schema.execute(payload["query"], variable_values=variables,
-                                               context_value=ctx, operation_name=operation)
         try:
+            async with asyncio.timeout(settings.request_timeout):
+                result = await snapshot.schema.execute(gql.query, variable_values=gql.variables,
+                                                       context_value=ctx, operation_name=gql.operation)
+        except TimeoutError:
+            runtime.metrics.requests.labels("timeout").inc()
+            return _error(504, "REQUEST_TIMEOUT", f"the request took longer than {settings.request_timeout:g} s; "
+                          "nothing was disclosed", {"X-Request-Id": request_id})
+        try:
+            audit_started = time.perf_counter()
             await runtime.audit_request(ctx)  # invariant 7: durable before anything is sent
+            runtime.metrics.audit_latency.observe(time.perf_counter() - audit_started)
         except AuditUnavailable as exc:
+            runtime.metrics.audit_failures.inc()
             runtime.metrics.requests.labels("audit_failed").inc()
             log.error("audit write failed; nothing disclosed", extra={"request_id": request_id, "reason": exc.reason})
             return _error(503, exc.code, exc.message, {"X-Request-Id": request_id})
         out: dict[str, Any] = {}
         if result.errors:
-            out["errors"] = [e.formatted for e in result.errors]
-        out["data"] = result.data
+            out["errors"] = [_formatted(e, request_id) for e in result.errors]
+        if result.data is not None or _executed(result):
+            out["data"] = result.data
         out["extensions"] = {"requestId": request_id}
-        status = 400 if result.data is None and result.errors and not _executed(result) else 200
+        failed_before_execution = result.errors and not _executed(result)
+        status = 400 if failed_before_execution and gql.media_type == GRAPHQL_RESPONSE else 200
         elapsed = time.perf_counter() - started
-        runtime.metrics.request_latency.observe(elapsed)
+        operation = gql.operation or "anonymous"
+        runtime.metrics.request_latency.labels(operation[:64]).observe(elapsed)
         runtime.metrics.requests.labels("ok" if not result.errors else "errors").inc()
         log.info("graphql request", extra={"request_id": request_id, "user": caller.user, "org": caller.org,
-                                           "operation": operation, "duration_ms": round(elapsed * 1000, 1),
+                                           "operation": gql.operation, "duration_ms": round(elapsed * 1000, 1),
                                            "errors": len(result.errors or [])})
-        return _json(out, status, {"X-Request-Id": request_id})
+        return Response(orjson.dumps(out), status_code=status, media_type=gql.media_type,
+                        headers={"X-Request-Id": request_id})
 
     async def graphql_get(request: Request) -> Response:
-        if not settings.demo:
-            return _error(405, "METHOD_NOT_ALLOWED", "use POST /graphql")
-        from strawberry.http.ides import get_graphql_ide_html
-        return HTMLResponse(get_graphql_ide_html(graphql_ide="graphiql"))
+        wants_html = "text/html" in request.headers.get("accept", "")
+        if wants_html and settings.demo and not request.query_params.get("query"):
+            from strawberry.http.ides import get_graphql_ide_html  # a developer tool of demo mode
+            return HTMLResponse(get_graphql_ide_html(graphql_ide="graphiql"))
+        if not settings.allow_get:
+            return _error(405, "METHOD_NOT_ALLOWED", "use POST /graphql (GET is off: subject identifiers in URLs "
+                          "end up in access logs)", {"Allow": "POST"})
+        return await graphql_endpoint(request)
 
     async def demo_users_endpoint(_request: Request) -> Response:
         """Demo mode only: the demo users, for the sign-in picker."""
@@ -320,9 +344,20 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         return _json({"status": "ok"})
 
     async def readyz(_request: Request) -> Response:
+        """Ready when the configuration on disk is valid and the audit store takes writes (fail closed otherwise);
+        each ledger's circuit is reported but an open one does not take the service out (its fields degrade)."""
         s = runtime.snapshot
-        return _json({"status": "ready", "mode": settings.mode, "tasks": len(s.policies.tasks),
-                      "loadedAt": s.loaded_at.isoformat(), "ledgers": s.gateway.circuits()})
+        problems = []
+        if runtime.config_error:
+            problems.append(f"configuration: {runtime.config_error}")
+        try:
+            await runtime.ready()
+            await runtime.audit.check_writable()
+        except AuditUnavailable as exc:
+            problems.append(f"audit store: {exc.message}")
+        body = {"status": "not ready" if problems else "ready", "mode": settings.mode, "problems": problems,
+                "tasks": len(s.policies.tasks), "loadedAt": s.loaded_at.isoformat(), "ledgers": s.gateway.circuits()}
+        return _json(body, 503 if problems else 200)
 
     async def metrics(_request: Request) -> Response:
         return PlainTextResponse(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
@@ -336,7 +371,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         await runtime.close()
 
     routes = [
-        Route("/graphql", graphql_post, methods=["POST"]),
+        Route("/graphql", graphql_endpoint, methods=["POST"]),
         Route("/graphql", graphql_get, methods=["GET"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
@@ -378,6 +413,13 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _formatted(error: Any, request_id: str) -> dict:
+    out = error.formatted
+    if out.get("message") == "Internal error":  # masked: the request id lets an operator find it in the logs
+        out = {**out, "extensions": {**(out.get("extensions") or {}), "code": "INTERNAL", "requestId": request_id}}
+    return out
 
 
 def _executed(result: Any) -> bool:

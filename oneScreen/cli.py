@@ -272,7 +272,11 @@ def _audit(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         code, message = asyncio.run(audit.verify_url(s.audit_url))
         print(message, file=sys.stdout if code == 0 else sys.stderr)
         return code
-    asyncio.run(audit.export_url(s.audit_url, sys.stdout))
+    try:
+        asyncio.run(audit.export_url(s.audit_url, sys.stdout))
+    except audit.AuditUnavailable as exc:
+        print(f"{exc.message} ({s.audit_url.split('://')[0]} store)", file=sys.stderr)
+        return 1
     return 0
 
 

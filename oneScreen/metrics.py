@@ -27,7 +27,11 @@ class Metrics:
                                     registry=r)
         self.requests = Counter("onescreen_graphql_requests", "GraphQL requests", ["outcome"], registry=r)
         self.request_latency = Histogram("onescreen_graphql_request_seconds", "GraphQL request latency",
-                                         buckets=LATENCY_BUCKETS, registry=r)
+                                         ["operation"], buckets=LATENCY_BUCKETS, registry=r)
+        self.audit_latency = Histogram("onescreen_audit_write_seconds", "Durable audit write per request",
+                                       buckets=LATENCY_BUCKETS, registry=r)
+        self.audit_failures = Counter("onescreen_audit_write_failures", "Audit writes that failed (request refused)",
+                                      registry=r)
         self.decisions = Counter("onescreen_policy_decisions", "Field decisions", ["status"], registry=r)
 
     def render(self) -> bytes:

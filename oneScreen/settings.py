@@ -14,6 +14,15 @@
 | ONESCREEN_AUDIT_KEY | demo: generated in the data directory | hex key (>= 32 hex digits) for the keyed pseudonyms of subjects; required in production |
 | ONESCREEN_JWT_KEYS | - | production: path to a PEM public key or a JWKS file |
 | ONESCREEN_JWT_ISSUER / ONESCREEN_JWT_AUDIENCE | - | production: required issuer and audience of tokens |
+| ONESCREEN_ALLOW_GET | 0 | 1: serve GraphQL queries over GET too (never mutations) |
+| ONESCREEN_INTROSPECTION | 1 in demo, 0 in production | 1: allow schema introspection |
+| ONESCREEN_PERSISTED_QUERIES | - | JSON file {sha256: query} of registered queries |
+| ONESCREEN_PERSISTED_ONLY | 0 | 1: run only registered queries |
+| ONESCREEN_RATE_USER_PER_MIN | 600 | requests a minute per user (0: off); 429 with Retry-After beyond |
+| ONESCREEN_RATE_ORG_PER_MIN | 6000 | requests a minute per organisation (0: off) |
+| ONESCREEN_REQUEST_TIMEOUT | 30 | seconds a GraphQL request may take |
+| ONESCREEN_MAX_DEPTH / _ALIASES / _TOKENS / _SUBJECTS / _COST | 12 / 200 / 20000 / 100 / 6000 | query limits |
+| ONESCREEN_WORKERS | 1 | worker processes of `onescreen serve` |
 | ONESCREEN_TRUSTED_PROXY_HEADER | - (off) | trusted reverse-proxy mode: header carrying the caller's claims as JSON |
 | ONESCREEN_TRUSTED_PROXIES | - | comma-separated addresses of the proxies whose identity header is believed |
 
@@ -25,6 +34,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from .graphql.limits import Limits
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +56,15 @@ class Settings:
     log_level: str
     token_ttl: int
     audit_url: str
+    allow_get: bool
+    introspection: bool
+    persisted_queries: Path | None
+    persisted_only: bool
+    rate_user_per_min: int
+    rate_org_per_min: int
+    request_timeout: float
+    limits: Limits
+    workers: int
 
     @property
     def demo(self) -> bool:
@@ -67,4 +87,29 @@ def load(env: dict[str, str] | None = None) -> Settings:
         log_level=env.get("ONESCREEN_LOG_LEVEL", "INFO"),
         token_ttl=int(env.get("ONESCREEN_TOKEN_TTL", "43200")),
         audit_url=env.get("ONESCREEN_AUDIT_URL") or f"sqlite+aiosqlite:///{data_dir / 'audit.sqlite'}",
+        allow_get=_flag(env, "ONESCREEN_ALLOW_GET", False),
+        introspection=_flag(env, "ONESCREEN_INTROSPECTION", mode == "demo"),
+        persisted_queries=Path(env["ONESCREEN_PERSISTED_QUERIES"]) if env.get("ONESCREEN_PERSISTED_QUERIES") else None,
+        persisted_only=_flag(env, "ONESCREEN_PERSISTED_ONLY", False),
+        rate_user_per_min=int(env.get("ONESCREEN_RATE_USER_PER_MIN", "600")),
+        rate_org_per_min=int(env.get("ONESCREEN_RATE_ORG_PER_MIN", "6000")),
+        request_timeout=float(env.get("ONESCREEN_REQUEST_TIMEOUT", "30")),
+        limits=Limits(
+            max_depth=int(env.get("ONESCREEN_MAX_DEPTH", Limits.max_depth)),
+            max_aliases=int(env.get("ONESCREEN_MAX_ALIASES", Limits.max_aliases)),
+            max_tokens=int(env.get("ONESCREEN_MAX_TOKENS", Limits.max_tokens)),
+            max_subjects=int(env.get("ONESCREEN_MAX_SUBJECTS", Limits.max_subjects)),
+            max_cost=int(env.get("ONESCREEN_MAX_COST", Limits.max_cost))),
+        workers=int(env.get("ONESCREEN_WORKERS", "1")),
     )
+
+
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1 or 0, not {value!r}")

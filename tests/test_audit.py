@@ -226,7 +226,7 @@ async def test_a_second_record_with_the_same_seq_is_refused(store, db_path):
 
 
 async def test_history_is_newest_first_paginates_without_gaps_and_holds_only_that_subject(store: AuditStore):
-    events, mine = [], []
+    events = []
     for i in range(130):
         events.append(event(i))
         if i % 3 == 0:

@@ -106,5 +106,6 @@ def test_a_served_screen_end_to_end_with_a_cli_token(server, data_dir, tmp_path)
 def test_graphiql_and_probes_answer(server):
     base, _ = server
     assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
-    assert "graphiql" in httpx.get(f"{base}/graphql").text.lower()
+    assert "graphiql" in httpx.get(f"{base}/graphql", headers={"Accept": "text/html"}).text.lower()
+    assert httpx.get(f"{base}/graphql").status_code == 405  # GET is no GraphQL transport unless enabled
     assert httpx.get(f"{base}/").status_code == 200

@@ -7,13 +7,16 @@ from typing import Any, Optional
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
+from strawberry.extensions import (AddValidationRules, DisableIntrospection, MaskErrors, MaxAliasesLimiter,
+                                   MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache)
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from ..catalog import Catalog
 from ..errors import BadRequest, OneScreenError, TaskForbidden
 from ..screen import assemble
 from . import typed as typed_mod
+from .limits import Limits, cost_rule
 from .types import (AccessHistory, AccessRecord, Consent, FieldDecision as FieldDecisionType, FieldStatus, FieldValue,
                     Me, Screen, SubjectMatch, Task, gql_error)
 
@@ -129,7 +132,8 @@ async def resolve_record_consent(info: Info, task: strawberry.ID, subject: straw
                    notice_deferred=c.notice_deferred, recorded_by=c.recorded_by, at=c.at)
 
 
-def build_schema(catalog: Catalog, *, production: bool = False) -> strawberry.Schema:
+def build_schema(catalog: Catalog, *, production: bool = False, limits: Limits = Limits(),
+                 introspection: bool | None = None) -> strawberry.Schema:
     typed = typed_mod.build(catalog)
     ns: dict = {
         "tasks": strawberry.field(resolver=resolve_tasks, description="The tasks the caller may perform"),
@@ -144,12 +148,24 @@ def build_schema(catalog: Catalog, *, production: bool = False) -> strawberry.Sc
     query = strawberry.type(type("Query", (), ns))
     mutation = strawberry.type(type("Mutation", (), {
         "record_consent": strawberry.field(resolver=resolve_record_consent, description=resolve_record_consent.__doc__)}))
+    subject_roots = frozenset(typed_mod.camel(s) for s in catalog.subject_types)
+    extensions: list = [
+        partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
+        partial(ParserCache, maxsize=512),
+        partial(QueryDepthLimiter, max_depth=limits.max_depth),
+        partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),
+        partial(AddValidationRules, [cost_rule(limits, subject_roots)]),
+        partial(ValidationCache, maxsize=512),
+        partial(MaskErrors, should_mask_error=_should_mask, error_message="Internal error"),
+    ]
+    if not (introspection if introspection is not None else not production):
+        extensions.insert(2, DisableIntrospection)
     return Schema(
         query=query,
         mutation=mutation,
         types=list(typed.classes.values()),
-        extensions=[partial(ParserCache, maxsize=512), partial(ValidationCache, maxsize=512),
-                    partial(MaskErrors, should_mask_error=_should_mask, error_message="Internal error")],
+        extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=production),
     )
 
 
