@@ -250,6 +250,14 @@ def _error(status: int, code: str, message: str, headers: Mapping[str, str] | No
     return _json({"errors": [{"message": message, "extensions": {"code": code}}]}, status, headers)
 
 
+def worker_app() -> Starlette:
+    """The app of one `onescreen serve --workers N` process (uvicorn factory): settings from the environment."""
+    from . import logs
+    settings = load_settings()
+    logs.setup(settings.log_level)
+    return create_app(settings)
+
+
 def create_app(settings: Settings | None = None, env: Mapping[str, str] | None = None) -> Starlette:
     settings = settings or load_settings(env)
     runtime = Runtime(settings, env)

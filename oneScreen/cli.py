@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("serve", help="run the service (demo ledgers and users unless ONESCREEN_MODE=production)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int, help="worker processes (default ONESCREEN_WORKERS or 1)")
 
     p = sub.add_parser("token", help="print a bearer token for a demo user (demo mode)")
     p.add_argument("--user", required=True)
@@ -85,11 +86,20 @@ def _serve(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         except (ConfigError, ConfigErrors) as exc:
             print(f"reload refused, the running configuration stays:\n{exc}", file=sys.stderr)
 
-    signal.signal(signal.SIGHUP, on_hup)
     host, port = args.host or s.host, args.port or s.port
+    workers = args.workers or s.workers
     if s.demo:
         print(f"oneScreen (DEMO MODE, synthetic data) on http://{host}:{port}  data: {s.data_dir}", file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, proxy_headers=False)
+    common = dict(host=host, port=port, log_config=None, access_log=False, proxy_headers=False,
+                  timeout_graceful_shutdown=30)  # drain in-flight requests (and their audit writes) on SIGTERM
+    if workers > 1:
+        # The configuration was validated (and demo files and keys created) above, once, before any worker
+        # starts; each worker then builds its own app from the same environment. SIGHUP restarts workers.
+        asyncio.run(runtime.close())
+        uvicorn.run("oneScreen.app:worker_app", factory=True, workers=workers, **common)
+        return 0
+    signal.signal(signal.SIGHUP, on_hup)
+    uvicorn.run(app, **common)
     return 0
 
 

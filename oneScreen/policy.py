@@ -167,7 +167,9 @@ class Policies:
         """The task if the caller may perform it; TaskForbidden otherwise (unknown tasks look the same)."""
         task = self.tasks.get(code)
         if task is None or not task.roles & caller.roles:
-            raise TaskForbidden(f"you may not perform task {code!r}: none of your roles is granted it")
+            # name the task only if it exists: an error never echoes arbitrary input (it may be a subject id)
+            what = f"task {task.code!r} ({task.name})" if task is not None else "this task"
+            raise TaskForbidden(f"you may not perform {what}: none of your roles is granted it")
         return task
 
 

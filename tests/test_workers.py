@@ -1,0 +1,83 @@
+"""Scale-out: several worker processes share one PostgreSQL audit store; the chain stays whole."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from conftest import need_service
+from sqlservers import PG_URL, drop_database, pg_available, unique_db_name, _create_database, _run
+from sqlalchemy.engine import make_url
+from test_catalog import run_cli
+from test_serve import free_port
+
+
+@pytest.fixture
+def pg_audit_url():
+    need_service(pg_available(), f"PostgreSQL is not reachable at {PG_URL}")
+    name = unique_db_name("onescreen_workers")
+    _run(_create_database(make_url(PG_URL), name))
+    try:
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        drop_database(PG_URL, name)
+
+
+def test_two_workers_share_a_postgresql_audit_store_and_lose_no_record(data_dir, pg_audit_url, tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONESCREEN_")}
+    env.update(ONESCREEN_DATA_DIR=str(data_dir), ONESCREEN_PORT=str(port), ONESCREEN_AUDIT_URL=pg_audit_url,
+               ONESCREEN_RATE_USER_PER_MIN="0", ONESCREEN_RATE_ORG_PER_MIN="0")
+    log = open(tmp_path / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "oneScreen.cli", "serve", "--workers", "2"], env=env,
+                            stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+            time.sleep(0.3)
+        token = run_cli("token", "--user", "jung.jutaek", env_extra={"ONESCREEN_DATA_DIR": str(data_dir)}).stdout.strip()
+        rrns = json.loads(run_cli("demo", "sample", "--type", "citizen", "--limit", "40", "--json",
+                                  env_extra={"ONESCREEN_DATA_DIR": str(data_dir)}).stdout)
+        query = 'query($s: ID!) { screen(task: "housing_special_supply", subject: $s, caseRef: "W-1") { requestId } }'
+
+        async def load() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=base, timeout=30,
+                                         headers={"Authorization": f"Bearer {token}"}) as c:
+                sem = asyncio.Semaphore(16)
+
+                async def one(rrn: str) -> httpx.Response:
+                    async with sem:
+                        return await c.post("/graphql", json={"query": query, "variables": {"s": rrn}})
+                return await asyncio.gather(*(one(r) for r in rrns * 5))
+
+        responses = asyncio.run(load())
+        assert all(r.status_code == 200 and "errors" not in r.json() for r in responses)
+        pids = {r.headers.get("x-request-id") for r in responses}
+        assert len(pids) == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=40)
+        log.close()
+    result = run_cli("audit", "verify", env_extra={"ONESCREEN_DATA_DIR": str(data_dir),
+                                                   "ONESCREEN_AUDIT_URL": pg_audit_url})
+    assert result.returncode == 0, result.stderr
+    exported = run_cli("audit", "export", env_extra={"ONESCREEN_DATA_DIR": str(data_dir),
+                                                     "ONESCREEN_AUDIT_URL": pg_audit_url})
+    records = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert len(records) == 200
+    assert {r["request_id"] for r in records} == pids  # every response has its durable record, none lost
+    workers_log = (tmp_path / "server.log").read_text()
+    assert workers_log.count("DEMO MODE") >= 2  # both workers served
