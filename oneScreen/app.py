@@ -63,6 +63,7 @@ class Snapshot:
     consents: ConsentStore
     pseudonym_key: bytes
     handles: Fernet  # opaque subject handles given out by `subjects`
+    admin: Any  # admin.Admin: catalog and task change control
 
 
 class Runtime:
@@ -90,12 +91,33 @@ class Runtime:
         self.handles = Fernet(base64.urlsafe_b64encode(handle_key))
         self.audit = AuditStore(settings.audit_url)
         self.consents = ConsentStore(_async_url(settings.audit_url))
+        from .admin import Admin
+        self.admin = Admin(self, _async_url(settings.audit_url))
         self._opened: asyncio.Task | None = None
         self.config_error: str | None = None
         self.persisted = PersistedQueries(settings.persisted_queries, settings.persisted_only)
         self.user_rate = RateLimiter(settings.rate_user_per_min)
         self.org_rate = RateLimiter(settings.rate_org_per_min)
         self.snapshot = self._build(None)
+        self._loaded_stamp = self.config_stamp()
+
+    def config_stamp(self) -> tuple:
+        """Modification times of the configuration files, to notice changes made by others (CLI, other workers)."""
+        files = [self.settings.catalog_path, *sorted(self.settings.policies_dir.rglob("*.yaml"))]
+        return tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.exists())
+
+    async def watch_config(self, interval: float = 2.0) -> None:
+        """Reload when the files change on disk (validated; a bad file is refused and reported by /readyz)."""
+        stamp = self.config_stamp()
+        while True:
+            await asyncio.sleep(interval)
+            current = self.config_stamp()
+            if current != stamp:
+                stamp = current
+                try:
+                    self.reload()
+                except (ConfigError, ConfigErrors):
+                    log.error("configuration on disk is invalid; the running configuration stays")
 
     def identify(self, request: Request) -> Caller:
         """The caller: from a trusted proxy's header when that mode is on and the peer is trusted, else a bearer token."""
@@ -117,6 +139,7 @@ class Runtime:
         try:
             await self.audit.open()
             await self.consents.open()
+            await self.admin.store.open()
         except BaseException:
             self._opened = None  # try again on the next request
             raise
@@ -143,17 +166,20 @@ class Runtime:
         if old is not None:
             gateway.adopt(old)
         return Snapshot(cat, pol, schema, gateway, self.metrics, datetime.now(timezone.utc), self.audit,
-                        self.consents, self.pseudonym_key, self.handles)
+                        self.consents, self.pseudonym_key, self.handles, self.admin)
 
     def reload(self) -> Snapshot:
         """Validate the files on disk and swap them in; on any error the running snapshot stays."""
         old = self.snapshot
+        if self.config_stamp() == getattr(self, "_loaded_stamp", None):
+            return old  # nothing changed on disk (e.g. the watcher after an in-process apply)
         try:
             new = self._build(old)
         except (ConfigError, ConfigErrors) as exc:
             self.config_error = f"the files on disk are invalid, the running configuration stays: {exc}"[:2000]
             raise
         self.config_error = None
+        self._loaded_stamp = self.config_stamp()
         self.snapshot = new  # one assignment: requests already running keep `old`
         stale = [c for lid, c in old.gateway.connectors.items() if new.gateway.connectors.get(lid) is not c]
         if stale:
@@ -166,6 +192,7 @@ class Runtime:
         await self.snapshot.gateway.close()
         await self.audit.close()
         await self.consents.close()
+        await self.admin.close()
         if self._stop_agency is not None:
             self._stop_agency()
 
@@ -375,7 +402,9 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         if settings.demo:
             log.warning("DEMO MODE: synthetic demo ledgers and demo users; never use with real data",
                         extra={"mode": "demo"})
+        watcher = asyncio.ensure_future(runtime.watch_config())
         yield
+        watcher.cancel()
         await runtime.close()
 
     routes = [

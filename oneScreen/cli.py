@@ -39,10 +39,41 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--policies", help="policies directory to validate against the catalog")
     p.add_argument("--check-sources", action="store_true", help="also check every source column exists")
     cat.add_parser("schema", help="print the JSON Schema of field_catalog.yaml")
+    p = cat.add_parser("introspect", help="a ledger's real columns, each with the catalog field mapped to it")
+    p.add_argument("--ledger", required=True)
+    p.add_argument("--user", required=True, help="who asks (a demo user in demo mode)")
+    p = cat.add_parser("map", help="propose mapping a source column to a (new or existing) catalog field")
+    for arg in ("--id", "--ledger", "--column", "--type", "--label", "--label-en", "--sensitivity", "--user"):
+        p.add_argument(arg, required=True)
+    p.add_argument("--mask")
+    p.add_argument("--format")
+    p = cat.add_parser("retire", help="propose retiring a field no task uses")
+    p.add_argument("--id", required=True)
+    p.add_argument("--user", required=True)
+
+    task = sub.add_parser("task", help="task field sets").add_subparsers(dest="task_command", required=True)
+    p = task.add_parser("propose", help="propose a task file (create or replace policies/tasks/CODE.yaml)")
+    p.add_argument("file", help="the task YAML")
+    p.add_argument("--user", required=True)
+    p = task.add_parser("preview", help="the ledgers a draft touches and what it newly discloses")
+    p.add_argument("file")
+    p.add_argument("--user", required=True)
+
+    chg = sub.add_parser("changes", help="configuration change proposals").add_subparsers(dest="changes_command",
+                                                                                         required=True)
+    p = chg.add_parser("list")
+    p.add_argument("--status")
+    p.add_argument("--user", required=True)
+    for name in ("approve", "reject", "restore", "show"):
+        p = chg.add_parser(name)
+        p.add_argument("id", type=int)
+        p.add_argument("--user", required=True)
+
 
     pol = sub.add_parser("policy", help="roles and tasks").add_subparsers(dest="policy_command", required=True)
     p = pol.add_parser("validate", help="validate the policies directory against the catalog")
     p.add_argument("path", nargs="?")
+    pol.add_parser("schema", help="print the JSON Schemas of roles.yaml and the task files")
     p = pol.add_parser("explain", help="the decision for one field of one task for one user, and the rule that made it")
     p.add_argument("--user", required=True, help="a demo user id")
     p.add_argument("--task", required=True)
@@ -57,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     s = settings_mod.load()
     handler = {"serve": _serve, "token": _token, "demo": _demo, "catalog": _catalog, "policy": _policy,
-               "audit": _audit}
+               "audit": _audit, "task": _admin_cli, "changes": _admin_cli}
+    if args.command == "catalog" and args.catalog_command in ("introspect", "map", "retire"):
+        return _admin_cli(args, s)
     return handler[args.command](args, s)
 
 
@@ -245,6 +278,9 @@ def _policy(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         for e in getattr(exc, "errors", [exc]):
             print(e.message, file=sys.stderr)
         return 1
+    if args.policy_command == "schema":
+        print(json.dumps(policy_mod.json_schemas(), ensure_ascii=False, indent=2))
+        return 0
     if args.policy_command == "validate":
         print(f"OK ({len(pol.tasks)} tasks, {len(pol.roles)} roles)")
         return 0
@@ -273,6 +309,74 @@ def _policy(args: argparse.Namespace, s: settings_mod.Settings) -> int:
     if d.reason:
         print(f"reason: {d.reason} / {d.reason_en}")
     return 0
+
+
+def _admin_cli(args: argparse.Namespace, s: settings_mod.Settings) -> int:
+    """Admin operations from the command line, through the same validation and four-eyes rules as the API.
+
+    The running service notices the files change and reloads them (validated) on its own."""
+    from .admin import Admin
+    from .app import Runtime
+    from .errors import OneScreenError
+    from .identity import demo_users
+    from .policy import Caller
+
+    users = {u.user: u for u in demo_users()}
+    if args.user not in users:
+        print(f"unknown user {args.user!r}: in demo mode, one of {', '.join(users)}", file=sys.stderr)
+        return 2
+    u = users[args.user]
+    caller = Caller(u.user, u.name, u.org, u.region, frozenset(u.roles))
+
+    async def run() -> int:
+        runtime = Runtime(s)
+        admin: Admin = runtime.admin
+        try:
+            if args.command == "catalog" and args.catalog_command == "introspect":
+                for name, typ, fields in await admin.introspect(caller, args.ledger):
+                    print(f"{name:<24} {typ:<16} {', '.join(fields) if fields else '(unmapped)'}")
+                return 0
+            if args.command == "catalog" and args.catalog_command == "map":
+                p = await admin.map_field(caller, {"id": args.id, "ledger": args.ledger, "column": args.column,
+                                                   "type": args.type, "label": args.label, "label_en": args.label_en,
+                                                   "sensitivity": args.sensitivity, "mask": args.mask,
+                                                   "format": args.format})
+            elif args.command == "catalog":
+                p = await admin.retire_field(caller, args.id)
+            elif args.command == "task":
+                text = Path(args.file).read_text(encoding="utf-8")
+                import yaml
+                code = (yaml.safe_load(text) or {}).get("code", "")
+                if args.task_command == "preview":
+                    ledgers, newly = await admin.preview_task(caller, str(code), text)
+                    print("ledgers: " + ", ".join(ledgers))
+                    print("newly disclosed:" + "".join(f"\n  {n}" for n in newly) if newly else "newly disclosed: nothing")
+                    return 0
+                p = await admin.save_task(caller, str(code), text)
+            elif args.changes_command == "list":
+                for p in await admin.list(caller, args.status):
+                    print(f"{p.id:>5} {p.status:<8} {p.proposer:<14} {p.summary}")
+                return 0
+            elif args.changes_command == "show":
+                await admin.list(caller)
+                p = await admin.store.get(args.id)
+            else:
+                p = await {"approve": admin.approve, "reject": admin.reject, "restore": admin.restore}[
+                    args.changes_command](caller, args.id)
+        except OneScreenError as exc:
+            print(exc.message, file=sys.stderr)
+            return 1
+        finally:
+            await runtime.close()
+        print(f"change {p.id}: {p.status} - {p.summary}")
+        for reason in p.widening:
+            print(f"  widens access: {reason}")
+        if p.status == "pending":
+            print(f"  needs approval by a second admin: onescreen changes approve {p.id} --user OTHER")
+        print(p.diff, end="")
+        return 0
+
+    return asyncio.run(run())
 
 
 def _audit(args: argparse.Namespace, s: settings_mod.Settings) -> int:

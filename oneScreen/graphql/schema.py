@@ -15,7 +15,7 @@ from strawberry.types import Info
 from ..catalog import Catalog
 from ..errors import BadRequest, OneScreenError, TaskForbidden
 from ..screen import assemble
-from . import typed as typed_mod
+from . import admin as admin_api, typed as typed_mod
 from .limits import Limits, cost_rule
 from .types import (AccessHistory, AccessRecord, Consent, FieldDecision as FieldDecisionType, FieldStatus, FieldValue,
                     Me, Screen, SubjectMatch, Task, gql_error)
@@ -145,9 +145,12 @@ def build_schema(catalog: Catalog, *, production: bool = False, limits: Limits =
     }
     for st in catalog.subject_types.values():
         ns[st.id] = typed_mod.root_field(st, typed)
+    for name, fn in admin_api.QUERIES.items():
+        ns[name] = strawberry.field(resolver=fn, description=fn.__doc__)
     query = strawberry.type(type("Query", (), ns))
     mutation = strawberry.type(type("Mutation", (), {
-        "record_consent": strawberry.field(resolver=resolve_record_consent, description=resolve_record_consent.__doc__)}))
+        "record_consent": strawberry.field(resolver=resolve_record_consent, description=resolve_record_consent.__doc__),
+        **{name: strawberry.field(resolver=fn, description=fn.__doc__) for name, fn in admin_api.MUTATIONS.items()}}))
     subject_roots = frozenset(typed_mod.camel(s) for s in catalog.subject_types)
     extensions: list = [
         partial(MaxTokensLimiter, max_token_count=limits.max_tokens),

@@ -1,0 +1,240 @@
+"""The catalog admins' and task configurers' operations: introspect, map, retire, edit tasks, approve.
+
+Plain Python over changes.py; the GraphQL mutations and the CLI are skins over
+it. Only callers with an admin role reach any of it, and every step is audited.
+"""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from connectors.base import ConnectorError
+
+from .audit import AuditEvent
+from .changes import (CATALOG_ROLES, TASK_ROLES, ChangeInvalid, ChangeRefused, ChangeStore, Config, FileChange,
+                      Proposal, candidate, edit_catalog, tasks_using, widening, write_atomically, _flow)
+from .errors import OneScreenError
+from .policy import Caller
+from .screen import convert
+
+if TYPE_CHECKING:
+    from .app import Runtime
+
+
+class Admin:
+    def __init__(self, runtime: "Runtime", store_url: str) -> None:
+        self.runtime = runtime
+        self.store = ChangeStore(store_url)
+        self.config = Config(runtime.settings.catalog_path, runtime.settings.policies_dir)
+        self.lock = asyncio.Lock()
+
+    # ------------------------------------------------------------ reading
+
+    async def introspect(self, caller: Caller, ledger_id: str) -> list[tuple[str, str, list[str]]]:
+        """The source's real columns (or item paths), each with the catalog fields mapped to it."""
+        _require(caller, CATALOG_ROLES, "introspect ledgers")
+        cat = self.runtime.snapshot.catalog
+        if ledger_id not in cat.ledgers:
+            raise ChangeRefused(f"unknown ledger {ledger_id!r}")
+        connector = self.runtime.snapshot.gateway.connectors[ledger_id]
+        try:
+            columns = await connector.columns()
+        except ConnectorError as exc:
+            raise ChangeRefused(f"cannot read the columns of {ledger_id}: {exc.reason}") from None
+        mapped: dict[str, list[str]] = {}
+        for f in cat.fields.values():
+            if f.ledger.id == ledger_id:
+                for c in f.source_columns:
+                    mapped.setdefault(c, []).append(f.id)
+        return [(name, typ, sorted(mapped.get(name, []))) for name, typ in columns.items()]
+
+    async def list(self, caller: Caller, status: str | None = None) -> list[Proposal]:
+        _require(caller, CATALOG_ROLES | TASK_ROLES, "see configuration changes")
+        await self.runtime.ready()
+        return await self.store.list(status)
+
+    # ------------------------------------------------------------ proposing
+
+    async def map_field(self, caller: Caller, spec: dict[str, Any]) -> Proposal:
+        """Map a source column to a new or existing catalog field (validated against the live source too)."""
+        _require(caller, CATALOG_ROLES, "map fields")
+        cat = self.runtime.snapshot.catalog
+        ledger = cat.ledgers.get(spec.get("ledger", ""))
+        if ledger is None:
+            raise ChangeInvalid([f"unknown ledger {spec.get('ledger')!r}"])
+        await self._check_source(ledger.id, spec["column"], spec["type"], spec.get("format"))
+        entry = {k: spec.get(k) for k in ("id", "ledger", "column", "type", "format", "sensitivity", "mask",
+                                          "cardinality", "label", "label_en")}
+
+        def edit(data: Any) -> None:
+            fields = data["fields"]
+            for i, f in enumerate(fields):
+                if f.get("id") == entry["id"]:
+                    fields[i] = _flow(entry)
+                    return
+            fields.append(_flow(entry))
+
+        old = self.config.catalog_path.read_text(encoding="utf-8")
+        verb = "re-map" if entry["id"] in cat.fields else "map"
+        change = FileChange(self.config.catalog_path, old, edit_catalog(old, edit))
+        return await self.propose(caller, "catalog", f"{verb} {ledger.id}:{spec['column']} to {entry['id']}", [change])
+
+    async def retire_field(self, caller: Caller, field_id: str) -> Proposal:
+        _require(caller, CATALOG_ROLES, "retire fields")
+        users = tasks_using(self.runtime.snapshot.policies, field_id)
+        if users:
+            raise ChangeRefused(f"field {field_id} is still used by tasks {', '.join(users)}; "
+                                "take it out of those tasks first")
+        if field_id not in self.runtime.snapshot.catalog.fields:
+            raise ChangeInvalid([f"unknown field {field_id!r}"])
+
+        def edit(data: Any) -> None:
+            for section in ("fields", "links"):
+                items = data.get(section) or []
+                for i, f in enumerate(items):
+                    if f.get("id") == field_id:
+                        del items[i]
+                        return
+
+        old = self.config.catalog_path.read_text(encoding="utf-8")
+        return await self.propose(caller, "catalog", f"retire {field_id}",
+                                  [FileChange(self.config.catalog_path, old, edit_catalog(old, edit))])
+
+    async def save_task(self, caller: Caller, code: str, text: str) -> Proposal:
+        """Create or replace a task file (policies/tasks/<code>.yaml) from its YAML."""
+        _require(caller, TASK_ROLES, "edit tasks")
+        if not code.replace("_", "").isalnum() or not code[:1].isalpha() or code != code.lower():
+            raise ChangeInvalid(["task code must be lower-case letters, digits and _"])
+        path = self.config.policies_dir / "tasks" / f"{code}.yaml"
+        old = path.read_text(encoding="utf-8") if path.exists() else None
+        verb = "edit" if old is not None else "create"
+        return await self.propose(caller, "task", f"{verb} task {code}", [FileChange(path, old, text)])
+
+    async def preview_task(self, caller: Caller, code: str, text: str) -> tuple[list[str], list[str]]:
+        """For a draft: the ledgers it touches and what it would newly disclose compared with the running version."""
+        _require(caller, TASK_ROLES, "preview tasks")
+        path = self.config.policies_dir / "tasks" / f"{code}.yaml"
+        old = path.read_text(encoding="utf-8") if path.exists() else None
+        new_cat, new_pol = candidate(self.config, [FileChange(path, old, text)])
+        snap = self.runtime.snapshot
+        task = new_pol.tasks.get(code)
+        if task is None:
+            raise ChangeInvalid([f"the draft does not define task {code!r}"])
+        ledgers = sorted({f.ledger.id for tf in task.fields.values() for f in tf.path})
+        return ledgers, widening(snap.catalog, snap.policies, new_cat, new_pol)
+
+    async def restore(self, caller: Caller, change_id: int) -> Proposal:
+        """Propose putting back the files as they were before an applied change (the same four-eyes rules apply)."""
+        await self.runtime.ready()
+        p = await self.store.get(change_id)
+        _require(caller, CATALOG_ROLES if p.kind == "catalog" else TASK_ROLES, "restore versions")
+        if p.status != "applied":
+            raise ChangeRefused(f"change {change_id} was never applied")
+        files = []
+        for f in p.files:
+            current = Path(f.path).read_text(encoding="utf-8") if Path(f.path).exists() else None
+            files.append(FileChange(f.path, current, f.old))
+        return await self.propose(caller, p.kind, f"restore the version before change {change_id}", files)
+
+    async def propose(self, caller: Caller, kind: str, summary: str, files: list[FileChange]) -> Proposal:
+        await self.runtime.ready()
+        async with self.lock:
+            self._check_base(files)
+            new_cat, new_pol = candidate(self.config, files)  # ChangeInvalid: nothing stored, nothing changed
+            snap = self.runtime.snapshot
+            reasons = widening(snap.catalog, snap.policies, new_cat, new_pol)
+            p = await self.store.add(kind, summary, caller.user, files, reasons)
+            await self._audit(caller, "proposed", p)
+            if not reasons:  # narrowing or neutral: applies at once
+                p = await self._apply(p, caller, None)
+            return p
+
+    # ------------------------------------------------------------ deciding
+
+    async def approve(self, caller: Caller, change_id: int) -> Proposal:
+        await self.runtime.ready()
+        async with self.lock:
+            p = await self.store.get(change_id)
+            _require(caller, CATALOG_ROLES if p.kind == "catalog" else TASK_ROLES, "approve this change")
+            if p.proposer == caller.user:
+                raise ChangeRefused("four eyes: a change that widens access must be approved by a different admin")
+            if p.status != "pending":
+                raise ChangeRefused(f"change {change_id} is {p.status}, not pending")
+            try:
+                self._check_base(p.files)
+                candidate(self.config, p.files)
+            except (ChangeRefused, ChangeInvalid):
+                await self.store.decide(change_id, "stale", caller.user)
+                raise
+            return await self._apply(p, caller, caller.user)
+
+    async def reject(self, caller: Caller, change_id: int) -> Proposal:
+        await self.runtime.ready()
+        p = await self.store.get(change_id)
+        _require(caller, CATALOG_ROLES if p.kind == "catalog" else TASK_ROLES, "reject this change")
+        p = await self.store.decide(change_id, "rejected", caller.user)
+        await self._audit(caller, "rejected", p)
+        return p
+
+    async def _apply(self, p: Proposal, caller: Caller, approver: str | None) -> Proposal:
+        write_atomically(p.files)
+        try:
+            self.runtime.reload()
+        except Exception:
+            write_atomically([type(f)(f.path, f.new, f.old) for f in p.files])  # validated before; never expected
+            raise
+        p = await self.store.decide(p.id, "applied", approver)
+        await self._audit(caller, "applied", p)
+        return p
+
+    def _check_base(self, files: list[FileChange]) -> None:
+        for f in files:
+            path = Path(f.path)
+            current = path.read_text(encoding="utf-8") if path.exists() else None
+            if current != f.old:
+                raise ChangeRefused(f"{path.name} changed since this change was proposed; propose it again")
+
+    async def _check_source(self, ledger_id: str, column: str, type_: str, fmt: str | None) -> None:
+        """The column exists in the live source and a sample of its values converts to the declared type."""
+        connector = self.runtime.snapshot.gateway.connectors[ledger_id]
+        try:
+            columns = await connector.columns()
+        except ConnectorError as exc:
+            raise ChangeInvalid([f"ledger {ledger_id}: cannot read its columns ({exc.reason})"]) from None
+        if column not in columns:
+            raise ChangeInvalid([f"ledger {ledger_id} has no column {column!r} (it has: {', '.join(columns)})"])
+        if type_ in ("record", "link"):
+            return
+        try:
+            rows = await connector.search({}, {}, [column], 20)
+        except ConnectorError:
+            return  # lookup-only sources (REST) cannot be sampled without a key; the type is checked on use
+        from .catalog import Column
+        col = Column(column, column, "", "", type_, fmt)
+        for row in rows:
+            try:
+                convert(col, row.get(column))
+            except (TypeError, ValueError):
+                raise ChangeInvalid([f"ledger {ledger_id}: values of column {column!r} do not convert to "
+                                     f"{type_} (checked on a sample of {len(rows)} rows)"]) from None
+
+    async def _audit(self, caller: Caller, action: str, p: Proposal) -> None:
+        await self.runtime.audit.append(AuditEvent(
+            kind="config_change", request_id=f"change-{p.id}-{action}", user=caller.user,
+            organisation=caller.org, role=",".join(sorted(caller.roles & (CATALOG_ROLES | TASK_ROLES))), task="",
+            legal_basis="", case_ref="", subject_type="", subject="", fields=(), ledgers=(), client="",
+            detail={"change": p.id, "action": action, "summary": p.summary, "proposer": p.proposer,
+                    "approver": p.approver, "widening": list(p.widening), "diff": p.diff[:50_000]}))
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+class AdminForbidden(OneScreenError):
+    code = "ADMIN_FORBIDDEN"
+
+
+def _require(caller: Caller, roles: frozenset[str], what: str) -> None:
+    if not caller.roles & roles:
+        raise AdminForbidden(f"you may not {what}: it needs one of the roles {', '.join(sorted(roles))}")

@@ -1,0 +1,308 @@
+"""Change control for the catalog and the tasks: versioned proposals, four-eyes for widening, atomic apply.
+
+Owns invariant 8 on the admin side: every change is validated exactly as the
+loader validates (and against the live source for new mappings) before it is
+stored; a change that widens access (a task gains a field, role or unmasked
+value; a field in use is re-mapped) waits for a second, different admin;
+narrowing changes apply at once. Applying writes each file atomically (temp
+file, fsync, rename), reloads the running snapshot and audits the diff.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import sqlalchemy as sa
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from . import catalog as catalog_mod, policy as policy_mod
+from .errors import ConfigError, ConfigErrors, OneScreenError
+
+CATALOG_ROLES = frozenset({"catalog_admin"})
+TASK_ROLES = frozenset({"task_configurer", "catalog_admin"})
+
+_meta = sa.MetaData()
+changes_table = sa.Table(
+    "onescreen_change", _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # catalog | task | restore
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("proposer", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | applied | rejected | stale
+    sa.Column("files", sa.Text, nullable=False),  # JSON [{path, old, new}]
+    sa.Column("diff", sa.Text, nullable=False),
+    sa.Column("widening", sa.Text, nullable=False),  # JSON list of reasons
+    sa.Column("approver", sa.String(128)),
+    sa.Column("decided_at", sa.String(40)),
+)
+
+
+class ChangeRefused(OneScreenError):
+    code = "CHANGE_REFUSED"
+
+
+class ChangeInvalid(OneScreenError):
+    code = "CHANGE_INVALID"
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("the change is invalid; nothing was changed:\n" + "\n".join(errors))
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: Path  # the real file: the catalog, or a file under the policies directory
+    old: str | None  # None: the file is new
+    new: str | None  # None: the file is removed
+
+
+@dataclass(frozen=True)
+class Proposal:
+    id: int
+    kind: str
+    summary: str
+    proposer: str
+    created_at: str
+    status: str
+    files: tuple[FileChange, ...]
+    diff: str
+    widening: tuple[str, ...]
+    approver: str | None
+    decided_at: str | None
+
+
+# ---------------------------------------------------------------- YAML editing that keeps comments
+
+
+def _yaml() -> YAML:
+    y = YAML()
+    y.preserve_quotes = True
+    y.width = 4096
+    y.indent(mapping=2, sequence=4, offset=2)
+    return y
+
+
+def _dump(data: Any) -> str:
+    out = io.StringIO()
+    _yaml().dump(data, out)
+    return out.getvalue()
+
+
+def _flow(d: dict) -> CommentedMap:
+    m = CommentedMap((k, v) for k, v in d.items() if v is not None)
+    m.fa.set_flow_style()
+    return m
+
+
+def edit_catalog(text: str, edit: Callable[[Any], None]) -> str:
+    data = _yaml().load(text)
+    edit(data)
+    return _dump(data)
+
+
+# ---------------------------------------------------------------- validation and classification
+
+
+@dataclass(frozen=True)
+class Config:
+    catalog_path: Path
+    policies_dir: Path
+
+
+def candidate(config: Config, files: Iterable[FileChange]) -> tuple[catalog_mod.Catalog, policy_mod.Policies]:
+    """Load the configuration as it would be after `files`, with the loader's own checks.
+
+    Errors name the real files (not the temporary copy) with their lines."""
+    files = list(files)
+    with tempfile.TemporaryDirectory(prefix="onescreen-change-") as tmp:
+        cat_path = Path(tmp) / "field_catalog.yaml"
+        pol_dir = Path(tmp) / "policies"
+        shutil.copy(config.catalog_path, cat_path)
+        shutil.copytree(config.policies_dir, pol_dir)
+        for f in files:
+            target = _temp_path(config, f.path, cat_path, pol_dir)
+            if f.new is None:
+                target.unlink(missing_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(f.new, encoding="utf-8")
+        try:
+            cat = catalog_mod.load(cat_path)
+            return cat, policy_mod.load(pol_dir, cat)
+        except (ConfigError, ConfigErrors) as exc:
+            errors = exc.errors if isinstance(exc, ConfigErrors) else [exc]
+            real = {str(cat_path): str(config.catalog_path), str(pol_dir): str(config.policies_dir)}
+            messages = []
+            for e in errors:
+                m = e.message
+                for fake, true in real.items():
+                    m = m.replace(fake, true)
+                messages.append(m)
+            raise ChangeInvalid(messages) from None
+
+
+def _temp_path(config: Config, path: Path, cat_path: Path, pol_dir: Path) -> Path:
+    path = Path(path).resolve()
+    if path == Path(config.catalog_path).resolve():
+        return cat_path
+    try:
+        return pol_dir / path.relative_to(Path(config.policies_dir).resolve())
+    except ValueError:
+        raise ChangeRefused("a change may only touch the catalog and the policies directory") from None
+
+
+def widening(old_cat: catalog_mod.Catalog, old: policy_mod.Policies,
+             new_cat: catalog_mod.Catalog, new: policy_mod.Policies) -> list[str]:
+    """What in the new configuration discloses more than the old: each reason needs a second admin."""
+    reasons: list[str] = []
+    for code, t in new.tasks.items():
+        o = old.tasks.get(code)
+        if o is None:
+            reasons.append(f"new task {code} discloses {len(t.fields)} fields")
+            continue
+        for role in sorted(t.roles - o.roles):
+            reasons.append(f"task {code}: role {role} may now perform it")
+        for fid in sorted(set(t.fields) - set(o.fields)):
+            reasons.append(f"task {code}: gains field {fid}")
+        for fid in sorted(set(t.fields) & set(o.fields)):
+            a, b = o.fields[fid], t.fields[fid]
+            if (a.mask is not None and a.full_value_basis is None) and (b.mask is None or b.full_value_basis):
+                reasons.append(f"task {code}: {fid} is no longer masked")
+            elif a.mask != b.mask and b.mask is not None and a.mask is not None:
+                reasons.append(f"task {code}: {fid} changes its mask from {a.mask} to {b.mask}")
+            if a.consent and not b.consent:
+                reasons.append(f"task {code}: {fid} no longer needs consent")
+        if o.jurisdiction == "own_region" and t.jurisdiction != "own_region":
+            reasons.append(f"task {code}: no longer limited to the caseworker's region")
+    used = {f.id for t in old.tasks.values() for tf in t.fields.values() for f in tf.path}
+    for fid in sorted(used & set(new_cat.fields)):
+        a, b = old_cat.fields.get(fid), new_cat.fields[fid]
+        if a is not None and (a.ledger.id != b.ledger.id or a.source_columns != b.source_columns):
+            reasons.append(f"field {fid}, used by tasks, is re-mapped to {b.ledger.id}:{','.join(b.source_columns)}")
+        if a is not None and a.mask is not None and b.mask is None:
+            reasons.append(f"field {fid}, used by tasks, loses its default mask")
+    return reasons
+
+
+def tasks_using(pol: policy_mod.Policies, field_id: str) -> list[str]:
+    return sorted(code for code, t in pol.tasks.items()
+                  if any(f.id == field_id for tf in t.fields.values() for f in tf.path))
+
+
+def unified_diff(files: Iterable[FileChange]) -> str:
+    out = []
+    for f in files:
+        out.extend(difflib.unified_diff((f.old or "").splitlines(True), (f.new or "").splitlines(True),
+                                        f"a/{Path(f.path).name}", f"b/{Path(f.path).name}"))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- atomic apply
+
+
+def write_atomically(files: Iterable[FileChange]) -> None:
+    """Write every file to a temp file beside it (fsynced) first, then rename each over its target.
+
+    A crash before the renames leaves every old file intact; the temp files are removed on error."""
+    staged: list[tuple[Path, Path | None]] = []
+    try:
+        for f in files:
+            path = Path(f.path)
+            if f.new is None:
+                staged.append((path, None))
+                continue
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(f.new)
+                fh.flush()
+                os.fsync(fh.fileno())
+            staged.append((path, Path(tmp)))
+        for path, tmp in staged:
+            if tmp is None:
+                path.unlink(missing_ok=True)
+            else:
+                os.replace(tmp, path)
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+    finally:
+        for _path, tmp in staged:
+            if tmp is not None and tmp.exists():
+                tmp.unlink()
+
+
+# ---------------------------------------------------------------- the store of proposals
+
+
+class ChangeStore:
+    def __init__(self, url: str) -> None:
+        self.engine: AsyncEngine = create_async_engine(url)
+
+    async def open(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_meta.create_all)
+
+    async def add(self, kind: str, summary: str, proposer: str, files: list[FileChange], widening: list[str]) -> Proposal:
+        now = _now()
+        row = dict(kind=kind, summary=summary, proposer=proposer, created_at=now, status="pending",
+                   files=json.dumps([{"path": str(f.path), "old": f.old, "new": f.new} for f in files],
+                                    ensure_ascii=False),
+                   diff=unified_diff(files), widening=json.dumps(widening, ensure_ascii=False))
+        async with self.engine.begin() as conn:
+            result = await conn.execute(changes_table.insert().values(**row))
+            pid = result.inserted_primary_key[0]
+        return await self.get(pid)
+
+    async def get(self, pid: int) -> Proposal:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(changes_table).where(changes_table.c.id == pid))).mappings().first()
+        if row is None:
+            raise ChangeRefused(f"no change {pid}")
+        return _proposal(row)
+
+    async def list(self, status: str | None = None, limit: int = 100) -> list[Proposal]:
+        q = sa.select(changes_table).order_by(changes_table.c.id.desc()).limit(limit)
+        if status:
+            q = q.where(changes_table.c.status == status)
+        async with self.engine.connect() as conn:
+            return [_proposal(r) for r in (await conn.execute(q)).mappings()]
+
+    async def decide(self, pid: int, status: str, approver: str | None) -> Proposal:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(changes_table.update().where(
+                changes_table.c.id == pid, changes_table.c.status == "pending").values(
+                status=status, approver=approver, decided_at=_now()))
+            if result.rowcount != 1:
+                raise ChangeRefused(f"change {pid} is not pending")
+        return await self.get(pid)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _proposal(r: Any) -> Proposal:
+    files = tuple(FileChange(Path(f["path"]), f["old"], f["new"]) for f in json.loads(r["files"]))
+    return Proposal(r["id"], r["kind"], r["summary"], r["proposer"], r["created_at"], r["status"], files, r["diff"],
+                    tuple(json.loads(r["widening"])), r["approver"], r["decided_at"])
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def digest(text: str | None) -> str:
+    return hashlib.sha256((text or "").encode()).hexdigest()
