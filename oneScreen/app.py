@@ -108,7 +108,7 @@ class Runtime:
 
     async def watch_config(self, interval: float = 2.0) -> None:
         """Reload when the files change on disk (validated; a bad file is refused and reported by /readyz)."""
-        stamp = self.config_stamp()
+        stamp = self._loaded_stamp  # what the running snapshot was built from: a change before the first look counts
         while True:
             await asyncio.sleep(interval)
             current = self.config_stamp()
