@@ -45,6 +45,7 @@ from .graphql.context import Context
 from .identity import Verifier, demo_key
 from .metrics import Metrics
 from .policy import Caller, Policies
+from .tracing import span
 from .settings import ROOT, Settings, load as load_settings
 
 log = logging.getLogger("onescreen.app")
@@ -314,9 +315,10 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
             return _error(503, exc.code, exc.message)
         ctx = Context(caller, snapshot, request_id, request.client.host if request.client else "")
         try:
-            async with asyncio.timeout(settings.request_timeout):
-                result = await snapshot.schema.execute(gql.query, variable_values=gql.variables,
-                                                       context_value=ctx, operation_name=gql.operation)
+            with span("graphql.request", request_id=request_id, operation=gql.operation or ""):
+                async with asyncio.timeout(settings.request_timeout):
+                    result = await snapshot.schema.execute(gql.query, variable_values=gql.variables,
+                                                           context_value=ctx, operation_name=gql.operation)
         except TimeoutError:
             runtime.metrics.requests.labels("timeout").inc()
             return _error(504, "REQUEST_TIMEOUT", f"the request took longer than {settings.request_timeout:g} s; "

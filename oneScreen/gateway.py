@@ -24,6 +24,7 @@ from .catalog import Ledger
 from .metrics import Metrics
 from .planner import Fetch
 from .resilience import STATE_VALUE, CircuitBreaker, backoff
+from .tracing import span
 
 log = logging.getLogger("onescreen.gateway")
 
@@ -176,9 +177,10 @@ class Gateway:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise asyncio.TimeoutError
-                async with asyncio.timeout(remaining):
-                    async with self.limits[ledger.id]:
-                        result = await connector.fetch(keys, columns)
+                with span("ledger.fetch", ledger=ledger.id, keys=len(keys), columns=len(columns), attempt=attempt):
+                    async with asyncio.timeout(remaining):
+                        async with self.limits[ledger.id]:
+                            result = await connector.fetch(keys, columns)
             except Exception as exc:  # ConnectorError, TimeoutError, or a connector bug: all cost this ledger only
                 retryable = isinstance(exc, asyncio.TimeoutError) or getattr(exc, "retryable", False)
                 breaker.failure()
