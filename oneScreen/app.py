@@ -87,6 +87,9 @@ class Runtime:
             self.verifier = Verifier(keys_path=Path(keys) if keys else None,
                                      issuer=self.env.get("ONESCREEN_JWT_ISSUER"),
                                      audience=self.env.get("ONESCREEN_JWT_AUDIENCE"))
+        if not settings.demo and not self.env.get("ONESCREEN_AUDIT_URL"):
+            raise ValueError("production mode needs ONESCREEN_AUDIT_URL (the shared PostgreSQL audit store): "
+                             "a local file would not be shared by the workers, nor backed up")
         self.pseudonym_key = _pseudonym_key(settings, self.env)
         handle_key = hashlib.sha256(b"onescreen subject handles\0" + self.pseudonym_key).digest()
         self.handles = Fernet(base64.urlsafe_b64encode(handle_key))
@@ -96,11 +99,20 @@ class Runtime:
         self.admin = Admin(self, _async_url(settings.audit_url))
         self._opened: asyncio.Task | None = None
         self.config_error: str | None = None
+        self._operations: set[str] = set()
         self.persisted = PersistedQueries(settings.persisted_queries, settings.persisted_only)
         self.user_rate = RateLimiter(settings.rate_user_per_min)
         self.org_rate = RateLimiter(settings.rate_org_per_min)
         self.snapshot = self._build(None)
         self._loaded_stamp = self.config_stamp()
+
+    def operation_label(self, operation: str | None) -> str:
+        """A bounded set of metric labels: the first 100 operation names seen, then 'other'."""
+        name = (operation or "anonymous")[:64]
+        if name in self._operations or len(self._operations) < 100:
+            self._operations.add(name)
+            return name
+        return "other"
 
     def config_stamp(self) -> tuple:
         """Modification times of the configuration files, to notice changes made by others (CLI, other workers)."""
@@ -124,8 +136,7 @@ class Runtime:
         """The caller: from a trusted proxy's header when that mode is on and the peer is trusted, else a bearer token."""
         header = self.env.get("ONESCREEN_TRUSTED_PROXY_HEADER")
         if header and header in request.headers:
-            trusted = {a.strip() for a in self.env.get("ONESCREEN_TRUSTED_PROXIES", "").split(",") if a.strip()}
-            if request.client is None or request.client.host not in trusted:
+            if request.client is None or not _trusted(request.client.host, self.env.get("ONESCREEN_TRUSTED_PROXIES", "")):
                 raise Unauthenticated("identity headers are accepted only from the trusted proxies")
             return self.verifier.from_trusted_header(request.headers[header])
         return self.verifier.caller(request.headers.get("authorization"))
@@ -236,6 +247,22 @@ def _event(ctx: Context, d: Any) -> AuditEvent:
         ledgers=tuple(ledgers), client=ctx.client)
 
 
+def _trusted(host: str, proxies: str) -> bool:
+    """Whether `host` is one of the trusted proxies: addresses or networks (CIDR), comma-separated."""
+    import ipaddress
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    for item in (p.strip() for p in proxies.split(",")):
+        try:
+            if item and address in ipaddress.ip_network(item, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
 def _pseudonym_key(settings: Settings, env: Mapping[str, str]) -> bytes:
     raw = env.get("ONESCREEN_AUDIT_KEY")
     if raw:
@@ -341,8 +368,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         failed_before_execution = result.errors and not _executed(result)
         status = 400 if failed_before_execution and gql.media_type == GRAPHQL_RESPONSE else 200
         elapsed = time.perf_counter() - started
-        operation = gql.operation or "anonymous"
-        runtime.metrics.request_latency.labels(operation[:64]).observe(elapsed)
+        runtime.metrics.request_latency.labels(runtime.operation_label(gql.operation)).observe(elapsed)
         runtime.metrics.requests.labels("ok" if not result.errors else "errors").inc()
         log.info("graphql request", extra={"request_id": request_id, "user": caller.user, "org": caller.org,
                                            "operation": gql.operation, "duration_ms": round(elapsed * 1000, 1),

@@ -37,6 +37,7 @@ def production_env(data_dir, keys_path, **extra):
     env = {k: f"sqlite:///{demo / (v + '.sqlite')}" for k, v in dsn.items()}
     env.update(ONESCREEN_MODE="production", ONESCREEN_JWT_KEYS=str(keys_path), ONESCREEN_JWT_ISSUER=CLAIMS["iss"],
                ONESCREEN_JWT_AUDIENCE=CLAIMS["aud"], ONESCREEN_AUDIT_KEY="ab" * 32,
+               ONESCREEN_AUDIT_URL=f"sqlite+aiosqlite:///{data_dir / 'audit-prod.sqlite'}",
                ONESCREEN_URL_MOLIT_BLDG_HUB="http://127.0.0.1:9", ONESCREEN_KEY_MOLIT_BLDG_HUB="k")
     env.update(extra)
     return env_for(data_dir, **env)
@@ -97,13 +98,17 @@ def test_production_refuses_to_start_without_keys_or_with_the_demo_key(data_dir,
     env.pop("ONESCREEN_AUDIT_KEY")
     with pytest.raises(ValueError, match="ONESCREEN_AUDIT_KEY"):
         create_app(load_settings(env), env)
+    env = production_env(data_dir, path)
+    env.pop("ONESCREEN_AUDIT_URL")
+    with pytest.raises(ValueError, match="ONESCREEN_AUDIT_URL"):
+        create_app(load_settings(env), env)
 
 
 async def test_a_trusted_proxy_header_is_believed_only_from_a_trusted_proxy(data_dir, keys):
     _, path, _ = keys
     RRN[:] = [sample(data_dir, "mois_resident:SELECT rrn FROM resident LIMIT 1")[0][0]]
     claims = json.dumps({k: v for k, v in CLAIMS.items() if k not in ("iss", "aud")})  # ASCII: JSON escapes
-    for proxies, expected in (("127.0.0.1", 200), ("10.1.2.3", 401)):
+    for proxies, expected in (("127.0.0.1", 200), ("10.1.2.3", 401), ("10.0.0.0/8, 127.0.0.0/8", 200)):
         env = production_env(data_dir, path, ONESCREEN_TRUSTED_PROXY_HEADER="X-OneScreen-Identity",
                              ONESCREEN_TRUSTED_PROXIES=proxies)
         app = create_app(load_settings(env), env)
