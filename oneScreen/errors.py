@@ -52,6 +52,12 @@ class FieldDenied(OneScreenError):
         super().__init__(f"field {field} is not disclosed: {reason}")
 
 
+class ConsentRequired(FieldDenied):
+    """Not disclosed until the subject's consent (or an exception) is recorded with recordConsent."""
+
+    code = "CONSENT_REQUIRED"
+
+
 class LedgerUnavailable(OneScreenError):
     code = "LEDGER_UNAVAILABLE"
 

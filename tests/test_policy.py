@@ -154,4 +154,4 @@ async def test_unconsented_fields_of_one_subject_stay_closed_when_another_consen
                                      y: citizen(rrn: $b, task: "basic_livelihood", caseRef: "K-4") { insuredType } }"""
     _, body = await api.gql("lee.bokji", q, {"a": a, "b": b})
     assert body["data"]["y"]["insuredType"] is None
-    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [(["y", "insuredType"], "FIELD_DENIED")]
+    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [(["y", "insuredType"], "CONSENT_REQUIRED")]

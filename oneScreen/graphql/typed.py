@@ -17,7 +17,7 @@ from strawberry.types import Info
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from ..catalog import Catalog, Column, Field, SubjectType
-from ..errors import BadRequest, FieldDenied, LedgerUnavailable, OneScreenError
+from ..errors import BadRequest, ConsentRequired, FieldDenied, LedgerUnavailable, OneScreenError
 from ..policy import Status
 from ..screen import FieldResult
 from .types import gql_error
@@ -92,8 +92,10 @@ def _resolver(f: Field, item_cls: type | None) -> Callable[..., Any]:
         r = root.results.get(pid)
         if r is None:  # cannot happen: every selected path was decided
             raise gql_error(FieldDenied(pid, "not decided"))
-        if r.status is Status.DENIED or r.status is Status.CONSENT_REQUIRED:
+        if r.status is Status.DENIED:
             raise gql_error(FieldDenied(pid, r.reason_en or "denied"))
+        if r.status is Status.CONSENT_REQUIRED:
+            raise gql_error(ConsentRequired(pid, r.reason_en or "consent required"))
         if r.status is Status.UNAVAILABLE:
             raise gql_error(LedgerUnavailable(r.source.ledger if r.source else "?", r.reason_en or "unavailable"))
         if r.status is Status.NOT_FOUND or r.value is None:
