@@ -1,0 +1,139 @@
+// The GraphQL API of oneScreen, as the screen uses it. One error type: ApiError(code, message, requestId).
+// The bearer token lives in sessionStorage at most (never localStorage, never the URL).
+
+const TOKEN_KEY = "onescreen.token";
+
+export class ApiError extends Error {
+  constructor(code, message, {status = 0, requestId = null, extensions = {}} = {}) {
+    super(message || code);
+    this.code = code;
+    this.status = status;
+    this.requestId = requestId;
+    this.extensions = extensions;
+  }
+}
+
+export const session = {
+  get token() {
+    try {
+      return sessionStorage.getItem(TOKEN_KEY);
+    } catch {
+      return null;
+    }
+  },
+  set token(value) {
+    try {
+      if (value) sessionStorage.setItem(TOKEN_KEY, value);
+      else sessionStorage.removeItem(TOKEN_KEY);
+    } catch {
+      // storage refused (privacy mode): the token then lives in memory only
+    }
+  },
+};
+
+/** POST /graphql. Returns `data`; throws ApiError for HTTP errors and for errors of the root fields asked. */
+export async function gql(token, query, variables = {}) {
+  let response;
+  try {
+    response = await fetch("/graphql", {
+      method: "POST",
+      headers: {"Content-Type": "application/json", "Authorization": `Bearer ${token}`},
+      body: JSON.stringify({query, variables}),
+      credentials: "omit",
+      cache: "no-store",
+    });
+  } catch {
+    throw new ApiError("NETWORK", "network error");
+  }
+  const requestId = response.headers.get("X-Request-Id");
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  const first = body && Array.isArray(body.errors) && body.errors.length ? body.errors[0] : null;
+  const code = first?.extensions?.code;
+  const rid = body?.extensions?.requestId || requestId;
+  if (response.status === 401) {
+    throw new ApiError("UNAUTHENTICATED", first?.message, {status: 401, requestId: rid});
+  }
+  if (!response.ok && !(response.status === 400 && body?.errors)) {
+    throw new ApiError(code || "HTTP", first?.message || response.statusText,
+                       {status: response.status, requestId: rid, extensions: first?.extensions || {}});
+  }
+  const data = body?.data || null;
+  if (first && (!data || Object.values(data).some((v) => v === null))) {
+    throw new ApiError(code || "DEFAULT", first.message,
+                       {status: response.status, requestId: rid, extensions: first.extensions || {}});
+  }
+  if (!data) throw new ApiError("DEFAULT", "empty response", {status: response.status, requestId: rid});
+  Object.defineProperty(data, "requestId", {value: rid, enumerable: false});
+  return data;
+}
+
+/** Demo mode only: the demo users for the sign-in picker, or null when the server is not in demo mode. */
+export async function demoUsers() {
+  try {
+    const response = await fetch("/demo/users", {credentials: "omit", cache: "no-store"});
+    if (!response.ok) return null;
+    const users = await response.json();
+    return Array.isArray(users) ? users : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Demo mode only: a token for a demo user. */
+export async function demoToken(user) {
+  let response;
+  try {
+    response = await fetch("/demo/token", {
+      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({user}),
+      credentials: "omit", cache: "no-store",
+    });
+  } catch {
+    throw new ApiError("NETWORK", "network error");
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok || !body?.token) {
+    throw new ApiError(body?.errors?.[0]?.extensions?.code || "HTTP", body?.errors?.[0]?.message,
+                       {status: response.status});
+  }
+  return body.token;
+}
+
+export const Q = {
+  signIn: `query SignIn {
+    me { user name organisation region roles }
+    tasks { code name nameEn legalBasis legalBasisEn subjectType
+            sections { title titleEn fields { id label labelEn type ledger agency } } }
+  }`,
+  subjects: `query Subjects($type: String!, $query: String!, $task: ID!) {
+    subjects(type: $type, query: $query, task: $task) {
+      id subjectType fields { id label labelEn value display status }
+    }
+  }`,
+  screen: `query Screen($task: ID!, $subject: ID!, $caseRef: String!, $fields: [ID!]) {
+    screen(task: $task, subject: $subject, caseRef: $caseRef, fields: $fields) {
+      subject caseRef requestId
+      unavailableLedgers { ledger agency name nameEn reason }
+      sections { title titleEn fields {
+        id label labelEn type value display status reason reasonEn
+        source { agency agencyName agencyNameEn ledger ledgerName ledgerNameEn asOf cached }
+      } }
+    }
+  }`,
+  recordConsent: `mutation RecordConsent($task: ID!, $subject: ID!, $caseRef: String!, $method: String!,
+                                         $exception: String) {
+    recordConsent(task: $task, subject: $subject, caseRef: $caseRef, method: $method, exception: $exception) {
+      task method exception noticeDeferred recordedBy at
+    }
+  }`,
+  accessHistory: `query AccessHistory($subject: ID!, $first: Int, $after: String) {
+    accessHistory(subject: $subject, first: $first, after: $after) {
+      entries { at user organisation role task legalBasis caseRef fields { id status } }
+      nextCursor
+    }
+  }`,
+};

@@ -1,0 +1,352 @@
+// oneScreen caseworker screen: sign in, choose a task, enter the case reference and find the subject, then
+// the one screen (screen.js); and the access history (audit.js). Plain ES modules, no build step.
+// Every value from the server reaches the page as text (dom.js h()/textContent), never as markup.
+
+import {Q, demoToken, demoUsers, gql, session} from "./api.js";
+import {$, $$, fill, h} from "./dom.js";
+import {lang, pick, roleLabel, setLang, t} from "./i18n.js";
+import {bindAudit, goAudit, renderAudit} from "./audit.js";
+import {bindScreen, loadScreen, renderScreen} from "./screen.js";
+import {announce, badge, canSeeHistory, clearAlert, handleError, hooks, matchSummary, renderHeader, resetState,
+        setFieldError, show, showAlert, state, token} from "./ui.js";
+
+const LANG_KEY = "onescreen.lang";
+const CASE_REF_RE = /^[0-9A-Za-z가-힣._:/-]{1,64}$/u;
+
+// ------------------------------------------------------------------ static text, language
+
+function applyStatic() {
+  document.title = t("app.title");
+  for (const node of $$("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of $$("[data-i18n-attr]")) {
+    for (const pair of node.dataset.i18nAttr.split(";")) {
+      const [attr, key] = pair.split(":");
+      node.setAttribute(attr, t(key));
+    }
+  }
+  $("#lang-toggle").setAttribute("lang", lang() === "ko" ? "en" : "ko");
+}
+
+function renderCurrent() {
+  renderHeader();
+  if (state.view === "signin") renderSignin();
+  if (state.view === "tasks") renderTasks();
+  if (state.view === "subject") renderSubject();
+  if (state.view === "screen") renderScreen();
+  if (state.view === "audit") renderAudit();
+}
+
+function toggleLang() {
+  setLang(lang() === "ko" ? "en" : "ko");
+  try { sessionStorage.setItem(LANG_KEY, lang()); } catch { /* in memory only */ }
+  applyStatic();
+  renderCurrent();
+  announce(lang() === "ko" ? "한국어로 표시합니다." : "Showing the screen in English.");
+}
+
+// ------------------------------------------------------------------ 1. sign in
+
+function renderSignin() {
+  const demo = Array.isArray(state.demo) && state.demo.length > 0;
+  $("#demo-form").hidden = !demo;
+  if (!demo) $("#token-details").open = true;
+  if (!demo) return;
+  const list = $("#demo-users");
+  const checked = $("input[name=demo-user]:checked", list)?.value;
+  fill(list, state.demo.map((u) => {
+    const id = `demo-user-${u.user.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+    const tasks = u.tasks?.length ? t("signin.demoTasks", {tasks: u.tasks.join(", ")}) : t("signin.demoNoTasks");
+    return h("div", {class: "user-option"},
+      h("input", {type: "radio", name: "demo-user", id, value: u.user, checked: u.user === checked}),
+      h("label", {for: id},
+        h("span", {class: "user-option__name"}, u.name),
+        h("span", {class: "user-option__id"}, u.user),
+        h("span", {class: "user-option__org"}, u.org || "—"),
+        h("span", {class: "user-option__roles"}, (u.roles || []).map(roleLabel).join(", ")),
+        h("span", {class: "user-option__tasks"}, tasks)));
+  }));
+}
+
+async function onDemoSubmit(event) {
+  event.preventDefault();
+  clearAlert();
+  const picked = $("input[name=demo-user]:checked");
+  if (!picked) {
+    showAlert(t("signin.demoPick"));
+    $("input[name=demo-user]")?.focus();
+    return;
+  }
+  announce(t("signin.loading"));
+  try {
+    await signIn(await demoToken(picked.value));
+  } catch (err) {
+    handleError(err);
+  }
+}
+
+async function onTokenSubmit(event) {
+  event.preventDefault();
+  clearAlert();
+  const input = $("#token-input");
+  const bearer = input.value.trim().replace(/^Bearer\s+/i, "");
+  if (!bearer) {
+    showAlert(t("signin.tokenEmpty"));
+    input.focus();
+    return;
+  }
+  announce(t("signin.loading"));
+  try {
+    await signIn(bearer);
+    input.value = "";
+  } catch (err) {
+    handleError(err);
+  }
+}
+
+/** Verify the token with the server (me + tasks); only then keep it, in sessionStorage. */
+async function signIn(bearer) {
+  const data = await gql(bearer, Q.signIn);
+  state.token = bearer;
+  session.token = bearer;
+  state.me = data.me;
+  state.tasks = data.tasks || [];
+  clearAlert();
+  announce(t("signin.done", {name: data.me.name}));
+  if (state.tasks.length) {
+    goTasks();
+  } else if (canSeeHistory()) {
+    goAudit();
+  } else {
+    renderHeader();
+    showAlert(t("signin.noTasks"));
+  }
+}
+
+function signOut({announceIt = true} = {}) {
+  session.token = null;
+  const dialog = $("#consent-dialog");
+  if (dialog.open) dialog.close();
+  resetState();
+  // erase everything the session showed or typed
+  for (const sel of ["#task-list", "#task-count", "#task-summary", "#matches-body", "#screen-meta", "#screen-title",
+                     "#screen-code",
+                     "#sections", "#unavailable", "#audit-results", "#audit-page", "#who"]) {
+    $(sel).replaceChildren();
+  }
+  for (const sel of ["#task-search", "#case-ref", "#subject-query", "#audit-rrn", "#token-input"]) $(sel).value = "";
+  for (const sel of ["#case-ref-error", "#subject-query-error", "#audit-rrn-error"]) $(sel).textContent = "";
+  $("#matches").hidden = true;
+  $("#unavailable").hidden = true;
+  $("#audit-pager").hidden = true;
+  clearAlert();
+  show("signin");
+  renderSignin();
+  if (announceIt) {
+    announce(t("signout.done"));
+    $("#signin-title").focus();
+  }
+}
+
+// ------------------------------------------------------------------ 2. choose a task
+
+function goTasks() {
+  show("tasks");
+  renderTasks();
+  $("#task-search").focus();
+}
+
+function visibleTasks() {
+  const q = state.taskFilter.trim().toLowerCase();
+  if (!q) return state.tasks;
+  return state.tasks.filter((task) => [task.code, task.name, task.nameEn]
+    .some((s) => (s || "").toLowerCase().includes(q)));
+}
+
+function renderTasks() {
+  const tasks = visibleTasks();
+  const total = state.tasks.length;
+  $("#task-count").textContent = tasks.length === total
+    ? t("tasks.count", {n: total}) : t("tasks.countFiltered", {n: tasks.length, total});
+  const list = $("#task-list");
+  if (!tasks.length) {
+    fill(list, h("li", {class: "task-list__none"}, t("tasks.none")));
+    return;
+  }
+  fill(list, tasks.map((task) => h("li", {},
+    h("button", {type: "button", class: "task", "data-task": task.code, onclick: () => chooseTask(task.code)},
+      h("span", {class: "task__name"}, pick(task.name, task.nameEn)),
+      h("span", {class: "task__code"}, t("tasks.code", {code: task.code})),
+      h("span", {class: "task__basis"}, t("tasks.basis", {basis: pick(task.legalBasis, task.legalBasisEn)})),
+      h("span", {class: "task__subject"}, t("tasks.subject", {subject: t(`subjectType.${task.subjectType}`)}))))));
+}
+
+function onTaskSearch(event) {
+  state.taskFilter = event.target.value;
+  renderTasks();
+}
+
+function onTaskSearchKey(event) {
+  if (event.key !== "Enter") return;
+  event.preventDefault();
+  const tasks = visibleTasks();
+  if (tasks.length === 1) chooseTask(tasks[0].code);
+  else $("#task-list button")?.focus();
+}
+
+function chooseTask(code) {
+  const task = state.tasks.find((x) => x.code === code);
+  if (!task) return;
+  clearAlert();
+  if (state.task?.code !== code) {
+    state.caseRef = "";
+    $("#case-ref").value = "";
+  }
+  state.task = task;
+  state.matches = null;
+  state.match = null;
+  state.screen = null;
+  state.query = "";
+  $("#subject-query").value = "";
+  show("subject");
+  renderSubject();
+  $("#case-ref").focus();
+}
+
+// ------------------------------------------------------------------ 3. case reference and subject
+
+function subjectKind() {
+  const type = state.task?.subjectType;
+  return type === "citizen" || type === "building" ? type : "other";
+}
+
+function renderSubject() {
+  const task = state.task;
+  if (!task) return;
+  fill($("#task-summary"),
+    h("p", {class: "task-summary__label"}, t("subject.task")),
+    h("p", {class: "task-summary__name"}, pick(task.name, task.nameEn), " ",
+      h("span", {class: "task__code"}, t("tasks.code", {code: task.code}))),
+    h("p", {class: "task-summary__basis"}, t("tasks.basis", {basis: pick(task.legalBasis, task.legalBasisEn)})),
+    h("button", {type: "button", class: "btn btn--small", onclick: goTasks}, t("subject.changeTask")));
+  const kind = subjectKind();
+  $("#subject-query-label").textContent = t(`subject.queryLabel.${kind}`);
+  $("#subject-query-hint").textContent = t(`subject.queryHint.${kind}`);
+  renderMatches();
+}
+
+async function onSubjectSubmit(event) {
+  event.preventDefault();
+  clearAlert();
+  const caseInput = $("#case-ref");
+  const queryInput = $("#subject-query");
+  const caseRef = caseInput.value.trim();
+  const query = queryInput.value.trim();
+  const caseOk = CASE_REF_RE.test(caseRef);
+  setFieldError(caseInput, $("#case-ref-error"), caseOk ? "" : t("subject.caseRefInvalid"));
+  setFieldError(queryInput, $("#subject-query-error"), query ? "" : t("subject.queryEmpty"));
+  if (!caseOk) { caseInput.focus(); return; }
+  if (!query) { queryInput.focus(); return; }
+  state.caseRef = caseRef;
+  state.query = query;
+  const button = $("#subject-submit");
+  button.disabled = true;
+  $("#subject-form").setAttribute("aria-busy", "true");
+  announce(t("subject.searching"));
+  try {
+    const data = await gql(token(), Q.subjects, {type: state.task.subjectType, query, task: state.task.code});
+    state.matches = data.subjects || [];
+    renderMatches();
+    announce(state.matches.length ? t("subject.found", {n: state.matches.length}) : t("subject.none"));
+    const first = $("#matches-body button.select");
+    (first || $("#matches-title")).focus();
+  } catch (err) {
+    state.matches = null;  // the matches of an earlier search would now mislead
+    renderMatches();
+    handleError(err, {search: subjectKind() === "other" ? null : subjectKind()});
+  } finally {
+    button.disabled = false;
+    $("#subject-form").removeAttribute("aria-busy");
+  }
+}
+
+function renderMatches() {
+  const box = $("#matches");
+  const body = $("#matches-body");
+  if (state.matches === null) {
+    box.hidden = true;
+    body.replaceChildren();
+    return;
+  }
+  box.hidden = false;
+  if (!state.matches.length) {
+    fill(body, h("p", {class: "empty"}, t("subject.none")));
+    return;
+  }
+  const columns = state.matches[0].fields;
+  fill(body, h("div", {class: "table-wrap", tabindex: "0", role: "region", "aria-labelledby": "matches-title"},
+    h("table", {class: "data-table matches-table", "aria-labelledby": "matches-title"},
+      h("thead", {}, h("tr", {},
+        columns.map((f) => h("th", {scope: "col"}, pick(f.label, f.labelEn))),
+        h("th", {scope: "col"}, t("subject.choose")))),
+      h("tbody", {}, state.matches.map((m, i) => h("tr", {},
+        m.fields.map((f) => h("td", {}, f.display ?? "", f.status !== "OK" ? badge(f.status) : null)),
+        h("td", {}, h("button", {type: "button", class: "btn btn--small select",
+                                 "aria-label": t("subject.selectLabel", {what: matchSummary(m) || `#${i + 1}`}),
+                                 onclick: () => chooseMatch(m)}, t("subject.select")))))))));
+}
+
+function chooseMatch(match) {
+  state.match = match;
+  clearAlert();
+  show("screen");
+  loadScreen();
+}
+
+// ------------------------------------------------------------------ start
+
+function bind() {
+  $("#lang-toggle").addEventListener("click", toggleLang);
+  $("#logout").addEventListener("click", () => signOut());
+  $("#nav-tasks").addEventListener("click", () => { clearAlert(); goTasks(); });
+  $("#nav-audit").addEventListener("click", () => { clearAlert(); goAudit(); });
+  $("#demo-form").addEventListener("submit", onDemoSubmit);
+  $("#token-form").addEventListener("submit", onTokenSubmit);
+  $("#task-search").addEventListener("input", onTaskSearch);
+  $("#task-search").addEventListener("keydown", onTaskSearchKey);
+  $("#subject-form").addEventListener("submit", onSubjectSubmit);
+  $("#new-search").addEventListener("click", () => {
+    state.screen = null;
+    state.generation += 1;
+    state.loading.clear();
+    $("#sections").replaceChildren();
+    show("subject");
+    renderSubject();
+    $("#subject-query").focus();
+  });
+  bindScreen();
+  bindAudit();
+  hooks.signOut = signOut;
+}
+
+async function start() {
+  let saved = null;
+  try { saved = sessionStorage.getItem(LANG_KEY); } catch { /* default */ }
+  setLang(saved || "ko");
+  applyStatic();
+  bind();
+  show("signin");
+  state.demo = await demoUsers();
+  renderSignin();
+  const stored = session.token;  // this tab signed in before a reload
+  if (stored) {
+    try {
+      await signIn(stored);
+    } catch (err) {
+      session.token = null;
+      handleError(err);
+    }
+  }
+  document.body.dataset.ready = "true";
+}
+
+start();

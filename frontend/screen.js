@@ -1,0 +1,350 @@
+// The one screen: the task's sections in order, each field with its value (tables for records) or a text
+// badge saying why not (masked, denied, consent required, not found, unavailable), its source on hover and
+// focus; per-section loading states; retry of one ledger's fields; and the consent dialog.
+
+import {ApiError, Q, gql} from "./api.js";
+import {$, $$, append, fill, h, uid} from "./dom.js";
+import {columnLabel, pick, t} from "./i18n.js";
+import {announce, badge, clearAlert, errorMessage, formatCell, formatTime, handleError, matchSummary, state,
+        token} from "./ui.js";
+
+const STATUS_NEEDS_ATTENTION = new Set(["DENIED", "NOT_FOUND", "UNAVAILABLE", "CONSENT_REQUIRED"]);
+
+function taskFieldIds() {
+  return state.task.sections.flatMap((s) => s.fields.map((f) => f.id));
+}
+
+/** Load the whole screen, or (with `fields`) re-read some of its fields, e.g. one ledger's after a failure. */
+export async function loadScreen({fields = null, focusField = null, retryLedger = null} = {}) {
+  const partial = Array.isArray(fields);
+  if (!partial) {
+    state.generation += 1;
+    state.screen = {results: new Map(), requestId: null, retryIds: [], loadedAt: null, failed: new Set()};
+  }
+  const generation = state.generation;
+  const ids = partial ? fields : taskFieldIds();
+  for (const id of ids) state.loading.add(id);
+  if (partial) {
+    updateFields(ids);
+    renderUnavailable();  // its retry button waits too
+  } else {
+    renderScreen();
+    $("#screen-title").focus();
+  }
+  if (retryLedger) announce(t("screen.retrying", {ledger: retryLedger}));
+  else announce(t("screen.loading"));
+  let data = null;
+  let failure = null;
+  try {
+    data = await gql(token(), Q.screen, {task: state.task.code, subject: state.match.id, caseRef: state.caseRef,
+                                         fields: partial ? fields : null});
+  } catch (err) {
+    failure = err;
+  }
+  if (generation !== state.generation || !state.screen) return; // the caseworker moved on meanwhile
+  for (const id of ids) state.loading.delete(id);
+  if (failure) {
+    for (const id of ids) state.screen.failed.add(id);
+    if (partial) updateFields(ids); else renderScreen();
+    renderScreenHeader();
+    handleError(failure);
+    return;
+  }
+  const screen = data.screen;
+  for (const section of screen.sections) {
+    for (const field of section.fields) {
+      state.screen.results.set(field.id, field);
+      state.screen.failed.delete(field.id);
+    }
+  }
+  if (partial) {
+    state.screen.retryIds.push(screen.requestId);
+    updateFields(ids);
+    renderScreenHeader();
+    renderUnavailable();
+  } else {
+    state.screen.requestId = screen.requestId;
+    state.screen.loadedAt = new Date();
+    renderScreen();
+  }
+  if (retryLedger) {
+    const still = ids.some((id) => state.screen.results.get(id)?.status === "UNAVAILABLE");
+    announce(t("screen.retried", {ledger: retryLedger, result: t(still ? "screen.retryStill" : "screen.retryOk")}));
+  } else {
+    const all = [...state.screen.results.values()];
+    const problems = all.filter((f) => STATUS_NEEDS_ATTENTION.has(f.status)).length;
+    announce(t("screen.loaded", {n: all.length, problems: problems ? t("screen.problems", {n: problems}) : ""}));
+  }
+  if (focusField) focusOnField(focusField);
+  else if (!document.activeElement || document.activeElement === document.body) $("#screen-title").focus();
+}
+
+function focusOnField(id) {
+  const node = fieldNode(id);
+  const target = node && ($(".value[tabindex], .table-wrap[tabindex], button", node));
+  if (target) target.focus();
+  else $("#screen-title").focus();
+}
+
+function fieldNode(id) {
+  return $$("#sections .field").find((n) => n.dataset.field === id) || null;
+}
+
+export function renderScreen() {
+  if (!state.task || !state.screen) return;
+  renderScreenHeader();
+  renderUnavailable();
+  const focusedField = document.activeElement?.closest?.("#sections .field")?.dataset.field;
+  fill($("#sections"), state.task.sections.map((section, i) => {
+    const titleId = `section-${i}-title`;
+    return h("section", {class: "screen-section", "aria-labelledby": titleId, "data-section": i},
+      h("h2", {id: titleId, class: "screen-section__title", tabindex: "-1"},
+        h("span", {}, pick(section.title, section.titleEn)),
+        h("span", {class: "section-loading", "aria-hidden": "true"}, t("screen.loading"))),
+      h("dl", {class: "fields"}, section.fields.map((tf) => renderField(tf))));
+  }));
+  updateSectionBusy();
+  if (focusedField) focusOnField(focusedField);
+}
+
+/** Re-render some fields in place (the rest of the screen, and the focus, stay where they are). */
+function updateFields(ids) {
+  const wanted = new Set(ids);
+  for (const section of state.task.sections) {
+    for (const tf of section.fields) {
+      if (!wanted.has(tf.id)) continue;
+      const old = fieldNode(tf.id);
+      if (!old) continue;
+      const hadFocus = old.contains(document.activeElement);
+      old.replaceWith(renderField(tf));
+      if (hadFocus) focusOnField(tf.id);
+    }
+  }
+  updateSectionBusy();
+}
+
+function updateSectionBusy() {
+  for (const node of $$("#sections .screen-section")) {
+    const busy = $$(".field", node).some((f) => f.dataset.status === "LOADING");
+    node.setAttribute("aria-busy", busy ? "true" : "false");
+    node.classList.toggle("is-loading", busy);
+  }
+}
+
+function renderScreenHeader() {
+  const task = state.task;
+  const s = state.screen;
+  $("#screen-title").textContent = pick(task.name, task.nameEn);
+  const me = state.me;
+  const pending = state.loading.size ? t("screen.loading") : "—";  // "—": the screen could not be loaded
+  const rid = s.requestId
+    ? [s.requestId, s.retryIds.length ? ` (${t("screen.retryIds", {ids: s.retryIds.join(", ")})})` : ""].join("")
+    : pending;
+  $("#screen-code").textContent = task.code;
+  const items = [
+    ["basis", "screen.basis", pick(task.legalBasis, task.legalBasisEn)],
+    ["case-ref", "screen.caseRef", state.caseRef],
+    ["request-id", "screen.requestId", rid],
+    ["subject", "screen.subject", state.match ? matchSummary(state.match) || t(`subjectType.${task.subjectType}`) : ""],
+    ["caseworker", "screen.caseworker", me ? [me.name, me.organisation].filter(Boolean).join(" · ") : ""],
+    ["at", "screen.at", s.loadedAt ? formatTime(s.loadedAt) : pending],
+  ];
+  fill($("#screen-meta"), items.map(([key, label, value]) => h("div", {class: `meta__item meta__item--${key}`},
+    h("dt", {}, t(label)), h("dd", {"data-meta": key}, value))));
+}
+
+function unavailableLedgers() {
+  const byLedger = new Map();
+  for (const f of state.screen.results.values()) {
+    if (f.status !== "UNAVAILABLE" || !f.source) continue;
+    if (!byLedger.has(f.source.ledger)) byLedger.set(f.source.ledger, {source: f.source, field: f});
+  }
+  return [...byLedger.values()];
+}
+
+function renderUnavailable() {
+  const box = $("#unavailable");
+  const ledgers = unavailableLedgers();
+  box.hidden = ledgers.length === 0;
+  if (!ledgers.length) {
+    box.replaceChildren();
+    return;
+  }
+  const hadFocus = box.contains(document.activeElement);
+  fill(box,
+    h("h2", {class: "unavailable__title"}, badge("UNAVAILABLE"), " ", t("screen.unavailableTitle")),
+    h("p", {}, t("screen.unavailableIntro")),
+    h("ul", {class: "unavailable__list"}, ledgers.map(({source, field}) => {
+      const name = `${pick(source.agencyName, source.agencyNameEn)} ${pick(source.ledgerName, source.ledgerNameEn)}`;
+      const busy = state.loading.has(field.id);
+      return h("li", {"data-ledger": source.ledger},
+        h("strong", {}, name), " — ", pick(field.reason, field.reasonEn) || "", " ",
+        h("button", {type: "button", class: "btn btn--small retry", disabled: busy,
+                     onclick: () => retryLedger(source.ledger)}, t("screen.retryLedger", {ledger: name})));
+    })));
+  if (hadFocus) $("button", box)?.focus();
+}
+
+function retryLedger(ledger) {
+  const ids = [];
+  let source = null;
+  for (const f of state.screen.results.values()) {
+    if (f.status === "UNAVAILABLE" && f.source?.ledger === ledger) {
+      ids.push(f.id);
+      source = f.source;
+    }
+  }
+  if (!ids.length) return;
+  clearAlert();
+  const name = `${pick(source.agencyName, source.agencyNameEn)} ${pick(source.ledgerName, source.ledgerNameEn)}`;
+  loadScreen({fields: ids, focusField: ids[0], retryLedger: name});
+}
+
+function renderField(tf) {
+  const id = tf.id;
+  const result = state.screen?.results.get(id);
+  const loading = state.loading.has(id);
+  const failed = !result && state.screen?.failed.has(id);
+  const status = loading ? "LOADING" : result ? result.status : failed ? "ERROR" : "LOADING";
+  const label = pick(result?.label ?? tf.label, result?.labelEn ?? tf.labelEn);
+  const labelId = uid("f");
+  const isRecord = (result?.type ?? tf.type) === "record";
+  const node = h("div", {class: `field${isRecord ? " field--record" : ""}`, "data-field": id, "data-status": status});
+  const body = h("dd", {class: "field__body"});
+  append(node, [h("dt", {class: "field__label", id: labelId}, label), body]);
+  if (status === "LOADING") {
+    append(body, h("span", {class: "placeholder"}, t("screen.loading")));
+    return node;
+  }
+  if (status === "ERROR") {
+    append(body, h("span", {class: "placeholder placeholder--error"}, t("screen.failed")));
+    return node;
+  }
+  const source = result.source;
+  const sourceId = source ? uid("src") : null;
+  if (status === "OK" || status === "MASKED") {
+    append(body, renderValue(result, labelId, sourceId, label));
+    if (status === "MASKED") append(body, badge("MASKED"));
+    if (source?.cached) append(body, h("span", {class: "cached-tag"}, t("screen.cachedShort")));
+  } else {
+    append(body, badge(status));
+    const reason = pick(result.reason, result.reasonEn);
+    if (status === "NOT_FOUND" || status === "UNAVAILABLE") {
+      if (source) {
+        append(body, h("p", {class: "field__agency"}, t("status.agency", {
+          agency: pick(source.agencyName, source.agencyNameEn), ledger: pick(source.ledgerName, source.ledgerNameEn)})));
+      }
+    }
+    if (reason) append(body, h("p", {class: "field__reason"}, t("status.reason", {reason})));
+    if (status === "CONSENT_REQUIRED") {
+      append(body, h("button", {type: "button", class: "btn btn--small consent",
+                                "aria-label": t("consent.actionLabel", {label}),
+                                onclick: () => openConsent(id)}, t("consent.action")));
+    }
+    if (status === "UNAVAILABLE" && source) {
+      append(body, h("button", {type: "button", class: "btn btn--small retry",
+                                onclick: () => retryLedger(source.ledger)}, t("screen.retry")));
+    }
+  }
+  if (source && (status === "OK" || status === "MASKED")) append(body, renderSource(source, sourceId));
+  return node;
+}
+
+function renderSource(source, sourceId) {
+  const parts = [t("screen.source", {agency: pick(source.agencyName, source.agencyNameEn),
+                                      ledger: pick(source.ledgerName, source.ledgerNameEn)})];
+  if (source.asOf) parts.push(t("screen.asOf", {at: formatTime(new Date(source.asOf))}));
+  if (source.cached) parts.push(t("screen.cached"));
+  return h("span", {class: "source", role: "tooltip", id: sourceId, "data-ledger": source.ledger}, parts.join(" · "));
+}
+
+function renderValue(result, labelId, sourceId, label) {
+  const value = result.value;
+  if (Array.isArray(value) && value.some((v) => v && typeof v === "object")) {
+    return renderRecords(result.id, value, labelId, sourceId, label);
+  }
+  if (Array.isArray(value) && value.length === 0) {
+    return h("span", {class: "value value--empty", tabindex: "0", "aria-describedby": sourceId},
+      result.type === "record" ? t("screen.emptyRecords") : t("screen.empty"));
+  }
+  if (value === null || value === undefined) {
+    return h("span", {class: "value value--empty", tabindex: "0", "aria-describedby": sourceId}, t("screen.nullValue"));
+  }
+  const text = result.display ?? (Array.isArray(value) ? value.map(formatCell).join(", ") : formatCell(value));
+  return h("span", {class: "value", tabindex: "0", "aria-describedby": sourceId}, text);
+}
+
+function renderRecords(fieldId, rows, labelId, sourceId, label) {
+  const columns = [];
+  for (const row of rows) for (const key of Object.keys(row || {})) if (!columns.includes(key)) columns.push(key);
+  return h("div", {class: "table-wrap value", tabindex: "0", role: "region", "aria-labelledby": labelId,
+                   "aria-describedby": sourceId},
+    h("table", {class: "data-table"},
+      h("caption", {class: "sr-only"}, t("screen.table", {label})),
+      h("thead", {}, h("tr", {}, columns.map((c) => h("th", {scope: "col"}, columnLabel(fieldId, c))))),
+      h("tbody", {}, rows.map((row) => h("tr", {}, columns.map((c) => h("td", {}, formatCell(row?.[c]))))))));
+}
+
+// ------------------------------------------------------------------ consent
+
+function openConsent(fieldId) {
+  state.consentField = fieldId;
+  const form = $("#consent-form");
+  form.reset();
+  $("#consent-exception-code").disabled = true;
+  $("#consent-error").textContent = "";
+  $("#consent-dialog").showModal();
+  $("#consent-written").focus();
+}
+
+function onConsentMethodChange() {
+  const picked = $("input[name=consent-method]:checked")?.value;
+  $("#consent-exception-code").disabled = picked !== "exception";
+}
+
+async function onConsentSubmit(event) {
+  event.preventDefault();
+  const picked = $("input[name=consent-method]:checked")?.value;
+  if (!picked) {
+    $("#consent-error").textContent = t("consent.pick");
+    $("#consent-written").focus();
+    return;
+  }
+  const exception = picked === "exception" ? $("#consent-exception-code").value : null;
+  const button = $("#consent-submit");
+  button.disabled = true;
+  try {
+    const data = await gql(token(), Q.recordConsent, {
+      task: state.task.code, subject: state.match.id, caseRef: state.caseRef, method: picked, exception});
+    const c = data.recordConsent;
+    $("#consent-dialog").close();
+    const method = c.exception ? t(`consent.${c.exception}`) : t(`consent.${c.method}`);
+    announce(t(c.noticeDeferred ? "consent.recordedDeferred" : "consent.recorded", {method}));
+    await loadScreen({focusField: state.consentField});
+  } catch (err) {
+    if (err instanceof ApiError && err.code === "UNAUTHENTICATED") {
+      $("#consent-dialog").close();
+      handleError(err);
+    } else {
+      const rid = err?.requestId ? ` (${t("err.requestId", {id: err.requestId})})` : "";
+      $("#consent-error").textContent = errorMessage(err) + rid;  // the dialog stays open: try again or cancel
+    }
+  } finally {
+    button.disabled = false;
+  }
+}
+
+export function bindScreen() {
+  $("#reload").addEventListener("click", () => { clearAlert(); loadScreen(); });
+  $("#print").addEventListener("click", () => window.print());
+  $("#consent-form").addEventListener("submit", onConsentSubmit);
+  $("#consent-form").addEventListener("change", onConsentMethodChange);
+  $("#consent-cancel").addEventListener("click", () => $("#consent-dialog").close());
+  // Escape hides a value's source tooltip (WCAG 1.4.13) until the focus moves on
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && document.activeElement?.closest?.(".field")) {
+      document.activeElement.closest(".field").classList.add("tip-dismissed");
+    }
+  });
+  document.addEventListener("focusin", () => $$(".tip-dismissed").forEach((n) => n.classList.remove("tip-dismissed")));
+}
