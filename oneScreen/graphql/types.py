@@ -29,6 +29,14 @@ FieldStatus = strawberry.enum(enum.Enum("FieldStatus", {s.value: s.value for s i
 
 
 @strawberry.type
+class RecordColumn:
+    name: str
+    label: str
+    label_en: str
+    type: str
+
+
+@strawberry.type
 class CatalogField:
     id: strawberry.ID
     label: str
@@ -37,11 +45,16 @@ class CatalogField:
     sensitivity: str
     ledger: strawberry.ID
     agency: str
+    cardinality: str
+    columns: list[RecordColumn]  # the columns of a record field (table headers); empty for scalars
 
     @staticmethod
     def of(pid: str, f: Field) -> "CatalogField":
+        columns = [RecordColumn(name=c.name, label=c.label, label_en=c.label_en, type=c.type) for c in f.columns] \
+            if f.type == "record" else []
         return CatalogField(id=strawberry.ID(pid), label=f.label, label_en=f.label_en, type=f.type,
-                            sensitivity=f.sensitivity, ledger=strawberry.ID(f.ledger.id), agency=f.ledger.agency.id)
+                            sensitivity=f.sensitivity, ledger=strawberry.ID(f.ledger.id), agency=f.ledger.agency.id,
+                            cardinality=f.cardinality, columns=columns)
 
 
 @strawberry.type
