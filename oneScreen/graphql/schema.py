@@ -7,15 +7,17 @@ from typing import Any, Optional
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (AddValidationRules, DisableIntrospection, MaskErrors, MaxAliasesLimiter,
-                                   MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache)
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions.max_aliases import create_validator as alias_validator
+from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from ..catalog import Catalog
 from ..errors import BadRequest, OneScreenError, TaskForbidden
 from ..screen import assemble
-from . import admin as admin_api, typed as typed_mod
+from . import admin as admin_api, catalog_api, typed as typed_mod
 from .limits import Limits, cost_rule
 from .types import (AccessHistory, AccessRecord, Consent, FieldDecision as FieldDecisionType, FieldStatus, FieldValue,
                     Me, Screen, SubjectMatch, Task, gql_error)
@@ -147,22 +149,25 @@ def build_schema(catalog: Catalog, *, production: bool = False, limits: Limits =
         ns[st.id] = typed_mod.root_field(st, typed)
     for name, fn in admin_api.QUERIES.items():
         ns[name] = strawberry.field(resolver=fn, description=fn.__doc__)
+    ns.update((n, strawberry.field(resolver=fn, description=fn.__doc__)) for n, fn in catalog_api.QUERIES.items())
     query = strawberry.type(type("Query", (), ns))
     mutation = strawberry.type(type("Mutation", (), {
         "record_consent": strawberry.field(resolver=resolve_record_consent, description=resolve_record_consent.__doc__),
         **{name: strawberry.field(resolver=fn, description=fn.__doc__) for name, fn in admin_api.MUTATIONS.items()}}))
     subject_roots = frozenset(typed_mod.camel(s) for s in catalog.subject_types)
+    # The validation rules are built once: strawberry's limiter extensions would make new rule classes per
+    # request, and the validation cache (keyed by the rules) would then never hit.
+    rules = [depth_validator(limits.max_depth, None), alias_validator(limits.max_aliases),
+             cost_rule(limits, subject_roots)]
+    if not (introspection if introspection is not None else not production):
+        rules.append(NoSchemaIntrospectionCustomRule)
     extensions: list = [
         partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
         partial(ParserCache, maxsize=512),
-        partial(QueryDepthLimiter, max_depth=limits.max_depth),
-        partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),
-        partial(AddValidationRules, [cost_rule(limits, subject_roots)]),
+        partial(AddValidationRules, rules),
         partial(ValidationCache, maxsize=512),
         partial(MaskErrors, should_mask_error=_should_mask, error_message="Internal error"),
     ]
-    if not (introspection if introspection is not None else not production):
-        extensions.insert(2, DisableIntrospection)
     return Schema(
         query=query,
         mutation=mutation,
