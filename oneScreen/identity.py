@@ -18,6 +18,7 @@ from typing import Any
 
 import jwt
 import yaml
+from cachetools import TTLCache
 
 from .errors import Unauthenticated
 from .policy import Caller
@@ -90,6 +91,9 @@ class Verifier:
                  issuer: str | None = None, audience: str | None = None) -> None:
         self.demo_key = demo_key
         self.issuer, self.audience = issuer, audience
+        # a verified token is trusted again for at most a minute (and never past its exp): signature checks
+        # are the costliest step of a cached screen; bounded in memory
+        self._verified: TTLCache = TTLCache(maxsize=10_000, ttl=60)
         self.keys: list[Any] = _load_keys(keys_path) if keys_path else []
         if demo_key is None and not self.keys:
             raise ValueError("production mode needs ONESCREEN_JWT_KEYS (a PEM public key or a JWKS file)")
@@ -100,7 +104,13 @@ class Verifier:
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthenticated("a bearer token is required")
         token = authorization[len("Bearer "):].strip()
-        return self.from_claims(self._verify(token))
+        hit = self._verified.get(token)
+        if hit is not None and hit[1] > time.time():  # verified recently and not yet expired
+            return hit[0]
+        claims = self._verify(token)
+        caller = self.from_claims(claims)
+        self._verified[token] = (caller, float(claims["exp"]))
+        return caller
 
     def from_trusted_header(self, value: str) -> Caller:
         """Trusted reverse-proxy mode: the proxy (already checked to be trusted) sends the claims as JSON."""
