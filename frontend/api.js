@@ -31,19 +31,45 @@ export const session = {
   },
 };
 
-/** POST /graphql. Returns `data`; throws ApiError for HTTP errors and for errors of the root fields asked. */
-export async function gql(token, query, variables = {}) {
-  let response;
+const hashes = new Map();  // query text -> sha256 hex (automatic persisted queries)
+
+async function sha256(text) {
+  if (!hashes.has(text)) {
+    if (!globalThis.crypto?.subtle) return null;  // not a secure context: send the query text
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+    hashes.set(text, Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join(""));
+  }
+  return hashes.get(text);
+}
+
+async function post(token, payload) {
   try {
-    response = await fetch("/graphql", {
+    return await fetch("/graphql", {
       method: "POST",
       headers: {"Content-Type": "application/json", "Authorization": `Bearer ${token}`},
-      body: JSON.stringify({query, variables}),
+      body: JSON.stringify(payload),
       credentials: "omit",
       cache: "no-store",
     });
   } catch {
     throw new ApiError("NETWORK", "network error");
+  }
+}
+
+/** POST /graphql. Returns `data`; throws ApiError for HTTP errors and for errors of the root fields asked.
+
+    Sends the query's sha256 first (Apollo-style automatic persisted queries, which a server restricted to
+    registered queries requires) and the full text only when the server does not know the hash yet. */
+export async function gql(token, query, variables = {}) {
+  const hash = await sha256(query);
+  const operationName = /^\s*(?:query|mutation)\s+(\w+)/.exec(query)?.[1];
+  const extensions = hash ? {persistedQuery: {version: 1, sha256Hash: hash}} : undefined;
+  let response = await post(token, hash ? {operationName, variables, extensions} : {query, operationName, variables});
+  if (hash && response.status === 200) {
+    const probe = await response.clone().json().catch(() => null);
+    if (probe?.errors?.[0]?.extensions?.code === "PERSISTED_QUERY_NOT_FOUND") {
+      response = await post(token, {query, operationName, variables, extensions});
+    }
   }
   const requestId = response.headers.get("X-Request-Id");
   let body = null;

@@ -6,6 +6,7 @@ import {Q, demoToken, demoUsers, gql, session} from "./api.js";
 import {$, $$, fill, h} from "./dom.js";
 import {lang, pick, roleLabel, setLang, t} from "./i18n.js";
 import {bindAudit, goAudit, renderAudit} from "./audit.js";
+import {bindAdmin, goAdmin, isAdmin, renderAdmin, resetAdmin} from "./admin.js";
 import {bindScreen, loadScreen, renderScreen} from "./screen.js";
 import {announce, badge, canSeeHistory, clearAlert, handleError, hooks, matchSummary, renderHeader, resetState,
         setFieldError, show, showAlert, state, token} from "./ui.js";
@@ -34,6 +35,7 @@ function renderCurrent() {
   if (state.view === "subject") renderSubject();
   if (state.view === "screen") renderScreen();
   if (state.view === "audit") renderAudit();
+  if (state.view.startsWith("admin-")) renderAdmin();
 }
 
 function toggleLang() {
@@ -116,6 +118,8 @@ async function signIn(bearer) {
     goTasks();
   } else if (canSeeHistory()) {
     goAudit();
+  } else if (isAdmin()) {
+    goAdmin("catalog");
   } else {
     renderHeader();
     showAlert(t("signin.noTasks"));
@@ -127,6 +131,7 @@ function signOut({announceIt = true} = {}) {
   const dialog = $("#consent-dialog");
   if (dialog.open) dialog.close();
   resetState();
+  resetAdmin();
   // erase everything the session showed or typed
   for (const sel of ["#task-list", "#task-count", "#task-summary", "#matches-body", "#screen-meta", "#screen-title",
                      "#screen-code",
@@ -325,6 +330,7 @@ function bind() {
   });
   bindScreen();
   bindAudit();
+  bindAdmin();
   hooks.signOut = signOut;
 }
 

@@ -396,6 +396,11 @@ const COLUMN_LABELS = {
 
 let current = "ko";
 
+/** More UI strings (another module's own, e.g. the admin pages'), merged into each language's table. */
+export function addStrings(more) {
+  for (const l of LANGS) Object.assign(STRINGS[l], more[l] || {});
+}
+
 export function lang() {
   return current;
 }

@@ -260,7 +260,8 @@ def screen_requests(page: "Page") -> list[dict]:
     def on_request(request):
         if request.url.endswith("/graphql") and request.method == "POST":
             body = json.loads(request.post_data or "{}")
-            if "query Screen" in body.get("query", ""):
+            # the page sends a query's hash first (automatic persisted queries), its text only when asked
+            if body.get("operationName") == "Screen" and "query" not in body:
                 sent.append(body.get("variables") or {})
 
     page.on("request", on_request)
@@ -826,7 +827,7 @@ def test_sections_show_their_loading_state_and_nothing_jumps(page, site):
     held = []
 
     def hold(route):
-        if "query Screen" in (route.request.post_data or ""):
+        if json.loads(route.request.post_data or "{}").get("operationName") == "Screen":
             held.append(route)  # answered below, once the loading state has been looked at
         else:
             route.continue_()

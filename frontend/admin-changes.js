@@ -1,0 +1,124 @@
+// Change approval: pending proposals with their diff (as text) and the reasons they widen access, approve or
+// reject (four eyes: the server refuses a proposer's own approval, and this page says so); and the history
+// of decided changes, each applied one restorable (a restore is itself a proposal under the same rules).
+
+import {$, fill, h} from "./dom.js";
+import {t} from "./i18n.js";
+import {AQ, admin, call, changeStatus, diffView, isAdmin, isCatalogAdmin, loadCatalog, shortTime, showProblem,
+        wideningList} from "./admin-common.js";
+import {announce, clearAlert, state} from "./ui.js";
+
+let busy = false;
+
+export async function loadChanges() {
+  $("#changes-done").hidden = true;
+  const data = await call(AQ.changes);
+  admin.changes = data.changes;
+}
+
+function mayDecide(kind) {
+  return kind === "catalog" ? isCatalogAdmin() : isAdmin();
+}
+
+export function renderChangesPage() {
+  const all = admin.changes;
+  const pending = (all || []).filter((c) => c.status === "pending");
+  const past = (all || []).filter((c) => c.status !== "pending");
+  $("#changes-pending-title").textContent = all ? t("admin.changes.pending", {n: pending.length}) : t("admin.changes.pendingNone");
+  if (!all) {
+    fill($("#changes-pending"), h("p", {class: "empty"}, t("admin.loading")));
+    $("#changes-history").replaceChildren();
+    return;
+  }
+  fill($("#changes-pending"), pending.length
+    ? h("ol", {class: "changes"}, pending.map((c) => h("li", {}, card(c))))
+    : h("p", {class: "empty"}, t("admin.changes.noPending")));
+  fill($("#changes-history"), past.length
+    ? h("ol", {class: "changes"}, past.map((c) => h("li", {}, card(c))))
+    : h("p", {class: "empty"}, t("admin.changes.noHistory")));
+}
+
+function card(c) {
+  const titleId = `change-${c.id}-title`;
+  const label = t("admin.changes.label", {id: c.id, summary: c.summary});
+  const mine = c.proposer === state.me?.user;
+  const pending = c.status === "pending";
+  const files = c.files.map((f) => f.split(/[\\/]/).pop()).join(", ");
+  const meta = [
+    ["admin.changes.kind", t(`admin.kind.${c.kind}`)],
+    ["admin.changes.proposer", c.proposer + (mine ? ` (${t("admin.changes.you")})` : "")],
+    ["admin.changes.created", shortTime(c.createdAt)],
+    ["admin.changes.files", files],
+  ];
+  if (!pending) {
+    meta.push(["admin.changes.decider", c.approver || t(c.status === "applied" ? "admin.changes.atOnce" : "admin.changes.nobody")]);
+    meta.push(["admin.changes.decided", c.decidedAt ? shortTime(c.decidedAt) : "—"]);
+  }
+  const diff = diffView(c.diff, t("admin.changes.diffLabel", {id: c.id}));
+  return h("article", {class: `change${pending ? " change--pending" : ""}`, "data-change": c.id, "data-status": c.status,
+                       "aria-labelledby": titleId},
+    h("h3", {id: titleId, tabindex: "-1"}, h("span", {class: "change__id"}, `#${c.id}`), " ", c.summary, " ", changeStatus(c.status)),
+    h("dl", {class: "change__meta"}, meta.map(([k, v]) => h("div", {}, h("dt", {}, t(k)), h("dd", {}, v)))),
+    c.widening.length
+      ? h("div", {class: "change__widening"}, h("h4", {}, t(pending ? "admin.changes.wideningPending" : "admin.changes.widening")),
+          wideningList(c.widening))
+      : null,
+    pending
+      ? [h("h4", {}, t("admin.result.diff")), diff]
+      : h("details", {class: "change__details"}, h("summary", {}, t("admin.changes.showDiff", {id: c.id})), diff),
+    pending && mine ? h("p", {class: "note four-eyes-note"}, t("admin.changes.ownNote")) : null,
+    pending && !mayDecide(c.kind) ? h("p", {class: "note"}, t(`admin.changes.notYours.${c.kind}`)) : null,
+    h("div", {class: "change__actions"},
+      pending && mayDecide(c.kind) ? [
+        h("button", {type: "button", class: "btn btn--primary", "data-action": "approve", "data-id": c.id,
+                     "aria-label": t("admin.changes.approveLabel", {label}), onclick: () => decide(c.id, "approve")},
+          t("admin.changes.approve")),
+        h("button", {type: "button", class: "btn btn--danger", "data-action": "reject", "data-id": c.id,
+                     "aria-label": t("admin.changes.rejectLabel", {label}), onclick: () => decide(c.id, "reject")},
+          t("admin.changes.reject"))] : null,
+      c.status === "applied" && mayDecide(c.kind)
+        ? h("button", {type: "button", class: "btn", "data-action": "restore", "data-id": c.id,
+                       "aria-label": t("admin.changes.restoreLabel", {label}), onclick: () => decide(c.id, "restore")},
+            t("admin.changes.restore"))
+        : null),
+    h("div", {class: "change__problem", hidden: true}));
+}
+
+const ANSWER = {approve: "approveChange", reject: "rejectChange", restore: "restoreVersion"};
+const DOING = {approve: "admin.changes.approving", reject: "admin.changes.rejecting", restore: "admin.changes.restoring"};
+const DONE = {approve: "admin.changes.approved", reject: "admin.changes.rejected", restore: "admin.changes.restored"};
+
+async function decide(id, action) {
+  if (busy) return;
+  busy = true;
+  clearAlert();
+  const node = $(`article[data-change="${id}"]`);
+  node?.setAttribute("aria-busy", "true");
+  announce(t(DOING[action], {id}));
+  try {
+    const data = await call(AQ[action], action === "restore" ? {change: id} : {id});
+    const p = data[ANSWER[action]];
+    await loadChanges();
+    if (p.status === "applied") await loadCatalog({force: true});
+    renderChangesPage();
+    const message = t(DONE[action], {id, newId: p.id, status: t(`admin.status.${p.status}`)});
+    fill($("#changes-done"), message);
+    $("#changes-done").hidden = false;
+    announce(message);
+    const next = action === "restore" && p.status === "pending" ? $(`#change-${p.id}-title`) : null;
+    (next || $("#changes-pending-title")).focus();
+  } catch (err) {
+    const stale = /not pending|changed since|was never applied|no change/.test(err?.message || "");
+    if (stale) {
+      try { await loadChanges(); } catch { /* the alert says enough */ }
+      renderChangesPage();
+      showProblem(err);
+      $("#changes-pending-title").focus();
+    } else {
+      showProblem(err, node ? $(".change__problem", node) : null);
+    }
+  } finally {
+    node?.removeAttribute("aria-busy");
+    busy = false;
+  }
+}

@@ -1,0 +1,236 @@
+// What the admin pages share: their state, their GraphQL queries, the catalog as loaded, labels of codes,
+// and how a refused or invalid change is shown (the server's message, file:line lines included, as text).
+
+import {ApiError, gql} from "./api.js";
+import {$, fill, h} from "./dom.js";
+import {pick, t} from "./i18n.js";
+import {clearAlert, handleError, state, token} from "./ui.js";
+
+export const CATALOG_ROLES = ["catalog_admin"];
+export const TASK_ROLES = ["task_configurer", "catalog_admin"];
+export const PAGES = ["catalog", "mapping", "task", "changes"];
+
+export const AQ = {
+  catalog: `query AdminCatalog { catalog {
+    ledgers { id name nameEn agency agencyName agencyNameEn subject rows connectorKind }
+    fields { id label labelEn type sensitivity ledger cardinality mask target sourceColumns usedBy
+             columns { name label labelEn type } }
+    subjectTypes { id label labelEn }
+    roles { id label labelEn }
+    maskStrategies
+    tasks { code name nameEn legalBasis legalBasisEn subject roles jurisdiction yaml
+            sections { title titleEn fields { field id mask fullValueBasis consent } } }
+  } }`,
+  columns: `query LedgerColumns($ledger: ID!) { ledgerColumns(ledger: $ledger) { name type fields } }`,
+  map: `mutation ProposeFieldMapping($input: FieldMappingInput!) {
+    proposeFieldMapping(input: $input) { id status widening diff summary } }`,
+  preview: `query PreviewTask($code: ID!, $yaml: String!) { previewTask(code: $code, yaml: $yaml) { ledgers newlyDisclosed } }`,
+  propose: `mutation ProposeTask($code: ID!, $yaml: String!) {
+    proposeTask(code: $code, yaml: $yaml) { id status widening diff proposer summary } }`,
+  changes: `query Changes { changes { id kind summary proposer createdAt status diff widening approver decidedAt files } }`,
+  approve: `mutation ApproveChange($id: ID!) { approveChange(id: $id) { id status approver summary } }`,
+  reject: `mutation RejectChange($id: ID!) { rejectChange(id: $id) { id status approver summary } }`,
+  restore: `mutation RestoreVersion($change: ID!) { restoreVersion(change: $change) { id status widening summary } }`,
+};
+
+export const admin = freshAdmin();
+
+/** Set by admin.js: go to an admin page (`page`, with page options). */
+export const adminHooks = {go: () => {}};
+
+function freshAdmin() {
+  return {
+    catalog: null,            // the `catalog` answer, or null until loaded
+    loading: null,            // the promise of a catalog load in flight
+    fieldFilter: {text: "", ledger: "", sensitivity: "", usage: ""},
+    mapping: {ledger: "", columns: null, result: null, problem: null},
+    task: null,               // the task editor's draft (admin-task.js)
+    changes: null,            // the `changes` answer
+  };
+}
+
+export function resetAdmin() {
+  Object.assign(admin, freshAdmin());
+}
+
+export function hasRole(roles) {
+  const mine = state.me?.roles || [];
+  return roles.some((r) => mine.includes(r));
+}
+
+export const isAdmin = () => hasRole(TASK_ROLES);
+export const isCatalogAdmin = () => hasRole(CATALOG_ROLES);
+
+/** Whether the signed-in user may open an admin page (the server refuses anyway). */
+export function mayOpen(page) {
+  if (page === "mapping") return isCatalogAdmin();
+  return isAdmin();
+}
+
+export function call(query, variables = {}) {
+  return gql(token(), query, variables);
+}
+
+export async function loadCatalog({force = false} = {}) {
+  if (admin.catalog && !force) return admin.catalog;
+  if (!admin.loading || force) {
+    admin.loading = call(AQ.catalog).then((data) => {
+      admin.catalog = data.catalog;
+      return admin.catalog;
+    }).finally(() => { admin.loading = null; });
+  }
+  return admin.loading;
+}
+
+// ------------------------------------------------------------------ lookups and labels
+
+export function ledgerOf(id) {
+  return admin.catalog?.ledgers.find((l) => l.id === id) || null;
+}
+
+export function fieldOf(id) {
+  return admin.catalog?.fields.find((f) => f.id === id) || null;
+}
+
+export function taskOf(code) {
+  return admin.catalog?.tasks.find((x) => x.code === code) || null;
+}
+
+export function ledgerName(id) {
+  const l = ledgerOf(id);
+  return l ? pick(l.name, l.nameEn) : id;
+}
+
+export function agencyName(ledger) {
+  return pick(ledger.agencyName, ledger.agencyNameEn);
+}
+
+export function subjectLabel(id) {
+  const s = admin.catalog?.subjectTypes.find((x) => x.id === id);
+  return s ? pick(s.label, s.labelEn) : id;
+}
+
+export function roleName(id) {
+  const r = admin.catalog?.roles.find((x) => x.id === id);
+  return r ? pick(r.label, r.labelEn) : id;
+}
+
+export function fieldLabel(id) {
+  const f = fieldOf(id);
+  return f ? pick(f.label, f.labelEn) : id;
+}
+
+/** "성명 (citizen.name)"; a path "거주 건축물 › 주용도 (citizen.residence>building.main_purpose)". */
+export function pathLabel(pathId) {
+  const labels = String(pathId).split(">").map((id) => fieldLabel(id.trim()));
+  return `${labels.join(" › ")} (${pathId})`;
+}
+
+export function taskLabel(code) {
+  const task = taskOf(code);
+  return task ? `${pick(task.name, task.nameEn)} (${code})` : code;
+}
+
+/** A sensitivity class as text (with a symbol; the colour only repeats it). */
+export function sensitivityBadge(sensitivity) {
+  return h("span", {class: `sens sens--${sensitivity.replace(/_/g, "-")}`, "data-sensitivity": sensitivity},
+    t(`admin.sens.${sensitivity}`));
+}
+
+export function maskText(mask) {
+  if (mask === null || mask === undefined || mask === "") return t("admin.mask.none");
+  if (typeof mask === "string") return t(`admin.mask.${mask}`);
+  return Object.entries(mask).map(([col, s]) => `${col}: ${t(`admin.mask.${s}`)}`).join(", ");
+}
+
+/** The server's widening reasons (English, stable wording) in the page's language, ids kept. */
+export function wideningText(reason) {
+  const rules = [
+    [/^task (\w+): gains field (\S+)$/, (m) => t("admin.why.gains", {task: taskLabel(m[1]), field: pathLabel(m[2])})],
+    [/^new task (\w+) discloses (\d+) fields$/, (m) => t("admin.why.newTask", {task: m[1], n: m[2]})],
+    [/^task (\w+): role (\w+) may now perform it$/, (m) => t("admin.why.role", {task: taskLabel(m[1]), role: roleName(m[2])})],
+    [/^task (\w+): (\S+) is no longer masked$/, (m) => t("admin.why.unmasked", {task: taskLabel(m[1]), field: pathLabel(m[2])})],
+    [/^task (\w+): (\S+) changes its mask from (.+) to (.+)$/,
+      (m) => t("admin.why.maskChange", {task: taskLabel(m[1]), field: pathLabel(m[2]), from: m[3], to: m[4]})],
+    [/^task (\w+): (\S+) no longer needs consent$/, (m) => t("admin.why.consent", {task: taskLabel(m[1]), field: pathLabel(m[2])})],
+    [/^task (\w+): no longer limited to the caseworker's region$/, (m) => t("admin.why.region", {task: taskLabel(m[1])})],
+    [/^field (\S+), used by tasks, is re-mapped to (\S+)$/, (m) => t("admin.why.remapped", {field: pathLabel(m[1]), to: m[2]})],
+    [/^field (\S+), used by tasks, loses its default mask$/, (m) => t("admin.why.loses", {field: pathLabel(m[1])})],
+  ];
+  for (const [re, fn] of rules) {
+    const m = re.exec(reason);
+    if (m) return fn(m);
+  }
+  return reason;
+}
+
+export function wideningList(reasons) {
+  return h("ul", {class: "widening"}, reasons.map((r) => h("li", {"data-reason": r}, wideningText(r))));
+}
+
+/** A unified diff as text: each line keeps its +/- sign; colour and weight only repeat it. */
+export function diffView(diff, label) {
+  const lines = (diff || "").replace(/\n$/, "").split("\n");
+  const kind = (line) => (line.startsWith("+++") || line.startsWith("---") ? "file"
+    : line.startsWith("@@") ? "hunk" : line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : "same");
+  return h("pre", {class: "diff", tabindex: "0", role: "region", "aria-label": label},
+    lines.map((line) => h("span", {class: `diff__line diff__line--${kind(line)}`}, line || " ")));
+}
+
+export function changeStatus(status) {
+  return h("span", {class: `chg-status chg-status--${status}`, "data-status": status}, t(`admin.status.${status}`));
+}
+
+// ------------------------------------------------------------------ problems
+
+/**
+ * Show why the server refused: CHANGE_INVALID lists `file:line: reason` lines, CHANGE_REFUSED and
+ * ADMIN_FORBIDDEN say why; all as text. Into `box` (a page's result area, role=alert) or the page's alert.
+ * Anything else (expired sign-in, network, outage) goes to the caseworker screen's usual handling.
+ */
+export function showProblem(err, box = null) {
+  const known = err instanceof ApiError && ["CHANGE_INVALID", "CHANGE_REFUSED", "ADMIN_FORBIDDEN"].includes(err.code);
+  if (!known) {
+    handleError(err);
+    return;
+  }
+  const [first, ...rest] = String(err.message || "").split("\n");
+  const lines = err.code === "CHANGE_INVALID" ? rest.filter(Boolean) : [];
+  const detail = err.code === "CHANGE_INVALID" ? null : first;
+  const parts = [
+    h("p", {class: "problem__title"}, t(`admin.err.${err.code}`)),
+    /four eyes/i.test(err.message) ? h("p", {class: "problem__why"}, t("admin.err.fourEyes")) : null,
+    detail ? h("p", {class: "problem__detail", lang: "en"}, detail) : null,
+    lines.length ? h("ul", {class: "problem__lines"}, lines.map((l) => h("li", {lang: "en"}, h("code", {}, l)))) : null,
+    err.requestId ? h("p", {class: "hint"}, t("err.requestId", {id: err.requestId})) : null,
+  ];
+  if (box) {
+    clearAlert();
+    box.hidden = false;
+    fill(box, h("div", {class: "problem", role: "alert", "data-code": err.code}, parts));
+    box.scrollIntoView({block: "nearest"});
+    return;
+  }
+  $("#status").textContent = "";
+  const alert = $("#alert");
+  fill(alert, h("div", {class: "alert__text problem", "data-code": err.code}, parts),
+    h("button", {type: "button", class: "btn btn--small alert__dismiss", onclick: clearAlert}, t("err.dismiss")));
+  alert.classList.add("alert--shown");
+}
+
+/** "2026-11-26T05:10:00+00:00" -> "2026-11-26 14:10 KST" */
+export function shortTime(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso || "";
+  const p = Object.fromEntries(new Intl.DateTimeFormat("en-CA", {
+    timeZone: "Asia/Seoul", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    hourCycle: "h23"}).formatToParts(d).map((x) => [x.type, x.value]));
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute} KST`;
+}
+
+/** A labelled <select> for the page's forms: options as [value, text]. */
+export function selectRow(id, label, options, value, extra = {}) {
+  return h("div", {class: "field-row"},
+    h("label", {for: id}, label),
+    h("select", {id, ...extra}, options.map(([v, text]) => h("option", {value: v, selected: v === value}, text))));
+}

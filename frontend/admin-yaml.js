@@ -1,0 +1,90 @@
+// The task editor's draft written as a task file (policies/tasks/<code>.yaml), in the layout the task files
+// already use, so that a change's diff shows only what the admin changed. Comment lines above a top-level
+// key of the file being edited are kept above that key. Pure functions: no DOM, no server.
+
+const YAML11_WORDS = /^(?:y|yes|n|no|true|false|on|off|null|~|=)$/i;
+
+/** A string as a YAML scalar: plain where YAML 1.1 (the loader's) reads it back as the same string, else quoted. */
+export function scalar(value) {
+  const s = String(value ?? "");
+  const plain = s !== ""
+    && !/^[\s\-?:,[\]{}#&*!|>'"%@`]/.test(s)      // an indicator first
+    && !/\s$/.test(s)                              // trailing blanks would be lost
+    && !/:\s|\s#|:$/.test(s)                       // a key, or a comment, inside
+    && !/[\u0000-\u001f\u007f]/.test(s)            // control characters, newlines
+    && !YAML11_WORDS.test(s)                       // booleans and null of YAML 1.1
+    && !/^[-+]?(?:\d|\.\d|\.inf$|\.nan$)/i.test(s); // numbers, dates, times
+  return plain ? s : JSON.stringify(s);           // a JSON string is a valid YAML double-quoted scalar
+}
+
+function maskYaml(mask) {
+  if (typeof mask === "string") return scalar(mask);
+  return `{${Object.entries(mask).map(([k, v]) => `${scalar(k)}: ${scalar(v)}`).join(", ")}}`;
+}
+
+function hasMask(mask) {
+  return typeof mask === "string" ? mask !== "" : Boolean(mask) && Object.keys(mask).length > 0;
+}
+
+/** Full-line comments directly above each top-level key of `text` (the file's header goes with its first key). */
+export function commentsByKey(text) {
+  const out = {};
+  let pending = [];
+  for (const line of String(text || "").split("\n")) {
+    if (/^#/.test(line)) {
+      pending.push(line);
+      continue;
+    }
+    const key = /^([A-Za-z_][A-Za-z0-9_]*):/.exec(line);
+    if (key && pending.length) out[key[1]] = pending;
+    if (line.trim() !== "" || key) pending = [];
+  }
+  return out;
+}
+
+/**
+ * draft: {code, name, nameEn, legalBasis, legalBasisEn, subject, roles: [ids], jurisdiction,
+ *         sections: [{title, titleEn, fields: [{field, mask, fullValueBasis, consent}]}]}
+ * original: the file's text when editing an existing task ("" for a new one).
+ */
+export function taskYaml(draft, original = "") {
+  const comments = commentsByKey(original);
+  const explicitJurisdiction = /^jurisdiction:/m.test(original || "");
+  const out = [];
+  const key = (k, value) => {
+    for (const c of comments[k] || []) out.push(c);
+    out.push(value === undefined ? `${k}:` : `${k}: ${value}`);
+  };
+  key("code", scalar(draft.code));
+  key("name", scalar(draft.name));
+  key("name_en", scalar(draft.nameEn));
+  key("legal_basis", scalar(draft.legalBasis));
+  key("legal_basis_en", scalar(draft.legalBasisEn));
+  key("subject", scalar(draft.subject));
+  key("roles", `[${draft.roles.map(scalar).join(", ")}]`);
+  if (draft.jurisdiction === "own_region" || explicitJurisdiction) key("jurisdiction", scalar(draft.jurisdiction || "national"));
+  key("sections");
+  for (const section of draft.sections) {
+    out.push(`  - title: ${scalar(section.title)}`);
+    out.push(`    title_en: ${scalar(section.titleEn)}`);
+    out.push("    fields:");
+    for (const f of section.fields) {
+      const rules = [];
+      if (hasMask(f.mask)) rules.push(`mask: ${maskYaml(f.mask)}`);
+      if (f.fullValueBasis) rules.push(`full_value_basis: ${scalar(f.fullValueBasis)}`);
+      if (f.consent) rules.push("consent: true");
+      if (!rules.length) {
+        out.push(`      - ${scalar(f.field)}`);
+        continue;
+      }
+      out.push(`      - field: ${scalar(f.field)}`);
+      for (const r of rules) out.push(`        ${r}`);
+    }
+  }
+  return `${out.join("\n")}\n`;
+}
+
+/** "citizen.residence>building.main_purpose" -> "citizen.residence > building.main_purpose" (the files' style). */
+export function pathText(pathId) {
+  return String(pathId).split(">").map((s) => s.trim()).join(" > ");
+}

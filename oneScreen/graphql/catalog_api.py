@@ -1,0 +1,185 @@
+"""GraphQL skin over the running catalog and tasks, as the admin pages browse and edit them.
+
+`catalog` lists every ledger and field (links included) with the tasks that use
+each field, and every task as its file states it (rules as written, plus the
+YAML text), for admin roles only: ADMIN_FORBIDDEN otherwise, as admin.py refuses.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from .. import yamlfile
+from ..admin import AdminForbidden
+from ..catalog import Catalog, Field
+from ..changes import CATALOG_ROLES, TASK_ROLES
+from ..errors import OneScreenError
+from ..masking import STRATEGIES
+from ..policy import FieldRuleSpec, Policies, Task as TaskModel, TaskFile
+from .types import RecordColumn, gql_error
+
+
+@strawberry.type
+class CatalogLedger:
+    id: strawberry.ID
+    name: str
+    name_en: str
+    agency: str
+    agency_name: str
+    agency_name_en: str
+    subject: str  # the subject type its rows are keyed by
+    rows: str  # one | many rows per subject
+    connector_kind: str  # sql | rest
+
+
+@strawberry.type
+class CatalogEntry:
+    """A catalog field (or link) with the tasks that use it, anywhere in a field path."""
+
+    id: strawberry.ID
+    label: str
+    label_en: str
+    type: str  # string, integer, number, date, boolean, record, link
+    sensitivity: str
+    ledger: strawberry.ID
+    cardinality: str
+    mask: Optional[JSON]  # default masking strategy (a name, or {column: strategy} for a record)
+    target: Optional[str]  # a link: the subject type it points to
+    columns: list[RecordColumn]  # a record's columns; empty otherwise
+    source_columns: list[str]  # the ledger columns it reads
+    used_by: list[strawberry.ID]  # task codes
+
+
+@strawberry.type
+class CatalogSubjectType:
+    id: strawberry.ID
+    label: str
+    label_en: str
+
+
+@strawberry.type
+class CatalogRole:
+    id: strawberry.ID
+    label: str
+    label_en: str
+
+
+@strawberry.type
+class TaskFieldRule:
+    """One entry of a task section as written in its file: the field path and the task's own rules."""
+
+    field: str  # the path as written, e.g. "citizen.residence > building.main_purpose"
+    id: strawberry.ID  # canonical path id, e.g. "citizen.residence>building.main_purpose"
+    mask: Optional[JSON]  # the task's own mask (not the field's default)
+    full_value_basis: Optional[str]
+    consent: bool
+
+
+@strawberry.type
+class TaskDefinitionSection:
+    title: str
+    title_en: str
+    fields: list[TaskFieldRule]
+
+
+@strawberry.type
+class TaskDefinition:
+    code: strawberry.ID
+    name: str
+    name_en: str
+    legal_basis: str
+    legal_basis_en: str
+    subject: str
+    roles: list[str]
+    jurisdiction: str
+    sections: list[TaskDefinitionSection]
+    yaml: str  # the task file as it is on disk (the base a change's diff is taken against)
+
+
+@strawberry.type
+class AdminCatalog:
+    ledgers: list[CatalogLedger]
+    fields: list[CatalogEntry]
+    subject_types: list[CatalogSubjectType]
+    roles: list[CatalogRole]
+    tasks: list[TaskDefinition]
+    mask_strategies: list[str]
+
+
+async def catalog(info: Info) -> AdminCatalog:
+    """Every ledger, field and task of the running configuration, for catalog admins and task configurers."""
+    snap, caller = info.context.snapshot, info.context.caller
+    if not caller.roles & (CATALOG_ROLES | TASK_ROLES):
+        raise gql_error(AdminForbidden("you may not browse the catalog: it needs one of the roles "
+                                       + ", ".join(sorted(CATALOG_ROLES | TASK_ROLES)))) from None
+    return build(snap.catalog, snap.policies)
+
+
+def build(cat: Catalog, pol: Policies) -> AdminCatalog:
+    users: dict[str, set[str]] = {}
+    for code, t in pol.tasks.items():
+        for tf in t.fields.values():
+            for f in tf.path:
+                users.setdefault(f.id, set()).add(code)
+    return AdminCatalog(
+        ledgers=[CatalogLedger(id=strawberry.ID(l.id), name=l.name, name_en=l.name_en, agency=l.agency.id,
+                               agency_name=l.agency.name, agency_name_en=l.agency.name_en, subject=l.subject,
+                               rows=l.rows, connector_kind=str(l.connector.get("kind", "")))
+                 for l in cat.ledgers.values()],
+        fields=[_entry(f, sorted(users.get(f.id, ()))) for f in cat.fields.values()],
+        subject_types=[CatalogSubjectType(id=strawberry.ID(s.id), label=s.label, label_en=s.label_en)
+                       for s in cat.subject_types.values()],
+        roles=[CatalogRole(id=strawberry.ID(r.id), label=r.label, label_en=r.label_en) for r in pol.roles.values()],
+        tasks=[_definition(t, cat) for t in sorted(pol.tasks.values(), key=lambda t: t.code)],
+        mask_strategies=list(STRATEGIES),
+    )
+
+
+def _entry(f: Field, used_by: list[str]) -> CatalogEntry:
+    columns = [RecordColumn(name=c.name, label=c.label, label_en=c.label_en, type=c.type) for c in f.columns] \
+        if f.type == "record" else []
+    return CatalogEntry(id=strawberry.ID(f.id), label=f.label, label_en=f.label_en, type=f.type,
+                        sensitivity=f.sensitivity, ledger=strawberry.ID(f.ledger.id), cardinality=f.cardinality,
+                        mask=dict(f.mask) if isinstance(f.mask, dict) else f.mask, target=f.target, columns=columns,
+                        source_columns=list(f.source_columns), used_by=[strawberry.ID(c) for c in used_by])
+
+
+def _definition(t: TaskModel, cat: Catalog) -> TaskDefinition:
+    """The task as its file writes it: the rules the task itself sets, not the effective ones (which add the
+    fields' default masks), so that an editor writing them back changes nothing it was not asked to."""
+    try:
+        text = Path(t.source).read_text(encoding="utf-8")
+        data, lines = yamlfile.load(Path(t.source))
+        spec: TaskFile | None = yamlfile.validate(TaskFile, data, lines, t.source)
+    except (OSError, OneScreenError):
+        text, spec = "", None  # changed on disk since it was loaded and not valid: the running version
+    if spec is None or spec.code != t.code:
+        sections = [TaskDefinitionSection(title=s.title, title_en=s.title_en, fields=[
+            TaskFieldRule(field=" > ".join(f.id for f in tf.path), id=strawberry.ID(tf.id),
+                          mask=None if tf.mask == tf.target.mask else tf.mask, full_value_basis=tf.full_value_basis,
+                          consent=tf.consent) for tf in s.fields]) for s in t.sections]
+        return TaskDefinition(code=strawberry.ID(t.code), name=t.name, name_en=t.name_en, legal_basis=t.legal_basis,
+                              legal_basis_en=t.legal_basis_en, subject=t.subject, roles=sorted(t.roles),
+                              jurisdiction=t.jurisdiction, sections=sections, yaml=text)
+    sections = []
+    for s in spec.sections:
+        rules = []
+        for entry in s.fields:
+            rule = FieldRuleSpec(field=entry) if isinstance(entry, str) else entry
+            try:
+                pid = ">".join(f.id for f in cat.path(rule.field))
+            except KeyError:
+                pid = rule.field.replace(" ", "")
+            rules.append(TaskFieldRule(field=rule.field, id=strawberry.ID(pid), mask=rule.mask,
+                                       full_value_basis=rule.full_value_basis, consent=rule.consent))
+        sections.append(TaskDefinitionSection(title=s.title, title_en=s.title_en, fields=rules))
+    return TaskDefinition(code=strawberry.ID(spec.code), name=spec.name, name_en=spec.name_en,
+                          legal_basis=spec.legal_basis, legal_basis_en=spec.legal_basis_en, subject=spec.subject,
+                          roles=list(spec.roles), jurisdiction=spec.jurisdiction, sections=sections, yaml=text)
+
+
+QUERIES = {"catalog": catalog}

@@ -1,0 +1,378 @@
+"""The admin pages, driven in a real browser (Debian's chromium through Playwright) against a real `onescreen serve`:
+a catalog admin maps a ledger column, a task configurer adds the new field to a task, a second configurer approves
+it (four eyes), and a caseworker sees it on the one screen without a restart; and only admins are offered any of it.
+
+One server for the module, over a copy of the demo ledgers and a COPY of field_catalog.yaml and policies/ (the
+repository's own files are never written). The tests share that server; each sets up what it needs (through the
+pages or the API), so any one of them also runs alone.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import httpx
+import pytest
+
+from conftest import need_service
+from oneScreen.identity import mint_demo_token
+from oneScreen.settings import ROOT
+import test_frontend
+from test_frontend import (AXE_DIR, AXE_VERSION, Site, axe, axe_source, focused, open_screen, serve, sign_in, tab_to,
+                           value)
+
+try:
+    from playwright.sync_api import Page, expect
+except ImportError:  # pragma: no cover - test_frontend's browser fixture reports it
+    Page = None
+
+browser = test_frontend.browser  # the module's chromium (a fixture), as test_frontend.py launches it
+
+ADMIN_NAV = ["#nav-admin-catalog", "#nav-admin-mapping", "#nav-admin-task", "#nav-admin-changes"]
+NEW_FIELD = "citizen.vehicle_vins"
+PROPOSE_TASK = """mutation($c: ID!, $y: String!) { proposeTask(code: $c, yaml: $y) { id status widening } }"""
+
+
+@dataclass
+class AdminSite(Site):
+    config: Path = Path()  # the server's own copy of field_catalog.yaml and policies/
+
+
+@pytest.fixture(scope="module")
+def repo_config() -> Iterator[None]:
+    """Invariant of this module: the repository's catalog and policies are never changed by what the admins do."""
+    def digest() -> str:
+        files = [ROOT / "field_catalog.yaml", *sorted((ROOT / "policies").rglob("*.yaml"))]
+        return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+
+    before = digest()
+    yield
+    assert digest() == before, "the admin pages changed the repository's own configuration files"
+
+
+@pytest.fixture(scope="module")
+def admin_site(browser, demo_master: Path, tmp_path_factory: pytest.TempPathFactory,
+               repo_config) -> Iterator[AdminSite]:
+    root = tmp_path_factory.mktemp("admin-pages")
+    data_dir = root / "data"
+    shutil.copytree(demo_master, data_dir)
+    config = root / "config"
+    config.mkdir()
+    shutil.copy(ROOT / "field_catalog.yaml", config / "field_catalog.yaml")
+    shutil.copytree(ROOT / "policies", config / "policies")
+    log = root / "server.log"
+    with serve(data_dir, log, ONESCREEN_CATALOG=str(config / "field_catalog.yaml"),
+               ONESCREEN_POLICIES=str(config / "policies")) as base:
+        yield AdminSite(base, data_dir, 0, log, config)
+
+
+@pytest.fixture
+def as_user(browser, admin_site) -> Iterator[Callable[[str], "Page"]]:
+    """A fresh browser context signed in as a demo user (one per user, as on separate desks)."""
+    opened = []
+
+    def open_as(user: str | None) -> "Page":
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ko-KR",
+                                      timezone_id="Asia/Seoul")
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        opened.append((context, page))
+        if user:
+            sign_in(page, admin_site, user)
+        return page
+
+    yield open_as
+    errors = [e for _, page in opened for e in page.errors]
+    for context, _ in opened:
+        context.close()
+    assert errors == [], errors
+
+
+def call(site: Site, user: str, query: str, variables: dict | None = None) -> dict:
+    r = httpx.post(f"{site.base}/graphql", json={"query": query, "variables": variables or {}}, timeout=30,
+                   headers={"Authorization": f"Bearer {mint_demo_token(site.data_dir, user)}"})
+    return r.json()
+
+
+def task_file(site: AdminSite, code: str) -> Path:
+    return site.config / "policies" / "tasks" / f"{code}.yaml"
+
+
+def open_task(page: "Page", code: str) -> None:
+    page.click("#nav-admin-task")
+    expect(page.locator(f"#task-open option[value='{code}']")).to_be_attached()
+    page.select_option("#task-open", code)
+    page.click("#task-open-submit")
+    expect(page.locator("#admin-task-form")).to_be_visible()
+
+
+def pending_card(page: "Page", change_id: str):
+    return page.locator(f"#changes-pending article[data-change='{change_id}']")
+
+
+# ---------------------------------------------------------------------------------------------- the whole change
+
+
+def test_a_mapped_column_added_to_a_task_and_approved_by_a_second_admin_is_on_the_screen_at_once(as_user, admin_site):
+    """Invariant 8 through the admin pages: each change is validated, a widening one waits for a second admin,
+    and the running service serves the new configuration without a restart; invariant 1: until then the
+    caseworker's task does not name the field."""
+    owner = admin_site.rows("molit_vehicle:SELECT owner_rrn FROM vehicle GROUP BY owner_rrn HAVING COUNT(*) >= 2 "
+                            "ORDER BY owner_rrn LIMIT 1")[0][0]
+    vins = [r[0] for r in admin_site.rows("molit_vehicle:SELECT vin FROM vehicle WHERE owner_rrn = ?", owner)]
+
+    # a catalog admin lands on the catalog, is offered every admin page, and maps the vehicle register's VIN column
+    han = as_user("han.catalog")
+    expect(han.locator("#view-admin-catalog")).to_be_visible()
+    for nav in ADMIN_NAV:
+        expect(han.locator(nav)).to_be_visible()
+    expect(han.locator("#admin-fields tr[data-field='citizen.rrn']")).to_contain_text("고유식별정보")
+    han.click("#nav-admin-mapping")
+    han.select_option("#admin-map-ledger", "molit.vehicle")
+    han.click("#admin-map-load")
+    vin = han.locator("#admin-columns tr[data-column='vin']")
+    expect(vin).to_have_attribute("data-mapped", "false")
+    expect(vin).to_contain_text("매핑 안 됨")  # in words, not by colour alone
+    expect(han.locator("#admin-columns tr[data-column='vhrNo']")).to_contain_text("citizen.vehicle_plate_numbers")
+    vin.locator("button.map-column").click()
+    expect(han.locator("#map-id")).to_be_focused()
+    han.fill("#map-id", NEW_FIELD)
+    han.fill("#map-label", "차대번호")
+    han.fill("#map-label-en", "Vehicle identification numbers")
+    han.select_option("#map-sensitivity", "personal")
+    han.click("#map-submit")
+    result = han.locator("#admin-map-result .result")
+    expect(result).to_have_attribute("data-status", "applied")  # no task uses it yet: nothing widens
+    expect(result.locator(".diff")).to_contain_text(f"+  - {{id: {NEW_FIELD}, ledger: molit.vehicle, column: vin")
+    expect(vin).to_have_attribute("data-mapped", "true")
+    expect(vin).to_contain_text(NEW_FIELD)
+    han.click("#nav-admin-catalog")
+    expect(han.locator(f"#admin-fields tr[data-field='{NEW_FIELD}']")).to_contain_text("쓰는 사무 없음")
+
+    # a task configurer (not offered the mapping page) adds the field to the move-in report and proposes it
+    oh = as_user("oh.samu")
+    expect(oh.locator("#nav-admin-mapping")).to_be_hidden()
+    open_task(oh, "move_in_report")
+    oh.fill("#task-picker-filter", "차대번호")
+    oh.locator(f"button.pick[data-pick='{NEW_FIELD}']").click()
+    expect(oh.locator(f"#task-sections .task-field[data-field='{NEW_FIELD}']")).to_be_visible()
+    expect(oh.locator("#task-yaml")).to_have_value(re.compile(rf"\n      - {NEW_FIELD}\n  - title: 현 주소\n"))
+    oh.click("#task-preview")
+    preview = oh.locator("#task-preview-box")
+    expect(preview.locator(".preview-ledgers li[data-ledger='molit.vehicle']")).to_be_visible()
+    expect(preview.locator(".widening")).to_contain_text(NEW_FIELD)
+    oh.click("#task-propose")
+    proposal = oh.locator("#task-result .result")
+    expect(proposal).to_have_attribute("data-status", "pending")
+    expect(proposal.locator(f".widening li[data-reason='task move_in_report: gains field {NEW_FIELD}']")).to_be_visible()
+    expect(proposal.locator(".diff")).to_contain_text(f"+      - {NEW_FIELD}")
+    change = proposal.get_attribute("data-change")
+    tasks = call(admin_site, "kim.jumin", "{ tasks { code sections { fields { id } } } }")["data"]["tasks"]
+    move_in = next(t for t in tasks if t["code"] == "move_in_report")
+    assert NEW_FIELD not in [f["id"] for s in move_in["sections"] for f in s["fields"]]  # not before approval
+
+    # the proposer cannot approve it: four eyes, said on the card
+    oh.locator("#task-result button.to-changes").click()
+    card = pending_card(oh, change)
+    expect(card.locator(".four-eyes-note")).to_be_visible()
+    card.locator("button[data-action=approve]").click()
+    expect(card.locator(".change__problem [role=alert]")).to_contain_text("4안 원칙")
+    expect(card.locator(".change__problem")).to_contain_text("four eyes")
+    expect(card).to_have_attribute("data-status", "pending")
+
+    # a second task configurer approves it on the changes page
+    kang = as_user("kang.samu")
+    kang.click("#nav-admin-changes")
+    card = pending_card(kang, change)
+    expect(card.locator(".widening")).to_contain_text(NEW_FIELD)
+    card.locator("button[data-action=approve]").click()
+    expect(kang.locator("#changes-done")).to_contain_text(f"#{change}")
+    expect(kang.locator(f"#changes-history article[data-change='{change}']")).to_have_attribute("data-status", "applied")
+    assert f"      - {NEW_FIELD}\n" in task_file(admin_site, "move_in_report").read_text(encoding="utf-8")
+
+    # and the caseworker sees the VINs on the move-in report's screen, from the same running server
+    kim = as_user(None)
+    open_screen(kim, admin_site, "kim.jumin", "move_in_report", owner)
+    assert value(kim, NEW_FIELD) == ", ".join(vins)
+
+
+def test_an_invalid_task_change_shows_the_servers_file_and_line(as_user, admin_site):
+    """Invariant 8: a bad change is refused with file, line and reason, and nothing is stored or changed."""
+    before = call(admin_site, "oh.samu", "{ changes { id } }")["data"]["changes"]
+    text = task_file(admin_site, "vehicle_transfer").read_bytes()
+    page = as_user("oh.samu")
+    open_task(page, "vehicle_transfer")
+    area = page.locator("#task-yaml")
+    area.fill(area.input_value() + "      - citizen.name\n")  # by hand: the same field twice
+    page.click("#task-propose")
+    problem = page.locator("#task-result [role=alert]")
+    expect(problem).to_contain_text("아무것도 바뀌지 않았습니다")
+    expect(problem.locator(".problem__lines")).to_contain_text(
+        re.compile(r"policies/tasks/vehicle_transfer\.yaml:\d+: .*appears twice"))
+    assert call(admin_site, "oh.samu", "{ changes { id } }")["data"]["changes"] == before  # nothing stored
+    assert task_file(admin_site, "vehicle_transfer").read_bytes() == text  # nothing changed
+
+    # a column whose values do not convert is refused by the server too, with its reason
+    han = as_user("han.catalog")
+    han.click("#nav-admin-mapping")
+    han.select_option("#admin-map-ledger", "molit.vehicle")
+    han.click("#admin-map-load")
+    han.locator("#admin-columns tr[data-column='owner_rrn'] button.map-column").click()
+    han.fill("#map-label", "소유자 번호")
+    han.fill("#map-label-en", "Owner number")
+    han.select_option("#map-type", "integer")
+    han.click("#map-submit")
+    expect(han.locator("#admin-map-result [role=alert]")).to_contain_text("do not convert to integer")
+
+
+def test_a_caseworker_is_offered_no_admin_page_and_the_api_refuses_them(as_user, admin_site):
+    page = as_user("kim.jumin")
+    expect(page.locator("#view-tasks")).to_be_visible()
+    for nav in ADMIN_NAV:
+        expect(page.locator(nav)).to_be_hidden()
+    answers = page.evaluate("""async (queries) => Promise.all(queries.map(async (query) => {
+        const r = await fetch('/graphql', {method: 'POST', headers: {'Content-Type': 'application/json',
+          Authorization: 'Bearer ' + sessionStorage.getItem('onescreen.token')}, body: JSON.stringify({query})});
+        const body = await r.json();
+        return body.errors && body.errors[0].extensions.code;
+    }))""", ["{ catalog { ledgers { id } } }", '{ ledgerColumns(ledger: "molit.vehicle") { name } }',
+             "{ changes { id } }", 'mutation { retireField(id: "citizen.sex") { id } }'])
+    assert answers == ["ADMIN_FORBIDDEN"] * 4
+
+
+# ---------------------------------------------------------------------------------------------- keyboard, language
+
+
+def test_the_changes_page_works_with_the_keyboard_alone(as_user, admin_site):
+    original = task_file(admin_site, "vehicle_transfer").read_text(encoding="utf-8")
+    wider = original.replace("      - citizen.vehicles\n", "      - citizen.vehicles\n      - citizen.sex\n")
+    approve_id = call(admin_site, "oh.samu", PROPOSE_TASK, {"c": "vehicle_transfer", "y": wider})["data"]["proposeTask"]["id"]
+    other = task_file(admin_site, "building_use_change").read_text(encoding="utf-8")
+    widest = other.replace("roles: [building_permit_officer]", "roles: [building_permit_officer, welfare_officer]")
+    assert widest != other
+    reject_id = call(admin_site, "oh.samu", PROPOSE_TASK, {"c": "building_use_change", "y": widest})["data"]["proposeTask"]["id"]
+
+    page = as_user("kang.samu")
+    tab_to(page, "#nav-admin-changes")
+    page.keyboard.press("Enter")
+    expect(page.locator("#admin-changes-title")).to_be_focused()
+    expect(pending_card(page, reject_id)).to_be_visible()
+    tab_to(page, f"#changes-pending article[data-change='{reject_id}'] .diff", limit=120)  # the diff scrolls by keyboard
+    tab_to(page, f"button[data-action=reject][data-id='{reject_id}']", limit=120)
+    page.keyboard.press("Enter")
+    expect(page.locator("#changes-done")).to_contain_text(f"#{reject_id}")
+    expect(page.locator("#changes-pending-title")).to_be_focused()
+    expect(page.locator(f"#changes-history article[data-change='{reject_id}']")).to_have_attribute("data-status", "rejected")
+
+    tab_to(page, f"button[data-action=approve][data-id='{approve_id}']", limit=120)
+    page.keyboard.press("Enter")
+    expect(page.locator(f"#changes-history article[data-change='{approve_id}']")).to_have_attribute("data-status", "applied")
+    assert "      - citizen.sex\n" in task_file(admin_site, "vehicle_transfer").read_text(encoding="utf-8")
+
+    # history: read a decided change's diff, then propose restoring the version before it
+    tab_to(page, f"#changes-history article[data-change='{approve_id}'] summary", limit=120)
+    page.keyboard.press("Enter")
+    expect(page.locator(f"#changes-history article[data-change='{approve_id}'] .diff")).to_contain_text("+      - citizen.sex")
+    tab_to(page, f"button[data-action=restore][data-id='{approve_id}']", limit=120)
+    page.keyboard.press("Enter")
+    restore = page.locator("#changes-history article").filter(has_text=f"restore the version before change {approve_id}")
+    expect(restore).to_have_attribute("data-status", "applied")  # taking the field out again narrows: at once
+    expect(page.locator("#changes-done")).to_contain_text(f"#{approve_id}")
+    assert task_file(admin_site, "vehicle_transfer").read_text(encoding="utf-8") == original
+
+
+def test_the_task_editor_writes_an_unchanged_task_back_byte_for_byte(as_user, admin_site):
+    """A change's diff shows only what the admin changed: opening a task and proposing it as is changes nothing."""
+    page = as_user("kang.samu")
+    page.click("#nav-admin-task")
+    codes = page.locator("#task-open option").evaluate_all("os => os.map(o => o.value).filter(v => v !== '__new__')")
+    assert len(codes) == len(list((admin_site.config / "policies" / "tasks").glob("*.yaml")))
+    for code in codes:
+        open_task(page, code)
+        assert page.locator("#task-yaml").input_value() == task_file(admin_site, code).read_text(encoding="utf-8"), code
+
+
+def test_fields_are_reordered_and_ruled_with_the_keyboard(as_user, admin_site):
+    page = as_user("oh.samu")
+    open_task(page, "housing_special_supply")
+    first = page.locator("#task-sections .task-section").first
+    expect(first.locator(".task-field").nth(3)).to_have_attribute("data-field", "citizen.move_in_date")
+    first.locator("[data-focus='field:citizen.move_in_date:up']").focus()
+    page.keyboard.press("Enter")
+    expect(first.locator(".task-field").nth(2)).to_have_attribute("data-field", "citizen.move_in_date")
+    assert focused(page, "[data-focus='field:citizen.move_in_date:up']")  # the focus follows the field
+    yaml = page.locator("#task-yaml").input_value()
+    assert yaml.index("- citizen.move_in_date") < yaml.index("- field: citizen.address")
+    # the full value needs its legal basis: ticking it moves to the basis and takes the mask away
+    address = first.locator(".task-field[data-field='citizen.address']")
+    address.locator("input[data-rule=full]").focus()
+    page.keyboard.press("Space")
+    expect(address.locator("input[data-rule=basis]")).to_be_focused()
+    expect(address.locator("select[data-rule=mask]")).to_be_disabled()
+    page.keyboard.type("주택공급에 관한 규칙 제23조")
+    yaml = page.locator("#task-yaml").input_value()
+    assert "      - field: citizen.address\n        full_value_basis: 주택공급에 관한 규칙 제23조\n" in yaml
+    assert "mask: address" not in yaml
+
+
+def test_admin_pages_are_korean_first_with_an_english_toggle(as_user, admin_site):
+    page = as_user("han.catalog")
+    expect(page.locator("#admin-catalog-title")).to_have_text("필드 카탈로그")
+    row = page.locator("#admin-fields tr[data-field='citizen.rrn']")
+    expect(row).to_contain_text("주민등록번호")
+    page.click("#lang-toggle")
+    expect(page.locator("#admin-catalog-title")).to_have_text("Field catalog")
+    expect(row).to_contain_text("Resident registration number")
+    expect(row).to_contain_text("Unique identifier")
+    expect(page.locator("#nav-admin-changes")).to_have_text("Changes")
+    page.click("#nav-admin-changes")
+    expect(page.locator("#changes-history-title")).to_have_text("History")
+    page.click("#lang-toggle")
+    expect(page.locator("#changes-history-title")).to_have_text("변경 이력")
+
+
+def test_axe_finds_no_serious_or_critical_violations_on_the_admin_pages(as_user, admin_site):
+    source = axe_source()
+    need_service(source is not None, f"axe-core {AXE_VERSION} is not cached in {AXE_DIR} and npm could not fetch it")
+    found: list[str] = []
+    # a decided change and a pending one for the changes page
+    text = task_file(admin_site, "housing_special_supply").read_text(encoding="utf-8")
+    narrower = text.replace("      - citizen.move_in_date\n", "")
+    assert call(admin_site, "oh.samu", PROPOSE_TASK, {"c": "housing_special_supply", "y": narrower}
+                )["data"]["proposeTask"]["status"] == "applied"
+    assert call(admin_site, "oh.samu", PROPOSE_TASK, {"c": "housing_special_supply", "y": text}
+                )["data"]["proposeTask"]["status"] == "pending"
+    page = as_user("han.catalog")
+    expect(page.locator("#admin-fields tbody tr").first).to_be_visible()
+    found += axe(page, source, "catalog")
+    page.click("#nav-admin-mapping")
+    page.select_option("#admin-map-ledger", "nhis.dependants")
+    page.click("#admin-map-load")
+    expect(page.locator("#admin-columns tr.col-row--unmapped").first).to_be_visible()
+    found += axe(page, source, "mapping")
+    page.locator("#admin-columns tr.col-row--unmapped button.map-column").first.click()
+    page.fill("#map-id", "not an id")
+    page.click("#map-submit")
+    expect(page.locator("#map-id-error")).not_to_be_empty()
+    found += axe(page, source, "mapping form with errors")
+    open_task(page, "basic_livelihood")
+    page.click("#task-preview")
+    expect(page.locator("#task-preview-box")).to_be_visible()
+    found += axe(page, source, "task editor with a preview")
+    page.locator("#task-yaml").fill("code: basic_livelihood\nname: [broken\n")
+    page.click("#task-propose")
+    expect(page.locator("#task-result [role=alert]")).to_be_visible()
+    found += axe(page, source, "task editor with the server's problems")
+    page.click("#nav-admin-changes")
+    expect(page.locator("#changes-pending article").first).to_be_visible()
+    page.locator("#changes-history summary").first.click()
+    found += axe(page, source, "changes")
+    page.click("#lang-toggle")
+    found += axe(page, source, "changes in English")
+    assert found == [], "\n".join(found)
