@@ -126,6 +126,7 @@ class Admin:
 
     async def restore(self, caller: Caller, change_id: int) -> Proposal:
         """Propose putting back the files as they were before an applied change (the same four-eyes rules apply)."""
+        _require(caller, CATALOG_ROLES | TASK_ROLES, "restore versions")
         await self.runtime.ready()
         p = await self.store.get(change_id)
         _require(caller, CATALOG_ROLES if p.kind == "catalog" else TASK_ROLES, "restore versions")
@@ -153,6 +154,7 @@ class Admin:
     # ------------------------------------------------------------ deciding
 
     async def approve(self, caller: Caller, change_id: int) -> Proposal:
+        _require(caller, CATALOG_ROLES | TASK_ROLES, "approve changes")  # before the lookup: no probing of ids
         await self.runtime.ready()
         async with self.lock:
             p = await self.store.get(change_id)
@@ -170,6 +172,7 @@ class Admin:
             return await self._apply(p, caller, caller.user)
 
     async def reject(self, caller: Caller, change_id: int) -> Proposal:
+        _require(caller, CATALOG_ROLES | TASK_ROLES, "reject changes")
         await self.runtime.ready()
         p = await self.store.get(change_id)
         _require(caller, CATALOG_ROLES if p.kind == "catalog" else TASK_ROLES, "reject this change")
