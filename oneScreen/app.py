@@ -100,6 +100,7 @@ class Runtime:
         self._opened: asyncio.Task | None = None
         self.config_error: str | None = None
         self._operations: set[str] = set()
+        self._catalog_stamp: tuple | None = None
         self.persisted = PersistedQueries(settings.persisted_queries, settings.persisted_only)
         self.user_rate = RateLimiter(settings.rate_user_per_min)
         self.org_rate = RateLimiter(settings.rate_org_per_min)
@@ -157,10 +158,16 @@ class Runtime:
             raise
 
     def _build(self, previous: Snapshot | None) -> Snapshot:
-        cat = catalog_mod.load(self.settings.catalog_path)
+        path = self.settings.catalog_path
+        stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path.exists() else None
+        if previous is not None and stamp is not None and stamp == self._catalog_stamp:
+            # only tasks changed: the catalog and its GraphQL schema (most of a reload at national scale) stay
+            cat, schema = previous.catalog, previous.schema
+        else:
+            cat = catalog_mod.load(path)
+            schema = build_schema(cat, production=not self.settings.demo, limits=self.settings.limits,
+                                  introspection=self.settings.introspection)
         pol = policy_mod.load(self.settings.policies_dir, cat)
-        schema = build_schema(cat, production=not self.settings.demo, limits=self.settings.limits,
-                              introspection=self.settings.introspection)
         old = previous.gateway if previous else None
         connectors: dict[str, Any] = {}
         for lid, ledger in cat.ledgers.items():
@@ -177,6 +184,7 @@ class Runtime:
         gateway = Gateway(cat.ledgers, connectors, self.metrics)
         if old is not None:
             gateway.adopt(old)
+        self._catalog_stamp = stamp  # only once the whole snapshot is built: a failed build must not mark it loaded
         return Snapshot(cat, pol, schema, gateway, self.metrics, datetime.now(timezone.utc), self.audit,
                         self.consents, self.pseudonym_key, self.handles, self.admin)
 

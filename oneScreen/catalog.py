@@ -179,14 +179,15 @@ class Field:
     format: str | None = None
     target: str | None = None  # subject type a link points to
     mask: str | Mapping[str, str] | None = None  # default masking strategy
+    source_columns: tuple[str, ...] = dc_field(default=(), init=False)  # the ledger columns it reads
 
     @property
     def is_link(self) -> bool:
         return self.target is not None
 
-    @property
-    def source_columns(self) -> tuple[str, ...]:
-        return tuple(c.column for c in self.columns)
+    def __post_init__(self) -> None:
+        # read per path per request by the planner: computed once
+        object.__setattr__(self, "source_columns", tuple(c.column for c in self.columns))
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
@@ -27,6 +28,8 @@ from .resilience import STATE_VALUE, CircuitBreaker, backoff
 from .tracing import span
 
 log = logging.getLogger("onescreen.gateway")
+LEDGER_METRICS = ("ledger_fetches", "ledger_errors", "ledger_latency", "ledger_retries", "circuit_state",
+                  "cache_hits", "cache_misses")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +75,11 @@ class Gateway:
         self._inflight: dict[tuple[str, str], _InFlight] = {}
         self.breakers = {lid: CircuitBreaker(l.breaker_failures, l.breaker_reset) for lid, l in ledgers.items()}
         self.limits = {lid: asyncio.Semaphore(l.max_concurrency) for lid, l in ledgers.items()}
+        # the labelled metric children of each ledger, bound once (labels() costs a lookup and a lock per call)
+        self.m = {lid: SimpleNamespace(**{name: getattr(metrics, name).labels(lid) for name in LEDGER_METRICS})
+                  for lid in ledgers}
         for lid in ledgers:
-            self.metrics.circuit_state.labels(lid).set(0)
+            self.m[lid].circuit_state.set(0)
 
     def adopt(self, old: "Gateway") -> None:
         """Keep the warm state (caches, breakers, limits) of ledgers a reload did not change."""
@@ -115,8 +121,8 @@ class Gateway:
             missing.append(key)
         hits = len(out)
         if cache is not None:
-            self.metrics.cache_hits.labels(ledger.id).inc(hits)
-            self.metrics.cache_misses.labels(ledger.id).inc(len(fetch.keys) - hits)
+            self.m[ledger.id].cache_hits.inc(hits)
+            self.m[ledger.id].cache_misses.inc(len(fetch.keys) - hits)
         if missing:
             out.update(await self._read(ledger, missing, fetch.columns, wanted, cache))
         for key, future in waits:
@@ -136,7 +142,7 @@ class Gateway:
         try:
             rows_by_key = await self._call(ledger, keys, columns)
         except ConnectorError as exc:
-            self.metrics.ledger_errors.labels(ledger.id).inc()
+            self.m[ledger.id].ledger_errors.inc()
             log.warning("ledger read failed", extra={"ledger": ledger.id, "reason": exc.reason})
             failure = LedgerFailure(ledger, exc.reason)
             future.set_result(failure)
@@ -168,11 +174,11 @@ class Gateway:
         attempt = 0
         while True:
             if not breaker.allow():
-                self.metrics.circuit_state.labels(ledger.id).set(STATE_VALUE[breaker.state])
+                self.m[ledger.id].circuit_state.set(STATE_VALUE[breaker.state])
                 raise ConnectorError(f"circuit open after repeated failures; next try in {breaker.retry_in():.0f} s")
             attempt += 1
             started = time.perf_counter()
-            self.metrics.ledger_fetches.labels(ledger.id).inc()
+            self.m[ledger.id].ledger_fetches.inc()
             try:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -184,28 +190,28 @@ class Gateway:
             except Exception as exc:  # ConnectorError, TimeoutError, or a connector bug: all cost this ledger only
                 retryable = isinstance(exc, asyncio.TimeoutError) or getattr(exc, "retryable", False)
                 breaker.failure()
-                self.metrics.circuit_state.labels(ledger.id).set(STATE_VALUE[breaker.state])
+                self.m[ledger.id].circuit_state.set(STATE_VALUE[breaker.state])
                 reason = _reason(exc, ledger)
                 pause = backoff(attempt)
                 if not retryable or attempt > ledger.retries or time.monotonic() + pause >= deadline:
                     raise ConnectorError(reason if attempt == 1 else f"{reason} (after {attempt} attempts)") from None
-                self.metrics.ledger_retries.labels(ledger.id).inc()
+                self.m[ledger.id].ledger_retries.inc()
                 await asyncio.sleep(pause)
                 continue
             finally:
-                self.metrics.ledger_latency.labels(ledger.id).observe(time.perf_counter() - started)
+                self.m[ledger.id].ledger_latency.observe(time.perf_counter() - started)
             breaker.success()
-            self.metrics.circuit_state.labels(ledger.id).set(0)
+            self.m[ledger.id].circuit_state.set(0)
             return result
 
     async def search(self, ledger: Ledger, equals: Mapping[str, Any], contains: Mapping[str, str],
                      columns: Sequence[str], limit: int) -> list[Row]:
-        self.metrics.ledger_fetches.labels(ledger.id).inc()
+        self.m[ledger.id].ledger_fetches.inc()
         try:
             return await asyncio.wait_for(
                 self.connectors[ledger.id].search(equals, contains, columns, limit), ledger.timeout)
         except Exception as exc:
-            self.metrics.ledger_errors.labels(ledger.id).inc()
+            self.m[ledger.id].ledger_errors.inc()
             raise ConnectorError(_reason(exc, ledger)) from None
 
     async def close(self) -> None:

@@ -200,7 +200,3 @@ def assemble(task: Task, results: Mapping[str, FieldResult]) -> tuple[ScreenSect
             if tf.id in results))
         for sec in task.sections)
     return tuple(s for s in sections if s.fields)
-
-
-def requested_paths(task: Task, ids: Iterable[str]) -> list[Path]:
-    return [task.fields[i].path for i in ids]

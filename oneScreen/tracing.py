@@ -15,10 +15,21 @@ except ImportError:  # tracing is optional
     _trace = None
 
 
+def _tracer() -> Any:
+    """The tracer when a real TracerProvider is configured, else None (no span objects at all)."""
+    if _trace is None:
+        return None
+    provider = _trace.get_tracer_provider()
+    if type(provider).__name__ in ("ProxyTracerProvider", "NoOpTracerProvider"):
+        return None
+    return provider.get_tracer("onescreen")
+
+
 @contextlib.contextmanager
 def span(name: str, **attributes: Any) -> Iterator[None]:
-    if _trace is None:
+    tracer = _tracer()
+    if tracer is None:
         yield
         return
-    with _trace.get_tracer("onescreen").start_as_current_span(name, attributes=attributes):
+    with tracer.start_as_current_span(name, attributes=attributes):
         yield

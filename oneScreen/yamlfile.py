@@ -15,6 +15,7 @@ import yaml
 from .errors import ConfigError, ConfigErrors
 
 Lines = dict[tuple, int]
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 2-4x faster on large catalogs
 
 
 def load(path: Path) -> tuple[Any, Lines]:
@@ -24,7 +25,7 @@ def load(path: Path) -> tuple[Any, Lines]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), None, f"cannot read file: {exc.__class__.__name__}: {exc}") from None
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None

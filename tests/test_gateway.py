@@ -164,3 +164,19 @@ async def test_failure_results_are_not_cached():
     assert isinstance(first[(ledger.id, "900101-1234567")], LedgerFailure)
     second = await gw.run([Fetch(ledger, ("900101-1234567",), ("name",))])
     assert isinstance(second[(ledger.id, "900101-1234567")], KeyRows)
+
+
+async def test_a_reload_refused_for_its_tasks_still_loads_a_changed_catalog_once_fixed(make_app, catalog_copy):
+    """Invariant 8 across the partial-reload shortcut: catalog and task files changed together, tasks broken."""
+    cat_path, task = catalog_copy / "field_catalog.yaml", catalog_copy / "policies" / "tasks" / "vehicle_transfer.yaml"
+    app = make_app(ONESCREEN_CATALOG=str(cat_path), ONESCREEN_POLICIES=str(catalog_copy / "policies"))
+    runtime = app.state.runtime
+    cat_path.write_text(cat_path.read_text(encoding="utf-8").replace("label: 성명,", "label: 성명(새),"), encoding="utf-8")
+    good_task = task.read_text(encoding="utf-8")
+    task.write_text(good_task.replace("citizen.vehicles", "citizen.yacht"), encoding="utf-8")
+    with pytest.raises(ConfigErrors):
+        runtime.reload()
+    task.write_text(good_task, encoding="utf-8")
+    runtime.reload()
+    assert runtime.snapshot.catalog.fields["citizen.name"].label == "성명(새)"
+    await runtime.close()

@@ -8,13 +8,13 @@ FIELD_DENIED error.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dc_field
 from datetime import date
 from typing import Annotated, Any, Callable, Optional
 
 import strawberry
+from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 from strawberry.types import Info
-from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from ..catalog import Catalog, Column, Field, SubjectType
 from ..errors import BadRequest, ConsentRequired, FieldDenied, LedgerUnavailable, OneScreenError
@@ -46,6 +46,39 @@ class Node:
 class TypedSchema:
     classes: dict[str, type]  # subject type -> strawberry type
     fields_by_gql: dict[str, dict[str, Field]]  # subject type -> GraphQL name -> field
+    _paths: dict = dc_field(default_factory=dict, repr=False)  # id(FieldNode) -> (node, paths)
+
+    def paths_of(self, node: FieldNode, fragments: dict, subject: str) -> list[tuple[Field, ...]]:
+        """The catalog paths a root field's selection asks for, memoised per parsed query (the parser cache
+        hands back the same nodes for the same query text, so a repeated query is walked once)."""
+        hit = self._paths.get(id(node))
+        if hit is not None and hit[0] is node:
+            return hit[1]
+        paths = _ast_paths(node.selection_set, fragments, subject, self, (), ())
+        if len(self._paths) > 4096:
+            self._paths.clear()
+        self._paths[id(node)] = (node, paths)
+        return paths
+
+
+def _ast_paths(selection_set, fragments: dict, subject: str, typed: "TypedSchema", prefix: tuple,
+               seen: tuple) -> list[tuple[Field, ...]]:
+    out: list[tuple[Field, ...]] = []
+    for sel in (selection_set.selections if selection_set else ()):
+        if isinstance(sel, FieldNode):
+            f = typed.fields_by_gql[subject].get(sel.name.value)
+            if f is None:
+                continue  # __typename
+            if f.is_link:
+                out.extend(_ast_paths(sel.selection_set, fragments, f.target, typed, prefix + (f,), seen))
+            else:
+                out.append(prefix + (f,))
+        elif isinstance(sel, InlineFragmentNode):
+            out.extend(_ast_paths(sel.selection_set, fragments, subject, typed, prefix, seen))
+        elif isinstance(sel, FragmentSpreadNode) and sel.name.value not in seen and sel.name.value in fragments:
+            out.extend(_ast_paths(fragments[sel.name.value].selection_set, fragments, subject, typed, prefix,
+                                  seen + (sel.name.value,)))
+    return list(dict.fromkeys(out))
 
 
 def build(catalog: Catalog) -> TypedSchema:
@@ -124,33 +157,6 @@ def _scalar(col: Column, v: Any) -> Any:
     return v
 
 
-def requested_paths(selection: SelectedField, subject: str, typed: TypedSchema,
-                    prefix: tuple[Field, ...] = ()) -> list[tuple[Field, ...]]:
-    """Every catalog path a selection asks for, through fragments and nested links."""
-    out: list[tuple[Field, ...]] = []
-    for sel in _flatten(selection.selections):
-        if sel.name.startswith("__"):
-            continue
-        f = typed.fields_by_gql[subject].get(sel.name)
-        if f is None:
-            continue
-        if f.is_link:
-            out.extend(requested_paths(sel, f.target, typed, prefix + (f,)))
-        else:
-            out.append(prefix + (f,))
-    return list(dict.fromkeys(out))
-
-
-def _flatten(selections: list) -> list[SelectedField]:
-    out: list[SelectedField] = []
-    for s in selections:
-        if isinstance(s, (FragmentSpread, InlineFragment)):
-            out.extend(_flatten(s.selections))
-        else:
-            out.append(s)
-    return out
-
-
 def root_field(st: SubjectType, typed: TypedSchema) -> Any:
     """The typed root query of a subject type, e.g. citizen(rrn:, task:, caseRef:)."""
     cls = typed.classes[st.id]
@@ -165,7 +171,7 @@ def root_field(st: SubjectType, typed: TypedSchema) -> Any:
             ctx.check_case_ref(case_ref)
         except OneScreenError as err:
             raise gql_error(err) from None
-        paths = requested_paths(info.selected_fields[0], st.id, typed)
+        paths = typed.paths_of(info._raw_info.field_nodes[0], info._raw_info.fragments, st.id)
         results = await ctx.disclose(t, st.id, subject_key, paths, case_ref)
         return Node(results, "")
 
