@@ -17,7 +17,7 @@ Config (the ledger's `connector:` mapping):
       sigunguCd: "key[0:5]"                                 #   a slice of the key
       platGbCd: {of: "key[10:11]", map: {"1": "0", "2": "1"}} #   a slice, mapped
       # also "key" (the whole key) and {const: "..."}
-    items_path: response.body.items.item          # default as shown
+    items_path: response.body.items.item          # default as shown; null: the document is the item(s)
     result_code_path: response.header.resultCode   # default as shown
     result_codes: {ok: ["00"], no_data: ["03"], quota: ["22"], auth: ["20", "30", "31", "32"],
                    retry: ["01", "02", "04", "05"]}  # default as shown; other codes are errors
@@ -285,7 +285,7 @@ class RestConnector:
             found = _items_at(doc, self.items_path)
             total = self._total(doc)
             if found is None and page == 1 and total:
-                raise ConnectorError(f"agency API response has no items at {'.'.join(self.items_path)}")
+                raise ConnectorError(f"agency API response has no items at {'.'.join(self.items_path or ())}")
             found = found or []
             items.extend(found)
             if total is None or len(items) >= total or not found:
@@ -467,9 +467,11 @@ def _get(doc: Any, path: Sequence[str]) -> Any:
     return doc
 
 
-def _items_at(doc: Any, path: Sequence[str]) -> list[dict[str, Any]] | None:
-    """The items at `path` (a list, or one object for one item); [] for "", None when the path is absent."""
-    found = _get(doc, path)
+def _items_at(doc: Any, path: Sequence[str] | None) -> list[dict[str, Any]] | None:
+    """The items at `path` (a list, or one object for one item); [] for "", None when the path is absent.
+
+    `path` None: the document itself is the item (an object) or the items (a list), as plain JSON APIs answer."""
+    found = doc if path is None else _get(doc, path)
     if found is None:
         return None
     if found == "":
@@ -477,7 +479,7 @@ def _items_at(doc: Any, path: Sequence[str]) -> list[dict[str, Any]] | None:
     if isinstance(found, dict):
         found = [found]
     if not isinstance(found, list) or not all(isinstance(i, dict) for i in found):
-        raise ConnectorError(f"agency API items at {'.'.join(path)} are not objects")
+        raise ConnectorError(f"agency API items at {'.'.join(path or ('(document)',))} are not objects")
     return found
 
 

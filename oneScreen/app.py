@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import hashlib
 import logging
 import math
@@ -158,6 +159,17 @@ class Runtime:
             raise
 
     def _build(self, previous: Snapshot | None) -> Snapshot:
+        # The snapshot is hundreds of thousands of objects at national scale, none of them garbage: the cyclic
+        # collector would walk them again and again while they are made (measured 13.0 -> 7.6 s at 500 ledgers).
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._build_snapshot(previous)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _build_snapshot(self, previous: Snapshot | None) -> Snapshot:
         path = self.settings.catalog_path
         stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path.exists() else None
         if previous is not None and stamp is not None and stamp == self._catalog_stamp:

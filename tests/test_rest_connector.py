@@ -537,3 +537,31 @@ async def test_command_line_server_answers(agency_dir, connector, parcel):
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_a_plain_json_api_whose_document_is_the_item_is_read_with_items_path_null():
+    """Not every agency wraps items in the portal envelope: `items_path: null` takes the document itself."""
+    from aiohttp import web
+
+    from connectors.base import SourceSpec, create
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"key": request.query["key"], "a1": "v1", "a2": "v2"})
+
+    app = web.Application()
+    app.router.add_get("/ledger/resident", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        conn = create(SourceSpec("bench.resident", "key", {
+            "kind": "rest", "base_url_env": "URL", "service_key_env": "KEY", "operation": "/ledger/resident",
+            "format": "json", "params": {"key": "key"}, "items_path": None, "result_code_path": None,
+            "total_count_path": None}, {"URL": f"http://127.0.0.1:{port}", "KEY": "k"}))
+        rows = await conn.fetch(["K1", "K2"], ["a1", "a2"])
+        assert rows == {"K1": [{"a1": "v1", "a2": "v2"}], "K2": [{"a1": "v1", "a2": "v2"}]}
+        await conn.close()
+    finally:
+        await runner.cleanup()
