@@ -6,12 +6,16 @@ missing, the test skips with the reason, unless ONESCREEN_REQUIRE_SERVICES=1
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -146,6 +150,43 @@ def catalog_copy(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "field_catalog.yaml", d / "field_catalog.yaml")
     shutil.copytree(ROOT / "policies", d / "policies")
     return d
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(data_dir: Path, log_path: Path, *args: str, ready: str = "/healthz", **env_extra: str) -> Iterator[str]:
+    """`onescreen serve ARGS` as a real process on a free port over `data_dir`; yields its base URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONESCREEN_")}
+    env.update(ONESCREEN_DATA_DIR=str(data_dir), ONESCREEN_PORT=str(port), **env_extra)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "oneScreen.cli", "serve", *args], env=env, stdout=log,
+                                stderr=log, cwd=ROOT)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        try:
+            while True:
+                try:
+                    if httpx.get(f"{base}{ready}", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
+                time.sleep(0.2)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def jdump(x: Any) -> str:

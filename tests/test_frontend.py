@@ -15,7 +15,6 @@ import re
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -26,10 +25,9 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from conftest import need_service, sample
+from conftest import free_port, need_service, sample, serve
 from oneScreen.identity import mint_demo_token
 from oneScreen.settings import ROOT
-from test_serve import free_port
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -69,36 +67,6 @@ class Site:
         assert r.status_code == 200 and "errors" not in r.json(), r.text
         return r.json()["data"]
 
-
-@contextlib.contextmanager
-def serve(data_dir: Path, log_path: Path, **env_extra: str) -> Iterator[str]:
-    """`onescreen serve` on a free port over `data_dir`; yields its base URL (the pattern of test_serve.py)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ONESCREEN_")}
-    env.update(ONESCREEN_DATA_DIR=str(data_dir), ONESCREEN_PORT=str(port), **env_extra)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "oneScreen.cli", "serve"], env=env, stdout=log, stderr=log,
-                                cwd=ROOT)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        try:
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
-                time.sleep(0.2)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def markup_resident(data_dir: Path) -> str:

@@ -2,51 +2,20 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import sample
+from conftest import sample, serve
 from test_catalog import run_cli
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def server(data_dir: Path, tmp_path: Path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ONESCREEN_")}
-    env.update(ONESCREEN_DATA_DIR=str(data_dir), ONESCREEN_PORT=str(port))
     log_path = tmp_path / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "oneScreen.cli", "serve"], env=env, stdout=log, stderr=log)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"server did not start:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        try:
-            yield base, log_path
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+    with serve(data_dir, log_path) as base:
+        yield base, log_path
 
 
 def cli(data_dir: Path, *args: str) -> str:

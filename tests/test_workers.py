@@ -3,19 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
 
-from conftest import need_service
+from conftest import need_service, serve
 from sqlservers import PG_URL, drop_database, pg_available, unique_db_name, _create_database, _run
 from sqlalchemy.engine import make_url
 from test_catalog import run_cli
-from test_serve import free_port
 
 
 @pytest.fixture
@@ -30,24 +25,8 @@ def pg_audit_url():
 
 
 def test_two_workers_share_a_postgresql_audit_store_and_lose_no_record(data_dir, pg_audit_url, tmp_path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ONESCREEN_")}
-    env.update(ONESCREEN_DATA_DIR=str(data_dir), ONESCREEN_PORT=str(port), ONESCREEN_AUDIT_URL=pg_audit_url,
-               ONESCREEN_RATE_USER_PER_MIN="0", ONESCREEN_RATE_ORG_PER_MIN="0")
-    log = open(tmp_path / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "oneScreen.cli", "serve", "--workers", "2"], env=env,
-                            stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-            time.sleep(0.3)
+    with serve(data_dir, tmp_path / "server.log", "--workers", "2", ready="/readyz", ONESCREEN_AUDIT_URL=pg_audit_url,
+               ONESCREEN_RATE_USER_PER_MIN="0", ONESCREEN_RATE_ORG_PER_MIN="0") as base:
         token = run_cli("token", "--user", "jung.jutaek", env_extra={"ONESCREEN_DATA_DIR": str(data_dir)}).stdout.strip()
         rrns = json.loads(run_cli("demo", "sample", "--type", "citizen", "--limit", "40", "--json",
                                   env_extra={"ONESCREEN_DATA_DIR": str(data_dir)}).stdout)
@@ -67,10 +46,6 @@ def test_two_workers_share_a_postgresql_audit_store_and_lose_no_record(data_dir,
         assert all(r.status_code == 200 and "errors" not in r.json() for r in responses)
         pids = {r.headers.get("x-request-id") for r in responses}
         assert len(pids) == 200
-    finally:
-        proc.terminate()
-        proc.wait(timeout=40)
-        log.close()
     result = run_cli("audit", "verify", env_extra={"ONESCREEN_DATA_DIR": str(data_dir),
                                                    "ONESCREEN_AUDIT_URL": pg_audit_url})
     assert result.returncode == 0, result.stderr
