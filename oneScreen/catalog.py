@@ -45,6 +45,11 @@ class SearchSpec(_Model):
     show: list[str] = PField(default_factory=list, description="fields shown for each match")
 
 
+# A subject type's id names its typed root query (citizen(...)), beside the built-in ones.
+RESERVED_SUBJECT_IDS = frozenset({"tasks", "me", "screen", "subjects", "access_history", "ledger_columns", "changes",
+                                  "preview_task", "catalog"})
+
+
 class SubjectTypeSpec(_Model):
     id: str = PField(pattern=NAME_RE)
     label: str
@@ -264,6 +269,8 @@ def compile_catalog(spec: CatalogFile, lines: yamlfile.Lines, file: str) -> Cata
     for i, s in enumerate(spec.subject_types):
         if s.id in subjects:
             err(("subject_types", i, "id"), f"duplicate subject type {s.id!r}")
+        if s.id in RESERVED_SUBJECT_IDS:
+            err(("subject_types", i, "id"), f"subject type id {s.id!r} is the name of a built-in query; choose another")
         try:
             pattern = re.compile(s.key_pattern)
         except re.error as exc:

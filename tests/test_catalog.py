@@ -52,6 +52,7 @@ def edit(catalog_copy: Path, old: str, new: str, count: int = 1) -> Path:
     ("column: mvin_de, type: date,", "column: mvin_de, type: datetime,", "column: mvin_de", "fields.6.type"),
     ("column: mgm_bldrgst_pk, target: building,", "column: mgm_bldrgst_pk, target: spaceship,", "target: spaceship",
      "unknown subject type 'spaceship'"),
+    ("  - id: citizen\n", "  - id: screen\n", "id: screen", "name of a built-in query"),
     ("    agency: MOIS\n    name: 주민등록표\n", "    agency: MOJ\n    name: 주민등록표\n", "agency: MOJ", "unknown agency 'MOJ'"),
 ])
 def test_catalog_errors_name_file_line_and_reason(catalog_copy, old, new, needle, reason):
@@ -61,6 +62,18 @@ def test_catalog_errors_name_file_line_and_reason(catalog_copy, old, new, needle
     expected_line = line_of(path, needle, 2 if "duplicate" in reason else 1)
     assert any(e.file == str(path) and e.line == expected_line and reason in e.reason for e in errs), \
         [e.message for e in errs]
+
+
+def test_reserved_subject_ids_cover_every_built_in_query():
+    """A subject type's typed root query sits beside the built-in ones: the reserved ids must name them all."""
+    from oneScreen.graphql.schema import build_schema
+    from oneScreen.graphql.typed import camel
+
+    cat = catalog.load(ROOT / "field_catalog.yaml")
+    roots = set(build_schema(cat)._schema.query_type.fields)
+    typed_roots = {camel(s) for s in cat.subject_types}
+    assert typed_roots <= roots
+    assert roots - typed_roots == {camel(r) for r in catalog.RESERVED_SUBJECT_IDS}
 
 
 def test_yaml_syntax_errors_name_their_line(catalog_copy):

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import date
 from functools import partial
 from typing import Any, Optional
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLObjectType, GraphQLSchema, validate_schema
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.extensions.max_aliases import create_validator as alias_validator
@@ -136,7 +137,6 @@ async def resolve_record_consent(info: Info, task: strawberry.ID, subject: straw
 
 def build_schema(catalog: Catalog, *, production: bool = False, limits: Limits = Limits(),
                  introspection: bool | None = None) -> strawberry.Schema:
-    typed = typed_mod.build(catalog)
     ns: dict = {
         "tasks": strawberry.field(resolver=resolve_tasks, description="The tasks the caller may perform"),
         "me": strawberry.field(resolver=resolve_me, description="The caller, as the service sees them"),
@@ -145,8 +145,6 @@ def build_schema(catalog: Catalog, *, production: bool = False, limits: Limits =
         "access_history": strawberry.field(resolver=resolve_access_history,
                                            description="A citizen's access history (auditors; the citizen themselves)"),
     }
-    for st in catalog.subject_types.values():
-        ns[st.id] = typed_mod.root_field(st, typed)
     for name, fn in admin_api.QUERIES.items():
         ns[name] = strawberry.field(resolver=fn, description=fn.__doc__)
     ns.update((n, strawberry.field(resolver=fn, description=fn.__doc__)) for n, fn in catalog_api.QUERIES.items())
@@ -168,16 +166,37 @@ def build_schema(catalog: Catalog, *, production: bool = False, limits: Limits =
         partial(ValidationCache, maxsize=512),
         partial(MaskErrors, should_mask_error=_should_mask, error_message="Internal error"),
     ]
-    return Schema(
+    schema = Schema(
         query=query,
         mutation=mutation,
-        types=list(typed.classes.values()),
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=production),
     )
+    schema.add_typed(typed_mod.build(catalog, schema.schema_converter.from_scalar(date)))
+    return schema
 
 
 class Schema(strawberry.Schema):
+    def add_typed(self, typed: typed_mod.TypedSchema) -> None:
+        """Add the catalog's typed root fields (graphql-core types, see typed.py) to strawberry's Query."""
+        core = self._schema
+        query = core.query_type
+        clash = query.fields.keys() & typed.roots.keys()
+        if clash:
+            raise ValueError(f"subject type names clash with static root fields: {sorted(clash)}")
+        self._schema = GraphQLSchema(
+            query=GraphQLObjectType(query.name, {**query.fields, **typed.roots}, description=query.description,
+                                    extensions=query.extensions),
+            mutation=core.mutation_type,
+            types=[t for name, t in core.type_map.items() if not name.startswith("__") and t is not query],
+            directives=core.directives,
+            extensions=core.extensions,
+        )
+        self._schema._strawberry_schema = self  # type: ignore[attr-defined]
+        errors = validate_schema(self._schema)
+        if errors:
+            raise ValueError("invalid schema: " + "; ".join(e.message for e in errors))
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Log errors without their messages: an unexpected error's text may hold a value or SQL."""
         for error in errors:

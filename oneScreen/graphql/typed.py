@@ -5,24 +5,30 @@ its id in camelCase), nested objects for links, so an API client selects
 exactly the attributes it needs. Every selected path goes through
 Context.disclose(); a path outside the task's set resolves to null with a
 FIELD_DENIED error.
+
+These types are built directly as graphql-core types with plain resolvers,
+not as strawberry classes: a national catalog has tens of thousands of
+fields, and strawberry's per-field machinery (annotation evaluation at
+build time, a resolver wrapper per field at run time) cost seconds of
+start-up and most of a screen's execution time. The root resolver decides
+and fetches the whole selection in one step; each leaf only looks its
+result up.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field as dc_field
 from datetime import date
-from typing import Annotated, Any, Callable, Optional
+from typing import Any, Callable
 
-import strawberry
-from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
-from strawberry.types import Info
+from graphql import (FieldNode, FragmentSpreadNode, GraphQLArgument, GraphQLBoolean, GraphQLField, GraphQLFloat,
+                     GraphQLID, GraphQLInt, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLOutputType,
+                     GraphQLResolveInfo, GraphQLScalarType, GraphQLString, InlineFragmentNode)
 
 from ..catalog import Catalog, Column, Field, SubjectType
 from ..errors import BadRequest, ConsentRequired, FieldDenied, LedgerUnavailable, OneScreenError
 from ..policy import Status
 from ..screen import FieldResult
 from .types import gql_error
-
-SCALARS: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool, "date": date}
 
 
 def camel(name: str) -> str:
@@ -44,7 +50,8 @@ class Node:
 
 @dataclass(frozen=True)
 class TypedSchema:
-    classes: dict[str, type]  # subject type -> strawberry type
+    roots: dict[str, GraphQLField]  # root field name (camelCase subject type) -> field
+    types: dict[str, GraphQLObjectType]  # subject type -> GraphQL object type
     fields_by_gql: dict[str, dict[str, Field]]  # subject type -> GraphQL name -> field
     _paths: dict = dc_field(default_factory=dict, repr=False)  # id(FieldNode) -> (node, paths)
 
@@ -81,70 +88,85 @@ def _ast_paths(selection_set, fragments: dict, subject: str, typed: "TypedSchema
     return list(dict.fromkeys(out))
 
 
-def build(catalog: Catalog) -> TypedSchema:
-    classes = {s: type(pascal(s), (), {"__doc__": st.label_en, "__annotations__": {}})
-               for s, st in catalog.subject_types.items()}
-    by_gql: dict[str, dict[str, Field]] = {s: {} for s in catalog.subject_types}
-    for s, fields in catalog.fields_by_subject.items():
-        cls = classes[s]
-        for f in fields:
-            name = camel(f.name)
-            by_gql[s][name] = f
-            item_cls = None
-            if f.is_link:
-                gtype: Any = Optional[classes[f.target]]
-            elif f.type == "record":
-                gtype = item_cls = _record_type(s, f)
-            else:
-                gtype = SCALARS[f.type]
-            if not f.is_link and f.cardinality == "many":
-                gtype = list[gtype]  # type: ignore[valid-type]
-            if not f.is_link:
-                gtype = Optional[gtype]
-            setattr(cls, f.name, strawberry.field(resolver=_resolver(f, item_cls), graphql_type=gtype, name=name,
-                                                  description=f"{f.label} / {f.label_en}"))
-    for cls in classes.values():
-        strawberry.type(cls)
-    return TypedSchema(classes, by_gql)
+def build(catalog: Catalog, date_scalar: GraphQLScalarType) -> TypedSchema:
+    """The typed objects and root fields of a catalog; `date_scalar` is the schema's own Date scalar."""
+    scalars: dict[str, GraphQLScalarType] = {"string": GraphQLString, "integer": GraphQLInt, "number": GraphQLFloat,
+                                             "boolean": GraphQLBoolean, "date": date_scalar}
+    by_gql: dict[str, dict[str, Field]] = {s: {camel(f.name): f for f in catalog.fields_by_subject.get(s, ())}
+                                           for s in catalog.subject_types}
+    types: dict[str, GraphQLObjectType] = {}
+
+    def fields_of(s: str) -> Callable[[], dict[str, GraphQLField]]:
+        def thunk() -> dict[str, GraphQLField]:
+            out = {}
+            for name, f in by_gql[s].items():
+                item = None
+                if f.is_link:
+                    gtype: GraphQLOutputType = types[f.target]
+                elif f.type == "record":
+                    gtype = item = _record_type(s, f, scalars)
+                else:
+                    gtype = scalars[f.type]
+                if not f.is_link and f.cardinality == "many":
+                    gtype = GraphQLList(GraphQLNonNull(gtype))
+                out[name] = GraphQLField(gtype, resolve=_resolver(f, item is not None),
+                                         description=f"{f.label} / {f.label_en}")
+            return out
+        return thunk
+
+    for s, st in catalog.subject_types.items():
+        types[s] = GraphQLObjectType(pascal(s), fields_of(s), description=st.label_en)
+    typed = TypedSchema({}, types, by_gql)
+    typed.roots.update((camel(s), _root_field(st, typed)) for s, st in catalog.subject_types.items())
+    return typed
 
 
-def _record_type(subject: str, f: Field) -> type:
-    cls = type(pascal(subject) + pascal(f.name) + "Item", (), {
-        "__annotations__": {c.name: Optional[SCALARS[c.type]] for c in f.columns}})
-    return strawberry.type(cls, description=f"{f.label_en} ({f.label})")
+def _record_type(subject: str, f: Field, scalars: dict[str, GraphQLScalarType]) -> GraphQLObjectType:
+    # Items are dicts keyed by the GraphQL names, read by graphql-core's default resolver.
+    return GraphQLObjectType(pascal(subject) + pascal(f.name) + "Item",
+                             {camel(c.name): GraphQLField(scalars[c.type]) for c in f.columns},
+                             description=f"{f.label_en} ({f.label})")
 
 
-def _resolver(f: Field, item_cls: type | None) -> Callable[..., Any]:
+def _resolver(f: Field, is_record: bool) -> Callable[..., Any]:
     if f.is_link:
-        def resolve_link(root: Node) -> Any:
-            return Node(root.results, f"{root.prefix}{f.id}>")
+        fid = f.id + ">"
+
+        def resolve_link(root: Node, _info: GraphQLResolveInfo) -> Node:
+            return Node(root.results, root.prefix + fid)
         return resolve_link
 
-    def resolve(root: Node) -> Any:
-        pid = root.prefix + f.id
-        r = root.results.get(pid)
+    fid, many = f.id, f.cardinality == "many"
+    if is_record:
+        names = [(c, camel(c.name)) for c in f.columns]
+
+        def convert(value: Any) -> Any:
+            items = [{name: _scalar(c, row.get(c.name)) for c, name in names} for row in _as_list(value)]
+            return items if many else items[0]
+    else:
+        col = f.columns[0]
+        if col.type == "date":
+            def convert(value: Any) -> Any:
+                return [_scalar(col, v) for v in value] if many else _scalar(col, value)
+        else:
+            convert = None  # type: ignore[assignment]
+
+    def resolve(root: Node, _info: GraphQLResolveInfo) -> Any:
+        r = root.results.get(root.prefix + fid)
         if r is None:  # cannot happen: every selected path was decided
-            raise gql_error(FieldDenied(pid, "not decided"))
-        if r.status is Status.DENIED:
-            raise gql_error(FieldDenied(pid, r.reason_en or "denied"))
-        if r.status is Status.CONSENT_REQUIRED:
-            raise gql_error(ConsentRequired(pid, r.reason_en or "consent required"))
-        if r.status is Status.UNAVAILABLE:
+            raise gql_error(FieldDenied(root.prefix + fid, "not decided"))
+        status = r.status
+        if status is Status.OK or status is Status.MASKED:
+            value = r.value
+            return value if convert is None or value is None else convert(value)
+        if status is Status.DENIED:
+            raise gql_error(FieldDenied(root.prefix + fid, r.reason_en or "denied"))
+        if status is Status.CONSENT_REQUIRED:
+            raise gql_error(ConsentRequired(root.prefix + fid, r.reason_en or "consent required"))
+        if status is Status.UNAVAILABLE:
             raise gql_error(LedgerUnavailable(r.source.ledger if r.source else "?", r.reason_en or "unavailable"))
-        if r.status is Status.NOT_FOUND or r.value is None:
-            return None
-        return _typed_value(f, r.value, item_cls)
+        return None  # NOT_FOUND
     return resolve
-
-
-def _typed_value(f: Field, value: Any, item_cls: type | None) -> Any:
-    if item_cls is not None:
-        items = [item_cls(**{c.name: _scalar(c, row.get(c.name)) for c in f.columns}) for row in _as_list(value)]
-        return items if f.cardinality == "many" else items[0]
-    col = f.columns[0]
-    if f.cardinality == "many":
-        return [_scalar(col, v) for v in value]
-    return _scalar(col, value)
 
 
 def _as_list(value: Any) -> list:
@@ -157,26 +179,26 @@ def _scalar(col: Column, v: Any) -> Any:
     return v
 
 
-def root_field(st: SubjectType, typed: TypedSchema) -> Any:
+def _root_field(st: SubjectType, typed: TypedSchema) -> GraphQLField:
     """The typed root query of a subject type, e.g. citizen(rrn:, task:, caseRef:)."""
-    cls = typed.classes[st.id]
 
-    async def resolve(info: Info, key: strawberry.ID, task: strawberry.ID, case_ref: str) -> Optional[Any]:
+    async def resolve(_root: Any, info: GraphQLResolveInfo, key: str, task: str, case_ref: str) -> Node:
         ctx = info.context
         try:
-            t = ctx.snapshot.policies.task_for(ctx.caller, str(task))
+            t = ctx.snapshot.policies.task_for(ctx.caller, task)
             if t.subject != st.id:
                 raise BadRequest(f"task {t.code} is about {t.subject}, not {st.id}")
-            subject_key = ctx.check_subject(st.id, str(key))
+            subject_key = ctx.check_subject(st.id, key)
             ctx.check_case_ref(case_ref)
         except OneScreenError as err:
             raise gql_error(err) from None
-        paths = typed.paths_of(info._raw_info.field_nodes[0], info._raw_info.fragments, st.id)
+        paths = typed.paths_of(info.field_nodes[0], info.fragments, st.id)
         results = await ctx.disclose(t, st.id, subject_key, paths, case_ref)
         return Node(results, "")
 
     # The key argument is named per subject type: citizen(rrn:), parcel(pnu:).
-    resolve.__annotations__ = {**resolve.__annotations__,
-                               "key": Annotated[strawberry.ID, strawberry.argument(name=st.key_arg)]}
-    return strawberry.field(resolver=resolve, graphql_type=Optional[cls],
-                            description=f"{st.label_en} ({st.label}) by {st.key_label_en}, for a task")
+    return GraphQLField(typed.types[st.id], resolve=resolve, args={
+        st.key_arg: GraphQLArgument(GraphQLNonNull(GraphQLID), out_name="key"),
+        "task": GraphQLArgument(GraphQLNonNull(GraphQLID)),
+        "caseRef": GraphQLArgument(GraphQLNonNull(GraphQLString), out_name="case_ref"),
+    }, description=f"{st.label_en} ({st.label}) by {st.key_label_en}, for a task")

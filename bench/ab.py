@@ -1,0 +1,75 @@
+"""A/B: the working tree against a git ref, on the peer screen, interleaved in one run.
+
+    python -m bench.ab [REF] [--rounds N] [--seconds S]      (REF defaults to HEAD)
+
+This machine is shared and noisy: two runs of `python -m bench peers` minutes apart differ by more than
+most single changes gain. Here both builds serve the same 30-field screen (production mode, RS256, policy,
+masking, a durable PostgreSQL audit record per screen) over the same emulator, uncached and all-cached, at
+c=128, alternating A, B, A, B... for N rounds; each figure is the server's CPU ms per screen (its own CPU
+time over its requests, so a busy neighbour shows as fewer screens/s, not as more CPU per screen). It prints
+every round and the median ratio. The ref is checked out with `git worktree` into the run's temp dir and
+imported through PYTHONPATH; nothing of it is kept.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+
+from .common import ROOT, Identity, Run, pg_drop_db, say, stop_all, tmpdir, wrk
+from .configs import peer_config, rest_connector
+from .servers import start_emulator, start_onescreen
+
+EXTRA = {"items_path": None, "result_code_path": None, "total_count_path": None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__.split("\n\n")[0])
+    p.add_argument("ref", nargs="?", default="HEAD")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=6)
+    args = p.parse_args(argv)
+    run = Run(smoke=False, tmp=tmpdir("onescreen-ab-"))
+    ref_dir = run.tmp / "ref"
+    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(ref_dir), args.ref], cwd=ROOT, check=True)
+    try:
+        return _compare(run, args, {args.ref: str(ref_dir), "working tree": str(ROOT)})
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(ref_dir)], cwd=ROOT, check=False)
+        stop_all()
+        pg_drop_db()
+
+
+def _compare(run: Run, args: argparse.Namespace, builds: dict[str, str]) -> int:
+    emu, ledger_url = start_emulator(run, 20.0)
+    identity = Identity(run.tmp)
+    audit = run.audit_url()
+    cpu: dict[tuple[str, str], list[float]] = {}
+    for rnd in range(args.rounds):
+        for build, path in builds.items():
+            for mode, ttl in (("uncached", 0), ("cached", 3600)):
+                cfg = peer_config(run.tmp / f"cfg-{mode}", rest_connector("BENCH_LEDGER_URL", "BENCH_LEDGER_KEY",
+                                                                          prefix="/ledger", **EXTRA), cache_ttl=ttl)
+                name = f"{mode}-{rnd}-{'ref' if path != str(ROOT) else 'tree'}"
+                s = start_onescreen(run, name, cfg, identity, ledger_url=ledger_url, audit_url=audit,
+                                    env_extra={"PYTHONPATH": path})
+                wrk(run, s.url, 32, 2, body_file=s.body, headers=s.headers)
+                load = wrk(run, s.url, 128, args.seconds, body_file=s.body, headers=s.headers, server_pid=s.proc.pid)
+                s.proc.stop()
+                ms = 10 * load.server_cpu * load.seconds / load.requests if load.requests else float("nan")
+                cpu.setdefault((build, mode), []).append(ms)
+                say(f"  round {rnd + 1} {build:<14} {mode:<9} {load.rps:7.0f} screens/s  cpu {load.server_cpu:3.0f}%"
+                    f"  {ms:.2f} CPU ms/screen  errors {load.errors}")
+    emu.stop()
+    ref, tree = builds
+    for mode in ("uncached", "cached"):
+        a, b = statistics.median(cpu[(ref, mode)]), statistics.median(cpu[(tree, mode)])
+        say(f"  {mode:<9} median CPU ms/screen: {ref} {a:.2f}, working tree {b:.2f}: "
+            f"the working tree does {a / b:.2f}x the screens per CPU second")
+    say(f"  command: cd {ROOT} && {sys.executable} -m bench.ab {ref} --rounds {args.rounds} --seconds {args.seconds:g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
