@@ -149,3 +149,32 @@ def test_json_schema_comes_from_the_loader_models():
     schema = catalog.json_schema()
     assert set(schema["required"]) >= {"version", "agencies", "ledgers", "fields"}
     assert "FieldSpec" in schema["$defs"]
+
+
+def test_yaml_loader_gives_what_safe_load_gives_and_lines_on_demand(tmp_path):
+    """The fast builder (plain strings, maps, lists) must agree with PyYAML for every other kind of node."""
+    import yaml
+
+    from oneScreen import yamlfile
+
+    text = ("base: &b {cache_ttl: 30, rows: one}\n"
+            "ledgers:\n"
+            "  - <<: *b\n"
+            "    id: x.y\n"
+            "    on: yes\n"
+            "    since: 2024-01-31\n"
+            "    ratio: 0.5\n"
+            "    missing: null\n"
+            "    7: seven\n"
+            "    list: [1, '2', ~]\n")
+    path = tmp_path / "f.yaml"
+    path.write_text(text, encoding="utf-8")
+    data, lines = yamlfile.load(path)
+    assert data == yaml.safe_load(text)
+    assert yamlfile.line_of(lines, ("ledgers", 0, "since")) == 6
+    assert yamlfile.line_of(lines, ("ledgers", 0, "list", 2)) == 10
+
+    path.write_text(text + "    id: again\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        yamlfile.load(path)
+    assert err.value.line == 11 and "duplicate key 'id'" in err.value.reason
