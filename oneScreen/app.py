@@ -364,8 +364,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         try:
             with span("graphql.request", request_id=request_id, operation=gql.operation or ""):
                 async with asyncio.timeout(settings.request_timeout):
-                    result = await snapshot.schema.execute(gql.query, variable_values=gql.variables,
-                                                           context_value=ctx, operation_name=gql.operation)
+                    result = await snapshot.schema.run(gql.query, gql.variables, ctx, gql.operation)
         except TimeoutError:
             runtime.metrics.requests.labels("timeout").inc()
             return _error(504, "REQUEST_TIMEOUT", f"the request took longer than {settings.request_timeout:g} s; "

@@ -3,16 +3,21 @@ from __future__ import annotations
 
 import logging
 from datetime import date
-from functools import partial
+from inspect import isawaitable
 from typing import Any, Optional
 
 import strawberry
-from graphql import GraphQLError, GraphQLObjectType, GraphQLSchema, validate_schema
+from cachetools import LRUCache
+from graphql import (DocumentNode, ExecutionResult as GraphQLExecutionResult, GraphQLError, GraphQLObjectType,
+                     GraphQLSchema, execute, parse, specified_rules, validate, validate_schema)
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions.max_aliases import create_validator as alias_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import Info
 
 from ..catalog import Catalog
@@ -136,7 +141,7 @@ async def resolve_record_consent(info: Info, task: strawberry.ID, subject: straw
 
 
 def build_schema(catalog: Catalog, *, production: bool = False, limits: Limits = Limits(),
-                 introspection: bool | None = None) -> strawberry.Schema:
+                 introspection: bool | None = None) -> "Schema":
     ns: dict = {
         "tasks": strawberry.field(resolver=resolve_tasks, description="The tasks the caller may perform"),
         "me": strawberry.field(resolver=resolve_me, description="The caller, as the service sees them"),
@@ -159,24 +164,62 @@ def build_schema(catalog: Catalog, *, production: bool = False, limits: Limits =
              cost_rule(limits, subject_roots)]
     if not (introspection if introspection is not None else not production):
         rules.append(NoSchemaIntrospectionCustomRule)
-    extensions: list = [
-        partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
-        partial(ParserCache, maxsize=512),
-        partial(AddValidationRules, rules),
-        partial(ValidationCache, maxsize=512),
-        partial(MaskErrors, should_mask_error=_should_mask, error_message="Internal error"),
-    ]
-    schema = Schema(
-        query=query,
-        mutation=mutation,
-        extensions=extensions,
-        config=StrawberryConfig(disable_field_suggestions=production),
-    )
+    schema = Schema(query=query, mutation=mutation, config=StrawberryConfig(disable_field_suggestions=production),
+                    rules=rules, max_tokens=limits.max_tokens)
     schema.add_typed(typed_mod.build(catalog, schema.schema_converter.from_scalar(date)))
     return schema
 
 
 class Schema(strawberry.Schema):
+    """Strawberry's schema, run by `run()`: parse and validate once per query text, execute on graphql-core.
+
+    strawberry's `execute()` runs the hooks of every extension per request (a parser cache, a validation
+    cache, a token limit, extra rules, error masking: ~10% of a screen's CPU in the benchmark profile). The
+    same steps are plain code here, cached per distinct query text; execution goes to graphql-core with
+    strawberry's executor class, so strawberry's resolvers see what they expect.
+    """
+
+    def __init__(self, *, rules: list, max_tokens: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rules = (*specified_rules, *rules, MaybeNullValidationRule, OneOfInputValidationRule)
+        self.max_tokens = max_tokens
+        self._prepared: LRUCache = LRUCache(maxsize=512)  # query text -> (document, errors)
+
+    def prepare(self, query: str) -> tuple[DocumentNode | None, list[GraphQLError]]:
+        """The parsed document of a query and its parse or validation errors, cached per text."""
+        hit = self._prepared.get(query)
+        if hit is None:
+            try:
+                document = parse(query, max_tokens=self.max_tokens)
+            except GraphQLError as err:
+                hit = (None, [err])
+            except RecursionError:
+                hit = (None, [GraphQLError("the query is nested too deeply")])
+            else:
+                try:
+                    hit = (document, validate(self._schema, document, self.rules))
+                except RecursionError:
+                    hit = (None, [GraphQLError("the query is nested too deeply")])
+            self._prepared[query] = hit
+        return hit
+
+    async def run(self, query: str, variables: dict | None, context: Any,
+                  operation_name: str | None = None) -> GraphQLExecutionResult:
+        """Execute one request. Errors that are not ours (or GraphQL's) are logged and sent as "Internal error"."""
+        document, errors = self.prepare(query)
+        if errors:
+            result = GraphQLExecutionResult(None, list(errors))
+        else:
+            result = execute(self._schema, document, context_value=context, variable_values=variables,
+                             operation_name=operation_name, executor_class=StrawberryGraphQLCoreExecutionContext,
+                             is_awaitable=optimized_is_awaitable)
+            if isawaitable(result):
+                result = await result
+        if result.errors:
+            self._process_errors(result.errors)
+            result.errors = [_masked(e) if _should_mask(e) else e for e in result.errors]
+        return result
+
     def add_typed(self, typed: typed_mod.TypedSchema) -> None:
         """Add the catalog's typed root fields (graphql-core types, see typed.py) to strawberry's Query."""
         core = self._schema
@@ -205,6 +248,11 @@ class Schema(strawberry.Schema):
                 continue  # client errors are the client's business, and already in the response
             log.error("unexpected error while resolving", extra={"path": error.path},
                       exc_info=(type(original), original, None))
+
+
+def _masked(error: GraphQLError) -> GraphQLError:
+    return GraphQLError("Internal error", nodes=error.nodes, source=error.source, positions=error.positions,
+                        path=error.path)
 
 
 def _should_mask(error: GraphQLError) -> bool:
