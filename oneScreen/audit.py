@@ -43,6 +43,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Iterable, Mapping
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import make_url
@@ -247,6 +248,10 @@ def _table(name: str) -> sa.Table:
     return t
 
 
+_COLUMNS = ("seq", "at", "kind", "request_id", "user_id", "organisation", "role", "task", "legal_basis", "case_ref",
+            "subject_type", "subject", "fields", "ledgers", "client", "detail", "prev_hash", "hash")
+
+
 def _row(seq: int, at: datetime, e: AuditEvent, prev_hash: str, digest: str) -> dict[str, Any]:
     p = _payload(seq, at, e)
     return {"seq": seq, "at": at, "kind": e.kind, "request_id": e.request_id, "user_id": e.user,
@@ -254,6 +259,28 @@ def _row(seq: int, at: datetime, e: AuditEvent, prev_hash: str, digest: str) -> 
             "case_ref": e.case_ref, "subject_type": e.subject_type, "subject": e.subject,
             "fields": _canonical(p["fields"]), "ledgers": _canonical(p["ledgers"]), "client": e.client,
             "detail": _canonical(p["detail"]), "prev_hash": prev_hash, "hash": digest}
+
+
+def _sealed(seq: int, at: datetime, e: AuditEvent, prev_hash: str) -> tuple[dict[str, Any], str]:
+    """`_row` with its `_digest`, as the writer makes them: each part's canonical JSON made once, by orjson.
+
+    Every attribute but `detail` is text (checked by `_check`), for which orjson's sorted output is byte for
+    byte `_canonical`'s (pinned by a property test); `detail` is free-form, so it keeps `_canonical` and is
+    embedded as a fragment. Produces exactly `_row(...)` and `_digest(prev_hash, _payload(...))`."""
+    fields = orjson.dumps([{"id": f.id, "status": f.status} for f in e.fields])
+    ledgers = orjson.dumps(e.ledgers)
+    detail = _canonical(dict(e.detail)) if e.detail else "{}"
+    payload = {"seq": seq, "at": _iso(at), "kind": e.kind, "request_id": e.request_id, "user": e.user,
+               "organisation": e.organisation, "role": e.role, "task": e.task, "legal_basis": e.legal_basis,
+               "case_ref": e.case_ref, "subject_type": e.subject_type, "subject": e.subject,
+               "fields": orjson.Fragment(fields), "ledgers": orjson.Fragment(ledgers), "client": e.client,
+               "detail": orjson.Fragment(detail.encode("utf-8"))}
+    digest = hashlib.sha256(prev_hash.encode("utf-8") + orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return {"seq": seq, "at": at, "kind": e.kind, "request_id": e.request_id, "user_id": e.user,
+            "organisation": e.organisation, "role": e.role, "task": e.task, "legal_basis": e.legal_basis,
+            "case_ref": e.case_ref, "subject_type": e.subject_type, "subject": e.subject,
+            "fields": fields.decode("utf-8"), "ledgers": ledgers.decode("utf-8"), "client": e.client,
+            "detail": detail, "prev_hash": prev_hash, "hash": digest}, digest
 
 
 def _record(r: Any) -> StoredRecord:
@@ -316,6 +343,8 @@ class AuditStore:
             raise ValueError("the audit store must be SQLite (a file) or PostgreSQL")
         self.table_name = table
         self.table = _table(table)
+        self._insert_sql = (f"INSERT INTO {table} ({', '.join(_COLUMNS)}) "
+                            f"VALUES ({', '.join(f'${i}' for i in range(1, len(_COLUMNS) + 1))})")
         self.max_batch = max_batch
         self.batches_committed = 0  # transactions that wrote records (for benchmarks and metrics)
         self.records_committed = 0
@@ -384,7 +413,7 @@ class AuditStore:
                     if create:
                         await conn.run_sync(self.table.metadata.create_all)
                         if self.backend == "postgresql":
-                            await self._pg_trigger(conn)
+                            await self._pg_functions(conn)
             except AuditUnavailable:
                 raise
             except Exception as exc:
@@ -395,12 +424,19 @@ class AuditStore:
             self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name="onescreen-audit-writer")
             self._opened = True
 
-    async def _pg_trigger(self, conn: AsyncConnection) -> None:
+    async def _pg_functions(self, conn: AsyncConnection) -> None:
         t = self.table_name
         await conn.execute(sa.text(
             f"CREATE OR REPLACE FUNCTION {t}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
             f"BEGIN RAISE EXCEPTION 'the audit trail is append-only (% refused)', TG_OP "
             f"USING ERRCODE = 'insufficient_privilege'; END $$"))
+        # The writers' lock and the chain head in one call. A VOLATILE function takes a fresh snapshot per
+        # statement, so the head is read after the lock is granted: a plain "SELECT lock, head" would read
+        # the head as of before the wait, and miss what the previous lock holder committed.
+        await conn.execute(sa.text(
+            f"CREATE OR REPLACE FUNCTION {t}_lock_head(k bigint) RETURNS TABLE(head_seq bigint, head_hash text) "
+            f"LANGUAGE plpgsql VOLATILE AS $$ BEGIN PERFORM pg_advisory_xact_lock(k); "
+            f"RETURN QUERY SELECT a.seq, a.hash::text FROM {t} a ORDER BY a.seq DESC LIMIT 1; END $$"))
         have = set((await conn.execute(sa.text(
             "SELECT tgname FROM pg_trigger WHERE tgrelid = CAST(:t AS regclass)"), {"t": t})).scalars())
         if f"{t}_no_change" not in have:
@@ -489,25 +525,43 @@ class AuditStore:
             raise FileNotFoundError("the audit store file is missing or is not a file")
 
     async def _insert(self, events: list[AuditEvent]) -> list[StoredRecord]:
+        if self.backend == "postgresql":
+            return await self._insert_pg(events)
         t = self.table
         self._check_file()
         async with self._writes.begin() as conn:  # SQLite: BEGIN IMMEDIATE
-            if self.backend == "postgresql":
-                await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": self._lock_key})
             last = (await conn.execute(sa.select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1))).first()
-            seq, prev = (last[0], last[1]) if last else (0, GENESIS)
-            now = datetime.now(timezone.utc)
-            rows, records = [], []
-            for e in events:
-                seq += 1
-                at = _utc(e.at) if e.at is not None else now
-                e = replace(e, at=at)
-                digest = _digest(prev, _payload(seq, at, e))
-                rows.append(_row(seq, at, e, prev, digest))
-                records.append(StoredRecord(seq, at, e, prev, digest))
-                prev = digest
+            records, rows = self._chain(last, events)
             await conn.execute(t.insert(), rows)
         return records
+
+    async def _insert_pg(self, events: list[AuditEvent]) -> list[StoredRecord]:
+        """PostgreSQL, on the pooled asyncpg connection itself: BEGIN, the writers' lock and the chain head in one
+        call (see _pg_functions), the rows as one prepared, pipelined executemany, COMMIT. SQLAlchemy's statement
+        layer was most of the audit write's time (3.4 ms where the same commit on asyncpg takes 0.8 ms)."""
+        async with self.engine.connect() as conn:
+            pg = (await conn.get_raw_connection()).driver_connection
+            async with pg.transaction():
+                last = await pg.fetchrow(f"SELECT * FROM {self.table_name}_lock_head($1)", self._lock_key)
+                records, rows = self._chain(last, events)
+                await pg.executemany(self._insert_sql, [tuple(r[c] for c in _COLUMNS) for r in rows])
+        return records
+
+    @staticmethod
+    def _chain(last: Any, events: list[AuditEvent]) -> tuple[list[StoredRecord], list[dict[str, Any]]]:
+        """The records and rows of `events`, continuing the chain from its head `last` (seq, hash) or genesis."""
+        seq, prev = (last[0], last[1]) if last else (0, GENESIS)
+        now = datetime.now(timezone.utc)
+        rows, records = [], []
+        for e in events:
+            seq += 1
+            at = _utc(e.at) if e.at is not None else now
+            e = replace(e, at=at)
+            row, digest = _sealed(seq, at, e, prev)
+            rows.append(row)
+            records.append(StoredRecord(seq, at, e, prev, digest))
+            prev = digest
+        return records, rows
 
     async def check_writable(self) -> None:
         """For /readyz: raise AuditUnavailable unless a write would succeed now.
