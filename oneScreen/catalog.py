@@ -240,7 +240,18 @@ def parse_path(catalog: Catalog, text: str) -> tuple[Field, ...]:
 
 
 def path_id(path: tuple[Field, ...]) -> str:
-    return ">".join(f.id for f in path)
+    """"citizen.residence>building.use": asked for every field of every request, so remembered per path (a
+    catalog has a bounded number of paths; fields compare by identity, so a reloaded catalog's are new keys
+    and the table is emptied when it grows past what one catalog could need)."""
+    pid = _PATH_IDS.get(path)
+    if pid is None:
+        if len(_PATH_IDS) > 200_000:
+            _PATH_IDS.clear()
+        pid = _PATH_IDS[path] = ">".join(f.id for f in path)
+    return pid
+
+
+_PATH_IDS: dict[tuple, str] = {}
 
 
 # ---------------------------------------------------------------- loading and cross-checks

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Iterable, Mapping, Sequence
 
-from .catalog import Column, Field
+from .catalog import Column, Field, path_id
 from .gateway import Gateway, KeyResult, KeyRows, LedgerFailure
 from .planner import Path, next_demand, plan_stage
 from .policy import Decision, Status, Task
@@ -69,14 +69,11 @@ async def resolve(requests: Sequence[SubjectRequest], gateway: Gateway) -> list[
 
         demand = next_demand(demand, link_value)
         stage += 1
-    return [{_path_id(p): _walk(store, p, req.key) for p in req.paths} for req in requests]
+    sources: dict = {}
+    return [{path_id(p): _walk(store, p, req.key, sources) for p in req.paths} for req in requests]
 
 
-def _path_id(path: Path) -> str:
-    return ">".join(f.id for f in path)
-
-
-def _walk(store: Mapping[tuple[int, str, str], KeyResult], path: Path, key: str) -> FieldResult:
+def _walk(store: Mapping[tuple[int, str, str], KeyResult], path: Path, key: str, sources: dict) -> FieldResult:
     for depth, f in enumerate(path):
         result = store.get((depth, f.ledger.id, key))
         if isinstance(result, LedgerFailure):
@@ -99,7 +96,10 @@ def _walk(store: Mapping[tuple[int, str, str], KeyResult], path: Path, key: str)
         except (TypeError, ValueError):
             return FieldResult(Status.UNAVAILABLE, None, f"{f.ledger.name}의 값 형식이 카탈로그와 다릅니다",
                                f"{f.ledger.name_en} returned a value of an unexpected type", _source(f, result))
-        return FieldResult(Status.OK, value, None, None, _source(f, result))
+        source = sources.get((f.ledger.id, id(result)))  # one per ledger read, shared by its fields
+        if source is None:
+            source = sources[(f.ledger.id, id(result))] = _source(f, result)
+        return FieldResult(Status.OK, value, None, None, source)
     raise AssertionError("a path ends in a field, never in a link")  # the policy loader guarantees it
 
 

@@ -18,7 +18,7 @@ from cryptography.fernet import InvalidToken
 
 from .. import masking
 from ..audit import pseudonymise
-from ..catalog import Field
+from ..catalog import Field, path_id
 from ..consent import ConsentUnavailable
 from ..errors import BadRequest, OneScreenError
 from ..policy import Caller, Status, Subject, Task, decide
@@ -79,17 +79,19 @@ class Context:
         results: dict[str, FieldResult] = {}
         allowed: list[tuple[Field, ...]] = []
         masks: dict[str, object] = {}
-        metrics = self.snapshot.metrics
+        counts: dict[str, int] = {}
         for path in paths:
-            pid = ">".join(f.id for f in path)
+            pid = path_id(path)
             decision = decide(self.caller, task, pid, facts)
-            metrics.decisions.labels(decision.status.value).inc()
+            counts[decision.status.value] = counts.get(decision.status.value, 0) + 1
             if decision.allowed:
                 allowed.append(path)
                 if decision.mask is not None:
                     masks[pid] = decision.mask
             else:
                 results[pid] = denied(decision)
+        for status, n in counts.items():
+            self.snapshot.metrics.decisions.labels(status).inc(n)
         if allowed:
             fetched = await self.batcher.load(SubjectRequest(subject_type, key, tuple(allowed)))
             for pid, r in fetched.items():
@@ -108,7 +110,7 @@ class Context:
             found = await self.batcher.load(SubjectRequest(subject_type, key, (path,)))
             r = found[region_field]
             in_region = r.status is Status.OK and self.caller.covers(r.value)
-        wanted = {">".join(f.id for f in p) for p in paths}
+        wanted = {path_id(p) for p in paths}
         if any(tf.consent for pid, tf in task.fields.items() if pid in wanted):
             try:
                 consented = await self.snapshot.consents.has(task.code, self.pseudonym(subject_type, key))
