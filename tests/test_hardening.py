@@ -232,3 +232,15 @@ async def test_metrics_cover_requests_ledgers_cache_policy_and_audit(api, data_d
                  'onescreen_policy_decisions_total{status="MASKED"}', "onescreen_audit_write_seconds_count"):
         assert name in text, name
     assert rrn not in text
+
+
+async def test_only_small_query_texts_are_kept_parsed(api):
+    """Parsed documents are cached per query text; a large text is served but not kept (memory bound)."""
+    from oneScreen.graphql.schema import CACHED_QUERY_CHARS
+
+    schema = api.app.state.runtime.snapshot.schema
+    small, large = "{ me { user } }", "{ me { user } }" + " " * CACHED_QUERY_CHARS
+    for query in (small, large):
+        status, body = await api.gql("kim.jumin", query)
+        assert status == 200 and body["data"]["me"]["user"] == "kim.jumin"
+    assert small in schema._prepared and large not in schema._prepared

@@ -29,6 +29,9 @@ from .types import (AccessHistory, AccessRecord, Consent, FieldDecision as Field
                     Me, Screen, SubjectMatch, Task, gql_error)
 
 SEARCH_LIMIT = 20
+# Query texts up to this size keep their parsed, validated document (512 of them): real clients send a few
+# small queries; a caller sending many distinct large ones must not fill the memory with them.
+CACHED_QUERY_CHARS = 16_384
 log = logging.getLogger("onescreen.graphql")
 
 
@@ -200,7 +203,8 @@ class Schema(strawberry.Schema):
                     hit = (document, validate(self._schema, document, self.rules))
                 except RecursionError:
                     hit = (None, [GraphQLError("the query is nested too deeply")])
-            self._prepared[query] = hit
+            if len(query) <= CACHED_QUERY_CHARS:
+                self._prepared[query] = hit
         return hit
 
     async def run(self, query: str, variables: dict | None, context: Any,
