@@ -517,6 +517,35 @@ async def test_pg_a_dropped_table_fails_closed(pg_store, pg_database, pg_table):
         await pg_store.check_writable()
 
 
+async def test_pg_a_writer_connection_killed_between_appends_is_replaced_and_nothing_is_lost(pg_store, pg_database):
+    """PostgreSQL restarted or the connection cut between two screens: the next append still succeeds, once."""
+    await pg_store.append_many([event(i) for i in range(3)])
+    await _pg_execute(pg_database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE application_name = 'onescreen-audit' AND pid <> pg_backend_pid()")
+    record = await pg_store.append(event(3))
+    assert record.seq == 4
+    result = await pg_store.verify()
+    assert (result.ok, result.count) == (True, 4)
+
+
+async def test_pg_writers_taking_turns_continue_each_others_chain(pg_store, pg_database, pg_table):
+    """Each writer chains from the head it last wrote; when another writer moved it meanwhile, its append must
+    still land right after the real head, never fork the chain or fail."""
+    other = AuditStore(pg_database, table=pg_table)
+    await other.open()
+    try:
+        for i in range(6):
+            await (pg_store if i % 2 == 0 else other).append_many([event(10 * i + j) for j in range(2)])
+    finally:
+        await other.close()
+    out = io.StringIO()
+    await pg_store.export(out)
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [x["seq"] for x in lines] == list(range(1, 13))
+    assert [x["request_id"] for x in lines] == [f"req-{10 * i + j}" for i in range(6) for j in range(2)]
+    assert (await pg_store.verify()).ok
+
+
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
