@@ -22,3 +22,12 @@ def test_bench_smoke_runs_every_benchmark():
     lines = out.stdout.splitlines()
     for name in BENCHMARKS:
         assert any(line.startswith(f"BENCH {name}: done") for line in lines), (name, out.stdout[-4000:])
+
+
+def test_the_loop_queueing_model_runs():
+    """bench/loop_queueing.py, the measurement behind BENCHMARKS.md's argument on the c=32 audit share."""
+    out = subprocess.run([sys.executable, "-m", "bench.loop_queueing", "--seconds", "0.3"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    rows = [line.split() for line in out.stdout.splitlines() if line.split()[:1] in (["sleep"], ["loop"], ["thread"])]
+    assert {(r[0], r[1]) for r in rows} >= {("sleep", "1"), ("sleep", "32")}, out.stdout
