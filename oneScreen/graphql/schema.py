@@ -23,7 +23,7 @@ from strawberry.types import Info
 from ..catalog import Catalog
 from ..errors import BadRequest, OneScreenError, TaskForbidden
 from ..screen import assemble
-from . import admin as admin_api, catalog_api, typed as typed_mod
+from . import admin as admin_api, catalog_api, fast, typed as typed_mod
 from .limits import Limits, cost_rule
 from .types import (AccessHistory, AccessRecord, Consent, FieldDecision as FieldDecisionType, FieldStatus, FieldValue,
                     Me, Screen, SubjectMatch, Task, gql_error)
@@ -186,23 +186,28 @@ class Schema(strawberry.Schema):
         super().__init__(**kwargs)
         self.rules = (*specified_rules, *rules, MaybeNullValidationRule, OneOfInputValidationRule)
         self.max_tokens = max_tokens
-        self._prepared: LRUCache = LRUCache(maxsize=512)  # query text -> (document, errors)
+        self._prepared: LRUCache = LRUCache(maxsize=512)  # query text -> (document, errors, plan)
+        self._typed_roots: frozenset[str] = frozenset()
+        self.compiled = True  # typed queries run on their compiled plan (fast.py); tests compare both ways
 
-    def prepare(self, query: str) -> tuple[DocumentNode | None, list[GraphQLError]]:
-        """The parsed document of a query and its parse or validation errors, cached per text."""
+    def prepare(self, query: str) -> tuple[DocumentNode | None, list[GraphQLError], fast.Plan | None]:
+        """The parsed document of a query, its parse or validation errors, and the compiled plan of a typed
+        query (fast.py), cached per text."""
         hit = self._prepared.get(query)
         if hit is None:
             try:
                 document = parse(query, max_tokens=self.max_tokens)
             except GraphQLError as err:
-                hit = (None, [err])
+                hit = (None, [err], None)
             except RecursionError:
-                hit = (None, [GraphQLError("the query is nested too deeply")])
+                hit = (None, [GraphQLError("the query is nested too deeply")], None)
             else:
                 try:
-                    hit = (document, validate(self._schema, document, self.rules))
+                    errors = validate(self._schema, document, self.rules)
+                    plan = None if errors else fast.compile_query(self._schema, self._typed_roots, document)
+                    hit = (document, errors, plan)
                 except RecursionError:
-                    hit = (None, [GraphQLError("the query is nested too deeply")])
+                    hit = (None, [GraphQLError("the query is nested too deeply")], None)
             if len(query) <= CACHED_QUERY_CHARS:
                 self._prepared[query] = hit
         return hit
@@ -210,9 +215,12 @@ class Schema(strawberry.Schema):
     async def run(self, query: str, variables: dict | None, context: Any,
                   operation_name: str | None = None) -> GraphQLExecutionResult:
         """Execute one request. Errors that are not ours (or GraphQL's) are logged and sent as "Internal error"."""
-        document, errors = self.prepare(query)
+        document, errors, plan = self.prepare(query)
         if errors:
             result = GraphQLExecutionResult(None, list(errors))
+        elif plan is not None and self.compiled and (operation_name is None or (
+                plan.operation.name is not None and plan.operation.name.value == operation_name)):
+            result = await plan.run(variables, context)
         else:
             result = execute(self._schema, document, context_value=context, variable_values=variables,
                              operation_name=operation_name, executor_class=StrawberryGraphQLCoreExecutionContext,
@@ -240,6 +248,8 @@ class Schema(strawberry.Schema):
             extensions=core.extensions,
         )
         self._schema._strawberry_schema = self  # type: ignore[attr-defined]
+        self._typed_roots = frozenset(typed.roots)
+        self._prepared.clear()
         errors = validate_schema(self._schema)
         if errors:
             raise ValueError("invalid schema: " + "; ".join(e.message for e in errors))
