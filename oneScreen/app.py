@@ -17,12 +17,13 @@ import os
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
 import orjson
+from cachetools import LRUCache
 from cryptography.fernet import Fernet
 import strawberry
 from starlette.applications import Starlette
@@ -66,6 +67,8 @@ class Snapshot:
     pseudonym_key: bytes
     handles: Fernet  # opaque subject handles given out by `subjects`
     admin: Any  # admin.Admin: catalog and task change control
+    # policy decisions of typed queries, per task, selection, roles and facts (graphql/context.py `_decide`)
+    decided: LRUCache = field(default_factory=lambda: LRUCache(maxsize=4096))
 
 
 class Runtime:

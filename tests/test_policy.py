@@ -155,3 +155,47 @@ async def test_unconsented_fields_of_one_subject_stay_closed_when_another_consen
     _, body = await api.gql("lee.bokji", q, {"a": a, "b": b})
     assert body["data"]["y"]["insuredType"] is None
     assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [(["y", "insuredType"], "CONSENT_REQUIRED")]
+
+
+async def test_a_repeated_typed_query_is_decided_for_each_caller_subject_and_configuration(make_app, data_dir, tmp_path):
+    """Typed queries remember their decisions per (task, selection, roles, jurisdiction, facts). The same query
+    text, asked again and again, must still answer each caller, each subject's consent and region, and each
+    reloaded task set as if decided afresh."""
+    import shutil
+
+    import httpx
+
+    from conftest import Api
+    policies = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", policies)
+    app = make_app(ONESCREEN_POLICIES=str(policies))
+    a, b = citizens(data_dir, 2, GANGNAM)
+    outside = citizens(data_dir, 1, "legal_dong_cd NOT LIKE '11680%'")[0]
+    q = """query($s: ID!) { citizen(rrn: $s, task: "basic_livelihood", caseRef: "M-1") { name insuredType } }"""
+
+    async def codes(api: Api, user: str, rrn: str) -> dict:
+        _, body = await api.gql(user, q, {"s": rrn})
+        out = {e["path"][-1]: e["extensions"]["code"] for e in body.get("errors", ())}
+        if body["data"]["citizen"] is None:
+            return {"citizen": out["citizen"]}
+        return {"name": out.get("name", "OK"), "insuredType": out.get("insuredType", "OK")}
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://onescreen.test") as c:
+        api = Api(c, data_dir, app)
+        try:
+            await api.gql("lee.bokji", """mutation($s: ID!) { recordConsent(task: "basic_livelihood", subject: $s,
+                caseRef: "M-1", method: "written") { method } }""", {"s": a})
+            for _ in range(2):  # the second round is answered from the remembered decisions
+                assert await codes(api, "lee.bokji", a) == {"name": "OK", "insuredType": "OK"}
+                assert await codes(api, "lee.bokji", b) == {"name": "OK", "insuredType": "CONSENT_REQUIRED"}
+                assert await codes(api, "lee.bokji", outside) == {"name": "FIELD_DENIED", "insuredType": "FIELD_DENIED"}
+                # the same role, another district
+                assert await codes(api, "multi.counter", a) == {"name": "FIELD_DENIED", "insuredType": "FIELD_DENIED"}
+                # not this caller's task at all
+                assert await codes(api, "kim.jumin", a) == {"citizen": "TASK_FORBIDDEN"}
+            task = policies / "tasks" / "basic_livelihood.yaml"
+            task.write_text(task.read_text(encoding="utf-8").replace("      - citizen.name\n", "", 1), encoding="utf-8")
+            app.state.runtime.reload()
+            assert await codes(api, "lee.bokji", a) == {"name": "FIELD_DENIED", "insuredType": "OK"}
+        finally:
+            await app.state.runtime.close()

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
+from cachetools import LRUCache
 from cryptography.fernet import InvalidToken
 
 from .. import masking
@@ -22,7 +23,7 @@ from ..catalog import Field, path_id
 from ..consent import ConsentUnavailable
 from ..errors import BadRequest, OneScreenError
 from ..policy import Caller, Status, Subject, Task, decide
-from ..screen import FieldResult, SubjectRequest, denied, resolve
+from ..screen import FieldResult, SubjectRequest, denied as denied_result, resolve
 
 if TYPE_CHECKING:
     from ..app import Snapshot
@@ -72,28 +73,22 @@ class Context:
             raise BadRequest("caseRef must be 1-64 letters, digits or . _ : / - (the 민원 접수번호 or case id)")
 
     async def disclose(self, task: Task, subject_type: str, key: str, paths: Iterable[tuple[Field, ...]],
-                       case_ref: str) -> dict[str, FieldResult]:
-        """Results for `paths` of one subject: denied ones decided here and never fetched, masked ones masked here."""
-        paths = list(paths)
-        facts = await self._facts(task, subject_type, key, paths)
-        results: dict[str, FieldResult] = {}
-        allowed: list[tuple[Field, ...]] = []
-        masks: dict[str, object] = {}
-        counts: dict[str, int] = {}
-        for path in paths:
-            pid = path_id(path)
-            decision = decide(self.caller, task, pid, facts)
-            counts[decision.status.value] = counts.get(decision.status.value, 0) + 1
-            if decision.allowed:
-                allowed.append(path)
-                if decision.mask is not None:
-                    masks[pid] = decision.mask
-            else:
-                results[pid] = denied(decision)
-        for status, n in counts.items():
+                       case_ref: str, *, stable: bool = False) -> dict[str, FieldResult]:
+        """Results for `paths` of one subject: denied ones decided here and never fetched, masked ones masked here.
+
+        `stable`: `paths` is an object that stays the same for every request of one query (typed.py's
+        memoised selection), so its decisions for one set of roles and facts are computed once."""
+        if not stable:
+            paths = list(paths)
+        facts = await self._facts(task, subject_type, key, paths, stable)
+        memo = self.snapshot.decided if stable else None
+        d = _decide(self.caller, task, paths, facts, memo)
+        for status, n in d.counts:
             self.snapshot.metrics.decisions.labels(status).inc(n)
-        if allowed:
-            fetched = await self.batcher.load(SubjectRequest(subject_type, key, tuple(allowed)))
+        results = dict(d.denied)
+        if d.allowed:
+            fetched = await self.batcher.load(SubjectRequest(subject_type, key, d.allowed))
+            masks = d.masks
             for pid, r in fetched.items():
                 if pid in masks and r.status is Status.OK:
                     r = dataclasses.replace(r, status=Status.MASKED, value=masking.apply(masks[pid], r.value))
@@ -101,7 +96,7 @@ class Context:
         self.disclosures.append(Disclosure(task, subject_type, key, case_ref, results))
         return results
 
-    async def _facts(self, task: Task, subject_type: str, key: str, paths: list) -> Subject:
+    async def _facts(self, task: Task, subject_type: str, key: str, paths: list, stable: bool) -> Subject:
         """What the policy needs to know of the subject: region (jurisdiction) and consent, only when a rule asks."""
         in_region = consented = None
         if task.jurisdiction == "own_region" and not self.caller.national:
@@ -110,8 +105,7 @@ class Context:
             found = await self.batcher.load(SubjectRequest(subject_type, key, (path,)))
             r = found[region_field]
             in_region = r.status is Status.OK and self.caller.covers(r.value)
-        wanted = {path_id(p) for p in paths}
-        if any(tf.consent for pid, tf in task.fields.items() if pid in wanted):
+        if _asks_consent(task, paths, self.snapshot.decided if stable else None):
             try:
                 consented = await self.snapshot.consents.has(task.code, self.pseudonym(subject_type, key))
             except ConsentUnavailable:
@@ -121,6 +115,59 @@ class Context:
 
     def pseudonym(self, subject_type: str, key: str) -> str:
         return pseudonymise(self.snapshot.pseudonym_key, subject_type, key)
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """The policy's answer for a list of paths, for one caller's roles and jurisdiction and one subject's facts."""
+
+    task: Task
+    paths: list  # the list decided (held, so the identity in the memo's key stays valid)
+    denied: tuple[tuple[str, FieldResult], ...]
+    allowed: tuple[tuple[Field, ...], ...]
+    masks: dict[str, object]
+    counts: tuple[tuple[str, int], ...]  # decisions per status, for the metrics
+
+
+def _asks_consent(task: Task, paths: list, memo: LRUCache | None) -> bool:
+    """Whether any of `paths` is a consent-gated field of `task` (remembered in `memo`, see `_decide`)."""
+    k = ("consent", id(task), id(paths))
+    hit = memo.get(k) if memo is not None else None
+    if hit is not None and hit[0] is task and hit[1] is paths:
+        return hit[2]
+    wanted = {path_id(p) for p in paths}
+    asks = any(tf.consent for pid, tf in task.fields.items() if pid in wanted)
+    if memo is not None:
+        memo[k] = (task, paths, asks)
+    return asks
+
+
+def _decide(caller: Caller, task: Task, paths: list, facts: Subject, memo: LRUCache | None) -> Decided:
+    """`decide` for every path. With a `memo` (the snapshot's, for a `stable` paths object) the answer is
+    remembered per (task, paths object, roles, nationwide or not, facts): everything `decide` reads. Keyed
+    by identity and checked on a hit; a reload brings a new snapshot and so an empty memo."""
+    k = (id(task), id(paths), caller.roles, caller.national, facts)
+    hit = memo.get(k) if memo is not None else None
+    if hit is not None and hit.task is task and hit.paths is paths:
+        return hit
+    denied: list[tuple[str, FieldResult]] = []
+    allowed: list[tuple[Field, ...]] = []
+    masks: dict[str, object] = {}
+    counts: dict[str, int] = {}
+    for path in paths:
+        pid = path_id(path)
+        decision = decide(caller, task, pid, facts)
+        counts[decision.status.value] = counts.get(decision.status.value, 0) + 1
+        if decision.allowed:
+            allowed.append(path)
+            if decision.mask is not None:
+                masks[pid] = decision.mask
+        else:
+            denied.append((pid, denied_result(decision)))
+    d = Decided(task, paths, tuple(denied), tuple(allowed), masks, tuple(counts.items()))
+    if memo is not None:
+        memo[k] = d
+    return d
 
 
 @dataclass(frozen=True)

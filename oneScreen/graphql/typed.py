@@ -195,7 +195,7 @@ def _root_field(st: SubjectType, typed: TypedSchema) -> GraphQLField:
         except OneScreenError as err:
             raise gql_error(err) from None
         paths = typed.paths_of(info.field_nodes[0], info.fragments, st.id)
-        results = await ctx.disclose(t, st.id, subject_key, paths, case_ref)
+        results = await ctx.disclose(t, st.id, subject_key, paths, case_ref, stable=True)
         return Node(results, "")
 
     # The key argument is named per subject type: citizen(rrn:), parcel(pnu:).
