@@ -278,8 +278,21 @@ def _event(ctx: Context, d: Any) -> AuditEvent:
         organisation=ctx.caller.org, role=granting[0] if granting else "", task=task.code,
         legal_basis=task.legal_basis, case_ref=d.case_ref, subject_type=d.subject_type,
         subject=ctx.pseudonym(d.subject_type, d.key),
-        fields=tuple(FieldDecision(pid, r.status.value) for pid, r in sorted(d.results.items())),
+        fields=tuple(_decision(pid, r.status) for pid, r in sorted(d.results.items())),
         ledgers=tuple(ledgers), client=ctx.client)
+
+
+def _decision(pid: str, status: Any) -> FieldDecision:
+    """The audit's (field id, status) pair; immutable, so one object per pair serves every record."""
+    d = _DECISIONS.get((pid, status))
+    if d is None:
+        if len(_DECISIONS) > 100_000:
+            _DECISIONS.clear()
+        d = _DECISIONS[(pid, status)] = FieldDecision(pid, status.value)
+    return d
+
+
+_DECISIONS: dict[tuple[str, Any], FieldDecision] = {}
 
 
 def _trusted(host: str, proxies: str) -> bool:

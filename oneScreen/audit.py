@@ -183,12 +183,22 @@ def _check(e: AuditEvent) -> None:
         raise TypeError("append takes AuditEvent objects")
     if e.kind not in KINDS:
         raise ValueError(f"audit event kind must be one of {', '.join(KINDS)}")
-    texts = [(a, getattr(e, a)) for a in _TEXT_ATTRS]
-    texts += [("fields", x) for f in e.fields for x in (f.id, f.status)]
-    texts += [("ledgers", x) for x in e.ledgers]
-    for name, value in texts:
-        if not isinstance(value, str) or "\x00" in value or not _utf8(value):
-            raise ValueError(f"audit event {name} must be UTF-8 text without NUL characters")
+    values = [getattr(e, a) for a in _TEXT_ATTRS]
+    for f in e.fields:
+        values += (f.id, f.status)
+    values += e.ledgers
+    try:  # all at once (the common case: all good), then one by one to name the bad attribute
+        joined = "".join(values)
+        good = "\x00" not in joined and _utf8(joined)
+    except TypeError:
+        good = False
+    if not good:
+        texts = [(a, getattr(e, a)) for a in _TEXT_ATTRS]
+        texts += [("fields", x) for f in e.fields for x in (f.id, f.status)]
+        texts += [("ledgers", x) for x in e.ledgers]
+        for name, value in texts:
+            if not isinstance(value, str) or "\x00" in value or not _utf8(value):
+                raise ValueError(f"audit event {name} must be UTF-8 text without NUL characters")
     if e.subject and not _PSEUDONYM.fullmatch(e.subject):
         raise ValueError("audit event subject must be a pseudonym (pseudonymise()), never a raw key")
     if e.kind in ("disclosure", "consent") and not e.subject:
@@ -273,7 +283,7 @@ def _sealed(seq: int, at: datetime, e: AuditEvent, prev_hash: str) -> tuple[dict
     Every attribute but `detail` is text (checked by `_check`), for which orjson's sorted output is byte for
     byte `_canonical`'s (pinned by a property test); `detail` is free-form, so it keeps `_canonical` and is
     embedded as a fragment. Produces exactly `_row(...)` and `_digest(prev_hash, _payload(...))`."""
-    fields = orjson.dumps([{"id": f.id, "status": f.status} for f in e.fields])
+    fields = orjson.dumps(e.fields)  # FieldDecision dataclasses: [{"id": ..., "status": ...}, ...] in that order
     ledgers = orjson.dumps(e.ledgers)
     detail = _canonical(dict(e.detail)) if e.detail else "{}"
     payload = {"seq": seq, "at": _iso(at), "kind": e.kind, "request_id": e.request_id, "user": e.user,
