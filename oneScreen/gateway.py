@@ -110,7 +110,10 @@ class Gateway:
             for key in fetch.keys:
                 entry = cache.get(key)
                 if entry is not None and wanted <= entry.columns:
-                    out[(lid, key)] = KeyRows(_project(entry.rows, fetch.columns), entry.as_of, True)
+                    # rows as read for exactly these columns are what a read would give; an entry read for
+                    # more columns is cut down to the ones asked for
+                    rows = entry.rows if wanted == entry.columns else _project(entry.rows, fetch.columns)
+                    out[(lid, key)] = KeyRows(rows, entry.as_of, True)
                 else:
                     rest.append(key)
             hits = len(fetch.keys) - len(rest)

@@ -204,3 +204,45 @@ async def test_a_repeated_screen_is_served_from_the_cache_and_says_so(api, data_
     assert all(not f["source"]["cached"] for f in f1.values())
     assert all(f["source"]["cached"] for f in f2.values())
     assert {k: v["value"] for k, v in f1.items()} == {k: v["value"] for k, v in f2.items()}
+
+
+async def test_a_planned_one_stage_read_gives_exactly_what_the_staged_walk_gives(api, data_dir):
+    """screen.resolve's shortcut for paths without links (planned once per typed query) must answer every path
+    as the general stage-by-stage walk does: values, NOT_FOUND, a failed ledger, a value of the wrong type."""
+    import random
+    import sqlite3
+
+    from oneScreen.resilience import CircuitBreaker
+    from oneScreen.screen import SubjectRequest, one_stage, resolve
+    snapshot = api.app.state.runtime.snapshot
+    gateway = snapshot.gateway
+    fields = [f for f in snapshot.catalog.fields_by_subject["citizen"] if not f.is_link]
+    assert one_stage([(f,) for f in fields]) is not None
+    assert one_stage([(snapshot.catalog.fields["citizen.residence"], fields[0])]) is None  # a link: staged walk
+    rrn = citizens(data_dir, 1)[0]
+    with sqlite3.connect(data_dir / "demo" / "nhis_eligibility.sqlite") as db:  # an integer that is not one
+        db.execute("UPDATE eligibility SET dependant_cnt = 'many' WHERE rrn = ?", (rrn,))
+    with sqlite3.connect(data_dir / "demo" / "court_family.sqlite") as db:  # a ledger that fails
+        db.execute("DROP TABLE family_relation")
+    rng = random.Random(7)
+    statuses = set()
+
+    def fresh():  # both reads from the ledgers, and the failing one not yet behind an open circuit
+        for cache in gateway.caches.values():
+            cache.clear()
+        for lid, ledger in gateway.ledgers.items():
+            gateway.breakers[lid] = CircuitBreaker(ledger.breaker_failures, ledger.breaker_reset)
+    for key in (rrn, *citizens(data_dir, 3), "991231-2999999"):
+        for _ in range(4):
+            paths = tuple((f,) for f in rng.sample(fields, rng.randint(1, len(fields))))
+            fresh()
+            [planned] = await resolve([SubjectRequest("citizen", key, paths, one_stage(paths))], gateway)
+            fresh()
+            [walked] = await resolve([SubjectRequest("citizen", key, paths)], gateway)
+
+            def same(results):  # the read times differ by the moments of the two reads
+                return [(pid, r._replace(source=r.source and r.source._replace(as_of=r.source.as_of is not None)))
+                        for pid, r in results.items()]
+            assert same(planned) == same(walked)
+            statuses |= {r.status.value for r in planned.values()}
+    assert statuses >= {"OK", "NOT_FOUND", "UNAVAILABLE"}

@@ -22,7 +22,7 @@ from ..catalog import Field, path_id
 from ..consent import ConsentUnavailable
 from ..errors import BadRequest, OneScreenError
 from ..policy import Caller, Status, Subject, Task, decide
-from ..screen import FieldResult, SubjectRequest, denied as denied_result, resolve
+from ..screen import FieldResult, OneStage, SubjectRequest, denied as denied_result, one_stage, resolve
 
 if TYPE_CHECKING:
     from ..app import Snapshot
@@ -86,7 +86,7 @@ class Context:
             self.snapshot.metrics.decisions.labels(status).inc(n)
         results = dict(d.denied)
         if d.allowed:
-            fetched = await self.batcher.load(SubjectRequest(subject_type, key, d.allowed))
+            fetched = await self.batcher.load(SubjectRequest(subject_type, key, d.allowed, d.plan))
             masks = d.masks
             for pid, r in fetched.items():
                 if pid in masks and r.status is Status.OK:
@@ -124,6 +124,7 @@ class Decided:
     paths: list  # the list decided (held, so the identity in the memo's key stays valid)
     denied: tuple[tuple[str, FieldResult], ...]
     allowed: tuple[tuple[Field, ...], ...]
+    plan: OneStage | None  # how to read `allowed`, when no link is followed
     masks: dict[str, object]
     counts: tuple[tuple[str, int], ...]  # decisions per status, for the metrics
 
@@ -163,7 +164,7 @@ def _decide(caller: Caller, task: Task, paths: list, facts: Subject, memo: LRUCa
                 masks[pid] = decision.mask
         else:
             denied.append((pid, denied_result(decision)))
-    d = Decided(task, paths, tuple(denied), tuple(allowed), masks, tuple(counts.items()))
+    d = Decided(task, paths, tuple(denied), tuple(allowed), one_stage(allowed), masks, tuple(counts.items()))
     if memo is not None:
         memo[k] = d
     return d
