@@ -5,10 +5,11 @@ only those safe keys through `extra=`, and only the keys in SAFE_KEYS are writte
 """
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
+
+import orjson
 
 SAFE_KEYS = ("request_id", "user", "org", "task", "ledger", "ledgers", "reason", "status", "duration_ms",
              "operation", "outcome", "mode", "path", "errors")
@@ -23,10 +24,14 @@ class JsonFormatter(logging.Formatter):
                 out[key] = record.__dict__[key]
         if record.exc_info and record.exc_info[0] is not None:
             out["exc_type"] = record.exc_info[0].__name__  # the class only: messages may hold values
-        return json.dumps(out, ensure_ascii=False, default=str)
+        return orjson.dumps(out, default=str).decode()
 
 
 def setup(level: str = "INFO") -> None:
+    # The line written holds none of: caller's file and line, thread, process. Not collecting them is the
+    # logging HOWTO's "Optimization" (findCaller walks the stack for every record).
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
