@@ -117,8 +117,10 @@ class Gateway:
                 else:
                     rest.append(key)
             hits = len(fetch.keys) - len(rest)
-            self.m[lid].cache_hits.inc(hits)
-            self.m[lid].cache_misses.inc(len(rest))
+            if hits:
+                self.m[lid].cache_hits.inc(hits)
+            if rest:
+                self.m[lid].cache_misses.inc(len(rest))
             if rest:
                 todo.append((fetch, rest))
         if len(todo) == 1:
