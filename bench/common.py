@@ -304,11 +304,16 @@ class Load:
     command: str
 
 
+DISTINCT_LUA = Path(__file__).with_name("distinct.lua")  # every request another subject (K1001, K1002, ...)
+
+
 def wrk(run: Run, url: str, conc: int, seconds: float, *, body_file: Path | None = None,
-        headers: dict[str, str] | None = None, server_pid: int | None = None) -> Load:
-    """One bounded wrk run (peer-bench's bench.lua: POST the body file, print PB_RESULT), wrk pinned to CPU 0."""
+        headers: dict[str, str] | None = None, server_pid: int | None = None, distinct: bool = False) -> Load:
+    """One bounded wrk run (peer-bench's bench.lua: POST the body file, print PB_RESULT), wrk pinned to CPU 0.
+    `distinct`: bench/distinct.lua instead, which asks for another subject in every request."""
+    script = DISTINCT_LUA if distinct else PEER_DIR / "bench.lua"
     cmd = run.pin(LOAD_CPU) + ["wrk", "-t1", f"-c{conc}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
-                               "-s", str(PEER_DIR / "bench.lua")]
+                               "-s", str(script)]
     for k, v in (headers or {}).items():
         cmd += ["-H", f"{k}: {v}"]
     cmd.append(url)

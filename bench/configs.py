@@ -54,6 +54,12 @@ class PeerConfig:
     def body(self, key: str = "K1") -> bytes:
         return json.dumps({"query": "{ " + self.typed_query(key) + " }"}).encode()
 
+    def variables_body(self, key: str = "K1") -> bytes:
+        """The typed query with the subject as a variable: one query text for every subject, as a client sends it
+        (and as a persisted query must be); bench/distinct.lua changes the key in `variables` per request."""
+        q = self.typed_query("$KEY").replace('"$KEY"', "$k")
+        return json.dumps({"query": "query($k: ID!) { " + q + " }", "variables": {"k": key}}).encode()
+
     def batch_body(self, keys: list[str]) -> bytes:
         parts = [self.typed_query(k, alias=f"s{i}") for i, k in enumerate(keys)]
         return json.dumps({"query": "{ " + " ".join(parts) + " }"}).encode()

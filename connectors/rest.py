@@ -211,16 +211,19 @@ class RestConnector:
     async def fetch(self, keys: Sequence[str], columns: Sequence[str]) -> dict[str, list[Row]]:
         wanted = [k for k in dict.fromkeys(keys) if self._request_params(k) is not None]
         results: dict[str, list[dict[str, Any]]] = {}
-        failure: BaseException | None = None
-        try:
-            async with asyncio.TaskGroup() as tg:
-                tasks = {k: tg.create_task(self._items(k)) for k in wanted}
-        except BaseExceptionGroup as group:
-            failure = _first_failure(group)
-        if failure is not None:
-            raise failure  # outside the except block: no chained context
-        for k, task in tasks.items():
-            items = task.result()
+        if len(wanted) == 1:  # one subject (most screens): no task group
+            found = {wanted[0]: await self._items(wanted[0])}
+        else:
+            failure: BaseException | None = None
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tasks = {k: tg.create_task(self._items(k)) for k in wanted}
+            except BaseExceptionGroup as group:
+                failure = _first_failure(group)
+            if failure is not None:
+                raise failure  # outside the except block: no chained context
+            found = {k: task.result() for k, task in tasks.items()}
+        for k, items in found.items():
             if items:
                 results[k] = [{c: _get(item, c.split(".")) for c in columns} for item in items]
         return results
