@@ -189,8 +189,9 @@ def run_bench(run: Run) -> Result:
     for (label, c), n in calls.items():
         say(f"  {label}, c={c}: {n:.2f} ledger calls per screen")
     say("  (one subject for every request: concurrent screens of it share their ledger reads (single-flight), so "
-        "oneScreen makes fewer calls than B's 6; with distinct subjects every screen makes its 6 calls, and the "
-        "targets are judged on those rows)")
+        "oneScreen makes fewer calls than B's 6; with distinct subjects every screen makes its 6 calls (a little "
+        "over 6 here: the reads of the 128 screens still in flight when wrk stops are counted, their screens are "
+        "not), and the targets are judged on those rows)")
     say("  (cpu%: the server process's CPU time over the run, 100 = one core; below ~90 at c=128 the server was "
         "either starved by another process on CPU 1 or waiting; CPU ms/screen is the noise-robust cost figure)")
     for c in concs:
