@@ -9,7 +9,7 @@ against a raw JSON endpoint.
   response), no cache, the typed query (same 30 attributes as the peers). Its REST connector reads the
   emulator's /ledger/{name} like the peers (`items_path: null`, probed at run time; the portal envelope
   route /portal/{name} otherwise).
-- Distinct subjects (c=128, bench/distinct.lua): peer-bench's script asks every request for subject K1, and
+- Distinct subjects (bench/distinct.lua): peer-bench's script asks every request for subject K1, and
   concurrent screens of one subject share their ledger reads in oneScreen (single-flight), so it makes fewer
   than B's 6 calls per screen (printed). B and oneScreen are run again with another subject per request; the
   targets are judged on those rows, where both make 6 ledger calls per screen.
@@ -128,7 +128,7 @@ def run_bench(run: Run) -> Result:
             s = start_python_peer(run, peer, ledger_url)
             measure(s, s.name)
             if peer == "B" and not run.smoke:
-                measure(s, B_DISTINCT, cs=(128,), distinct=True)
+                measure(s, B_DISTINCT, distinct=True)
             s.proc.stop()
     else:
         say("  note: peers B and C are not installed (../shared/peer-bench/run.sh installs them): skipped")
@@ -151,7 +151,7 @@ def run_bench(run: Run) -> Result:
         st, got = post_json(one, one.body.read_bytes())
         if st != 200 or not isinstance(got, dict) or got.get("data") != expected_typed("K1"):
             raise RuntimeError(f"oneScreen's typed query with variables returned a wrong screen: {str(got)[:300]}")
-        measure(one, O_DISTINCT, cs=(128,), distinct=True)
+        measure(one, O_DISTINCT, distinct=True)
         one.body = literal
     profile(one, "oneScreen typed (no cache)")
     one.body = run.tmp / "screen-uncached.json"  # the caseworker's generic screen() query, for reference
