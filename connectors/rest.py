@@ -324,9 +324,10 @@ class RestConnector:
                                      else "agency API closed the connection without answering", retryable=True)
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             failure = ConnectorError(f"agency API request failed ({exc.__class__.__name__})", retryable=True)
-        log.debug("agency API call", extra={"ledger": self.spec.ledger, "operation": self.url.path, "page": page,
-                                            "ms": round((time.perf_counter() - started) * 1000, 1),
-                                            "failed": failure.reason if failure else None})
+        if log.isEnabledFor(logging.DEBUG):  # skip building the record's fields on every read otherwise
+            log.debug("agency API call", extra={"ledger": self.spec.ledger, "operation": self.url.path, "page": page,
+                                                "ms": round((time.perf_counter() - started) * 1000, 1),
+                                                "failed": failure.reason if failure else None})
         if failure is not None:
             raise failure
         return self._parse(body, ctype)

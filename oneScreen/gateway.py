@@ -24,7 +24,7 @@ from connectors.base import Connector, ConnectorError, Row
 from .catalog import Ledger
 from .metrics import Metrics
 from .planner import Fetch
-from .resilience import STATE_VALUE, CircuitBreaker, backoff
+from .resilience import CLOSED, STATE_VALUE, CircuitBreaker, backoff
 from .tracing import span
 
 log = logging.getLogger("onescreen.gateway")
@@ -222,8 +222,9 @@ class Gateway:
                 continue
             finally:
                 self.m[ledger.id].ledger_latency.observe(time.perf_counter() - started)
+            if breaker.state != CLOSED:  # the gauge changes only when the circuit does
+                self.m[ledger.id].circuit_state.set(0)
             breaker.success()
-            self.m[ledger.id].circuit_state.set(0)
             return result
 
     async def search(self, ledger: Ledger, equals: Mapping[str, Any], contains: Mapping[str, str],
