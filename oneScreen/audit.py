@@ -364,6 +364,7 @@ class AuditStore:
         self._append_sql = (f"SELECT * FROM {table}_append($1, $2, $3, "
                             f"{', '.join(f'${i}' for i in range(4, len(_COLUMNS) + 4))})")
         self._head: tuple[int, str] | None = None  # (seq, hash) of the last record this writer committed
+        self._contended = False  # another writer moved the head since this one's last batch
         self._writer_conn: AsyncConnection | None = None
         self._writer_raw: Any = None
         self.max_batch = max_batch
@@ -586,13 +587,15 @@ class AuditStore:
         for attempt in (1, 2):
             pg = await self._writer_pg()
             try:
-                seq, prev = self._head or (0, GENESIS)
-                records, rows = self._chain((seq, prev), events)
-                head = await pg.fetchrow(self._append_sql, self._lock_key, seq, prev,
-                                         *([r[c] for r in rows] for c in _COLUMNS))
-                if (head[0], head[1]) != (records[-1].seq, records[-1].hash):
-                    self._head = (head[0], head[1])
+                if self._contended:  # other writers are busy too: straight to the locked path
                     records = await self._insert_pg_locked(pg, events)
+                else:
+                    seq, prev = self._head or (0, GENESIS)
+                    records, rows = self._chain((seq, prev), events)
+                    head = await pg.fetchrow(self._append_sql, self._lock_key, seq, prev,
+                                             *([r[c] for r in rows] for c in _COLUMNS))
+                    if (head[0], head[1]) != (records[-1].seq, records[-1].hash):
+                        records = await self._insert_pg_locked(pg, events)
                 self._head = (records[-1].seq, records[-1].hash)
                 return records
             except Exception as exc:
@@ -605,9 +608,14 @@ class AuditStore:
         raise AssertionError("unreachable")
 
     async def _insert_pg_locked(self, pg: Any, events: list[AuditEvent]) -> list[StoredRecord]:
-        """BEGIN; the writers' lock and the chain head in one call (see _pg_functions); the rows; COMMIT."""
+        """BEGIN; the writers' lock and the chain head in one call (see _pg_functions); the rows; COMMIT.
+
+        Also notes whether another writer had moved the head since this one's last batch: while they do, the
+        one-statement append would miss every time, so batches come here directly until a batch finds the
+        head where this writer left it."""
         async with pg.transaction():
             last = await pg.fetchrow(f"SELECT * FROM {self.table_name}_lock_head($1)", self._lock_key)
+            self._contended = (tuple(last) if last else (0, GENESIS)) != (self._head or (0, GENESIS))
             records, rows = self._chain(last, events)
             await pg.executemany(self._insert_sql, [tuple(r[c] for c in _COLUMNS) for r in rows])
         return records
