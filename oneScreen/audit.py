@@ -40,6 +40,7 @@ import json
 import logging
 import re
 import secrets
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -59,6 +60,7 @@ log = logging.getLogger("onescreen.audit")
 
 KINDS = ("disclosure", "consent", "config_change", "search")
 GENESIS = "0" * 64
+CONTENDED_FOR = 1.0  # seconds a writer uses the locked append after seeing another writer's records
 MAX_PAGE = 100
 CHUNK = 1000  # rows per read while verifying or exporting (bounded memory)
 _PSEUDONYM = re.compile(r"[0-9a-f]{64}")
@@ -364,7 +366,7 @@ class AuditStore:
         self._append_sql = (f"SELECT * FROM {table}_append($1, $2, $3, "
                             f"{', '.join(f'${i}' for i in range(4, len(_COLUMNS) + 4))})")
         self._head: tuple[int, str] | None = None  # (seq, hash) of the last record this writer committed
-        self._contended = False  # another writer moved the head since this one's last batch
+        self._contended_until = 0.0  # monotonic time until which other writers count as busy
         self._writer_conn: AsyncConnection | None = None
         self._writer_raw: Any = None
         self.max_batch = max_batch
@@ -587,7 +589,7 @@ class AuditStore:
         for attempt in (1, 2):
             pg = await self._writer_pg()
             try:
-                if self._contended:  # other writers are busy too: straight to the locked path
+                if time.monotonic() < self._contended_until:  # other writers are busy: the locked path
                     records = await self._insert_pg_locked(pg, events)
                 else:
                     seq, prev = self._head or (0, GENESIS)
@@ -595,6 +597,8 @@ class AuditStore:
                     head = await pg.fetchrow(self._append_sql, self._lock_key, seq, prev,
                                              *([r[c] for r in rows] for c in _COLUMNS))
                     if (head[0], head[1]) != (records[-1].seq, records[-1].hash):
+                        if self._head is not None:
+                            self._contended_until = time.monotonic() + CONTENDED_FOR
                         records = await self._insert_pg_locked(pg, events)
                 self._head = (records[-1].seq, records[-1].hash)
                 return records
@@ -610,12 +614,13 @@ class AuditStore:
     async def _insert_pg_locked(self, pg: Any, events: list[AuditEvent]) -> list[StoredRecord]:
         """BEGIN; the writers' lock and the chain head in one call (see _pg_functions); the rows; COMMIT.
 
-        Also notes whether another writer had moved the head since this one's last batch: while they do, the
-        one-statement append would miss every time, so batches come here directly until a batch finds the
-        head where this writer left it."""
+        Also notes whether another writer had moved the head since this one's last batch: while others keep
+        writing, the one-statement append would miss (and hold the lock for nothing) nearly every time, so
+        batches come here directly until no other writer has been seen for CONTENDED_FOR seconds."""
         async with pg.transaction():
             last = await pg.fetchrow(f"SELECT * FROM {self.table_name}_lock_head($1)", self._lock_key)
-            self._contended = (tuple(last) if last else (0, GENESIS)) != (self._head or (0, GENESIS))
+            if self._head is not None and (tuple(last) if last else (0, GENESIS)) != self._head:
+                self._contended_until = time.monotonic() + CONTENDED_FOR
             records, rows = self._chain(last, events)
             await pg.executemany(self._insert_sql, [tuple(r[c] for c in _COLUMNS) for r in rows])
         return records
