@@ -209,23 +209,25 @@ class RestConnector:
 
     # ------------------------------------------------------------ protocol
     async def fetch(self, keys: Sequence[str], columns: Sequence[str]) -> dict[str, list[Row]]:
-        wanted = [k for k in dict.fromkeys(keys) if self._request_params(k) is not None]
+        wanted = {k: p for k in dict.fromkeys(keys) if (p := self._request_params(k)) is not None}
         results: dict[str, list[dict[str, Any]]] = {}
         if len(wanted) == 1:  # one subject (most screens): no task group
-            found = {wanted[0]: await self._items(wanted[0])}
+            [(k, params)] = wanted.items()
+            found = {k: await self._items(k, params)}
         else:
             failure: BaseException | None = None
             try:
                 async with asyncio.TaskGroup() as tg:
-                    tasks = {k: tg.create_task(self._items(k)) for k in wanted}
+                    tasks = {k: tg.create_task(self._items(k, p)) for k, p in wanted.items()}
             except BaseExceptionGroup as group:
                 failure = _first_failure(group)
             if failure is not None:
                 raise failure  # outside the except block: no chained context
             found = {k: task.result() for k, task in tasks.items()}
+        paths = [(c, c.split(".")) for c in columns]
         for k, items in found.items():
             if items:
-                results[k] = [{c: _get(item, c.split(".")) for c in columns} for item in items]
+                results[k] = [{c: _get(item, path) for c, path in paths} for item in items]
         return results
 
     async def search(self, equals: Mapping[str, Any], contains: Mapping[str, str],
@@ -271,9 +273,9 @@ class RestConnector:
                          "User-Agent": "oneScreen-rest-connector"})
         return self._session
 
-    async def _items(self, key: str) -> list[dict[str, Any]]:
+    async def _items(self, key: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Every item for one key, following pages while fewer than the total count arrived."""
-        params = self._request_params(key)
+        params = self._request_params(key) if params is None else params
         assert params is not None
         params.update(serviceKey=self._service_key, numOfRows=str(self.page_size))
         if self.format == "json":
@@ -401,8 +403,10 @@ class _TooDeep(Exception):
 
 
 async def _read_limited(resp: aiohttp.ClientResponse) -> bytes:
-    if resp.content_length is not None and resp.content_length > MAX_RESPONSE_BYTES:
-        raise _TooLarge()
+    if resp.content_length is not None:
+        if resp.content_length > MAX_RESPONSE_BYTES:
+            raise _TooLarge()
+        return await resp.read()  # the parser stops at Content-Length: bounded
     chunks, size = [], 0
     async for chunk in resp.content.iter_chunked(64 * 1024):
         size += len(chunk)
