@@ -51,14 +51,25 @@ class SqlConnector:
         self.table_name: str = cfg["table"]
         self.schema: str | None = cfg.get("schema")
         self.batch_size = int(cfg.get("batch_size", 500))
-        dsn = resolve_dsn(spec)
-        backend = make_url(dsn).get_backend_name()
-        kwargs: dict[str, Any] = {}
+        self._dsn = resolve_dsn(spec)
+        url = make_url(self._dsn)
+        backend = url.get_backend_name()
+        # An unknown dialect or a missing driver is an error now, at load, as create_async_engine would raise it;
+        # the engine itself is made on first use (450 engines were ~0.2 s of a national catalog's start-up).
+        url.get_dialect().import_dbapi()
+        self._engine_kwargs: dict[str, Any] = {}
         if backend != "sqlite":
-            kwargs.update(pool_size=spec.max_connections, max_overflow=0, pool_pre_ping=True, pool_recycle=1800)
-        self.engine: AsyncEngine = create_async_engine(dsn, **kwargs)
+            self._engine_kwargs.update(pool_size=spec.max_connections, max_overflow=0, pool_pre_ping=True,
+                                       pool_recycle=1800)
+        self._engine: AsyncEngine | None = None
         self.backend = backend
-        event.listen(self.engine.sync_engine, "connect", self._on_connect)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            self._engine = create_async_engine(self._dsn, **self._engine_kwargs)
+            event.listen(self._engine.sync_engine, "connect", self._on_connect)
+        return self._engine
 
     def _on_connect(self, dbapi_conn: Any, _record: Any) -> None:
         # Read-only sessions: the ledger is never written through oneScreen.
@@ -136,7 +147,8 @@ class SqlConnector:
             raise ConnectorError(f"connection failed ({exc.__class__.__name__})", retryable=True) from None
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        if self._engine is not None:
+            await self._engine.dispose()
 
 
 def _retryable(exc: sa.exc.SQLAlchemyError) -> bool:
