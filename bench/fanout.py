@@ -4,6 +4,8 @@ as a ratio to the slowest ledger's latency (invariant 4: the critical path is th
 oneScreen (`onescreen serve`, production mode: RS256 token, policy, 3 masked fields, durable audit in
 PostgreSQL, no cache) on CPU 1; the ledger emulator and wrk on CPU 0. Peer B (Starlette + aiohttp, no
 GraphQL) is measured the same way for reference: the closest a Python server gets on this machine.
+Every request asks for another subject (bench/distinct.lua; oneScreen's typed query takes it as a variable),
+so no server can answer one screen from another's ledger reads.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import time
 
 from . import profile as prof
 from .common import Identity, Result, Run, Target, fmt, metric_sum, metrics, say, table, wrk
-from .configs import peer_config, rest_connector
+from .configs import expected_typed, peer_config, rest_connector
 from .servers import have_python_peers, post_json, start_emulator, start_onescreen, start_python_peer
 
 NAME = "fanout"
@@ -26,6 +28,10 @@ def run_bench(run: Run) -> Result:
     emu, ledger_url = start_emulator(run, LATENCY_MS)
     cfg = peer_config(run.tmp / "fanout", rest_connector("BENCH_LEDGER_URL", "BENCH_LEDGER_KEY"), cache_ttl=0)
     server = start_onescreen(run, "fanout", cfg, identity, ledger_url=ledger_url, audit_url=run.audit_url())
+    server.body.write_bytes(cfg.variables_body("K1"))  # the subject as a variable: distinct.lua changes it
+    status, got = post_json(server, server.body.read_bytes())
+    if status != 200 or not isinstance(got, dict) or got.get("data") != expected_typed("K1"):
+        raise RuntimeError(f"oneScreen's typed query with variables returned a wrong screen: {str(got)[:300]}")
     rows, commands = [], []
     if not run.has_wrk:
         say("  note: wrk is not installed (apt-get install -y wrk): sequential Python requests instead, c=1 only")
@@ -50,10 +56,11 @@ def run_bench(run: Run) -> Result:
     results = {}
     parts = []
     if not run.smoke:
-        wrk(run, server.url, 32, 3, body_file=server.body, headers=server.headers)  # warm-up, not counted
+        wrk(run, server.url, 32, 3, body_file=server.body, headers=server.headers, distinct=True)  # warm-up
     for c in (1, 32):
         m0 = metrics(server.base)
-        load = wrk(run, server.url, c, d, body_file=server.body, headers=server.headers, server_pid=server.proc.pid)
+        load = wrk(run, server.url, c, d, body_file=server.body, headers=server.headers, server_pid=server.proc.pid,
+                   distinct=True)
         m1 = metrics(server.base)
         results[("oneScreen", c)] = load
         commands.append(load.command)
@@ -61,7 +68,7 @@ def run_bench(run: Run) -> Result:
     if run.profile:
         raw = run.tmp / "profile-fanout-c32.txt"
         spy = prof.record(server.proc.pid, 8, raw)
-        wrk(run, server.url, 32, 8, body_file=server.body, headers=server.headers)
+        wrk(run, server.url, 32, 8, body_file=server.body, headers=server.headers, distinct=True)
         if spy:
             spy.wait()
         prof.report(raw, "oneScreen typed screen, c=32 (fan-out)", say=say)
@@ -71,9 +78,10 @@ def run_bench(run: Run) -> Result:
     elif have_python_peers():
         b = start_python_peer(run, "B", ledger_url)
         if not run.smoke:
-            wrk(run, b.url, 32, 3)
+            wrk(run, b.url, 32, 3, distinct=True)
         for c in (1, 32):
-            results[("B starlette+aiohttp (reference)", c)] = wrk(run, b.url, c, d, server_pid=b.proc.pid)
+            results[("B starlette+aiohttp (reference)", c)] = wrk(run, b.url, c, d, server_pid=b.proc.pid,
+                                                                  distinct=True)
         b.proc.stop()
     else:
         say("  note: peer B not installed (../shared/peer-bench/run.sh installs it); no reference row")
