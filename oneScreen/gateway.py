@@ -121,7 +121,6 @@ class Gateway:
                 self.m[lid].cache_hits.inc(hits)
             if rest:
                 self.m[lid].cache_misses.inc(len(rest))
-            if rest:
                 todo.append((fetch, rest))
         if len(todo) == 1:
             parts = [await self._fetch(*todo[0])]

@@ -120,8 +120,6 @@ class Context:
 class Decided:
     """The policy's answer for a list of paths, for one caller's roles and jurisdiction and one subject's facts."""
 
-    task: Task
-    paths: list  # the list decided (held, so the identity in the memo's key stays valid)
     denied: tuple[tuple[str, FieldResult], ...]
     allowed: tuple[tuple[Field, ...], ...]
     plan: OneStage | None  # how to read `allowed`, when no link is followed
@@ -129,45 +127,47 @@ class Decided:
     counts: tuple[tuple[str, int], ...]  # decisions per status, for the metrics
 
 
-def _asks_consent(task: Task, paths: list, memo: LRUCache | None) -> bool:
-    """Whether any of `paths` is a consent-gated field of `task` (remembered in `memo`, see `_decide`)."""
-    k = ("consent", id(task), id(paths))
-    hit = memo.get(k) if memo is not None else None
+def _remembered(memo: LRUCache | None, key: tuple, task: Task, paths: list, make):
+    """`make()`, kept in `memo` (the snapshot's, for a `stable` paths object) under `key`. The key holds ids;
+    the entry holds the task and paths themselves and a hit must find the same objects, so an id reused by
+    another object never matches. A reload brings a new snapshot, and so an empty memo."""
+    hit = memo.get(key) if memo is not None else None
     if hit is not None and hit[0] is task and hit[1] is paths:
         return hit[2]
-    wanted = {path_id(p) for p in paths}
-    asks = any(tf.consent for pid, tf in task.fields.items() if pid in wanted)
+    value = make()
     if memo is not None:
-        memo[k] = (task, paths, asks)
-    return asks
+        memo[key] = (task, paths, value)
+    return value
+
+
+def _asks_consent(task: Task, paths: list, memo: LRUCache | None) -> bool:
+    """Whether any of `paths` is a consent-gated field of `task`."""
+    def make() -> bool:
+        wanted = {path_id(p) for p in paths}
+        return any(tf.consent for pid, tf in task.fields.items() if pid in wanted)
+    return _remembered(memo, ("consent", id(task), id(paths)), task, paths, make)
 
 
 def _decide(caller: Caller, task: Task, paths: list, facts: Subject, memo: LRUCache | None) -> Decided:
-    """`decide` for every path. With a `memo` (the snapshot's, for a `stable` paths object) the answer is
-    remembered per (task, paths object, roles, nationwide or not, facts): everything `decide` reads. Keyed
-    by identity and checked on a hit; a reload brings a new snapshot and so an empty memo."""
-    k = (id(task), id(paths), caller.roles, caller.national, facts)
-    hit = memo.get(k) if memo is not None else None
-    if hit is not None and hit.task is task and hit.paths is paths:
-        return hit
-    denied: list[tuple[str, FieldResult]] = []
-    allowed: list[tuple[Field, ...]] = []
-    masks: dict[str, object] = {}
-    counts: dict[str, int] = {}
-    for path in paths:
-        pid = path_id(path)
-        decision = decide(caller, task, pid, facts)
-        counts[decision.status.value] = counts.get(decision.status.value, 0) + 1
-        if decision.allowed:
-            allowed.append(path)
-            if decision.mask is not None:
-                masks[pid] = decision.mask
-        else:
-            denied.append((pid, denied_result(decision)))
-    d = Decided(task, paths, tuple(denied), tuple(allowed), one_stage(allowed), masks, tuple(counts.items()))
-    if memo is not None:
-        memo[k] = d
-    return d
+    """`decide` for every path, remembered per (task, paths object, roles, nationwide or not, facts):
+    everything `decide` reads."""
+    def make() -> Decided:
+        denied: list[tuple[str, FieldResult]] = []
+        allowed: list[tuple[Field, ...]] = []
+        masks: dict[str, object] = {}
+        counts: dict[str, int] = {}
+        for path in paths:
+            pid = path_id(path)
+            decision = decide(caller, task, pid, facts)
+            counts[decision.status.value] = counts.get(decision.status.value, 0) + 1
+            if decision.allowed:
+                allowed.append(path)
+                if decision.mask is not None:
+                    masks[pid] = decision.mask
+            else:
+                denied.append((pid, denied_result(decision)))
+        return Decided(tuple(denied), tuple(allowed), one_stage(allowed), masks, tuple(counts.items()))
+    return _remembered(memo, (id(task), id(paths), caller.roles, caller.national, facts), task, paths, make)
 
 
 @dataclass(frozen=True)

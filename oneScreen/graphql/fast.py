@@ -41,7 +41,7 @@ class _Field:
     item_non_null: bool
     leaf: Any  # the scalar type, or None for an object
     object_name: str | None  # the object type of an object field
-    fields: tuple["_Field", ...] | None  # the object's selection (None for leaves); () never
+    fields: tuple["_Field", ...] | None  # the object's selection (None for leaves)
     typename: bool = False  # __typename
 
 
