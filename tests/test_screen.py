@@ -236,7 +236,12 @@ async def test_a_planned_one_stage_read_gives_exactly_what_the_staged_walk_gives
         for _ in range(4):
             paths = tuple((f,) for f in rng.sample(fields, rng.randint(1, len(fields))))
             fresh()
+            before = await api.fetches()
             [planned] = await resolve([SubjectRequest("citizen", key, paths, one_stage(paths))], gateway)
+            after = await api.fetches()
+            # invariant 3: one read per ledger the paths touch (no retries here: the failing ledger fails at once)
+            assert {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)} == \
+                {lid: 1.0 for lid in {p[0].ledger.id for p in paths}}
             fresh()
             [walked] = await resolve([SubjectRequest("citizen", key, paths)], gateway)
 
