@@ -244,3 +244,23 @@ async def test_only_small_query_texts_are_kept_parsed(api):
         status, body = await api.gql("kim.jumin", query)
         assert status == 200 and body["data"]["me"]["user"] == "kim.jumin"
     assert small in schema._prepared and large not in schema._prepared
+
+
+async def test_a_failing_screen_answers_500_with_the_security_headers_and_no_detail(make_app, data_dir, caplog):
+    """A bug below POST /graphql's short path answers a bare 500 (as Starlette's ServerErrorMiddleware would),
+    with the security headers; the exception is re-raised for the server to log, never sent."""
+    app = make_app()
+
+    async def broken(_ctx):
+        raise RuntimeError("a bug with a secret 900101-1234567")
+    app.state.runtime.audit_request = broken
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            api = Api(client, data_dir, app)
+            r = await client.post("/graphql", json={"query": "{ __typename }"},
+                                  headers={"Authorization": f"Bearer {api.token('jung.jutaek')}"})
+    finally:
+        await app.state.runtime.close()
+    assert r.status_code == 500 and r.text == "Internal Server Error"
+    assert r.headers["x-frame-options"] == "DENY" and "frame-ancestors" in r.headers["content-security-policy"]

@@ -72,6 +72,32 @@ def test_a_served_screen_end_to_end_with_a_cli_token(server, data_dir, tmp_path)
             json.loads(line)  # structured: one JSON object a line
 
 
+SECURITY = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer", "x-frame-options": "DENY"}
+
+
+def test_every_answer_carries_the_security_headers(server, data_dir):
+    """POST /graphql takes its own short path (oneScreen.app.App): its answers, good and bad, carry the same
+    headers as every other page; GraphiQL (demo mode's developer tool) is the one page without the CSP."""
+    base, _ = server
+    token = cli(data_dir, "token", "--user", "jung.jutaek").strip()
+    answers = {
+        "screen": httpx.post(f"{base}/graphql", json={"query": "{ __typename }"},
+                             headers={"Authorization": f"Bearer {token}"}),
+        "no token": httpx.post(f"{base}/graphql", json={"query": "{ __typename }"}),
+        "not json": httpx.post(f"{base}/graphql", content=b"{", headers={"Authorization": f"Bearer {token}",
+                                                                        "Content-Type": "application/json"}),
+        "page": httpx.get(f"{base}/"),
+        "probe": httpx.get(f"{base}/healthz"),
+    }
+    assert [answers[k].status_code for k in answers] == [200, 401, 400, 200, 200]
+    for what, r in answers.items():
+        assert {k: r.headers.get(k) for k in SECURITY} == SECURITY, what
+        assert "frame-ancestors 'none'" in r.headers.get("content-security-policy", ""), what
+        assert "unsafe-inline" not in r.headers["content-security-policy"], what
+    ide = httpx.get(f"{base}/graphql", headers={"Accept": "text/html"})
+    assert "content-security-policy" not in ide.headers and ide.headers["x-frame-options"] == "DENY"
+
+
 def test_graphiql_and_probes_answer(server):
     base, _ = server
     assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
