@@ -34,6 +34,9 @@ class SourceSpec:
     env: Mapping[str, str]  # where DSNs and service keys are looked up
     demo_dir: str | None = None  # demo mode: where the synthetic demo ledger files are
     max_connections: int = 10
+    # Seconds within which the caller abandons every fetch (oneScreen's gateway: the ledger's timeout), or None.
+    # A connector may leave out its own per-request timer when that timer could never fire first.
+    budget: float | None = None
 
 
 class Connector(Protocol):

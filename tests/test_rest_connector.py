@@ -16,6 +16,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, AsyncIterator
 from urllib.parse import quote
 
@@ -565,3 +566,101 @@ async def test_a_plain_json_api_whose_document_is_the_item_is_read_with_items_pa
         await conn.close()
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def plain_api() -> AsyncIterator[Any]:
+    """A bare JSON API on loopback that records each request's raw query string; `hang` makes it never answer."""
+    state = SimpleNamespace(queries=[], hang=False, url="")
+
+    async def handler(request: web.Request) -> web.Response:
+        state.queries.append(request.rel_url.raw_query_string)
+        if state.hang:
+            await asyncio.sleep(3600)
+        return web.json_response({"key": request.query["key"], "a1": "v1"})
+
+    app = web.Application()
+    app.router.add_get("/ledger/resident", handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    state.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    yield state
+    await runner.cleanup()
+
+
+def plain_connector(api: Any, budget: float | None = None, **extra: Any):
+    return create(SourceSpec("bench.resident", "key", {
+        "kind": "rest", "base_url_env": "URL", "service_key_env": "KEY", "operation": "/ledger/resident",
+        "format": "json", "params": {"key": "key", "const": {"const": "a b&c=d"}}, "items_path": None,
+        "result_code_path": None, "total_count_path": None, **extra}, {"URL": api.url, "KEY": SERVICE_KEY},
+        budget=budget))
+
+
+async def test_the_request_url_is_encoded_byte_for_byte_as_yarl_encodes_a_parameter_dict(plain_api):
+    """The connector writes the query string itself (once per read, the fixed part once): what reaches the agency
+    is exactly what yarl made from the parameters before, tricky subject keys and base64 service keys included."""
+    from yarl import URL
+    keys = ["K1", "a b+c/d?e=f&g;h#i%j", "가나다", "!$'()*,~:@", "x\u00e9\U0001f600"]
+    conn = plain_connector(plain_api, page_size=7)
+    try:
+        rows = await conn.fetch(keys, ["key"])
+    finally:
+        await conn.close()
+    assert rows == {k: [{"key": k}] for k in keys}  # the agency decoded every key to itself
+    expected = {URL("http://x/").extend_query({"key": k, "const": "a b&c=d", "serviceKey": SERVICE_KEY,
+                                               "numOfRows": "7", "_type": "json", "pageNo": "1"}).raw_query_string
+                for k in keys}
+    assert set(plain_api.queries) == expected
+
+
+@pytest.mark.parametrize("budget, request_timeout", [(None, 0.4), (30.0, 0.4)])
+async def test_a_request_timeout_shorter_than_the_callers_budget_still_fires(plain_api, budget, request_timeout):
+    plain_api.hang = True
+    conn = plain_connector(plain_api, budget=budget, request_timeout=request_timeout)
+    try:
+        with pytest.raises(ConnectorError) as info:
+            await asyncio.wait_for(conn.fetch(["K1"], ["a1"]), 5)
+    finally:
+        await conn.close()
+    assert info.value.reason == "agency API did not answer within 0.4s"
+
+
+async def test_within_the_gateways_budget_one_timer_bounds_a_read_and_a_hung_agency_costs_its_ledger_only(
+        plain_api):
+    """request_timeout >= the ledger's timeout: the connector leaves its own timer out (it could never fire
+    first) and the gateway's budget abandons the hung read, as a failure of that ledger alone."""
+    import dataclasses
+
+    from oneScreen import catalog as catalog_mod
+    from oneScreen.gateway import Gateway, LedgerFailure
+    from oneScreen.metrics import Metrics
+    from oneScreen.planner import Fetch
+    from oneScreen.settings import ROOT
+
+    ledger = dataclasses.replace(catalog_mod.load(ROOT / "field_catalog.yaml").ledgers["mois.resident"],
+                                 timeout=0.5, retries=0, cache_ttl=0)
+    plain_api.hang = True
+    conn = plain_connector(plain_api, budget=ledger.timeout, request_timeout=5)
+    assert conn._fetch_timeout.total is None  # no per-request timer on the gateway's path
+    gw = Gateway({ledger.id: ledger}, {ledger.id: conn}, Metrics())
+    started = time.monotonic()
+    try:
+        result = await gw.run([Fetch(ledger, ("K1",), ("a1",))])
+    finally:
+        await conn.close()
+    assert time.monotonic() - started < 0.5 + 1.5
+    failure = result[(ledger.id, "K1")]
+    assert isinstance(failure, LedgerFailure) and failure.reason == "no answer within 0.5 s"
+
+
+async def test_columns_outside_the_gateway_keeps_the_per_request_timer(plain_api):
+    plain_api.hang = True
+    conn = plain_connector(plain_api, budget=0.2, request_timeout=0.4, sample_key="K1")
+    try:
+        with pytest.raises(ConnectorError) as info:
+            await asyncio.wait_for(conn.columns(), 5)
+    finally:
+        await conn.close()
+    assert info.value.reason == "agency API did not answer within 0.4s"
