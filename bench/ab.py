@@ -4,8 +4,8 @@
 
 This machine is shared and noisy: two runs of `python -m bench peers` minutes apart differ by more than
 most single changes gain. Here both builds serve the same 30-field screen (production mode, RS256, policy,
-masking, a durable PostgreSQL audit record per screen) over the same emulator, uncached and all-cached, at
-c=128, alternating A, B, A, B... for N rounds; each figure is the server's CPU ms per screen (its own CPU
+masking, a durable PostgreSQL audit record per screen) over the same emulator, uncached (another subject per
+request, bench/distinct.lua: 6 ledger reads per screen) and all-cached (one subject), at c=128, alternating A, B, A, B... for N rounds; each figure is the server's CPU ms per screen (its own CPU
 time over its requests, so a busy neighbour shows as fewer screens/s, not as more CPU per screen). It prints
 every round and the median ratio. The ref is checked out with `git worktree` into the run's temp dir and
 imported through PYTHONPATH; nothing of it is kept.
@@ -54,8 +54,12 @@ def _compare(run: Run, args: argparse.Namespace, builds: dict[str, str]) -> int:
                 name = f"{mode}-{rnd}-{'ref' if path != str(ROOT) else 'tree'}"
                 s = start_onescreen(run, name, cfg, identity, ledger_url=ledger_url, audit_url=audit,
                                     env_extra={"PYTHONPATH": path})
-                wrk(run, s.url, 32, 2, body_file=s.body, headers=s.headers)
-                load = wrk(run, s.url, 128, args.seconds, body_file=s.body, headers=s.headers, server_pid=s.proc.pid)
+                distinct = mode == "uncached"  # another subject per request: 6 ledger reads per screen, as judged
+                if distinct:
+                    s.body.write_bytes(cfg.variables_body("K1"))
+                wrk(run, s.url, 32, 2, body_file=s.body, headers=s.headers, distinct=distinct)
+                load = wrk(run, s.url, 128, args.seconds, body_file=s.body, headers=s.headers, server_pid=s.proc.pid,
+                           distinct=distinct)
                 s.proc.stop()
                 ms = 10 * load.server_cpu * load.seconds / load.requests if load.requests else float("nan")
                 cpu.setdefault((build, mode), []).append(ms)
