@@ -62,6 +62,16 @@ class _InFlight:
     future: asyncio.Future
 
 
+class _Read(NamedTuple):
+    """A read this stage makes: these keys of this ledger, registered as in flight."""
+
+    ledger: Ledger
+    keys: list[str]
+    columns: tuple[str, ...]
+    flight: _InFlight
+    cache: TTLCache | None
+
+
 class Gateway:
     def __init__(self, ledgers: Mapping[str, Ledger], connectors: Mapping[str, Connector], metrics: Metrics) -> None:
         self.ledgers = dict(ledgers)
@@ -95,96 +105,101 @@ class Gateway:
     async def run(self, fetches: Sequence[Fetch]) -> dict[tuple[str, str], KeyResult]:
         """All fetches of one stage, concurrently; results by (ledger id, key).
 
-        Cache hits are answered here, in line: only the reads left over become concurrent tasks (a task per
-        ledger was a tenth of an all-cached screen's CPU)."""
+        Each key is answered by the cache, else by a read in flight that covers it (single-flight), else by a
+        read of its own; the reads left over run concurrently, each as `_call` directly (the layers of coroutine
+        between a task and its connector are paid again on every resumption of the read)."""
         out: dict[tuple[str, str], KeyResult] = {}
-        todo: list[tuple[Fetch, list[str]]] = []
+        reads: list[_Read] = []
+        joins: list[tuple[str, str, tuple[str, ...], asyncio.Future]] = []
         for fetch in fetches:
-            lid = fetch.ledger.id
-            cache = self.caches.get(lid)
-            if cache is None:
-                todo.append((fetch, list(fetch.keys)))
-                continue
+            ledger = fetch.ledger
+            lid = ledger.id
             wanted = frozenset(fetch.columns)
-            rest = []
-            for key in fetch.keys:
-                entry = cache.get(key)
-                if entry is not None and wanted <= entry.columns:
-                    # rows as read for exactly these columns are what a read would give; an entry read for
-                    # more columns is cut down to the ones asked for
-                    rows = entry.rows if wanted == entry.columns else _project(entry.rows, fetch.columns)
-                    out[(lid, key)] = KeyRows(rows, entry.as_of, True)
+            keys: Sequence[str] = fetch.keys
+            cache = self.caches.get(lid)
+            if cache is not None:
+                keys = []
+                for key in fetch.keys:
+                    entry = cache.get(key)
+                    if entry is not None and wanted <= entry.columns:
+                        # rows as read for exactly these columns are what a read would give; an entry read for
+                        # more columns is cut down to the ones asked for
+                        rows = entry.rows if wanted == entry.columns else _project(entry.rows, fetch.columns)
+                        out[(lid, key)] = KeyRows(rows, entry.as_of, True)
+                    else:
+                        keys.append(key)
+                hits = len(fetch.keys) - len(keys)
+                if hits:
+                    self.m[lid].cache_hits.inc(hits)
+                if keys:
+                    self.m[lid].cache_misses.inc(len(keys))
+            missing = []
+            for key in keys:
+                flight = self._inflight.get((lid, key))
+                if flight is not None and wanted <= flight.columns:
+                    joins.append((lid, key, fetch.columns, flight.future))
                 else:
-                    rest.append(key)
-            hits = len(fetch.keys) - len(rest)
-            if hits:
-                self.m[lid].cache_hits.inc(hits)
-            if rest:
-                self.m[lid].cache_misses.inc(len(rest))
-                todo.append((fetch, rest))
-        if len(todo) == 1:
-            parts = [await self._fetch(*todo[0])]
-        else:
-            parts = await asyncio.gather(*(self._fetch(f, keys) for f, keys in todo))
-        for (fetch, _keys), part in zip(todo, parts):
-            for key, result in part.items():
-                out[(fetch.ledger.id, key)] = result
-        return out
-
-    async def _fetch(self, fetch: Fetch, keys: list[str]) -> dict[str, KeyResult]:
-        """`keys` of a fetch that the cache did not answer: join a read in flight that covers them, else read."""
-        ledger = fetch.ledger
-        wanted = frozenset(fetch.columns)
-        out: dict[str, KeyResult] = {}
-        waits: list[tuple[str, asyncio.Future]] = []
-        missing: list[str] = []
-        for key in keys:
-            flight = self._inflight.get((ledger.id, key))
-            if flight is not None and wanted <= flight.columns:
-                waits.append((key, flight.future))
-            else:
-                missing.append(key)
-        if missing:
-            out.update(await self._read(ledger, missing, fetch.columns, wanted, self.caches.get(ledger.id)))
-        for key, future in waits:
+                    missing.append(key)
+            if missing:
+                future = asyncio.get_running_loop().create_future()
+                flight = _InFlight(wanted, future)
+                for key in missing:
+                    self._inflight[(lid, key)] = flight
+                reads.append(_Read(ledger, missing, fetch.columns, flight, cache))
+        if reads:
+            try:
+                if len(reads) == 1:
+                    r = reads[0]
+                    try:
+                        results: list[Any] = [await self._call(r.ledger, r.keys, r.columns)]
+                    except ConnectorError as exc:
+                        results = [exc]
+                else:
+                    results = await asyncio.gather(*(self._call(r.ledger, r.keys, r.columns) for r in reads),
+                                                   return_exceptions=True)
+            except BaseException:  # cancelled: release the reads' waiters, then go on cancelling
+                for r in reads:
+                    self._land(r, LedgerFailure(r.ledger, "the read was cancelled"))
+                raise
+            bug = None
+            for r, result in zip(reads, results):
+                if isinstance(result, ConnectorError):
+                    self.m[r.ledger.id].ledger_errors.inc()
+                    log.warning("ledger read failed", extra={"ledger": r.ledger.id, "reason": result.reason})
+                    failure = LedgerFailure(r.ledger, result.reason)
+                    self._land(r, failure)
+                    for key in r.keys:
+                        out[(r.ledger.id, key)] = failure
+                elif isinstance(result, BaseException):  # not the connector's: a bug, after every read has landed
+                    self._land(r, LedgerFailure(r.ledger, "the read was cancelled"))
+                    bug = bug or result
+                else:
+                    as_of = datetime.now(timezone.utc)
+                    self._land(r, (result, as_of))
+                    for key in r.keys:
+                        rows = tuple(result.get(key, ()))
+                        if r.cache is not None:
+                            r.cache[key] = _Entry(r.flight.columns, rows, as_of)
+                        out[(r.ledger.id, key)] = KeyRows(rows, as_of, False)
+            if bug is not None:
+                raise bug
+        for lid, key, columns, future in joins:
             result = await future
             if isinstance(result, LedgerFailure):
-                out[key] = result
+                out[(lid, key)] = result
             else:
                 rows_by_key, as_of = result
-                out[key] = KeyRows(_project(rows_by_key.get(key, ()), fetch.columns), as_of, False)
+                out[(lid, key)] = KeyRows(_project(rows_by_key.get(key, ()), columns), as_of, False)
         return out
 
-    async def _read(self, ledger: Ledger, keys: list[str], columns: tuple[str, ...], wanted: frozenset[str],
-                    cache: TTLCache | None) -> dict[str, KeyResult]:
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
-        for key in keys:
-            self._inflight[(ledger.id, key)] = _InFlight(wanted, future)
-        try:
-            rows_by_key = await self._call(ledger, keys, columns)
-        except ConnectorError as exc:
-            self.m[ledger.id].ledger_errors.inc()
-            log.warning("ledger read failed", extra={"ledger": ledger.id, "reason": exc.reason})
-            failure = LedgerFailure(ledger, exc.reason)
-            future.set_result(failure)
-            return {key: failure for key in keys}
-        except BaseException:  # cancelled: release the waiters, then go on cancelling
-            future.set_result(LedgerFailure(ledger, "the read was cancelled"))
-            raise
-        finally:
-            for key in keys:
-                flight = self._inflight.get((ledger.id, key))
-                if flight is not None and flight.future is future:
-                    del self._inflight[(ledger.id, key)]
-        as_of = datetime.now(timezone.utc)
-        future.set_result((rows_by_key, as_of))
-        out: dict[str, KeyResult] = {}
-        for key in keys:
-            rows = tuple(rows_by_key.get(key, ()))
-            if cache is not None:
-                cache[key] = _Entry(wanted, rows, as_of)
-            out[key] = KeyRows(rows, as_of, False)
-        return out
+    def _land(self, read: "_Read", result: Any) -> None:
+        """A read is over: its waiters hear `result`, and its keys stop being in flight (unless already replaced)."""
+        if not read.flight.future.done():
+            read.flight.future.set_result(result)
+        lid = read.ledger.id
+        for key in read.keys:
+            if self._inflight.get((lid, key)) is read.flight:
+                del self._inflight[(lid, key)]
 
     async def _call(self, ledger: Ledger, keys: list[str], columns: tuple[str, ...]) -> dict[str, list[Row]]:
         """One logical read: within the ledger's timeout budget, through its breaker and concurrency limit,

@@ -67,6 +67,30 @@ async def test_concurrent_identical_reads_share_one_call():
     assert all(r[(ledger.id, "900101-1234567")].rows == ({"name": "name"},) for r in results)
 
 
+@pytest.mark.parametrize("ledgers", [1, 2])  # one read in the stage (awaited in line), or several (gathered)
+async def test_a_cancelled_read_releases_the_screens_that_joined_it_and_is_read_again_later(ledgers):
+    """A screen whose read others joined (single-flight) is cancelled (its client went away): the joiners hear
+    a failure of that ledger at once instead of waiting for ever, and the next screen reads the ledger anew."""
+    cat = catalog_mod.load(ROOT / "field_catalog.yaml")
+    ids = ["mois.resident", "molit.vehicle"][:ledgers]
+    conns = {i: SlowCountingConnector() for i in ids}
+    gw = Gateway({i: cat.ledgers[i] for i in ids}, conns, Metrics())
+    gw.caches.clear()
+    fetches = [Fetch(cat.ledgers[i], ("900101-1234567",), ("name",)) for i in ids]
+    first = asyncio.ensure_future(gw.run(fetches))
+    await asyncio.sleep(0.01)  # the first screen's reads are in flight
+    joined = asyncio.ensure_future(gw.run(fetches))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    results = await asyncio.wait_for(joined, 1)
+    assert [results[(i, "900101-1234567")] for i in ids] == \
+        [LedgerFailure(cat.ledgers[i], "the read was cancelled") for i in ids]
+    assert first.cancelled() and not gw._inflight
+    again = await gw.run(fetches)
+    assert all(isinstance(again[(i, "900101-1234567")], KeyRows) for i in ids)
+    assert [c.calls for c in conns.values()] == [2] * ledgers
+
+
 async def test_a_cached_entry_answers_only_the_same_or_fewer_columns():
     cat = catalog_mod.load(ROOT / "field_catalog.yaml")
     ledger = cat.ledgers["mois.resident"]
