@@ -288,14 +288,40 @@ class RestConnector:
 
     async def _items(self, key: str, params: dict[str, str] | None = None,
                      timeout: aiohttp.ClientTimeout | None = None) -> list[dict[str, Any]]:
-        """Every item for one key, following pages while fewer than the total count arrived."""
+        """Every item for one key, following pages while fewer than the total count arrived.
+
+        One GET per page, in line (a coroutine of its own per GET was paid again on every resumption of the
+        read). Every failure becomes a ConnectorError raised outside any except block."""
         params = self._request_params(key) if params is None else params
         assert params is not None
         query = "&".join([*(f"{_quote(n)}={_quote(v)}" for n, v in params.items()), self._fixed_query])
+        session, timeout = self._client(), timeout or self._timeout
         items: list[dict[str, Any]] = []
         for page in range(1, self.max_pages + 1):
-            doc = await self._get(URL(f"{self.url}?{query}&pageNo={page}", encoded=True), page,
-                                  timeout or self._timeout)
+            started = time.perf_counter()
+            failure: ConnectorError | None = None
+            phase = "connect"
+            try:
+                async with session.get(URL(f"{self.url}?{query}&pageNo={page}", encoded=True),
+                                       allow_redirects=False, timeout=timeout) as resp:
+                    phase = "body"
+                    status, ctype, length = resp.status, resp.content_type, resp.content_length
+                    if status >= 300:
+                        failure = ConnectorError(f"HTTP {status} from agency API",
+                                                 retryable=status >= 500 or status == 429)
+                    elif length is not None and length <= MAX_RESPONSE_BYTES:
+                        body = await resp.read()  # the parser stops at Content-Length: bounded
+                    else:
+                        body = await _read_limited(resp)
+            except (TimeoutError, _TooLarge, aiohttp.ClientError, OSError, ValueError) as exc:
+                failure = self._failure(exc, phase)
+            if log.isEnabledFor(logging.DEBUG):  # skip building the record's fields on every read otherwise
+                log.debug("agency API call", extra={"ledger": self.spec.ledger, "operation": self.url.path,
+                                                    "page": page, "ms": round((time.perf_counter() - started) * 1000, 1),
+                                                    "failed": failure.reason if failure else None})
+            if failure is not None:
+                raise failure
+            doc = self._parse(body, ctype)
             status = self._status(doc)
             if status == "no_data":
                 return items
@@ -311,40 +337,20 @@ class RestConnector:
                     extra={"ledger": self.spec.ledger, "max_pages": self.max_pages, "page_size": self.page_size})
         return items
 
-    async def _get(self, url: URL, page: int, timeout: aiohttp.ClientTimeout) -> Any:
-        """One GET, parsed. Every failure becomes a ConnectorError raised outside any except block."""
-        started = time.perf_counter()
-        failure: ConnectorError | None = None
-        phase = "connect"
-        try:
-            async with self._client().get(url, allow_redirects=False, timeout=timeout) as resp:
-                phase = "body"
-                status, ctype = resp.status, resp.content_type
-                if status >= 300:
-                    failure = ConnectorError(f"HTTP {status} from agency API",
-                                             retryable=status >= 500 or status == 429)
-                else:
-                    body = await _read_limited(resp)
-        except TimeoutError:
-            failure = ConnectorError(f"agency API did not answer within {self.request_timeout:g}s", retryable=True)
-        except aiohttp.ClientPayloadError:
-            failure = ConnectorError("connection dropped mid-response", retryable=True)
-        except _TooLarge:
-            failure = ConnectorError(f"agency API response exceeds {MAX_RESPONSE_BYTES} bytes")
-        except aiohttp.ClientConnectorError as exc:
-            failure = ConnectorError(f"cannot connect to agency API ({_os_reason(exc)})", retryable=True)
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionError):
-            failure = ConnectorError("connection dropped mid-response" if phase == "body"
-                                     else "agency API closed the connection without answering", retryable=True)
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            failure = ConnectorError(f"agency API request failed ({exc.__class__.__name__})", retryable=True)
-        if log.isEnabledFor(logging.DEBUG):  # skip building the record's fields on every read otherwise
-            log.debug("agency API call", extra={"ledger": self.spec.ledger, "operation": self.url.path, "page": page,
-                                                "ms": round((time.perf_counter() - started) * 1000, 1),
-                                                "failed": failure.reason if failure else None})
-        if failure is not None:
-            raise failure
-        return self._parse(body, ctype)
+    def _failure(self, exc: BaseException, phase: str) -> ConnectorError:
+        """The ConnectorError for what a GET raised (aiohttp's own errors can carry the URL: never passed on)."""
+        if isinstance(exc, TimeoutError):
+            return ConnectorError(f"agency API did not answer within {self.request_timeout:g}s", retryable=True)
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            return ConnectorError("connection dropped mid-response", retryable=True)
+        if isinstance(exc, _TooLarge):
+            return ConnectorError(f"agency API response exceeds {MAX_RESPONSE_BYTES} bytes")
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return ConnectorError(f"cannot connect to agency API ({_os_reason(exc)})", retryable=True)
+        if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionError)):
+            return ConnectorError("connection dropped mid-response" if phase == "body"
+                                  else "agency API closed the connection without answering", retryable=True)
+        return ConnectorError(f"agency API request failed ({exc.__class__.__name__})", retryable=True)
 
     def _parse(self, body: bytes, ctype: str) -> Any:
         wanted = "XML" if self.format == "xml" else "JSON"
