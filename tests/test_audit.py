@@ -630,3 +630,20 @@ def test_the_writers_fast_encoding_is_byte_for_byte_the_documented_canonical_for
         assert row == audit._row(seq, at, e, prev, digest)
 
     check()
+
+
+def test_an_event_is_stamped_as_dataclasses_replace_would_and_pairs_become_decisions():
+    """The writer stamps each event with its commit time without converting it again (`stamped`); the result
+    must be exactly `replace(event, at=...)`, and the caller's event stays as it was."""
+    import dataclasses
+    from datetime import datetime, timezone
+
+    e = AuditEvent("disclosure", "r1", "u", "o", "role", "t", "law", "C-1", "citizen", "a" * 64,
+                   [("citizen.name", "OK"), FieldDecision("citizen.rrn", "MASKED")], ["mois_resident"], "127.0.0.1")
+    assert e.fields == (FieldDecision("citizen.name", "OK"), FieldDecision("citizen.rrn", "MASKED"))
+    assert e.ledgers == ("mois_resident",) and type(e.fields) is tuple
+    at = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    stamped = e.stamped(at)
+    assert stamped == dataclasses.replace(e, at=at) and stamped.at == at and e.at is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stamped.at = None
