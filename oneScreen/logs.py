@@ -16,12 +16,18 @@ SAFE_KEYS = ("request_id", "user", "org", "task", "ledger", "ledgers", "reason",
 
 
 class JsonFormatter(logging.Formatter):
+    _second: tuple[int, str] = (-1, "")  # the last second formatted and its text, as one tuple (threads)
+
     def format(self, record: logging.LogRecord) -> str:
-        out = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-               "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
-        for key in SAFE_KEYS:
-            if key in record.__dict__:
-                out[key] = record.__dict__[key]
+        second, stamp = self._second
+        if int(record.created) != second:
+            second = int(record.created)
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, stamp)
+        out = {"ts": f"{stamp}.{int(record.msecs):03d}Z", "level": record.levelname, "logger": record.name,
+               "msg": record.getMessage()}
+        given = record.__dict__
+        out.update((key, given[key]) for key in SAFE_KEYS if key in given)
         if record.exc_info and record.exc_info[0] is not None:
             out["exc_type"] = record.exc_info[0].__name__  # the class only: messages may hold values
         return orjson.dumps(out, default=str).decode()

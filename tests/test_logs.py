@@ -1,0 +1,25 @@
+"""Structured log lines: one JSON object each, with their own time, and only the safe keys."""
+from __future__ import annotations
+
+import json
+
+
+def test_log_lines_carry_their_own_time_and_only_the_safe_keys():
+    """The formatter reuses the text of the last second it wrote; a line of another second gets its own."""
+    import logging
+
+    from oneScreen.logs import JsonFormatter
+
+    fmt = JsonFormatter()
+
+    def line(created: float, **extra) -> dict:
+        record = logging.LogRecord("onescreen.app", logging.INFO, "", 0, "graphql request", None, None)
+        record.created, record.msecs = created, (created % 1) * 1000
+        record.__dict__.update(extra)
+        return json.loads(fmt.format(record))
+
+    assert line(1_790_000_000.25, user="kim", value="900101-1234567")["ts"] == "2026-09-21T14:13:20.250Z"
+    assert line(1_790_000_000.75)["ts"] == "2026-09-21T14:13:20.750Z"
+    second = line(1_790_000_061.5, request_id="r1")
+    assert second["ts"] == "2026-09-21T14:14:21.500Z" and second["request_id"] == "r1"
+    assert "value" not in line(1_790_000_000.0, user="kim", value="900101-1234567")  # not a safe key
