@@ -16,7 +16,6 @@ import math
 import os
 import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -384,7 +383,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
 
     async def graphql_endpoint(request: Request) -> Response:
         started = time.perf_counter()
-        request_id = uuid.uuid4().hex
+        request_id = secrets.token_hex(16)  # 32 hex digits, as uuid4().hex, at a third of the cost
         snapshot = runtime.snapshot
         try:
             caller = runtime.identify(request)

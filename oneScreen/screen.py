@@ -168,6 +168,9 @@ def extract(f: Field, rows: Sequence[Mapping[str, Any]]) -> Any:
     """The catalog value of field `f` from its ledger rows (a list for cardinality many)."""
     if f.type == "record":
         values = [{c.name: convert(c, r.get(c.column)) for c in f.columns} for r in rows]
+    elif f.cardinality != "many":  # one value: the first row's (30 of them on a typical screen: no list made)
+        col = f.columns[0]
+        return convert(col, rows[0].get(col.column))
     else:
         col = f.columns[0]
         values = [convert(col, r.get(col.column)) for r in rows]
