@@ -431,8 +431,9 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         failed_before_execution = result.errors and not _executed(result)
         status = 400 if failed_before_execution and gql.media_type == GRAPHQL_RESPONSE else 200
         elapsed = time.perf_counter() - started
-        runtime.metrics.request_latency.labels(runtime.operation_label(gql.operation)).observe(elapsed)
-        runtime.metrics.requests.labels("ok" if not result.errors else "errors").inc()
+        m = runtime.metrics
+        m.bound(m.request_latency, runtime.operation_label(gql.operation)).observe(elapsed)
+        m.bound(m.requests, "ok" if not result.errors else "errors").inc()
         log.info("graphql request", extra={"request_id": request_id, "user": caller.user, "org": caller.org,
                                            "operation": gql.operation, "duration_ms": round(elapsed * 1000, 1),
                                            "errors": len(result.errors or [])})

@@ -218,7 +218,8 @@ def _check(e: AuditEvent) -> None:
     if not isinstance(e.detail, Mapping):
         raise ValueError("audit event detail must be a mapping")
     try:
-        _canonical(dict(e.detail)).encode("utf-8")
+        if e.detail:
+            _canonical(dict(e.detail)).encode("utf-8")
     except (TypeError, ValueError, UnicodeEncodeError):
         raise ValueError("audit event detail is not JSON-serialisable UTF-8") from None
 

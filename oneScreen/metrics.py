@@ -4,6 +4,8 @@ Counts and latencies only: never a value, a subject identifier or a token.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -12,6 +14,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        self._bound: dict[tuple, Any] = {}
         self.ledger_fetches = Counter("onescreen_ledger_fetches", "Reads sent to a ledger", ["ledger"], registry=r)
         self.ledger_errors = Counter("onescreen_ledger_errors", "Ledger reads that failed or timed out",
                                      ["ledger"], registry=r)
@@ -33,6 +36,15 @@ class Metrics:
         self.audit_failures = Counter("onescreen_audit_write_failures", "Audit writes that failed (request refused)",
                                       registry=r)
         self.decisions = Counter("onescreen_policy_decisions", "Field decisions", ["status"], registry=r)
+
+    def bound(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)`, made once per metric and label values: labels() validates its arguments
+        and takes a lock on every call, a few of them per screen. (Label values are bounded by the callers.)"""
+        key = (metric, values)
+        child = self._bound.get(key)
+        if child is None:
+            child = self._bound[key] = metric.labels(*values)
+        return child
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

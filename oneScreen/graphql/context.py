@@ -83,7 +83,7 @@ class Context:
         memo = self.snapshot.decided if stable else None
         d = _decide(self.caller, task, paths, facts, memo)
         for status, n in d.counts:
-            self.snapshot.metrics.decisions.labels(status).inc(n)
+            self.snapshot.metrics.bound(self.snapshot.metrics.decisions, status).inc(n)
         results = dict(d.denied)
         if d.allowed:
             fetched = await self.batcher.load(SubjectRequest(subject_type, key, d.allowed, d.plan))
