@@ -31,3 +31,20 @@ def test_the_loop_queueing_model_runs():
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     rows = [line.split() for line in out.stdout.splitlines() if line.split()[:1] in (["sleep"], ["loop"], ["thread"])]
     assert {(r[0], r[1]) for r in rows} >= {("sleep", "1"), ("sleep", "32")}, out.stdout
+
+
+def test_the_instruction_count_ab_runs():
+    """bench/icount.py, the deterministic A/B behind BENCHMARKS.md's instruction counts: a few screens each way."""
+    import re
+    import shutil
+
+    from conftest import need_service
+
+    need_service(shutil.which("valgrind") is not None and shutil.which("callgrind_control") is not None,
+                 "valgrind is not installed (apt-get install valgrind)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONESCREEN_")}
+    out = subprocess.run([sys.executable, "-m", "bench.icount", "HEAD", "--screens", "8", "--conc", "4"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    counts = dict(re.findall(r"^ +(HEAD|working tree) +([\d.]+) M instructions per screen$", out.stdout, re.M))
+    assert set(counts) == {"HEAD", "working tree"} and all(float(c) > 0.1 for c in counts.values()), out.stdout
