@@ -93,7 +93,8 @@ def _count(run: Run, args: argparse.Namespace, builds: dict[str, str]) -> int:
                "--log-level", "warning"]
 
         def peer(i: int) -> dict:
-            return {"method": "GET", "url": f"http://127.0.0.1:{port}/screen", "params": {"key": f"K{seq * 100_000 + i}"}}
+            return {"method": "GET", "url": f"http://127.0.0.1:{port}/screen",
+                    "params": {"key": f"K{seq * 100_000 + i}"}}
         n = _server(run, "peer B", cmd, base_env(LEDGER_URL=ledger_url), PEER_DIR,
                     f"http://127.0.0.1:{port}/screen?key=K1", peer, args, seq)
         counts["peer B"] = [n]

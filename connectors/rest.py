@@ -316,8 +316,9 @@ class RestConnector:
             except (TimeoutError, _TooLarge, aiohttp.ClientError, OSError, ValueError) as exc:
                 failure = self._failure(exc, phase)
             if log.isEnabledFor(logging.DEBUG):  # skip building the record's fields on every read otherwise
+                ms = round((time.perf_counter() - started) * 1000, 1)
                 log.debug("agency API call", extra={"ledger": self.spec.ledger, "operation": self.url.path,
-                                                    "page": page, "ms": round((time.perf_counter() - started) * 1000, 1),
+                                                    "page": page, "ms": ms,
                                                     "failed": failure.reason if failure else None})
             if failure is not None:
                 raise failure
