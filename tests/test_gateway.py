@@ -231,3 +231,43 @@ async def test_a_replaced_snapshot_is_freed_although_the_heap_was_frozen_at_star
         gc.unfreeze()
         gc.set_threshold(*threshold)
         await runtime.close()
+
+
+class HangingConnector:
+    async def fetch(self, keys, columns):
+        await asyncio.sleep(3600)
+
+    async def close(self):
+        pass
+
+
+@pytest.mark.parametrize("ledgers", [1, 2])
+async def test_a_read_past_its_ledgers_timeout_fails_alone_and_leaves_the_task_uncancelled(ledgers):
+    """The gateway's per-read deadline (gateway._Deadline, asyncio.timeout written out): a hung ledger becomes
+    its own LedgerFailure after its timeout, the other ledger still answers, and the screen's task is left as
+    it was: a later asyncio.timeout in it still ends in TimeoutError, and a cancel of it is still a cancel."""
+    import dataclasses
+
+    cat = catalog_mod.load(ROOT / "field_catalog.yaml")
+    hung = dataclasses.replace(cat.ledgers["mois.resident"], timeout=0.2, retries=0)
+    ok = cat.ledgers["molit.vehicle"]
+    ids = [hung, ok][:ledgers]
+    conns = {hung.id: HangingConnector(), ok.id: SlowCountingConnector()}
+    gw = Gateway({l.id: l for l in ids}, {l.id: conns[l.id] for l in ids}, Metrics())
+    gw.caches.clear()
+    key = "900101-1234567"
+    results = await gw.run([Fetch(l, (key,), ("name",)) for l in ids])  # one ledger: read in this very task
+    assert results[(hung.id, key)] == LedgerFailure(hung, "no answer within 0.2 s")
+    if ledgers == 2:
+        assert isinstance(results[(ok.id, key)], KeyRows)
+    task = asyncio.current_task()
+    assert task.cancelling() == 0
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):
+            await asyncio.sleep(1)
+
+    screen = asyncio.ensure_future(gw.run([Fetch(hung, (key,), ("name",))]))
+    await asyncio.sleep(0.05)
+    screen.cancel()  # the client went away while the read's timer was pending
+    with pytest.raises(asyncio.CancelledError):
+        await screen
