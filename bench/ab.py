@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 
-from .common import ROOT, Identity, Run, pg_drop_db, say, stop_all, tmpdir, wrk
+from .common import ROOT, Identity, Run, ref_and_tree, say, tmpdir, wrk
 from .configs import peer_config, rest_connector
 from .servers import start_emulator, start_onescreen
 
@@ -31,14 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=6)
     args = p.parse_args(argv)
     run = Run(smoke=False, tmp=tmpdir("onescreen-ab-"))
-    ref_dir = run.tmp / "ref"
-    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(ref_dir), args.ref], cwd=ROOT, check=True)
-    try:
-        return _compare(run, args, {args.ref: str(ref_dir), "working tree": str(ROOT)})
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(ref_dir)], cwd=ROOT, check=False)
-        stop_all()
-        pg_drop_db()
+    with ref_and_tree(run, args.ref) as builds:
+        return _compare(run, args, builds)
 
 
 def _compare(run: Run, args: argparse.Namespace, builds: dict[str, str]) -> int:

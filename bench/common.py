@@ -6,6 +6,7 @@ generator (wrk) and the ledger emulator share CPU 0, as ../shared/peer-bench/run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -22,7 +23,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent  # the project checkout
 PEER_DIR = Path(os.environ.get("PEER_BENCH_DIR", ROOT.parent / "shared" / "peer-bench")).resolve()
@@ -431,6 +432,21 @@ def pg_settings() -> str:
         return f"PostgreSQL {rows[0][0][0]}, synchronous_commit={rows[1][0][0]}, fsync={rows[2][0][0]}"
     except Exception as exc:  # noqa: BLE001
         return f"PostgreSQL unavailable ({exc.__class__.__name__})"
+
+
+@contextlib.contextmanager
+def ref_and_tree(run: "Run", ref: str) -> Iterator[dict[str, str]]:
+    """{ref: its checkout, "working tree": ROOT}: `ref` checked out with `git worktree` into the run's temp dir,
+    for A/Bs that serve both builds through PYTHONPATH. Afterwards every process started is stopped, the
+    checkout removed and the run's database dropped."""
+    ref_dir = run.tmp / "ref"
+    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(ref_dir), ref], cwd=ROOT, check=True)
+    try:
+        yield {ref: str(ref_dir), "working tree": str(ROOT)}
+    finally:
+        stop_all()
+        subprocess.run(["git", "worktree", "remove", "--force", str(ref_dir)], cwd=ROOT, check=False)
+        pg_drop_db()
 
 
 def tmpdir(prefix: str) -> Path:

@@ -28,8 +28,7 @@ from pathlib import Path
 
 import aiohttp
 
-from .common import (ROOT, Identity, Proc, Run, base_env, free_port, pg_drop_db, say, stop_all, tmpdir,
-                     wait_http)
+from .common import ROOT, Identity, Proc, Run, base_env, free_port, ref_and_tree, say, tmpdir, wait_http
 from .configs import peer_config, rest_connector
 from .servers import PEER_DIR, PEER_ROOT, SERVICE_KEY, have_python_peers, start_emulator
 
@@ -47,14 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peer-b", action="store_true", help="also count peer B on the same distinct subjects")
     args = p.parse_args(argv)
     run = Run(smoke=False, tmp=tmpdir("onescreen-icount-"))
-    ref_dir = run.tmp / "ref"
-    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(ref_dir), args.ref], cwd=ROOT, check=True)
-    try:
-        return _count(run, args, {args.ref: str(ref_dir), "working tree": str(ROOT)})
-    finally:
-        stop_all()
-        subprocess.run(["git", "worktree", "remove", "--force", str(ref_dir)], cwd=ROOT, check=False)
-        pg_drop_db()
+    with ref_and_tree(run, args.ref) as builds:
+        return _count(run, args, builds)
 
 
 def _count(run: Run, args: argparse.Namespace, builds: dict[str, str]) -> int:
