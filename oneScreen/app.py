@@ -78,7 +78,8 @@ class Runtime:
         self.env = dict(os.environ if env is None else env)
         self.metrics = Metrics()
         if settings.demo:
-            from .demo import ledgers as demo_ledgers
+            from .demo import config as demo_config, ledgers as demo_ledgers
+            demo_config.ensure(settings)  # the demo's own copy of the configuration, before anything reads it
             self.demo_dir: Path | None = settings.data_dir / "demo"
             demo_ledgers.ensure(self.demo_dir)
             self._stop_agency = start_demo_agency_api(settings, self.env, self.demo_dir)

@@ -1,4 +1,4 @@
-"""The `onescreen` command: serve, token, demo, catalog, policy."""
+"""The `onescreen` command: serve, token, demo, catalog, policy, task, changes, config, audit."""
 from __future__ import annotations
 
 import argparse
@@ -81,14 +81,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--in-region", choices=["yes", "no"], help="assume the subject is (not) in the user's region")
     p.add_argument("--consented", choices=["yes", "no"], help="assume consent is (not) recorded")
 
+    cfg = sub.add_parser("config", help="the demo's own copy of the configuration (in the data directory)"
+                         ).add_subparsers(dest="config_command", required=True)
+    p = cfg.add_parser("export", help="write the demo's configuration to the shipped files (or to --to DIR)")
+    p.add_argument("--to", metavar="DIR", help="write DIR/field_catalog.yaml and DIR/policies/ instead")
+    cfg.add_parser("reset", help="start the demo's configuration again from the shipped files (drops its edits)")
+
     aud = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
     aud.add_parser("verify", help="check the hash chain; exit 1 naming the first bad record")
     aud.add_parser("export", help="print the trail as JSON lines, oldest first")
 
     args = parser.parse_args(argv)
     s = settings_mod.load()
+    if s.demo and args.command != "config":
+        from .demo import config as demo_config
+        demo_config.ensure(s)  # the demo's configuration is its copy in the data directory (made on first use)
     handler = {"serve": _serve, "token": _token, "demo": _demo, "catalog": _catalog, "policy": _policy,
-               "audit": _audit, "task": _admin_cli, "changes": _admin_cli}
+               "audit": _audit, "task": _admin_cli, "changes": _admin_cli, "config": _config}
     if args.command == "catalog" and args.catalog_command in ("introspect", "map", "retire"):
         return _admin_cli(args, s)
     return handler[args.command](args, s)
@@ -122,7 +131,8 @@ def _serve(args: argparse.Namespace, s: settings_mod.Settings) -> int:
     host, port = args.host or s.host, args.port or s.port
     workers = args.workers or s.workers
     if s.demo:
-        print(f"oneScreen (DEMO MODE, synthetic data) on http://{host}:{port}  data: {s.data_dir}", file=sys.stderr)
+        print(f"oneScreen (DEMO MODE, synthetic data) on http://{host}:{port}  data: {s.data_dir}  "
+              f"configuration: {s.catalog_path}, {s.policies_dir}", file=sys.stderr)
     common = dict(host=host, port=port, log_config=None, access_log=False, proxy_headers=False,
                   timeout_graceful_shutdown=30)  # drain in-flight requests (and their audit writes) on SIGTERM
     if workers > 1:
@@ -377,6 +387,38 @@ def _admin_cli(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+def _config(args: argparse.Namespace, s: settings_mod.Settings) -> int:
+    """Export the demo's configuration (the only way it reaches the shipped files), or start it again."""
+    from .demo import config as demo_config
+
+    if not demo_config.parts(s):
+        print("nothing to do: the configuration is not the demo's copy (production mode, or ONESCREEN_CATALOG and "
+              f"ONESCREEN_POLICIES set): it is {s.catalog_path} and {s.policies_dir}", file=sys.stderr)
+        return 2
+    if args.config_command == "reset":
+        for path in demo_config.reset(s):
+            print(f"copied again from the shipped files: {path}")
+        return 0
+    demo_config.ensure(s)
+    if args.to:
+        catalog, policies = Path(args.to) / "field_catalog.yaml", Path(args.to) / "policies"
+    else:
+        catalog, policies = s.shipped_catalog, s.shipped_policies
+    try:
+        from . import catalog as catalog_mod, policy as policy_mod
+        policy_mod.load(s.policies_dir, catalog_mod.load(s.catalog_path))  # never export an invalid configuration
+    except (ConfigError, ConfigErrors) as exc:
+        for e in getattr(exc, "errors", [exc]):
+            print(e.message, file=sys.stderr)
+        return 1
+    written = demo_config.export(s, catalog, policies)
+    for path in written:
+        print(f"wrote {path}")
+    if not written:
+        print(f"nothing to write: {catalog} and {policies} already hold the demo's configuration")
+    return 0
 
 
 def _audit(args: argparse.Namespace, s: settings_mod.Settings) -> int:
