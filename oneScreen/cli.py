@@ -78,8 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--user", required=True, help="a demo user id")
     p.add_argument("--task", required=True)
     p.add_argument("--field", required=True, help="field path, e.g. citizen.rrn or 'citizen.residence > building.name'")
-    p.add_argument("--in-region", choices=["yes", "no"], help="assume the subject is (not) in the user's region")
-    p.add_argument("--consented", choices=["yes", "no"], help="assume consent is (not) recorded")
+    p.add_argument("--subject", metavar="KEY", help="decide for this subject: its region and consent are read as "
+                   "the service reads them (from its ledger and the consent store)")
+    p.add_argument("--in-region", choices=["yes", "no"], help="without --subject: assume the subject is (not) in the "
+                   "user's region (default: not, and said so)")
+    p.add_argument("--consented", choices=["yes", "no"], help="without --subject: assume consent is (not) recorded "
+                   "(default: not, and said so)")
 
     cfg = sub.add_parser("config", help="the demo's own copy of the configuration (in the data directory)"
                          ).add_subparsers(dest="config_command", required=True)
@@ -311,14 +315,77 @@ def _policy(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         print(exc.args[0], file=sys.stderr)
         return 2
     yes = {"yes": True, "no": False, None: None}
-    d = policy_mod.decide(caller, task, field_id, policy_mod.Subject(yes[args.in_region], yes[args.consented]))
+    facts = policy_mod.Subject(yes[args.in_region], yes[args.consented])
+    if args.subject is not None:
+        if args.in_region or args.consented:
+            print("give --subject (its facts are read) or --in-region / --consented (assumed), not both",
+                  file=sys.stderr)
+            return 2
+        try:
+            facts, notes = asyncio.run(_subject_facts(s, caller, task, field_id, args.subject))
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    else:
+        notes = _assumptions(caller, task, field_id, facts)
+    d = policy_mod.decide(caller, task, field_id, facts)
     print(f"{d.status.value}  user={u.user} task={task.code} field={field_id}")
+    for note in notes:
+        print(note)
     print(f"rule: {d.rule}")
     if d.mask:
         print(f"mask: {d.mask}")
     if d.reason:
         print(f"reason: {d.reason} / {d.reason_en}")
     return 0
+
+
+def _assumptions(caller, task, field_id: str, facts) -> list[str]:
+    """What `policy explain` assumes of a subject it was not given, one line each: nothing is silently assumed."""
+    tf = task.fields.get(field_id)
+    if tf is None or not task.roles & caller.roles:
+        return []  # decided before any fact of the subject matters
+    out = []
+    if task.jurisdiction == "own_region" and not caller.national and facts.in_region is None:
+        out.append(f"assumed: the subject is OUTSIDE {caller.user}'s region ({caller.region}): task {task.code} is "
+                   "limited to the caseworker's region, and no subject was given (--subject KEY decides for a real "
+                   "subject; --in-region yes assumes one of the region)")
+    if tf.consent and facts.consented is None:
+        out.append(f"assumed: NO consent is recorded for task {task.code} (--subject KEY reads the consent store; "
+                   "--consented yes assumes it)")
+    return out
+
+
+async def _subject_facts(s: settings_mod.Settings, caller, task, field_id: str, key: str):
+    """The facts the service would use for subject `key` (its region, its consent), read the way the service
+    reads them, and one line each saying what they are (never the key or a value read)."""
+    from .app import Runtime
+    from .graphql.context import Context
+
+    runtime = Runtime(s)
+    try:
+        snap = runtime.snapshot
+        st = snap.catalog.subject_types[task.subject]
+        if not st.key_pattern.match(key):
+            raise ValueError(f"--subject is not a valid {st.key_label_en} ({st.key_label}), the key of task "
+                             f"{task.code}'s subject type {st.id}")
+        await runtime.ready()
+        tf = task.fields.get(field_id)
+        facts = await Context(caller, snap, "policy-explain")._facts(task, task.subject, key,
+                                                                       [tf.path] if tf else [], False)
+    finally:
+        await runtime.close()
+    notes = []
+    if facts.in_region is not None:
+        where = snap.catalog.fields[st.region_field].ledger.id
+        notes.append(f"subject: in {caller.user}'s region ({caller.region}), as read from {where}" if facts.in_region
+                     else f"subject: NOT in {caller.user}'s region ({caller.region}), or not found in {where}, as "
+                     "read from it")
+    if facts.consented is not None:
+        notes.append(f"subject: consent for task {task.code} is {'recorded' if facts.consented else 'NOT recorded'}")
+    if facts.in_region is None and facts.consented is None:
+        notes.append("subject: no rule for this field depends on the subject")
+    return facts, notes
 
 
 def _admin_cli(args: argparse.Namespace, s: settings_mod.Settings) -> int:
