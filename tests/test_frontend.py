@@ -647,6 +647,63 @@ def test_the_frontend_never_parses_data_as_markup():
     assert "require-trusted-types-for 'script'; trusted-types 'none'" in page  # HTML sinks throw in the browser
 
 
+def offline(page: "Page") -> list[str]:
+    """Abort every request the page makes to a host other than loopback (the network is off); returns them."""
+    from urllib.parse import urlsplit
+    refused: list[str] = []
+
+    def route(r):
+        host = urlsplit(r.request.url).hostname or ""
+        if r.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost", "::1"):
+            r.continue_()
+        else:
+            refused.append(r.request.url)
+            r.abort("internetdisconnected")
+
+    page.route("**/*", route)
+    return refused
+
+
+def test_graphiql_works_offline_under_the_csp_with_a_demo_users_token(page, site):
+    """GraphiQL (demo mode) loads only the package's files: with every non-loopback request refused it loads,
+    under the same CSP as every page (nothing violates it), takes a demo user's token into its headers and runs a
+    query. The token is never persisted to localStorage."""
+    refused = offline(page)
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text) if m.type in ("error", "warning") else None)
+    response = page.goto(site.base + "/graphql")
+    assert "script-src 'self';" in response.headers["content-security-policy"]
+    editor = page.locator(".graphiql-query-editor .CodeMirror")
+    expect(editor).to_be_visible()
+    expect(page.locator("#os-signin")).to_be_visible()
+    page.select_option("#os-user", "kim.jumin")
+    page.click("#os-use-token")
+    expect(page.locator("#os-status")).to_contain_text("kim.jumin's token")
+    page.click(".graphiql-execute-button")
+    result = page.locator(".result-window")
+    expect(result).to_contain_text('"user": "kim.jumin"')
+    expect(result).to_contain_text('"code": "move_in_report"')
+    assert refused == [], refused  # nothing even tried to leave the machine
+    assert not [m for m in console if "Content Security Policy" in m or "Refused to" in m], console
+    storage = page.evaluate("JSON.stringify(Object.assign({}, localStorage))")
+    assert "Bearer" not in storage and "eyJ" not in storage  # GraphiQL's history (with headers): the tab's only
+    assert "graphiql:queries" in page.evaluate("Object.keys(sessionStorage).join()")
+
+
+def test_graphiql_vendored_files_are_the_pinned_ones():
+    """tools/fetch_graphiql.py's pins (the npm releases strawberry's own GraphiQL page pins by SRI), offline."""
+    import importlib.util
+    import sys
+    spec = importlib.util.spec_from_file_location("fetch_graphiql", ROOT / "tools" / "fetch_graphiql.py")
+    fetch_graphiql = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = fetch_graphiql  # its dataclasses look their module up
+    spec.loader.exec_module(fetch_graphiql)
+    assert fetch_graphiql.check() == []
+    page = (ROOT / "oneScreen" / "static" / "graphiql" / "index.html").read_text(encoding="utf-8")
+    assert "//" not in "".join(re.findall(r'(?:src|href)="([^"]*)"', page))  # nothing from another origin
+    assert "<script>" not in page and "<style" not in page and " style=" not in page
+
+
 def test_production_signs_in_with_the_organisations_sso_token(browser, data_dir, tmp_path):
     """No demo users outside demo mode: the caseworker pastes the bearer token their SSO issued."""
     import jwt
