@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from . import settings as settings_mod
-from .errors import ConfigError, ConfigErrors
+from .errors import ConfigError, ConfigErrors, counted
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,7 +225,7 @@ def _catalog(args: argparse.Namespace, s: settings_mod.Settings) -> int:
             print(line, file=sys.stderr)
         if problems:
             return 1
-    print(f"{path}: OK ({len(cat.ledgers)} ledgers, {len(cat.fields)} fields)")
+    print(f"{path}: OK ({counted(len(cat.ledgers), 'ledger')}, {counted(len(cat.fields), 'field')})")
     return 0
 
 
@@ -296,7 +296,7 @@ def _policy(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         print(json.dumps(policy_mod.json_schemas(), ensure_ascii=False, indent=2))
         return 0
     if args.policy_command == "validate":
-        print(f"OK ({len(pol.tasks)} tasks, {len(pol.roles)} roles)")
+        print(f"OK ({counted(len(pol.tasks), 'task')}, {counted(len(pol.roles), 'role')})")
         return 0
     from .identity import demo_users
     users = {u.user: u for u in demo_users()}
