@@ -1,6 +1,6 @@
 """The benchmark suite still runs: `python -m bench --smoke` exits 0 and reports every benchmark.
 
-Asserts no timing (CONVENTIONS.md: benchmarks print figures, tests never assert a time); it only keeps
+Asserts no timing (benchmarks print figures, tests never assert a time); it only keeps
 bench/ from rotting as the service changes. Parts that need wrk, Node or PostgreSQL say so and skip.
 """
 from __future__ import annotations
