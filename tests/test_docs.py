@@ -14,8 +14,8 @@ from pathlib import Path
 from oneScreen.settings import ROOT
 
 ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
-# where ../shared may be named: the benchmarks' optional peers A and C (peer-bench), used when present
-MAY_NAME_SHARED = {"BENCHMARKS.md", "bench/peers.py", "bench/servers.py"}
+# where ../shared may be named: the benchmarks' optional peers A and C (peer-bench), used when present; and this test
+MAY_NAME_SHARED = {"BENCHMARKS.md", "bench/peers.py", "bench/servers.py", "tests/test_docs.py"}
 
 
 def repository_files() -> list[Path]:
