@@ -83,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     say("== summary" + (" (smoke: figures from tiny loads, not judged)" if run.smoke else ""))
     for res in run.results:
         for t in res.targets:
+            why = f" ({t.note})" if t.measured is None and t.note else ""
             say(f"  {res.name:<7} {t.what:<72} {fmt(t.measured, t.unit):>12}  {t.op} {fmt(t.limit, t.unit):<8} "
-                f"{t.verdict(run.smoke)}")
+                f"{t.verdict(run.smoke)}{why}")
+        for what, why in res.not_measured.items():
+            say(f"  {res.name:<7} {what}: NOT MEASURED ({why})")
         if res.error:
             say(f"  {res.name:<7} ERROR: {res.error}")
     total = time.monotonic() - started

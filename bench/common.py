@@ -1,7 +1,7 @@
 """Shared helpers of the benchmarks: the run context, targets and their report, processes, wrk, tokens.
 
 Everything runs on loopback. Servers under test are pinned to CPU 1 (`taskset -c 1`); the load
-generator (wrk) and the ledger emulator share CPU 0, as ../shared/peer-bench/run.sh does.
+generator (wrk) and the ledger emulator share CPU 0, as peer-bench's run.sh does.
 """
 from __future__ import annotations
 
@@ -25,7 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from .ledgers import LEDGERS, SELECTED  # noqa: F401  (the six ledgers and the five attributes a screen shows)
+
 ROOT = Path(__file__).resolve().parent.parent  # the project checkout
+# peer-bench: the external peers A (Hive Gateway) and C (naive strawberry) and their installer, used when present
 PEER_DIR = Path(os.environ.get("PEER_BENCH_DIR", ROOT.parent / "shared" / "peer-bench")).resolve()
 PEER_ROOT = Path(os.environ.get("PEER_BENCH_ROOT", "/tmp/peer-bench"))
 PEER_PY = PEER_ROOT / "venv" / "bin" / "python"
@@ -35,8 +38,6 @@ PG_DB = f"onescreen_bench_{os.getpid()}"  # one database per run: concurrent run
 WITHOUT = set(filter(None, os.environ.get("BENCH_WITHOUT", "").split(",")))  # e.g. wrk,node,peers,postgres
 SERVER_CPU = "1"
 LOAD_CPU = "0"
-LEDGERS = ("resident", "family", "building", "land", "vehicle", "health")  # as ../shared/peer-bench/ledgers.py
-SELECTED = ("a1", "a2", "a3", "a4", "a5")
 
 
 # ---------------------------------------------------------------- run context and report
@@ -84,6 +85,7 @@ class Result:
     title: str
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    not_measured: dict[str, str] = field(default_factory=dict)  # what could not be measured here -> why
     seconds: float = 0.0
     error: str | None = None
 
@@ -305,14 +307,15 @@ class Load:
     command: str
 
 
+BENCH_LUA = Path(__file__).with_name("bench.lua")  # the same request every time
 DISTINCT_LUA = Path(__file__).with_name("distinct.lua")  # every request another subject (K1001, K1002, ...)
 
 
 def wrk(run: Run, url: str, conc: int, seconds: float, *, body_file: Path | None = None,
         headers: dict[str, str] | None = None, server_pid: int | None = None, distinct: bool = False) -> Load:
-    """One bounded wrk run (peer-bench's bench.lua: POST the body file, print PB_RESULT), wrk pinned to CPU 0.
+    """One bounded wrk run (bench/bench.lua: POST the body file, print PB_RESULT), wrk pinned to CPU 0.
     `distinct`: bench/distinct.lua instead, which asks for another subject in every request."""
-    script = DISTINCT_LUA if distinct else PEER_DIR / "bench.lua"
+    script = DISTINCT_LUA if distinct else BENCH_LUA
     cmd = run.pin(LOAD_CPU) + ["wrk", "-t1", f"-c{conc}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
                                "-s", str(script)]
     for k, v in (headers or {}).items():

@@ -1,4 +1,4 @@
--- wrk script: like ../shared/peer-bench/bench.lua (POST the body of $PB_BODY_FILE, or GET; one PB_RESULT line at
+-- wrk script: like bench/bench.lua (POST the body of $PB_BODY_FILE, or GET; one PB_RESULT line at
 -- the end), but every request asks for another subject: the first "K1" of the body or path becomes K1001, K1002, ...
 -- With one subject for every request, a server that shares concurrent identical reads (oneScreen's single-flight)
 -- makes fewer ledger calls than one that does not; with distinct subjects every screen costs its 6 ledger calls.

@@ -15,7 +15,7 @@ import time
 from . import profile as prof
 from .common import Identity, Result, Run, Target, fmt, metric_sum, metrics, say, table, wrk
 from .configs import expected_typed, peer_config, rest_connector
-from .servers import have_python_peers, post_json, start_emulator, start_onescreen, start_python_peer
+from .servers import post_json, start_emulator, start_onescreen, start_python_peer
 
 NAME = "fanout"
 TITLE = "Fan-out: 30-field screen over 6 ledgers of 20 ms, p50/p99 at c=1 and c=32"
@@ -75,7 +75,7 @@ def run_bench(run: Run) -> Result:
     server.proc.stop()
     if run.smoke:
         say("  note: smoke run: no peer B reference rows")
-    elif have_python_peers():
+    else:
         b = start_python_peer(run, "B", ledger_url)
         if not run.smoke:
             wrk(run, b.url, 32, 3, distinct=True)
@@ -83,8 +83,6 @@ def run_bench(run: Run) -> Result:
             results[("B starlette+aiohttp (reference)", c)] = wrk(run, b.url, c, d, server_pid=b.proc.pid,
                                                                   distinct=True)
         b.proc.stop()
-    else:
-        say("  note: peer B not installed (../shared/peer-bench/run.sh installs it); no reference row")
     for (label, c), l in results.items():
         rows.append([label, c, l.requests, fmt(l.rps), f"{l.p50_ms:.1f}", f"{l.p99_ms:.1f}",
                      f"{l.p50_ms / LATENCY_MS:.2f}x", f"{l.p99_ms / LATENCY_MS:.2f}x", l.errors, f"{l.server_cpu:.0f}"])

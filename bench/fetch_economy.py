@@ -224,7 +224,7 @@ async def _rest(run: Run, identity: Identity) -> dict | None:
     from oneScreen.app import create_app
     from oneScreen.settings import load as load_settings
     from .common import http
-    from .configs import peer_ledgers
+    from . import ledgers
 
     emu, url = start_emulator(run, 0)
     try:
@@ -240,11 +240,10 @@ async def _rest(run: Run, identity: Identity) -> dict | None:
             row = await _measure(app, identity.token([cfg.role]), [cfg.body(f"K{i}") for i in range(1, n + 1)], {},
                                  len(LEDGERS), "peer screen, 1 subject (REST, reference)", capture=False)
             stats = json.loads(http(url + "/_stats")[1])
-            led = peer_ledgers()
-            row["granted"] = sum(_size(led.record(l, f"K{i}")[f"a{a}"]) for i in range(1, n + 1) for l in LEDGERS
+            row["granted"] = sum(_size(ledgers.record(l, f"K{i}")[f"a{a}"]) for i in range(1, n + 1) for l in LEDGERS
                                  for a in range(1, 6)) / n
             row["whole"] = sum(_size(v) for i in range(1, n + 1) for l in LEDGERS
-                               for v in led.record(l, f"K{i}").values()) / n
+                               for v in ledgers.record(l, f"K{i}").values()) / n
             row["read"] = stats["portal_bytes"] / n
             return row
         finally:

@@ -10,7 +10,7 @@ under `valgrind --tool=callgrind --instr-atstart=no` (start-up at near native sp
 60 warm-up screens, then counting is switched on for N screens (`callgrind_control -i on/off`) and the total
 is divided by N. The screens: the peer screen (production mode, RS256, policy, masking, a durable PostgreSQL
 audit record each) over the emulator's six ledgers, another subject per screen (6 ledger reads each), or with
---cached one subject with every read cached. --peer-b counts peer B (../shared/peer-bench) on the same
+--cached one subject with every read cached. --peer-b counts peer B (bench/peer_b.py) on the same
 distinct subjects: the reference the 0.6x target is set against. Instructions are not time (a C call and a
 Python call of equal count differ), so timed figures stay `python -m bench`'s; this is for the direction and
 size of a change.
@@ -30,7 +30,7 @@ import aiohttp
 
 from .common import ROOT, Identity, Proc, Run, base_env, free_port, ref_and_tree, say, tmpdir, wait_http
 from .configs import peer_config, rest_connector
-from .servers import PEER_DIR, PEER_ROOT, SERVICE_KEY, have_python_peers, start_emulator
+from .servers import SERVICE_KEY, peer_b_command, start_emulator
 
 EXTRA = {"items_path": None, "result_code_path": None, "total_count_path": None}
 WARM = 60
@@ -78,17 +78,15 @@ def _count(run: Run, args: argparse.Namespace, builds: dict[str, str]) -> int:
                         f"http://127.0.0.1:{port}/healthz", screen, args, seq)
             counts.setdefault(build, []).append(n)
             say(f"  {build:<14} {n / 1e6:7.3f} M instructions per screen")
-    if args.peer_b and have_python_peers() and not args.cached:
+    if args.peer_b and not args.cached:
         seq += 1
         port = free_port()
-        cmd = [str(PEER_ROOT / "venv" / "bin" / "python"), "-m", "uvicorn", "peer_b:app", "--host", "127.0.0.1",
-               "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-               "--log-level", "warning"]
+        cmd = peer_b_command(port)
 
         def peer(i: int) -> dict:
             return {"method": "GET", "url": f"http://127.0.0.1:{port}/screen",
                     "params": {"key": f"K{seq * 100_000 + i}"}}
-        n = _server(run, "peer B", cmd, base_env(LEDGER_URL=ledger_url), PEER_DIR,
+        n = _server(run, "peer B", cmd, base_env(LEDGER_URL=ledger_url), run.tmp,
                     f"http://127.0.0.1:{port}/screen?key=K1", peer, args, seq)
         counts["peer B"] = [n]
         say(f"  {'peer B':<14} {n / 1e6:7.3f} M instructions per screen")

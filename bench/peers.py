@@ -1,9 +1,10 @@
 """2. Overhead and peers: screens per second on one worker (CPU 1) at concurrency 32 and 128, side by side
-with ../shared/peer-bench's reference servers over the same six 20 ms ledgers, and the all-cached path
-against a raw JSON endpoint.
+with reference servers over the same six 20 ms ledgers, and the all-cached path against a raw JSON endpoint.
 
-- B: Starlette + aiohttp, no GraphQL (the Python stack limit); A: Hive Gateway + GraphQL Mesh on Node 22;
-  C: naive strawberry. They read the emulator's /ledger/{name} (ledgers.py's own handler).
+- B: Starlette + aiohttp, no GraphQL (the Python stack limit; bench/peer_b.py, always measured). A: Hive
+  Gateway + GraphQL Mesh on Node 22, and C: naive strawberry, are peer-bench's own (../shared/peer-bench or
+  $PEER_BENCH_DIR, installed by its run.sh); without it they are NOT MEASURED, with the reason. All read the
+  emulator's /ledger/{name} (bench/emulator.py).
 - oneScreen: `onescreen serve` in production mode (RS256 token verified per request, policy on every field,
   3 of the 30 fields masked, one hash-chained audit record per request committed to PostgreSQL before the
   response), no cache, the typed query (same 30 attributes as the peers). Its REST connector reads the
@@ -26,7 +27,7 @@ import time
 from . import profile as prof
 from .common import Identity, Load, Result, Run, Target, fmt, metric_sum, metrics, say, table, wrk
 from .configs import expected_typed, peer_config, rest_connector
-from .servers import (SERVICE_KEY, Server, have_python_peers, install_peers, node_bin, post_json, start_emulator,
+from .servers import (PEER_NAMES, SERVICE_KEY, Server, install_peers, missing_peer, post_json, start_emulator,
                       start_onescreen, start_peer_a, start_python_peer, start_raw)
 
 NAME = "peers"
@@ -34,7 +35,7 @@ TITLE = "Overhead and peers: screens/s on one worker at c=32 and c=128, vs B, A,
 
 
 def probe_bare_object(ledger_url: str) -> str | None:
-    """None when connectors/rest.py reads the bare object {key, a1..a10} of ledgers.py; else why not."""
+    """None when connectors/rest.py reads the bare object {key, a1..a10} of the emulator; else why not."""
     from connectors.base import SourceSpec, create
 
     attempts = [{"items_path": None, "result_code_path": None, "total_count_path": None}]
@@ -72,13 +73,13 @@ def run_bench(run: Run) -> Result:
     emu, ledger_url = start_emulator(run, 20.0)
     bare = probe_bare_object(ledger_url)
     if bare:
-        say("  note: connectors/rest.py cannot read ledgers.py's bare JSON object "
+        say("  note: connectors/rest.py cannot read the emulator's bare JSON object "
             f"({bare[:160]}); oneScreen reads /portal/{{name}} (same record, portal envelope)")
         res.notes.append("oneScreen read the envelope route: connectors/rest.py has no way to take the document "
                          "root as the item (needs e.g. items_path: null)")
         prefix = "/portal"
     else:
-        say("  connectors/rest.py reads ledgers.py's bare object: oneScreen reads /ledger/{name} like the peers")
+        say("  connectors/rest.py reads the emulator's bare object: oneScreen reads /ledger/{name} like the peers")
         prefix = "/ledger"
     extra = {} if prefix == "/portal" else {"items_path": None, "result_code_path": None, "total_count_path": None}
     identity = Identity(run.tmp)
@@ -147,30 +148,28 @@ def run_bench(run: Run) -> Result:
             spy.wait()
         prof.report(raw, f"{label}, c={c}", say=say)
 
-    # --- the peers (installed into /tmp/peer-bench by run.sh)
-    if run.has_wrk and not (have_python_peers() and node_bin()) and not run.smoke:
+    # --- the peers: B from bench/, A and C from peer-bench's install (/tmp/peer-bench, by its run.sh) when present
+    if run.has_wrk and not run.smoke and (missing_peer("A") or missing_peer("C")):
         say(f"  {install_peers(run)}")
+    unmeasured: dict[str, str] = {}  # peer -> why it was not measured
     b_server: Server | None = None
-    if have_python_peers():
-        for peer in ("B", "C"):
-            if run.smoke and peer == "C":
-                continue
-            s = start_python_peer(run, peer, ledger_url)
-            measure(s, s.name)
-            if peer == "B" and not run.smoke:
-                measure(s, B_DISTINCT, cs=(32,), distinct=True)
-                b_server = s  # kept (idle) for the paired rounds at c=128, side by side with oneScreen
-                continue
-            s.proc.stop()
-    else:
-        say("  note: peers B and C are not installed (../shared/peer-bench/run.sh installs them): skipped")
-    if node_bin() and run.has_wrk and not run.smoke:
-        s = start_peer_a(run, int(ledger_url.rsplit(":", 1)[1]))
+    for peer in ("B", "C", "A"):
+        why = missing_peer(peer) or ("not run by a smoke run (tiny loads: peer B only)" if run.smoke and peer != "B"
+                                     else None)
+        if why is None and peer == "A" and not run.has_wrk:
+            why = "needs wrk"
+        if why:
+            unmeasured[peer] = why
+            say(f"  peer {PEER_NAMES[peer]}: NOT MEASURED ({why})")
+            continue
+        s = start_peer_a(run, int(ledger_url.rsplit(":", 1)[1])) if peer == "A" \
+            else start_python_peer(run, peer, ledger_url)
         measure(s, s.name)
+        if peer == "B" and not run.smoke:
+            measure(s, B_DISTINCT, cs=(32,), distinct=True)
+            b_server = s  # kept (idle) for the paired rounds at c=128, side by side with oneScreen
+            continue
         s.proc.stop()
-    else:
-        say("  note: peer A skipped (" + ("smoke run" if run.smoke else "Node 22 from run.sh's install missing")
-            + ")")
 
     # --- oneScreen, no cache
     cfg = peer_config(run.tmp / "peers", rest_connector("BENCH_LEDGER_URL", "BENCH_LEDGER_KEY", prefix=prefix,
@@ -209,10 +208,12 @@ def run_bench(run: Run) -> Result:
     measure(raw, "raw JSON endpoint")
     raw.proc.stop()
 
+    res.not_measured.update((f"peer {PEER_NAMES[p]}", why) for p, why in unmeasured.items())
+    a_why = f"peer A not measured: {unmeasured['A']}" if "A" in unmeasured else ""
     if not loads:
-        res.targets += [Target("oneScreen / B screens/s at c=128", None, 0.6, ">=", "x"),
-                        Target("oneScreen / A screens/s at c=128", None, 1.0, ">", "x"),
-                        Target("all-cached / raw JSON screens/s at c=128", None, 0.5, ">=", "x")]
+        res.targets += [Target("oneScreen / B screens/s at c=128", None, 0.6, ">=", "x", "needs wrk"),
+                        Target("oneScreen / A screens/s at c=128", None, 1.0, ">", "x", a_why or "needs wrk"),
+                        Target("all-cached / raw JSON screens/s at c=128", None, 0.5, ">=", "x", "needs wrk")]
         return res
     rows = []
     base = {c: loads[("B starlette+aiohttp", c)].rps for c in concs if ("B starlette+aiohttp", c) in loads}
@@ -237,13 +238,13 @@ def run_bench(run: Run) -> Result:
     for c in commands:
         say(f"  command: {c}")
 
-    def judged(a: str, b: str, what: str, limit: float, op: str, c: int = 128) -> Target:
+    def judged(a: str, b: str, what: str, limit: float, op: str, c: int = 128, why: str = "") -> Target:
         """screens/s of a over b at c. When the reference b ran below 90% CPU at c=128 (a CPU-bound peer
         starved by another process on CPU 1), the ratio of CPU ms per screen instead (throughput at equal
         CPU). When oneScreen itself stays below 90% it was waiting (e.g. on the audit commit): its own."""
         la, lb = loads.get((a, c)), loads.get((b, c))
         if not (la and lb and lb.rps and _cpu_ms(la)):
-            return Target(what, None, limit, op, "x")
+            return Target(what, None, limit, op, "x", why)
         note = (f"{la.rps:.0f} vs {lb.rps:.0f} screens/s; {_cpu_ms(la):.2f} vs {_cpu_ms(lb):.2f} CPU ms/screen "
                 f"(at equal CPU {_cpu_ms(lb) / _cpu_ms(la):.2f}x); cpu {la.server_cpu:.0f}% vs {lb.server_cpu:.0f}%")
         if lb.server_cpu < 90:
@@ -258,7 +259,7 @@ def run_bench(run: Run) -> Result:
     b = B_DISTINCT if (B_DISTINCT, 128) in loads else "B starlette+aiohttp"
     res.targets += [
         judged(o, b, "oneScreen / B screens/s at c=128", 0.6, ">="),
-        judged(o, "A hive-gateway", "oneScreen / A screens/s at c=128", 1.0, ">"),
+        judged(o, "A hive-gateway", "oneScreen / A screens/s at c=128", 1.0, ">", why=a_why),
         judged("oneScreen typed (all cached)", "raw JSON endpoint", "all-cached / raw JSON screens/s at c=128",
                0.5, ">="),
     ]

@@ -4,25 +4,18 @@ GET /screen?key=K -> the same JSON as peer B ({"data": {ledger: {a1..a5}}}), bui
 from records held in memory (no ledger call, no GraphQL, no policy, no audit). Starlette on
 uvicorn (uvloop + httptools), like peer B. The all-cached oneScreen screen is compared with it.
 
-    uvicorn --app-dir bench raw_endpoint:app
+    uvicorn bench.raw_endpoint:app
 """
 from __future__ import annotations
 
 import functools
-import os
-import sys
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.environ.get("PEER_BENCH_DIR") or os.path.join(os.path.dirname(__file__), "..", "..",
-                                                                     "shared", "peer-bench"))
-from ledgers import LEDGERS, record  # noqa: E402
-
-SELECTED = ("a1", "a2", "a3", "a4", "a5")
+from .ledgers import LEDGERS, SELECTED, record
 
 
 @functools.lru_cache(maxsize=65536)

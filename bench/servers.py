@@ -1,6 +1,9 @@
 """Starting the processes the HTTP benchmarks need: the ledger emulator, oneScreen, the peers, the raw endpoint.
 
-Each server under test is pinned to CPU 1 and checked against the expected JSON before it is loaded.
+Each server under test is pinned to CPU 1 and checked against the expected JSON before it is loaded. The
+emulator, peer B and the raw endpoint are in bench/ and always run; peers A (Hive Gateway, Node) and C (naive
+strawberry) need peer-bench's own install (../shared/peer-bench, or $PEER_BENCH_DIR): without it they are
+reported NOT MEASURED with the reason (`missing_peer`).
 """
 from __future__ import annotations
 
@@ -14,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .common import (LEDGERS, LOAD_CPU, WITHOUT, PEER_DIR, PEER_NODE_DIR, PEER_PY, PEER_ROOT, ROOT, SELECTED, SERVER_CPU,
+from . import ledgers
+from .common import (LEDGERS, LOAD_CPU, WITHOUT, PEER_DIR, PEER_NODE_DIR, PEER_PY, PEER_ROOT, ROOT, SERVER_CPU,
                      Identity, Proc, Run, base_env, free_port, http, wait_http)
-from .configs import PeerConfig, expected_typed, peer_ledgers
+from .configs import PeerConfig, expected_typed
 
 SERVICE_KEY = "bench-service-key"
 
@@ -33,7 +37,7 @@ class Server:
 
 def start_emulator(run: Run, latency_ms: float = 20.0) -> tuple[Proc, str]:
     port = free_port()
-    env = base_env(LEDGER_LATENCY_MS=f"{latency_ms:g}", PEER_BENCH_DIR=str(PEER_DIR))
+    env = base_env(LEDGER_LATENCY_MS=f"{latency_ms:g}")
     proc = Proc("ledger emulator", run.pin(LOAD_CPU) + [sys.executable, "-m", "bench.emulator", str(port)],
                 env=env, cwd=ROOT, log=run.tmp / "emulator.log")
     url = f"http://127.0.0.1:{port}"
@@ -84,8 +88,7 @@ def check_onescreen(server: Server, key: str = "K1") -> None:
 
 
 def expected_peer(key: str = "K1") -> dict[str, Any]:
-    led = peer_ledgers()
-    return {"data": {n: {a: led.record(n, key)[a] for a in SELECTED} for n in LEDGERS}}
+    return ledgers.screen(key)
 
 
 def check_peer(server: Server) -> None:
@@ -109,8 +112,22 @@ def peer_query_file(run: Run) -> Path:
     return path
 
 
-def have_python_peers() -> bool:
-    return "peers" not in WITHOUT and PEER_PY.exists() and (PEER_ROOT / "venv" / "bin" / "uvicorn").exists()
+PEER_NAMES = {"A": "A hive-gateway", "B": "B starlette+aiohttp", "C": "C strawberry"}
+
+
+def missing_peer(peer: str) -> str | None:
+    """Why peer A or C cannot run here (None: it can). Peer B is bench/peer_b.py and always runs."""
+    if peer == "B":
+        return None
+    if "peers" in WITHOUT or (peer == "A" and "node" in WITHOUT):
+        return f"BENCH_WITHOUT={','.join(sorted(WITHOUT))}"
+    if not (PEER_DIR / "run.sh").is_file():
+        return f"an external peer: peer-bench is not at {PEER_DIR} (set PEER_BENCH_DIR to a checkout of it)"
+    if peer == "C" and not (PEER_PY.exists() and (PEER_ROOT / "venv" / "bin" / "uvicorn").exists()):
+        return f"not installed ({PEER_DIR / 'run.sh'} installs it into {PEER_ROOT})"
+    if peer == "A" and node_bin() is None:
+        return f"Node 22 and the gateway are not installed ({PEER_DIR / 'run.sh'} installs them into {PEER_ROOT})"
+    return None
 
 
 def node_bin() -> str | None:
@@ -121,8 +138,10 @@ def node_bin() -> str | None:
 
 
 def install_peers(run: Run) -> str:
-    """Install the peers as run.sh does (pinned pip + npm into /tmp/peer-bench), running no peer."""
-    if have_python_peers() and node_bin():
+    """Install peers A and C as peer-bench's run.sh does (pinned pip + npm into /tmp/peer-bench), running none."""
+    if not (PEER_DIR / "run.sh").is_file():
+        return f"peers A and C not installed: {PEER_DIR} is not there"
+    if missing_peer("A") is None and missing_peer("C") is None:
         return "peers installed"
     if not (shutil.which("npm") and shutil.which("wrk") and run.has_taskset):
         return "peers not installed (run.sh needs npm, wrk, taskset and 2 CPUs)"
@@ -131,20 +150,34 @@ def install_peers(run: Run) -> str:
     return "installed with run.sh" if out.returncode == 0 else f"run.sh install failed: {out.stderr[-300:]}"
 
 
+def uvicorn_fast() -> list[str]:
+    """uvicorn's flags for uvloop + httptools when installed (uvicorn[standard] brings both)."""
+    if importlib.util.find_spec("uvloop") and importlib.util.find_spec("httptools"):
+        return ["--loop", "uvloop", "--http", "httptools"]
+    return []
+
+
+def peer_b_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT), "bench.peer_b:app", "--host", "127.0.0.1",
+            "--port", str(port), *uvicorn_fast(), "--no-access-log", "--log-level", "warning"]
+
+
 def start_python_peer(run: Run, peer: str, ledger_url: str) -> Server:
+    """Peer B (bench/peer_b.py, this interpreter) or C (peer-bench's, in its own pinned venv), on CPU 1."""
     port = free_port()
-    mod = {"B": "peer_b", "C": "peer_c"}[peer]
     env = base_env(LEDGER_URL=ledger_url)
-    cmd = run.pin(SERVER_CPU) + [str(PEER_ROOT / "venv" / "bin" / "uvicorn"), f"{mod}:app", "--host", "127.0.0.1",
-                                 "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-                                 "--log-level", "warning"]
-    proc = Proc(f"peer {peer}", cmd, env=env, cwd=PEER_DIR, log=run.tmp / f"peer-{peer}.log")
     if peer == "B":
-        server = Server("B starlette+aiohttp", proc, f"http://127.0.0.1:{port}/screen?key=K1", None, {})
+        proc = Proc("peer B", run.pin(SERVER_CPU) + peer_b_command(port), env=env, cwd=run.tmp,
+                    log=run.tmp / "peer-B.log")
+        server = Server(PEER_NAMES["B"], proc, f"http://127.0.0.1:{port}/screen?key=K1", None, {})
         wait_http(server.url, proc)
     else:
+        cmd = run.pin(SERVER_CPU) + [str(PEER_ROOT / "venv" / "bin" / "uvicorn"), "peer_c:app", "--host", "127.0.0.1",
+                                     "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+                                     "--no-access-log", "--log-level", "warning"]
+        proc = Proc("peer C", cmd, env=env, cwd=PEER_DIR, log=run.tmp / "peer-C.log")
         body = peer_query_file(run)
-        server = Server("C strawberry", proc, f"http://127.0.0.1:{port}/graphql", body, {})
+        server = Server(PEER_NAMES["C"], proc, f"http://127.0.0.1:{port}/graphql", body, {})
         wait_http(server.url, proc, data=body.read_bytes(), headers={"Content-Type": "application/json"})
     check_peer(server)
     return server
@@ -167,7 +200,7 @@ def start_peer_a(run: Run, ledger_port: int) -> Server:
                                  "supergraph.graphql", "--host", "127.0.0.1", "--port", str(port)]
     proc = Proc("peer A", cmd, env={**os.environ, "NODE_ENV": "production"}, cwd=gw, log=run.tmp / "peer-A.log")
     body = peer_query_file(run)
-    server = Server("A hive-gateway", proc, f"http://127.0.0.1:{port}/graphql", body, {})
+    server = Server(PEER_NAMES["A"], proc, f"http://127.0.0.1:{port}/graphql", body, {})
     wait_http(server.url, proc, data=body.read_bytes(), headers={"Content-Type": "application/json"})
     check_peer(server)
     return server
@@ -175,12 +208,10 @@ def start_peer_a(run: Run, ledger_port: int) -> Server:
 
 def start_raw(run: Run) -> Server:
     port = free_port()
-    cmd = run.pin(SERVER_CPU) + [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench"), "raw_endpoint:app",
-                                 "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
-    if importlib.util.find_spec("uvloop") and importlib.util.find_spec("httptools"):
-        cmd += ["--loop", "uvloop", "--http", "httptools"]
-    proc = Proc("raw JSON endpoint", cmd, env=base_env(PEER_BENCH_DIR=str(PEER_DIR)), cwd=run.tmp,
-                log=run.tmp / "raw.log")
+    cmd = run.pin(SERVER_CPU) + [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT), "bench.raw_endpoint:app",
+                                 "--host", "127.0.0.1", "--port", str(port), *uvicorn_fast(), "--no-access-log",
+                                 "--log-level", "warning"]
+    proc = Proc("raw JSON endpoint", cmd, env=base_env(), cwd=run.tmp, log=run.tmp / "raw.log")
     server = Server("raw JSON endpoint", proc, f"http://127.0.0.1:{port}/screen?key=K1", None, {})
     wait_http(server.url, proc)
     check_peer(server)

@@ -5,7 +5,7 @@
 import {$, fill, h} from "./dom.js";
 import {t} from "./i18n.js";
 import {AQ, admin, call, changeStatus, diffView, isAdmin, isCatalogAdmin, loadCatalog, shortTime, showProblem,
-        wideningList} from "./admin-common.js";
+        summaryText, wideningList} from "./admin-common.js";
 import {announce, clearAlert, state} from "./ui.js";
 
 let busy = false;
@@ -40,7 +40,8 @@ export function renderChangesPage() {
 
 function card(c) {
   const titleId = `change-${c.id}-title`;
-  const label = t("admin.changes.label", {id: c.id, summary: c.summary});
+  const summary = summaryText(c.summary);
+  const label = t("admin.changes.label", {id: c.id, summary});
   const mine = c.proposer === state.me?.user;
   const pending = c.status === "pending";
   const files = c.files.map((f) => f.split(/[\\/]/).pop()).join(", ");
@@ -57,7 +58,7 @@ function card(c) {
   const diff = diffView(c.diff, t("admin.changes.diffLabel", {id: c.id}));
   return h("article", {class: `change${pending ? " change--pending" : ""}`, "data-change": c.id, "data-status": c.status,
                        "aria-labelledby": titleId},
-    h("h3", {id: titleId, tabindex: "-1"}, h("span", {class: "change__id"}, `#${c.id}`), " ", c.summary, " ", changeStatus(c.status)),
+    h("h3", {id: titleId, tabindex: "-1"}, h("span", {class: "change__id"}, `#${c.id}`), " ", summary, " ", changeStatus(c.status)),
     h("dl", {class: "change__meta"}, meta.map(([k, v]) => h("div", {}, h("dt", {}, t(k)), h("dd", {}, v)))),
     c.widening.length
       ? h("div", {class: "change__widening"}, h("h4", {}, t(pending ? "admin.changes.wideningPending" : "admin.changes.widening")),

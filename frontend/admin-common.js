@@ -4,7 +4,7 @@
 import {ApiError, gql} from "./api.js";
 import {$, fill, h} from "./dom.js";
 import {pick, t} from "./i18n.js";
-import {clearAlert, handleError, state, token} from "./ui.js";
+import {clearAlert, clearStatus, handleError, state, token} from "./ui.js";
 
 export const CATALOG_ROLES = ["catalog_admin"];
 export const TASK_ROLES = ["task_configurer", "catalog_admin"];
@@ -18,7 +18,7 @@ export const AQ = {
     subjectTypes { id label labelEn }
     roles { id label labelEn }
     maskStrategies
-    tasks { code name nameEn legalBasis legalBasisEn subject roles jurisdiction yaml
+    tasks { code name nameEn legalBasis legalBasisEn subject roles jurisdiction caseRefExample yaml
             sections { title titleEn fields { field id mask fullValueBasis consent } } }
   } }`,
   columns: `query LedgerColumns($ledger: ID!) { ledgerColumns(ledger: $ledger) { name type fields } }`,
@@ -147,7 +147,7 @@ export function maskText(mask) {
 export function wideningText(reason) {
   const rules = [
     [/^task (\w+): gains field (\S+)$/, (m) => t("admin.why.gains", {task: taskLabel(m[1]), field: pathLabel(m[2])})],
-    [/^new task (\w+) discloses (\d+) fields$/, (m) => t("admin.why.newTask", {task: m[1], n: m[2]})],
+    [/^new task (\w+) discloses (\d+) fields?$/, (m) => t("admin.why.newTask", {task: m[1], n: m[2]})],
     [/^task (\w+): role (\w+) may now perform it$/, (m) => t("admin.why.role", {task: taskLabel(m[1]), role: roleName(m[2])})],
     [/^task (\w+): (\S+) is no longer masked$/, (m) => t("admin.why.unmasked", {task: taskLabel(m[1]), field: pathLabel(m[2])})],
     [/^task (\w+): (\S+) changes its mask from (.+) to (.+)$/,
@@ -162,6 +162,23 @@ export function wideningText(reason) {
     if (m) return fn(m);
   }
   return reason;
+}
+
+/** A change's summary (the server's, English, stable wording: admin.py) in the page's language, ids kept. */
+export function summaryText(summary) {
+  const rules = [
+    [/^map (\S+):(\S+) to (\S+)$/, (m) => t("admin.summary.map", {ledger: ledgerName(m[1]), column: m[2], field: pathLabel(m[3])})],
+    [/^re-map (\S+):(\S+) to (\S+)$/, (m) => t("admin.summary.remap", {ledger: ledgerName(m[1]), column: m[2], field: pathLabel(m[3])})],
+    [/^retire (\S+)$/, (m) => t("admin.summary.retire", {field: pathLabel(m[1])})],
+    [/^create task (\w+)$/, (m) => t("admin.summary.createTask", {task: taskLabel(m[1])})],
+    [/^edit task (\w+)$/, (m) => t("admin.summary.editTask", {task: taskLabel(m[1])})],
+    [/^restore the version before change (\d+)$/, (m) => t("admin.summary.restore", {id: m[1]})],
+  ];
+  for (const [re, fn] of rules) {
+    const m = re.exec(summary);
+    if (m) return fn(m);
+  }
+  return summary;
 }
 
 export function wideningList(reasons) {
@@ -194,6 +211,7 @@ export function showProblem(err, box = null) {
     handleError(err);
     return;
   }
+  clearStatus();  // what was being done ("approving…") is over: the problem below says how it ended
   const [first, ...rest] = String(err.message || "").split("\n");
   const lines = err.code === "CHANGE_INVALID" ? rest.filter(Boolean) : [];
   const detail = err.code === "CHANGE_INVALID" ? null : first;
@@ -211,7 +229,6 @@ export function showProblem(err, box = null) {
     box.scrollIntoView({block: "nearest"});
     return;
   }
-  $("#status").textContent = "";
   const alert = $("#alert");
   fill(alert, h("div", {class: "alert__text problem", "data-code": err.code}, parts),
     h("button", {type: "button", class: "btn btn--small alert__dismiss", onclick: clearAlert}, t("err.dismiss")));

@@ -5,7 +5,7 @@
 import {$, fill, h} from "./dom.js";
 import {pick, t} from "./i18n.js";
 import {AQ, admin, adminHooks, call, changeStatus, diffView, fieldLabel, ledgerOf, loadCatalog, showProblem,
-        wideningList} from "./admin-common.js";
+        summaryText, wideningList} from "./admin-common.js";
 import {announce, clearAlert, setFieldError} from "./ui.js";
 
 const ID_RE = /^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$/;
@@ -102,7 +102,7 @@ function renderResult() {
   box.hidden = false;
   fill(box, h("div", {class: "card result", "data-change": p.id, "data-status": p.status},
     h("h2", {id: "admin-map-result-title", tabindex: "-1"}, t("admin.result.title", {id: p.id}), " ", changeStatus(p.status)),
-    h("p", {}, p.summary),
+    h("p", {}, summaryText(p.summary)),
     h("p", {}, t(p.status === "applied" ? "admin.mapping.appliedNote" : "admin.result.pendingNote")),
     p.widening.length ? [h("h3", {}, t("admin.result.widening")), wideningList(p.widening)] : null,
     h("h3", {}, t("admin.result.diff")),

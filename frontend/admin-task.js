@@ -6,12 +6,13 @@
 import {$, $$, fill, h} from "./dom.js";
 import {pick, t} from "./i18n.js";
 import {AQ, admin, adminHooks, call, changeStatus, diffView, fieldOf, ledgerName, ledgerOf, loadCatalog, maskText,
-        sensitivityBadge, showProblem, subjectLabel, taskOf, wideningList} from "./admin-common.js";
+        sensitivityBadge, showProblem, subjectLabel, summaryText, taskOf, wideningList} from "./admin-common.js";
 import {pathText, taskYaml} from "./admin-yaml.js";
 import {announce, clearAlert} from "./ui.js";
 
 const NEW = "__new__";
 const CODE_RE = /^[a-z][a-z0-9_]*$/;
+const CASE_REF_RE = /^[0-9A-Za-z가-힣._:/-]{1,64}$/u;  // as policy.py's CASE_REF_PATTERN
 const MAX_DEPTH = 3;  // links followed from the task's subject (citizen > building > parcel)
 
 // ------------------------------------------------------------------ the draft
@@ -20,6 +21,7 @@ function draftOf(def) {
   return {
     code: def.code, name: def.name, nameEn: def.nameEn, legalBasis: def.legalBasis, legalBasisEn: def.legalBasisEn,
     subject: def.subject, roles: [...def.roles], jurisdiction: def.jurisdiction || "national",
+    caseRefExample: def.caseRefExample || "",
     sections: def.sections.map((s) => ({title: s.title, titleEn: s.titleEn, fields: s.fields.map((f) => ({
       id: f.id, field: f.field, mask: f.mask ?? null, fullValueBasis: f.fullValueBasis ?? null, consent: Boolean(f.consent),
       full: Boolean(f.fullValueBasis)}))})),
@@ -28,7 +30,7 @@ function draftOf(def) {
 
 function emptyDraft() {
   return {code: "", name: "", nameEn: "", legalBasis: "", legalBasisEn: "", subject: "citizen", roles: [],
-          jurisdiction: "national", sections: [{title: "", titleEn: "", fields: []}]};
+          jurisdiction: "national", caseRefExample: "", sections: [{title: "", titleEn: "", fields: []}]};
 }
 
 function openDraft(code) {
@@ -96,7 +98,8 @@ function renderOpenForm() {
 function renderBasics() {
   const {draft, isNew} = admin.task;
   const values = {"#task-code": draft.code, "#task-name": draft.name, "#task-name-en": draft.nameEn,
-                  "#task-basis": draft.legalBasis, "#task-basis-en": draft.legalBasisEn};
+                  "#task-basis": draft.legalBasis, "#task-basis-en": draft.legalBasisEn,
+                  "#task-case-ref": draft.caseRefExample};
   for (const [sel, v] of Object.entries(values)) if ($(sel).value !== v) $(sel).value = v;
   $("#task-code").readOnly = !isNew;
   fill($("#task-subject"), admin.catalog.subjectTypes.map((s) =>
@@ -351,7 +354,7 @@ function renderResult() {
   box.hidden = false;
   fill(box, h("div", {class: "card result", "data-change": p.id, "data-status": p.status},
     h("h2", {id: "task-result-title", tabindex: "-1"}, t("admin.result.title", {id: p.id}), " ", changeStatus(p.status)),
-    h("p", {}, p.summary),
+    h("p", {}, summaryText(p.summary)),
     h("p", {}, t(p.status === "applied" ? "admin.task.appliedNote" : "admin.result.pendingNote")),
     p.widening.length ? [h("h3", {}, t("admin.result.widening")), wideningList(p.widening)] : null,
     h("h3", {}, t("admin.result.diff")),
@@ -456,7 +459,8 @@ function onBasics(event) {
     renderPicker();
   } else {
     const map = {"task-code": "code", "task-name": "name", "task-name-en": "nameEn", "task-basis": "legalBasis",
-                 "task-basis-en": "legalBasisEn", "task-jurisdiction": "jurisdiction"};
+                 "task-basis-en": "legalBasisEn", "task-jurisdiction": "jurisdiction",
+                 "task-case-ref": "caseRefExample"};
     if (!(target.id in map)) return;
     d[map[target.id]] = target.value.trim();
   }
@@ -477,6 +481,7 @@ function problems() {
                           ["#task-basis-en", d.legalBasisEn]]) {
     if (!v) out.push([sel, t("admin.task.required", {what: $(`label[for="${sel.slice(1)}"]`).textContent})]);
   }
+  if (d.caseRefExample && !CASE_REF_RE.test(d.caseRefExample)) out.push(["#task-case-ref", t("admin.task.caseRefInvalid")]);
   if (!d.roles.length) out.push(["#task-roles input", t("admin.task.rolesNeeded")]);
   d.sections.forEach((s, si) => {
     if (!s.title || !s.titleEn) out.push([`#sec-${si}-title`, t("admin.task.sectionTitleNeeded", {n: si + 1})]);
@@ -574,7 +579,7 @@ export function bindTaskPage() {
   $("#admin-task-open").addEventListener("submit", onOpen);
   const form = $("#admin-task-form");
   form.addEventListener("submit", onPreview);
-  for (const sel of ["#task-code", "#task-name", "#task-name-en", "#task-basis", "#task-basis-en"]) {
+  for (const sel of ["#task-code", "#task-name", "#task-name-en", "#task-basis", "#task-basis-en", "#task-case-ref"]) {
     $(sel).addEventListener("input", onBasics);
   }
   $("#task-subject").addEventListener("change", onBasics);

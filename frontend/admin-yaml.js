@@ -43,7 +43,7 @@ export function commentsByKey(text) {
 }
 
 /**
- * draft: {code, name, nameEn, legalBasis, legalBasisEn, subject, roles: [ids], jurisdiction,
+ * draft: {code, name, nameEn, legalBasis, legalBasisEn, subject, roles: [ids], jurisdiction, caseRefExample,
  *         sections: [{title, titleEn, fields: [{field, mask, fullValueBasis, consent}]}]}
  * original: the file's text when editing an existing task ("" for a new one).
  */
@@ -63,6 +63,7 @@ export function taskYaml(draft, original = "") {
   key("subject", scalar(draft.subject));
   key("roles", `[${draft.roles.map(scalar).join(", ")}]`);
   if (draft.jurisdiction === "own_region" || explicitJurisdiction) key("jurisdiction", scalar(draft.jurisdiction || "national"));
+  if (draft.caseRefExample) key("case_ref_example", scalar(draft.caseRefExample));
   key("sections");
   for (const section of draft.sections) {
     out.push(`  - title: ${scalar(section.title)}`);

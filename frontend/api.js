@@ -132,12 +132,13 @@ export async function demoToken(user) {
 export const Q = {
   signIn: `query SignIn {
     me { user name organisation region roles }
-    tasks { code name nameEn legalBasis legalBasisEn subjectType
+    tasks { code name nameEn legalBasis legalBasisEn subjectType caseRefExample
             sections { title titleEn fields { id label labelEn type ledger agency } } }
   }`,
   subjects: `query Subjects($type: String!, $query: String!, $task: ID!) {
-    subjects(type: $type, query: $query, task: $task) {
-      id subjectType fields { id label labelEn value display status }
+    subjectSearch(type: $type, query: $query, task: $task) {
+      matches { id subjectType fields { id label labelEn value display status } }
+      truncated limit
     }
   }`,
   screen: `query Screen($task: ID!, $subject: ID!, $caseRef: String!, $fields: [ID!]) {

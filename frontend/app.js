@@ -233,6 +233,9 @@ function renderSubject() {
       h("span", {class: "task__code"}, t("tasks.code", {code: task.code}))),
     h("p", {class: "task-summary__basis"}, t("tasks.basis", {basis: pick(task.legalBasis, task.legalBasisEn)})),
     h("button", {type: "button", class: "btn btn--small", onclick: goTasks}, t("subject.changeTask")));
+  // the task's own example (policies/tasks/<code>.yaml case_ref_example): a building permit's, not a welfare case's
+  $("#case-ref-hint").textContent = [t("subject.caseRefHint"),
+    task.caseRefExample ? t("subject.caseRefExample", {example: task.caseRefExample}) : ""].join(" ").trim();
   const kind = subjectKind();
   $("#subject-query-label").textContent = t(`subject.queryLabel.${kind}`);
   $("#subject-query-hint").textContent = t(`subject.queryHint.${kind}`);
@@ -259,9 +262,10 @@ async function onSubjectSubmit(event) {
   announce(t("subject.searching"));
   try {
     const data = await gql(token(), Q.subjects, {type: state.task.subjectType, query, task: state.task.code});
-    state.matches = data.subjects || [];
+    state.matches = data.subjectSearch.matches || [];
+    state.matchesCut = data.subjectSearch.truncated;
     renderMatches();
-    announce(state.matches.length ? t("subject.found", {n: state.matches.length}) : t("subject.none"));
+    announce(matchCount());
     const first = $("#matches-body button.select");
     (first || $("#matches-title")).focus();
   } catch (err) {
@@ -288,7 +292,8 @@ function renderMatches() {
     return;
   }
   const columns = state.matches[0].fields;
-  fill(body, h("div", {class: "table-wrap", tabindex: "0", role: "region", "aria-labelledby": "matches-title"},
+  fill(body, h("p", {class: state.matchesCut ? "count count--cut" : "count", id: "matches-count"}, matchCount()),
+    h("div", {class: "table-wrap", tabindex: "0", role: "region", "aria-labelledby": "matches-title"},
     h("table", {class: "data-table matches-table", "aria-labelledby": "matches-title"},
       h("thead", {}, h("tr", {},
         columns.map((f) => h("th", {scope: "col"}, pick(f.label, f.labelEn))),
@@ -298,6 +303,13 @@ function renderMatches() {
         h("td", {}, h("button", {type: "button", class: "btn btn--small select",
                                  "aria-label": t("subject.selectLabel", {what: matchSummary(m) || `#${i + 1}`}),
                                  onclick: () => chooseMatch(m)}, t("subject.select")))))))));
+}
+
+/** "대상 3건을 찾았습니다", or, when the server cut the list, that there are more than these and what to do. */
+function matchCount() {
+  const n = state.matches.length;
+  if (!n) return t("subject.none");
+  return state.matchesCut ? t("subject.foundMore", {n}) : t("subject.found", {n});
 }
 
 function chooseMatch(match) {

@@ -2,6 +2,7 @@
 // Labels of data (fields, sections, tasks, agencies, ledgers) come from the API in both languages;
 // what is here is the screen's own wording, plus the few labels the API does not expose yet
 // (roles, and the column labels of record fields — see COLUMN_LABELS).
+// A count's words follow it: "{n} {n|match|matches}" is "1 match", "2 matches" (the language's plural rules).
 
 export const LANGS = ["ko", "en"];
 
@@ -49,7 +50,8 @@ const STRINGS = {
     "subject.task": "선택한 사무",
     "subject.changeTask": "사무 변경",
     "subject.caseRefLabel": "접수번호 (민원·사건 번호)",
-    "subject.caseRefHint": "영문, 숫자, 한글과 . _ : / - 로 64자 이내. 예: 2026-복지-0001",
+    "subject.caseRefHint": "영문, 숫자, 한글과 . _ : / - 로 64자 이내.",
+    "subject.caseRefExample": "예: {example}",
     "subject.caseRefInvalid": "접수번호를 확인하세요: 영문, 숫자, 한글과 . _ : / - 만 쓸 수 있고 64자 이내여야 합니다.",
     "subject.queryLabel.citizen": "주민등록번호 또는 성명과 생년월일",
     "subject.queryHint.citizen": "예: 900101-1234567 또는 홍길동 1990-01-01",
@@ -62,6 +64,7 @@ const STRINGS = {
     "subject.searching": "검색하는 중…",
     "subject.results": "검색 결과",
     "subject.found": "대상 {n}건을 찾았습니다. 선택하세요.",
+    "subject.foundMore": "일치하는 대상이 {n}건보다 많아 처음 {n}건만 보여 줍니다. 찾는 대상이 없으면 검색어를 더 구체적으로 입력하세요 (예: 주소에 번지까지).",
     "subject.none": "일치하는 대상이 없습니다. 주민등록번호나 성명·생년월일, 주소를 확인하세요.",
     "subject.select": "선택",
     "subject.selectLabel": "선택: {what}",
@@ -208,8 +211,8 @@ const STRINGS = {
     "tasks.title": "Choose a task",
     "tasks.searchLabel": "Search tasks (name or code)",
     "tasks.searchHint": "e.g. Move-in report, vehicle_transfer",
-    "tasks.count": "{n} tasks you may perform",
-    "tasks.countFiltered": "{n} of {total} tasks match",
+    "tasks.count": "{n} {n|task|tasks} you may perform",
+    "tasks.countFiltered": "{n} of {total} {total|task|tasks} {n|matches|match}",
     "tasks.none": "No task matches the search.",
     "tasks.basis": "Legal basis: {basis}",
     "tasks.subject": "Subject: {subject}",
@@ -219,7 +222,8 @@ const STRINGS = {
     "subject.task": "Chosen task",
     "subject.changeTask": "Change task",
     "subject.caseRefLabel": "Case reference (application or case number)",
-    "subject.caseRefHint": "Up to 64 letters, digits, Hangul and . _ : / -, e.g. 2026-복지-0001",
+    "subject.caseRefHint": "Up to 64 letters, digits, Hangul and . _ : / -.",
+    "subject.caseRefExample": "e.g. {example}",
     "subject.caseRefInvalid": "Check the case reference: only letters, digits, Hangul and . _ : / -, at most 64 characters.",
     "subject.queryLabel.citizen": "Resident registration number, or name and date of birth",
     "subject.queryHint.citizen": "e.g. 900101-1234567 or 홍길동 1990-01-01",
@@ -231,7 +235,8 @@ const STRINGS = {
     "subject.search": "Search",
     "subject.searching": "Searching…",
     "subject.results": "Matches",
-    "subject.found": "{n} matches found. Choose one.",
+    "subject.found": "{n} {n|match|matches} found. Choose {n|it|one}.",
+    "subject.foundMore": "More than {n} {n|subject matches|subjects match}; the first {n} {n|is|are} shown. If the one you need is not among them, make the search more precise (e.g. the address down to its number).",
     "subject.none": "Nobody matches. Check the registration number, the name and date of birth, or the address.",
     "subject.select": "Choose",
     "subject.selectLabel": "Choose: {what}",
@@ -251,8 +256,8 @@ const STRINGS = {
     "screen.requestId": "Request id",
     "screen.retryIds": "retries {ids}",
     "screen.loading": "Loading…",
-    "screen.loaded": "Screen loaded: {n} items{problems}.",
-    "screen.problems": ", {n} need attention",
+    "screen.loaded": "Screen loaded: {n} {n|item|items}{problems}.",
+    "screen.problems": ", {n} {n|needs|need} attention",
     "screen.failed": "Could not be loaded",
     "screen.empty": "None",
     "screen.emptyRecords": "None (0 records)",
@@ -321,7 +326,7 @@ const STRINGS = {
     "audit.caseRef": "Case reference",
     "audit.fields": "Items (outcome)",
     "audit.none": "No access recorded.",
-    "audit.loaded": "{n} entries (page {page}).",
+    "audit.loaded": "{n} {n|entry|entries} (page {page}).",
     "audit.prev": "Previous page",
     "audit.next": "Next page",
     "audit.page": "Page {page}",
@@ -410,11 +415,17 @@ export function setLang(value) {
   document.documentElement.lang = current;
 }
 
-/** The string `key` in the current language, with {name} placeholders filled from `vars`. */
+const PLURALS = Object.fromEntries(LANGS.map((l) => [l, new Intl.PluralRules(l)]));
+
+/** The string `key` in the current language, with {name} placeholders filled from `vars`, and each
+    {name|one|other} replaced by `one` or `other` as the language's plural rule says for the number vars[name]. */
 export function t(key, vars = {}) {
   const table = STRINGS[current];
   const text = key in table ? table[key] : (STRINGS.ko[key] ?? key);
-  return text.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
+  return text
+    .replace(/\{(\w+)\|([^|{}]*)\|([^|{}]*)\}/g, (m, name, one, other) => (
+      name in vars ? (PLURALS[current].select(Number(vars[name])) === "one" ? one : other) : m))
+    .replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
 }
 
 /** The Korean or English member of a pair of data labels, e.g. pick(f.label, f.labelEn). */

@@ -23,6 +23,7 @@ export function freshState() {
     caseRef: "",
     query: "",
     matches: null,
+    matchesCut: false,        // the server found more matches than it returned
     match: null,
     screen: null,             // {results: Map(id -> field), requestId, retryIds, loadedAt, failed: Set}
     loading: new Set(),       // field ids being (re)loaded
@@ -49,15 +50,29 @@ export function canSeeHistory() {
 
 // ------------------------------------------------------------------ messages
 
+let announcing = null;  // the timer of an announcement not made yet
+
 export function announce(message) {
   const region = $("#status");
   region.textContent = "";
   // a fresh text node in a later task, so that the same message twice is announced twice
-  window.setTimeout(() => { region.textContent = message; }, 30);
+  window.clearTimeout(announcing);
+  announcing = window.setTimeout(() => {
+    announcing = null;
+    region.textContent = message;
+  }, 30);
+}
+
+/** Empty the status line: a "…하는 중" there is over (one still waiting to be announced too). Every way an error
+    is shown calls this, so a status line never outlives the work it announced. */
+export function clearStatus() {
+  window.clearTimeout(announcing);
+  announcing = null;
+  $("#status").textContent = "";
 }
 
 export function showAlert(message, requestId = null) {
-  $("#status").textContent = "";  // a "loading…" there is over: the alert says what happened
+  clearStatus();  // a "loading…" there is over: the alert says what happened
   const box = $("#alert");
   const text = requestId ? `${message} (${t("err.requestId", {id: requestId})})` : message;
   fill(box, h("p", {class: "alert__text"}, text),

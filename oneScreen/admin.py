@@ -14,7 +14,7 @@ from connectors.base import ConnectorError
 from .audit import AuditEvent
 from .changes import (CATALOG_ROLES, TASK_ROLES, ChangeInvalid, ChangeRefused, ChangeStore, Config, FileChange,
                       Proposal, candidate, edit_catalog, tasks_using, widening, write_atomically, _flow)
-from .errors import OneScreenError
+from .errors import OneScreenError, counted
 from .policy import Caller
 from .screen import convert
 
@@ -220,7 +220,7 @@ class Admin:
                 convert(col, row.get(column))
             except (TypeError, ValueError):
                 raise ChangeInvalid([f"ledger {ledger_id}: values of column {column!r} do not convert to "
-                                     f"{type_} (checked on a sample of {len(rows)} rows)"]) from None
+                                     f"{type_} (checked on a sample of {counted(len(rows), 'row')})"]) from None
 
     async def _audit(self, caller: Caller, action: str, p: Proposal) -> None:
         await self.runtime.audit.append(AuditEvent(

@@ -28,7 +28,7 @@ import strawberry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -51,6 +51,7 @@ from .settings import ROOT, Settings, load as load_settings
 
 log = logging.getLogger("onescreen.app")
 FRONTEND = ROOT / "frontend"
+GRAPHIQL = Path(__file__).resolve().parent / "static" / "graphiql"  # demo mode's IDE, vendored (tools/fetch_graphiql.py)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ class Runtime:
         self.env = dict(os.environ if env is None else env)
         self.metrics = Metrics()
         if settings.demo:
-            from .demo import ledgers as demo_ledgers
+            from .demo import config as demo_config, ledgers as demo_ledgers
+            demo_config.ensure(settings)  # the demo's own copy of the configuration, before anything reads it
             self.demo_dir: Path | None = settings.data_dir / "demo"
             demo_ledgers.ensure(self.demo_dir)
             self._stop_agency = start_demo_agency_api(settings, self.env, self.demo_dir)
@@ -443,8 +445,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
     async def graphql_get(request: Request) -> Response:
         wants_html = "text/html" in request.headers.get("accept", "")
         if wants_html and settings.demo and not request.query_params.get("query"):
-            from strawberry.http.ides import get_graphql_ide_html  # a developer tool of demo mode
-            return HTMLResponse(get_graphql_ide_html(graphql_ide="graphiql"))
+            return FileResponse(GRAPHIQL / "index.html")  # GraphiQL, a developer tool of demo mode
         if not settings.allow_get:
             return _error(405, "METHOD_NOT_ALLOWED", "use POST /graphql (GET is off: subject identifiers in URLs "
                           "end up in access logs)", {"Allow": "POST"})
@@ -508,7 +509,8 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         Route("/metrics", metrics),
     ]
     if settings.demo:
-        routes += [Route("/demo/users", demo_users_endpoint), Route("/demo/token", demo_token_endpoint, methods=["POST"])]
+        routes += [Route("/demo/users", demo_users_endpoint), Route("/demo/token", demo_token_endpoint, methods=["POST"]),
+                   Mount("/graphiql", StaticFiles(directory=GRAPHIQL))]
     if FRONTEND.is_dir():
         routes.append(Mount("/", StaticFiles(directory=FRONTEND, html=True)))
     app = App(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
@@ -542,15 +544,17 @@ class App(Starlette):
         await response(scope, receive, send)
 
 
+# One policy for every page, GraphiQL included: scripts and styles only from this origin, never inline. Fonts may
+# be data: URLs (GraphiQL's stylesheet embeds its fonts so), which can carry no script.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+       "font-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
                     (b"x-frame-options", b"DENY"), (b"content-security-policy", CSP.encode())]  # CSP last
 
 
 class SecurityHeaders:
-    """CSP without 'unsafe-inline' on every page (GraphiQL, a demo-mode developer tool, is the one exception),
-    no sniffing, no referrer, no framing."""
+    """CSP without 'unsafe-inline' on every page (GraphiQL too: its files are the package's), no sniffing, no
+    referrer, no framing."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -558,12 +562,10 @@ class SecurityHeaders:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        graphiql = scope["path"] == "/graphql" and scope["method"] == "GET"
 
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []),
-                                      *(SECURITY_HEADERS[:-1] if graphiql else SECURITY_HEADERS)]
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

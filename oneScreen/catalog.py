@@ -46,8 +46,8 @@ class SearchSpec(_Model):
 
 
 # A subject type's id names its typed root query (citizen(...)), beside the built-in ones.
-RESERVED_SUBJECT_IDS = frozenset({"tasks", "me", "screen", "subjects", "access_history", "ledger_columns", "changes",
-                                  "preview_task", "catalog"})
+RESERVED_SUBJECT_IDS = frozenset({"tasks", "me", "screen", "subjects", "subject_search", "access_history",
+                                  "ledger_columns", "changes", "preview_task", "catalog"})
 
 
 class SubjectTypeSpec(_Model):

@@ -27,7 +27,7 @@ from ruamel.yaml.comments import CommentedMap
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from . import catalog as catalog_mod, policy as policy_mod
-from .errors import ConfigError, ConfigErrors, OneScreenError
+from .errors import ConfigError, ConfigErrors, OneScreenError, counted
 
 CATALOG_ROLES = frozenset({"catalog_admin"})
 TASK_ROLES = frozenset({"task_configurer", "catalog_admin"})
@@ -170,7 +170,7 @@ def widening(old_cat: catalog_mod.Catalog, old: policy_mod.Policies,
     for code, t in new.tasks.items():
         o = old.tasks.get(code)
         if o is None:
-            reasons.append(f"new task {code} discloses {len(t.fields)} fields")
+            reasons.append(f"new task {code} discloses {counted(len(t.fields), 'field')}")
             continue
         for role in sorted(t.roles - o.roles):
             reasons.append(f"task {code}: role {role} may now perform it")

@@ -1,4 +1,4 @@
-"""The `onescreen` command: serve, token, demo, catalog, policy."""
+"""The `onescreen` command: serve, token, demo, catalog, policy, task, changes, config, audit."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from . import settings as settings_mod
-from .errors import ConfigError, ConfigErrors
+from .errors import ConfigError, ConfigErrors, counted
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,8 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--user", required=True, help="a demo user id")
     p.add_argument("--task", required=True)
     p.add_argument("--field", required=True, help="field path, e.g. citizen.rrn or 'citizen.residence > building.name'")
-    p.add_argument("--in-region", choices=["yes", "no"], help="assume the subject is (not) in the user's region")
-    p.add_argument("--consented", choices=["yes", "no"], help="assume consent is (not) recorded")
+    p.add_argument("--subject", metavar="KEY", help="decide for this subject: its region and consent are read as "
+                   "the service reads them (from its ledger and the consent store)")
+    p.add_argument("--in-region", choices=["yes", "no"], help="without --subject: assume the subject is (not) in the "
+                   "user's region (default: not, and said so)")
+    p.add_argument("--consented", choices=["yes", "no"], help="without --subject: assume consent is (not) recorded "
+                   "(default: not, and said so)")
+
+    cfg = sub.add_parser("config", help="the demo's own copy of the configuration (in the data directory)"
+                         ).add_subparsers(dest="config_command", required=True)
+    p = cfg.add_parser("export", help="write the demo's configuration to the shipped files (or to --to DIR)")
+    p.add_argument("--to", metavar="DIR", help="write DIR/field_catalog.yaml and DIR/policies/ instead")
+    cfg.add_parser("reset", help="start the demo's configuration again from the shipped files (drops its edits)")
 
     aud = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
     aud.add_parser("verify", help="check the hash chain; exit 1 naming the first bad record")
@@ -87,8 +97,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     s = settings_mod.load()
+    if s.demo and args.command != "config":
+        from .demo import config as demo_config
+        demo_config.ensure(s)  # the demo's configuration is its copy in the data directory (made on first use)
     handler = {"serve": _serve, "token": _token, "demo": _demo, "catalog": _catalog, "policy": _policy,
-               "audit": _audit, "task": _admin_cli, "changes": _admin_cli}
+               "audit": _audit, "task": _admin_cli, "changes": _admin_cli, "config": _config}
     if args.command == "catalog" and args.catalog_command in ("introspect", "map", "retire"):
         return _admin_cli(args, s)
     return handler[args.command](args, s)
@@ -122,7 +135,8 @@ def _serve(args: argparse.Namespace, s: settings_mod.Settings) -> int:
     host, port = args.host or s.host, args.port or s.port
     workers = args.workers or s.workers
     if s.demo:
-        print(f"oneScreen (DEMO MODE, synthetic data) on http://{host}:{port}  data: {s.data_dir}", file=sys.stderr)
+        print(f"oneScreen (DEMO MODE, synthetic data) on http://{host}:{port}  data: {s.data_dir}  "
+              f"configuration: {s.catalog_path}, {s.policies_dir}", file=sys.stderr)
     common = dict(host=host, port=port, log_config=None, access_log=False, proxy_headers=False,
                   timeout_graceful_shutdown=30)  # drain in-flight requests (and their audit writes) on SIGTERM
     if workers > 1:
@@ -211,7 +225,7 @@ def _catalog(args: argparse.Namespace, s: settings_mod.Settings) -> int:
             print(line, file=sys.stderr)
         if problems:
             return 1
-    print(f"{path}: OK ({len(cat.ledgers)} ledgers, {len(cat.fields)} fields)")
+    print(f"{path}: OK ({counted(len(cat.ledgers), 'ledger')}, {counted(len(cat.fields), 'field')})")
     return 0
 
 
@@ -282,7 +296,7 @@ def _policy(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         print(json.dumps(policy_mod.json_schemas(), ensure_ascii=False, indent=2))
         return 0
     if args.policy_command == "validate":
-        print(f"OK ({len(pol.tasks)} tasks, {len(pol.roles)} roles)")
+        print(f"OK ({counted(len(pol.tasks), 'task')}, {counted(len(pol.roles), 'role')})")
         return 0
     from .identity import demo_users
     users = {u.user: u for u in demo_users()}
@@ -301,14 +315,77 @@ def _policy(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         print(exc.args[0], file=sys.stderr)
         return 2
     yes = {"yes": True, "no": False, None: None}
-    d = policy_mod.decide(caller, task, field_id, policy_mod.Subject(yes[args.in_region], yes[args.consented]))
+    facts = policy_mod.Subject(yes[args.in_region], yes[args.consented])
+    if args.subject is not None:
+        if args.in_region or args.consented:
+            print("give --subject (its facts are read) or --in-region / --consented (assumed), not both",
+                  file=sys.stderr)
+            return 2
+        try:
+            facts, notes = asyncio.run(_subject_facts(s, caller, task, field_id, args.subject))
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    else:
+        notes = _assumptions(caller, task, field_id, facts)
+    d = policy_mod.decide(caller, task, field_id, facts)
     print(f"{d.status.value}  user={u.user} task={task.code} field={field_id}")
+    for note in notes:
+        print(note)
     print(f"rule: {d.rule}")
     if d.mask:
         print(f"mask: {d.mask}")
     if d.reason:
         print(f"reason: {d.reason} / {d.reason_en}")
     return 0
+
+
+def _assumptions(caller, task, field_id: str, facts) -> list[str]:
+    """What `policy explain` assumes of a subject it was not given, one line each: nothing is silently assumed."""
+    tf = task.fields.get(field_id)
+    if tf is None or not task.roles & caller.roles:
+        return []  # decided before any fact of the subject matters
+    out = []
+    if task.jurisdiction == "own_region" and not caller.national and facts.in_region is None:
+        out.append(f"assumed: the subject is OUTSIDE {caller.user}'s region ({caller.region}): task {task.code} is "
+                   "limited to the caseworker's region, and no subject was given (--subject KEY decides for a real "
+                   "subject; --in-region yes assumes one of the region)")
+    if tf.consent and facts.consented is None:
+        out.append(f"assumed: NO consent is recorded for task {task.code} (--subject KEY reads the consent store; "
+                   "--consented yes assumes it)")
+    return out
+
+
+async def _subject_facts(s: settings_mod.Settings, caller, task, field_id: str, key: str):
+    """The facts the service would use for subject `key` (its region, its consent), read the way the service
+    reads them, and one line each saying what they are (never the key or a value read)."""
+    from .app import Runtime
+    from .graphql.context import Context
+
+    runtime = Runtime(s)
+    try:
+        snap = runtime.snapshot
+        st = snap.catalog.subject_types[task.subject]
+        if not st.key_pattern.match(key):
+            raise ValueError(f"--subject is not a valid {st.key_label_en} ({st.key_label}), the key of task "
+                             f"{task.code}'s subject type {st.id}")
+        await runtime.ready()
+        tf = task.fields.get(field_id)
+        facts = await Context(caller, snap, "policy-explain")._facts(task, task.subject, key,
+                                                                       [tf.path] if tf else [], False)
+    finally:
+        await runtime.close()
+    notes = []
+    if facts.in_region is not None:
+        where = snap.catalog.fields[st.region_field].ledger.id
+        notes.append(f"subject: in {caller.user}'s region ({caller.region}), as read from {where}" if facts.in_region
+                     else f"subject: NOT in {caller.user}'s region ({caller.region}), or not found in {where}, as "
+                     "read from it")
+    if facts.consented is not None:
+        notes.append(f"subject: consent for task {task.code} is {'recorded' if facts.consented else 'NOT recorded'}")
+    if facts.in_region is None and facts.consented is None:
+        notes.append("subject: no rule for this field depends on the subject")
+    return facts, notes
 
 
 def _admin_cli(args: argparse.Namespace, s: settings_mod.Settings) -> int:
@@ -377,6 +454,38 @@ def _admin_cli(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+def _config(args: argparse.Namespace, s: settings_mod.Settings) -> int:
+    """Export the demo's configuration (the only way it reaches the shipped files), or start it again."""
+    from .demo import config as demo_config
+
+    if not demo_config.parts(s):
+        print("nothing to do: the configuration is not the demo's copy (production mode, or ONESCREEN_CATALOG and "
+              f"ONESCREEN_POLICIES set): it is {s.catalog_path} and {s.policies_dir}", file=sys.stderr)
+        return 2
+    if args.config_command == "reset":
+        for path in demo_config.reset(s):
+            print(f"copied again from the shipped files: {path}")
+        return 0
+    demo_config.ensure(s)
+    if args.to:
+        catalog, policies = Path(args.to) / "field_catalog.yaml", Path(args.to) / "policies"
+    else:
+        catalog, policies = s.shipped_catalog, s.shipped_policies
+    try:
+        from . import catalog as catalog_mod, policy as policy_mod
+        policy_mod.load(s.policies_dir, catalog_mod.load(s.catalog_path))  # never export an invalid configuration
+    except (ConfigError, ConfigErrors) as exc:
+        for e in getattr(exc, "errors", [exc]):
+            print(e.message, file=sys.stderr)
+        return 1
+    written = demo_config.export(s, catalog, policies)
+    for path in written:
+        print(f"wrote {path}")
+    if not written:
+        print(f"nothing to write: {catalog} and {policies} already hold the demo's configuration")
+    return 0
 
 
 def _audit(args: argparse.Namespace, s: settings_mod.Settings) -> int:

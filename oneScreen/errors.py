@@ -7,6 +7,11 @@ value, a subject identifier, SQL or a secret.
 from __future__ import annotations
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """"1 field", "2 fields": a count with its noun in agreement, for the English of messages."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 class OneScreenError(Exception):
     code = "INTERNAL"
 

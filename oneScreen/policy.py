@@ -18,6 +18,10 @@ from .catalog import Catalog, Field, parse_path, path_id
 from .errors import ConfigError, ConfigErrors, TaskForbidden
 
 
+# A case reference (민원 접수번호, case id): what a disclosure is recorded against; checked on every request too.
+CASE_REF_PATTERN = r"^[0-9A-Za-z가-힣._:/-]{1,64}$"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -55,6 +59,8 @@ class TaskFile(_Model):
     roles: list[str] = PField(min_length=1)
     jurisdiction: Literal["national", "own_region"] = PField(
         "national", description="own_region: a caseworker sees only subjects of their own region")
+    case_ref_example: str | None = PField(None, pattern=CASE_REF_PATTERN, description=(
+        "an example of this task's case references (e.g. 2026-전입-0001), shown as the caseworker's hint"))
     sections: list[SectionSpec] = PField(min_length=1)
 
 
@@ -107,6 +113,7 @@ class Task:
     fields: Mapping[str, TaskField]  # by path id
     source: str
     jurisdiction: str = "national"
+    case_ref_example: str | None = None
 
     @property
     def needs_consent(self) -> bool:
@@ -293,7 +300,7 @@ def _load_task(path: Path, catalog: Catalog, roles: Mapping[str, Role]) -> Task:
     if errors:
         raise ConfigErrors(errors)
     return Task(spec.code, spec.name, spec.name_en, spec.legal_basis, spec.legal_basis_en, spec.subject,
-                frozenset(spec.roles), tuple(sections), all_fields, file, spec.jurisdiction)
+                frozenset(spec.roles), tuple(sections), all_fields, file, spec.jurisdiction, spec.case_ref_example)
 
 
 def json_schemas() -> dict[str, dict]:

@@ -35,7 +35,9 @@ def _normalise(f: Field, text: str) -> str:
 
 
 async def search(ctx: "Context", task: Task, subject_type: str, query: str, limit: int
-                 ) -> list[tuple[str, dict[str, FieldResult]]]:
+                 ) -> tuple[list[tuple[str, dict[str, FieldResult]]], bool]:
+    """The first `limit` matches, and whether more subjects matched (the list was cut: the text should be
+    narrower). The ledger is asked for one more row than `limit`, which is neither disclosed nor audited."""
     catalog = ctx.snapshot.catalog
     st = catalog.subject_types.get(subject_type)
     if st is None:
@@ -48,14 +50,15 @@ async def search(ctx: "Context", task: Task, subject_type: str, query: str, limi
     else:
         if st.search is None:
             raise BadRequest(f"{st.label_en} can only be found by {st.key_label_en}")
-        keys = await _find_keys(ctx, st.search, query, limit)
+        keys = await _find_keys(ctx, st.search, query, limit + 1)
+    truncated, keys = len(keys) > limit, keys[:limit]
     show = [catalog.path(fid) for fid in (st.search.show if st.search else [])]
     if not show:
-        return [(key, {}) for key in keys]
+        return [(key, {}) for key in keys], truncated
     # gathered, so every match joins one batched read per ledger
     all_results = await asyncio.gather(*(ctx.disclose(task, subject_type, key, show, "") for key in keys))
     return [(key, results) for key, results in zip(keys, all_results)
-            if not all(r.status is Status.NOT_FOUND for r in results.values())]  # unknown key: no match
+            if not all(r.status is Status.NOT_FOUND for r in results.values())], truncated  # unknown key: no match
 
 
 async def _find_keys(ctx: "Context", spec, query: str, limit: int) -> list[str]:

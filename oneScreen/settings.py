@@ -3,9 +3,9 @@
 | variable | default | meaning |
 | --- | --- | --- |
 | ONESCREEN_MODE | demo | `demo` (demo ledgers, demo users and tokens) or `production` |
-| ONESCREEN_DATA_DIR | $XDG_DATA_HOME/onescreen or ~/.local/share/onescreen | demo ledgers, demo signing key |
-| ONESCREEN_CATALOG | field_catalog.yaml beside the package | the field catalog |
-| ONESCREEN_POLICIES | policies/ beside the package | roles and tasks |
+| ONESCREEN_DATA_DIR | $XDG_DATA_HOME/onescreen or ~/.local/share/onescreen | demo ledgers, demo signing key, the demo's configuration |
+| ONESCREEN_CATALOG | demo: config/field_catalog.yaml in the data directory (a copy of the shipped one); production: field_catalog.yaml beside the package | the field catalog |
+| ONESCREEN_POLICIES | demo: config/policies in the data directory (a copy); production: policies/ beside the package | roles and tasks |
 | ONESCREEN_HOST | 127.0.0.1 | address `onescreen serve` listens on |
 | ONESCREEN_PORT | 8000 | port `onescreen serve` listens on |
 | ONESCREEN_LOG_LEVEL | INFO | log level of the JSON logs |
@@ -38,6 +38,8 @@ from pathlib import Path
 from .graphql.limits import Limits
 
 ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_CATALOG = ROOT / "field_catalog.yaml"  # the configuration shipped with the code (the repository's files)
+SHIPPED_POLICIES = ROOT / "policies"
 
 
 def _default_data_dir() -> Path:
@@ -65,10 +67,18 @@ class Settings:
     request_timeout: float
     limits: Limits
     workers: int
+    shipped_catalog: Path = SHIPPED_CATALOG
+    shipped_policies: Path = SHIPPED_POLICIES
 
     @property
     def demo(self) -> bool:
         return self.mode == "demo"
+
+    @property
+    def active_config_dir(self) -> Path | None:
+        """Demo mode: where the demo's own copy of the configuration lives (oneScreen/demo/config.py); the parts
+        not set explicitly are read from and written to there, so demo edits never touch the shipped files."""
+        return self.data_dir / "config" if self.demo else None
 
 
 def load(env: dict[str, str] | None = None) -> Settings:
@@ -77,11 +87,12 @@ def load(env: dict[str, str] | None = None) -> Settings:
     if mode not in ("demo", "production"):
         raise ValueError(f"ONESCREEN_MODE must be 'demo' or 'production', not {mode!r}")
     data_dir = Path(env.get("ONESCREEN_DATA_DIR") or _default_data_dir())
+    active = data_dir / "config" if mode == "demo" else None
     return Settings(
         mode=mode,
         data_dir=data_dir,
-        catalog_path=Path(env.get("ONESCREEN_CATALOG") or ROOT / "field_catalog.yaml"),
-        policies_dir=Path(env.get("ONESCREEN_POLICIES") or ROOT / "policies"),
+        catalog_path=Path(env.get("ONESCREEN_CATALOG") or (active / "field_catalog.yaml" if active else SHIPPED_CATALOG)),
+        policies_dir=Path(env.get("ONESCREEN_POLICIES") or (active / "policies" if active else SHIPPED_POLICIES)),
         host=env.get("ONESCREEN_HOST", "127.0.0.1"),
         port=int(env.get("ONESCREEN_PORT", "8000")),
         log_level=env.get("ONESCREEN_LOG_LEVEL", "INFO"),

@@ -257,3 +257,19 @@ async def test_a_running_service_picks_up_changes_made_elsewhere(admin_api, cata
         assert runtime.config_error and "move_in_report" in runtime.snapshot.policies.tasks
     finally:
         watcher.cancel()
+
+
+def test_server_messages_put_counts_and_words_in_agreement(catalog_copy):
+    """"new task t discloses 1 field", not "1 fields" (the CLI prints these reasons as they are)."""
+    from oneScreen import catalog as catalog_mod, policy as policy_mod
+    from oneScreen.changes import widening
+    from oneScreen.errors import counted
+    assert [counted(n, "field") for n in (0, 1, 2)] == ["0 fields", "1 field", "2 fields"]
+    cat = catalog_mod.load(catalog_copy / "field_catalog.yaml")
+    old = policy_mod.load(catalog_copy / "policies", cat)
+    (catalog_copy / "policies" / "tasks" / "one_field.yaml").write_text(
+        "code: one_field\nname: 한 항목\nname_en: One field\nlegal_basis: 법\nlegal_basis_en: Act\nsubject: citizen\n"
+        "roles: [welfare_officer]\nsections:\n  - title: 가\n    title_en: A\n    fields:\n      - citizen.name\n",
+        encoding="utf-8")
+    new = policy_mod.load(catalog_copy / "policies", cat)
+    assert widening(cat, old, cat, new) == ["new task one_field discloses 1 field"]

@@ -22,8 +22,8 @@ from conftest import need_service
 from oneScreen.identity import mint_demo_token
 from oneScreen.settings import ROOT
 import test_frontend
-from test_frontend import (AXE_DIR, AXE_VERSION, Site, axe, axe_source, focused, open_screen, serve, sign_in, tab_to,
-                           value)
+from test_frontend import (AXE_DIR, AXE_VERSION, Site, axe, axe_source, focused, open_screen, pause_timers, serve,
+                           sign_in, tab_to, value)
 
 try:
     from playwright.sync_api import Page, expect
@@ -281,7 +281,7 @@ def test_the_changes_page_works_with_the_keyboard_alone(as_user, admin_site):
     expect(page.locator(f"#changes-history article[data-change='{approve_id}'] .diff")).to_contain_text("+      - citizen.sex")
     tab_to(page, f"button[data-action=restore][data-id='{approve_id}']", limit=120)
     page.keyboard.press("Enter")
-    restore = page.locator("#changes-history article").filter(has_text=f"restore the version before change {approve_id}")
+    restore = page.locator("#changes-history article").filter(has_text=f"변경 #{approve_id} 이전 버전으로 되돌리기")
     expect(restore).to_have_attribute("data-status", "applied")  # taking the field out again narrows: at once
     expect(page.locator("#changes-done")).to_contain_text(f"#{approve_id}")
     assert task_file(admin_site, "vehicle_transfer").read_text(encoding="utf-8") == original
@@ -296,6 +296,28 @@ def test_the_task_editor_writes_an_unchanged_task_back_byte_for_byte(as_user, ad
     for code in codes:
         open_task(page, code)
         assert page.locator("#task-yaml").input_value() == task_file(admin_site, code).read_text(encoding="utf-8"), code
+
+
+def test_proposals_are_titled_in_the_pages_language_and_a_refused_approval_ends_its_status_line(as_user, admin_site):
+    """The server words a change's summary in English ("edit task move_in_report"); the Korean page shows it in
+    Korean. And the four-eyes refusal of one's own approval ends "변경 #N을(를) 승인하는 중…" (the page's timers
+    run on a controlled clock, so the announcement still to come is checked too)."""
+    original = task_file(admin_site, "move_in_report").read_text(encoding="utf-8")
+    wider = original.replace("      - citizen.sex\n", "      - citizen.sex\n      - citizen.vehicles\n", 1)
+    pid = call(admin_site, "oh.samu", PROPOSE_TASK, {"c": "move_in_report", "y": wider})["data"]["proposeTask"]["id"]
+    page = as_user("oh.samu")
+    page.click("#nav-admin-changes")
+    title = pending_card(page, pid).locator("h3")
+    expect(title).to_contain_text("사무 전입신고 (move_in_report) 수정")
+    assert "edit task" not in title.inner_text()
+    pause_timers(page)
+    page.click(f"button[data-action=approve][data-id='{pid}']")
+    expect(pending_card(page, pid).locator(".change__problem")).to_contain_text("다른 관리자가 승인")
+    page.clock.run_for(1000)
+    expect(page.locator("#status")).to_have_text("")
+    page.click("#lang-toggle")
+    expect(title).to_contain_text("Edit task Move-in report (move_in_report)")
+    call(admin_site, "kang.samu", """mutation($id: ID!) { rejectChange(id: $id) { id } }""", {"id": pid})
 
 
 def test_fields_are_reordered_and_ruled_with_the_keyboard(as_user, admin_site):

@@ -1,6 +1,6 @@
 """The benchmark suite still runs: `python -m bench --smoke` exits 0 and reports every benchmark.
 
-Asserts no timing (CONVENTIONS.md: benchmarks print figures, tests never assert a time); it only keeps
+Asserts no timing (benchmarks print figures, tests never assert a time); it only keeps
 bench/ from rotting as the service changes. Parts that need wrk, Node or PostgreSQL say so and skip.
 """
 from __future__ import annotations
@@ -14,14 +14,22 @@ from oneScreen.settings import ROOT
 BENCHMARKS = ("fanout", "peers", "fetch", "config", "memory", "audit")
 
 
-def test_bench_smoke_runs_every_benchmark():
+def test_bench_smoke_runs_every_benchmark_from_the_repository_alone(tmp_path):
+    """As on a clone with nothing beside it: peer-bench (the external peers A and C) is absent. Every benchmark
+    runs; peer B and the ledger emulator are bench/'s own; A and C are reported NOT MEASURED with the reason."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONESCREEN_")}
+    env["PEER_BENCH_DIR"] = str(tmp_path / "no-peer-bench")
     out = subprocess.run([sys.executable, "-m", "bench", "--smoke"], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     lines = out.stdout.splitlines()
     for name in BENCHMARKS:
         assert any(line.startswith(f"BENCH {name}: done") for line in lines), (name, out.stdout[-4000:])
+    summary = lines[lines.index("== summary (smoke: figures from tiny loads, not judged)"):]
+    for peer in ("A hive-gateway", "C strawberry"):
+        assert any(f"peer {peer}: NOT MEASURED (an external peer: peer-bench is not at {tmp_path}" in line
+                   for line in summary), (peer, "\n".join(summary))
+    assert any(line.startswith("  B starlette+aiohttp") for line in lines), out.stdout[-4000:]  # B was served
 
 
 def test_the_loop_queueing_model_runs():

@@ -598,6 +598,123 @@ def test_logout_clears_the_screen_and_the_token(page, site):
     expect(page.locator("#logout")).to_be_hidden()
 
 
+# ---------------------------------------------------------------------------------------------- wording
+
+
+def english_strings() -> dict[str, str]:
+    """Every English UI string of the caseworker and admin pages (i18n.js's `en` table, admin-i18n.js's EN)."""
+    out = {}
+    for name, start in (("i18n.js", "\n  en: {"), ("admin-i18n.js", "\nconst EN = {")):
+        text = (FRONTEND / name).read_text(encoding="utf-8")
+        block = text[text.index(start):]
+        block = block[:block.index("\n};") if name == "admin-i18n.js" else block.index("\n  },")]
+        out.update((k, json.loads(f'"{v}"')) for k, v in re.findall(r'^\s*"([\w.]+)": "((?:[^"\\]|\\.)*)",?$',
+                                                                     block, re.M))
+    assert len(out) > 300
+    return out
+
+
+def test_counts_agree_with_their_words_in_english(page, site):
+    """No "1 matches found": every English string that counts something is rendered, as the pages render it, with
+    each count 1 and 2, and the word after it agrees (1 match, 2 matches)."""
+    strings = english_strings()
+    counted = {k: v for k, v in strings.items() if re.search(r"\{(n|m|total|unmapped)\}", v)}
+    assert "subject.found" in counted and "admin.task.previewed" in counted
+    start(page, site)
+    shown = page.evaluate("""async (keys) => {
+        const i18n = await import("/i18n.js");
+        await import("/admin-i18n.js");
+        i18n.setLang("en");
+        const all = {n: 0, m: 0, total: 0, unmapped: 0, task: "T", title: "S", page: 1, problems: "", id: 7};
+        const out = {};
+        for (const k of keys) {
+          out[k] = [1, 2].map((c) => i18n.t(k, {...all, n: c, m: c, total: c, unmapped: c}));
+        }
+        i18n.setLang("ko");
+        return out;
+    }""", sorted(counted))
+    nouns = ["match", "task", "item", "entry", "field", "column", "ledger", "disclosure", "record", "subject"]
+    plural_after_one = re.compile(r"\b1 (?:matches|entries|need|" + "|".join(n + "s" for n in nouns) + r")\b")
+    singular_after_two = re.compile(r"\b2 (?:" + "|".join(nouns) + r"|needs)\b")
+    for key, (one, two) in shown.items():
+        assert not plural_after_one.search(one), (key, one)
+        assert not singular_after_two.search(two), (key, two)
+        assert "{" not in one + two, (key, one)
+    assert shown["subject.found"] == ["1 match found. Choose it.", "2 matches found. Choose one."]
+
+
+def test_one_match_is_announced_in_the_singular(page, site):
+    row = jongno_citizen(site, 23)
+    sign_in(page, site, "kim.jumin")
+    page.click("#lang-toggle")
+    choose_task(page, "move_in_report")
+    search_subject(page, "2026-0001", row["rrn"])
+    expect(page.locator("#matches-count")).to_have_text("1 match found. Choose it.")
+
+
+def test_the_case_reference_hint_is_the_tasks_own(page, site):
+    """A building permit's hint shows a building case reference (the task's case_ref_example), not a welfare one."""
+    sign_in(page, site, "park.geonchuk")
+    choose_task(page, "building_use_change")
+    hint = page.locator("#case-ref-hint")
+    expect(hint).to_contain_text("예: 2026-건축-0001")
+    assert "복지" not in hint.inner_text()
+    page.click("#logout")
+    sign_in(page, site, "lee.bokji")
+    choose_task(page, "basic_livelihood")
+    expect(hint).to_contain_text("예: 2026-복지-0001")
+
+
+def test_a_search_with_more_matches_than_shown_says_so(page, site):
+    """합정동 matches 105 buildings: the page shows 20 and says there are more, instead of "대상 20건"."""
+    sign_in(page, site, "park.geonchuk")
+    choose_task(page, "building_use_change")
+    search_subject(page, "2026-건축-0001", "합정동")
+    expect(page.locator("#matches-body tbody tr")).to_have_count(20)
+    count = page.locator("#matches-count")
+    expect(count).to_contain_text("20건보다 많아 처음 20건만 보여 줍니다")
+    expect(count).to_contain_text("검색어를 더 구체적으로")
+    lot = site.rows("molit_building:SELECT platPlc FROM bldg_title WHERE platPlc LIKE '%합정동%' "
+                    "ORDER BY mgmBldrgstPk LIMIT 1")[0][0]
+    page.fill("#subject-query", lot.split("마포구 ", 1)[1])  # e.g. 합정동 307번지: down to the lot number
+    page.click("#subject-submit")
+    expect(count).to_have_text(re.compile(r"^대상 \d+건을 찾았습니다"))
+
+
+def pause_timers(page: "Page") -> None:
+    """Stop the page's timers (Playwright's clock) until `page.clock.run_for(...)`: what a timer would do later (an
+    announcement still to come) is then checked at a moment the test chooses, not whenever the network answers."""
+    now = time.time()
+    page.clock.install(time=now)
+    page.clock.pause_at(now + 1)
+
+
+def test_a_status_line_ends_with_the_work_it_announced(page, site):
+    """"검색하는 중…" must not stay after the search failed: the alert says how it ended. The page's timers run
+    on a controlled clock, so the announcement that was still to come is checked too."""
+    sign_in(page, site, "park.geonchuk")
+    choose_task(page, "building_use_change")
+    pause_timers(page)
+    page.fill("#case-ref", "2026-건축-0002")
+    page.fill("#subject-query", "%")  # one character: the server refuses it
+    page.click("#subject-submit")
+    expect(page.locator("#alert")).to_contain_text("주소 일부를 2자 이상")
+    page.clock.run_for(1000)
+    expect(page.locator("#status")).to_have_text("")
+
+
+def test_every_english_record_table_shows_all_its_columns(page, site):
+    """The English vehicle table's last column was cut off behind a scroll bar at 1280 px: headings now wrap
+    between words, so every table of the screen fits its field."""
+    rrn = citizen_with_vehicles(site)
+    open_screen(page, site, "choi.chaeryang", "vehicle_transfer", rrn, "2026-차량-7")
+    page.click("#lang-toggle")
+    expect(field(page, "citizen.vehicles").locator("thead th").last).to_have_text("First registered")
+    cut = page.evaluate("""() => [...document.querySelectorAll("#sections .table-wrap")]
+        .filter((w) => w.scrollWidth > w.clientWidth + 1).map((w) => w.closest(".field").dataset.field)""")
+    assert cut == []
+
+
 # ---------------------------------------------------------------------------------------------- security, errors
 
 
@@ -645,6 +762,63 @@ def test_the_frontend_never_parses_data_as_markup():
     parser.feed(page)
     assert parser.problems == []
     assert "require-trusted-types-for 'script'; trusted-types 'none'" in page  # HTML sinks throw in the browser
+
+
+def offline(page: "Page") -> list[str]:
+    """Abort every request the page makes to a host other than loopback (the network is off); returns them."""
+    from urllib.parse import urlsplit
+    refused: list[str] = []
+
+    def route(r):
+        host = urlsplit(r.request.url).hostname or ""
+        if r.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost", "::1"):
+            r.continue_()
+        else:
+            refused.append(r.request.url)
+            r.abort("internetdisconnected")
+
+    page.route("**/*", route)
+    return refused
+
+
+def test_graphiql_works_offline_under_the_csp_with_a_demo_users_token(page, site):
+    """GraphiQL (demo mode) loads only the package's files: with every non-loopback request refused it loads,
+    under the same CSP as every page (nothing violates it), takes a demo user's token into its headers and runs a
+    query. The token is never persisted to localStorage."""
+    refused = offline(page)
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text) if m.type in ("error", "warning") else None)
+    response = page.goto(site.base + "/graphql")
+    assert "script-src 'self';" in response.headers["content-security-policy"]
+    editor = page.locator(".graphiql-query-editor .CodeMirror")
+    expect(editor).to_be_visible()
+    expect(page.locator("#os-signin")).to_be_visible()
+    page.select_option("#os-user", "kim.jumin")
+    page.click("#os-use-token")
+    expect(page.locator("#os-status")).to_contain_text("kim.jumin's token")
+    page.click(".graphiql-execute-button")
+    result = page.locator(".result-window")
+    expect(result).to_contain_text('"user": "kim.jumin"')
+    expect(result).to_contain_text('"code": "move_in_report"')
+    assert refused == [], refused  # nothing even tried to leave the machine
+    assert not [m for m in console if "Content Security Policy" in m or "Refused to" in m], console
+    storage = page.evaluate("JSON.stringify(Object.assign({}, localStorage))")
+    assert "Bearer" not in storage and "eyJ" not in storage  # GraphiQL's history (with headers): the tab's only
+    assert "graphiql:queries" in page.evaluate("Object.keys(sessionStorage).join()")
+
+
+def test_graphiql_vendored_files_are_the_pinned_ones():
+    """tools/fetch_graphiql.py's pins (the npm releases strawberry's own GraphiQL page pins by SRI), offline."""
+    import importlib.util
+    import sys
+    spec = importlib.util.spec_from_file_location("fetch_graphiql", ROOT / "tools" / "fetch_graphiql.py")
+    fetch_graphiql = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = fetch_graphiql  # its dataclasses look their module up
+    spec.loader.exec_module(fetch_graphiql)
+    assert fetch_graphiql.check() == []
+    page = (ROOT / "oneScreen" / "static" / "graphiql" / "index.html").read_text(encoding="utf-8")
+    assert "//" not in "".join(re.findall(r'(?:src|href)="([^"]*)"', page))  # nothing from another origin
+    assert "<script>" not in page and "<style" not in page and " style=" not in page
 
 
 def test_production_signs_in_with_the_organisations_sso_token(browser, data_dir, tmp_path):

@@ -199,3 +199,63 @@ async def test_a_repeated_typed_query_is_decided_for_each_caller_subject_and_con
             assert await codes(api, "lee.bokji", a) == {"name": "FIELD_DENIED", "insuredType": "OK"}
         finally:
             await app.state.runtime.close()
+
+
+@pytest.fixture
+def explain(monkeypatch, capsys, data_dir):
+    """`onescreen policy explain ARGS` over the demo data in `data_dir` (in a thread of its own: the command runs
+    its own event loop): exit code, stdout lines, stderr."""
+    import asyncio
+    import os
+
+    from oneScreen import cli
+    for k in [k for k in os.environ if k.startswith("ONESCREEN_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("ONESCREEN_DATA_DIR", str(data_dir))
+
+    async def run(*args: str) -> tuple[int, list[str], str]:
+        code = await asyncio.to_thread(cli.main, ["policy", "explain", *args])
+        out = capsys.readouterr()
+        return code, out.out.splitlines(), out.err
+    return run
+
+
+async def test_policy_explain_says_what_it_assumes_of_a_subject_it_was_not_given(explain):
+    code, lines, _ = await explain("--user", "lee.bokji", "--task", "basic_livelihood", "--field", "citizen.rrn")
+    assert code == 0 and lines[0].startswith("DENIED ")
+    assert lines[1].startswith("assumed: the subject is OUTSIDE lee.bokji's region (11680)"), lines
+    assert "--subject KEY" in lines[1] and "rule: jurisdiction: own_region" in lines
+
+    code, lines, _ = await explain("--user", "lee.bokji", "--task", "basic_livelihood", "--field",
+                             "citizen.monthly_premium", "--in-region", "yes")
+    assert lines[0].startswith("CONSENT_REQUIRED ") and not any("region" in line for line in lines[1:2])
+    assert lines[1].startswith("assumed: NO consent is recorded for task basic_livelihood"), lines
+
+    code, lines, _ = await explain("--user", "kim.jumin", "--task", "move_in_report", "--field", "citizen.rrn")
+    assert lines[0].startswith("OK ") and not any(line.startswith("assumed:") for line in lines)  # none needed
+
+
+async def test_policy_explain_decides_for_a_given_subject_from_its_own_facts(api, data_dir, explain):
+    inside = citizens(data_dir, 1, GANGNAM)[0]
+    outside = citizens(data_dir, 1, "legal_dong_cd LIKE '11110%'")[0]
+    field = ("--user", "lee.bokji", "--task", "basic_livelihood", "--field")
+    code, lines, _ = await explain(*field, "citizen.rrn", "--subject", inside)
+    assert code == 0 and lines[0].startswith("OK ") and lines[1] == (
+        "subject: in lee.bokji's region (11680), as read from mois.resident")
+    code, lines, _ = await explain(*field, "citizen.rrn", "--subject", outside)
+    assert lines[0].startswith("DENIED ") and lines[1].startswith("subject: NOT in lee.bokji's region (11680)")
+    assert not any(inside in line or outside in line for line in lines)  # the key is never printed back
+
+    code, lines, _ = await explain(*field, "citizen.monthly_premium", "--subject", inside)
+    assert lines[0].startswith("CONSENT_REQUIRED ")
+    assert "subject: consent for task basic_livelihood is NOT recorded" in lines
+    _, ok = await api.gql("lee.bokji", """mutation($s: ID!) { recordConsent(task: "basic_livelihood", subject: $s,
+        caseRef: "W-9", method: "written") { method } }""", {"s": inside})
+    assert ok["data"]["recordConsent"] == {"method": "written"}
+    code, lines, _ = await explain(*field, "citizen.monthly_premium", "--subject", inside)
+    assert lines[0].startswith("OK ") and "subject: consent for task basic_livelihood is recorded" in lines
+
+    code, lines, err = await explain(*field, "citizen.rrn", "--subject", "not-an-rrn")
+    assert code == 2 and "--subject is not a valid Resident registration number" in err and "not-an-rrn" not in err
+    code, _, err = await explain(*field, "citizen.rrn", "--subject", inside, "--in-region", "yes")
+    assert code == 2 and "not both" in err

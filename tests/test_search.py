@@ -71,3 +71,31 @@ async def test_a_forged_or_foreign_handle_is_refused(api, data_dir):
     qb = """query($s: ID!) { screen(task: "building_use_change", subject: $s, caseRef: "S-1") { subject } }"""
     _, bad = await api.gql("park.geonchuk", qb, {"s": handle})
     assert bad["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+SEARCH = """query($type: String!, $q: String!, $t: ID!) { subjectSearch(type: $type, query: $q, task: $t) {
+  matches { id fields { id value } } truncated limit } }"""
+
+
+async def test_a_search_says_when_more_subjects_match_than_it_shows(api, data_dir):
+    """합정동 matches 105 buildings: the first 20 are shown and the answer says the list was cut (so the screen can
+    say so instead of "20 found"); the 21st row, read only to know that, is neither shown nor audited."""
+    everyone = sample(data_dir, "molit_building:SELECT COUNT(*) FROM bldg_title WHERE platPlc LIKE '%합정동%' "
+                                "OR newPlatPlc LIKE '%합정동%'")[0][0]
+    assert everyone > 20
+    _, body = await api.gql("park.geonchuk", SEARCH, {"type": "building", "q": "합정동", "t": "building_use_change"})
+    found = body["data"]["subjectSearch"]
+    assert len(found["matches"]) == found["limit"] == 20 and found["truncated"] is True
+    import sqlite3
+    with sqlite3.connect(data_dir / "audit.sqlite") as audit:
+        searched = audit.execute("SELECT COUNT(*) FROM onescreen_audit WHERE kind = 'search'").fetchone()[0]
+    assert searched == 20  # one record per subject shown, none for the one that only told "there are more"
+
+    row = sample(data_dir, "molit_building:SELECT newPlatPlc FROM bldg_title WHERE newPlatPlc LIKE '%합정동%' "
+                           "ORDER BY mgmBldrgstPk LIMIT 1")[0][0]
+    _, body = await api.gql("park.geonchuk", SEARCH, {"type": "building", "q": row.split(" (")[0],
+                                                       "t": "building_use_change"})
+    narrow = body["data"]["subjectSearch"]
+    assert 1 <= len(narrow["matches"]) < 20 and narrow["truncated"] is False
+    _, body = await api.gql("park.geonchuk", SUBJECTS, {"type": "building", "q": "합정동", "t": "building_use_change"})
+    assert [m["id"][:2] for m in body["data"]["subjects"]] == ["h:"] * 20  # the list alone, as before

@@ -77,7 +77,7 @@ SECURITY = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer
 
 def test_every_answer_carries_the_security_headers(server, data_dir):
     """POST /graphql takes its own short path (oneScreen.app.App): its answers, good and bad, carry the same
-    headers as every other page; GraphiQL (demo mode's developer tool) is the one page without the CSP."""
+    headers as every other page, GraphiQL (demo mode's developer tool) and its files included."""
     base, _ = server
     token = cli(data_dir, "token", "--user", "jung.jutaek").strip()
     answers = {
@@ -88,14 +88,15 @@ def test_every_answer_carries_the_security_headers(server, data_dir):
                                                                         "Content-Type": "application/json"}),
         "page": httpx.get(f"{base}/"),
         "probe": httpx.get(f"{base}/healthz"),
+        "graphiql": httpx.get(f"{base}/graphql", headers={"Accept": "text/html"}),
+        "graphiql file": httpx.get(f"{base}/graphiql/onescreen-graphiql.js"),
     }
-    assert [answers[k].status_code for k in answers] == [200, 401, 400, 200, 200]
+    assert [answers[k].status_code for k in answers] == [200, 401, 400, 200, 200, 200, 200]
     for what, r in answers.items():
         assert {k: r.headers.get(k) for k in SECURITY} == SECURITY, what
         assert "frame-ancestors 'none'" in r.headers.get("content-security-policy", ""), what
         assert "unsafe-inline" not in r.headers["content-security-policy"], what
-    ide = httpx.get(f"{base}/graphql", headers={"Accept": "text/html"})
-    assert "content-security-policy" not in ide.headers and ide.headers["x-frame-options"] == "DENY"
+        assert "script-src 'self';" in r.headers["content-security-policy"], what
 
 
 def test_graphiql_and_probes_answer(server):

@@ -21,7 +21,7 @@ from ..audit import pseudonymise
 from ..catalog import Field, path_id
 from ..consent import ConsentUnavailable
 from ..errors import BadRequest, OneScreenError
-from ..policy import Caller, Status, Subject, Task, decide
+from ..policy import CASE_REF_PATTERN, Caller, Status, Subject, Task, decide
 from ..screen import FieldResult, OneStage, SubjectRequest, denied as denied_result, one_stage, resolve
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("onescreen.context")
 HANDLE_PREFIX = "h:"
 HANDLE_TTL = 8 * 3600
-CASE_REF_RE = re.compile(r"^[0-9A-Za-z가-힣._:/-]{1,64}$")
+CASE_REF_RE = re.compile(CASE_REF_PATTERN)
 
 
 @dataclass

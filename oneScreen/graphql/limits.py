@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from graphql import (FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode,
                      OperationDefinitionNode, SelectionSetNode, ValidationRule)
 
+from ..errors import counted
+
 # root fields that read subjects' data; the generic screen costs as many fields as the largest task
-SUBJECT_ROOTS_FIXED = {"screen": 60, "subjects": 20}
+SUBJECT_ROOTS_FIXED = {"screen": 60, "subjects": 20, "subjectSearch": 20}
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,11 @@ def cost_rule(limits: Limits, subject_roots: frozenset[str]) -> type[ValidationR
             except _TooBig as exc:
                 self.report_error(GraphQLError(str(exc), node, extensions={"code": "QUERY_TOO_COMPLEX"}))
                 return
-            for what, value, limit in (("subjects", subjects, limits.max_subjects), ("cost", cost, limits.max_cost)):
+            for what, value, limit in (("subject", subjects, limits.max_subjects), ("unit of cost", cost, limits.max_cost)):
                 if value > limit:
                     self.report_error(GraphQLError(
-                        f"the request asks for {value} {what}; at most {limit} are allowed in one request",
+                        f"the request asks for {counted(value, what, what.replace('unit', 'units'))}; at most {limit} "
+                        f"{'is' if limit == 1 else 'are'} allowed in one request",
                         node, extensions={"code": "QUERY_TOO_COMPLEX"}))
                     return
     return RequestCost

@@ -26,7 +26,7 @@ from ..screen import assemble
 from . import admin as admin_api, catalog_api, fast, typed as typed_mod
 from .limits import Limits, cost_rule
 from .types import (AccessHistory, AccessRecord, Consent, FieldDecision as FieldDecisionType, FieldStatus, FieldValue,
-                    Me, Screen, SubjectMatch, Task, gql_error)
+                    Me, Screen, SubjectMatch, SubjectSearch, Task, gql_error)
 
 SEARCH_LIMIT = 20
 # Query texts up to this size keep their parsed, validated document (512 of them): real clients send a few
@@ -65,11 +65,11 @@ async def resolve_screen(info: Info, task: strawberry.ID, subject: strawberry.ID
     return Screen.of(t, str(subject), case_ref, ctx.request_id, assemble(t, results))
 
 
-async def resolve_subjects(info: Info, type: str, query: str, task: strawberry.ID) -> list[SubjectMatch]:
+async def resolve_subject_search(info: Info, type: str, query: str, task: strawberry.ID) -> SubjectSearch:
     """Find subjects for a task: a citizen by RRN or name + birth date, a building by address or register number.
 
-    Each match shows only the search fields the task may see.
-    """
+    Each match shows only the search fields the task may see. At most `limit` matches; `truncated` says more
+    subjects matched (the search text should be narrower)."""
     from ..search import search  # local: keeps the schema module about types
 
     ctx = info.context
@@ -77,7 +77,7 @@ async def resolve_subjects(info: Info, type: str, query: str, task: strawberry.I
         t = ctx.snapshot.policies.task_for(ctx.caller, str(task))
         if t.subject != type:
             raise BadRequest(f"task {t.code} is about {t.subject}, not {type}")
-        matches = await search(ctx, t, type, query, SEARCH_LIMIT)
+        matches, truncated = await search(ctx, t, type, query, SEARCH_LIMIT)
     except OneScreenError as err:
         raise gql_error(err) from None
     out = []
@@ -85,7 +85,12 @@ async def resolve_subjects(info: Info, type: str, query: str, task: strawberry.I
         fields = [FieldValue.of(t.fields[pid], r) if pid in t.fields else None for pid, r in results.items()]
         out.append(SubjectMatch(id=strawberry.ID(ctx.handle(type, key)), subject_type=type,
                                 fields=[f for f in fields if f]))
-    return out
+    return SubjectSearch(matches=out, truncated=truncated, limit=SEARCH_LIMIT)
+
+
+async def resolve_subjects(info: Info, type: str, query: str, task: strawberry.ID) -> list[SubjectMatch]:
+    """Find subjects for a task: `subjectSearch`'s matches alone (which does not say whether the list was cut)."""
+    return (await resolve_subject_search(info, type, query, task)).matches
 
 
 async def resolve_access_history(info: Info, subject: strawberry.ID, first: int = 20,
@@ -149,7 +154,10 @@ def build_schema(catalog: Catalog, *, production: bool = False, limits: Limits =
         "tasks": strawberry.field(resolver=resolve_tasks, description="The tasks the caller may perform"),
         "me": strawberry.field(resolver=resolve_me, description="The caller, as the service sees them"),
         "screen": strawberry.field(resolver=resolve_screen, description="The one screen of a task for a subject"),
-        "subjects": strawberry.field(resolver=resolve_subjects, description="Find subjects for a task"),
+        "subjects": strawberry.field(resolver=resolve_subjects, description="Find subjects for a task (the first "
+                                     f"{SEARCH_LIMIT} matches; subjectSearch also says whether there were more)"),
+        "subject_search": strawberry.field(resolver=resolve_subject_search, description=(
+            f"Find subjects for a task: the first {SEARCH_LIMIT} matches, and whether more subjects matched")),
         "access_history": strawberry.field(resolver=resolve_access_history,
                                            description="A citizen's access history (auditors; the citizen themselves)"),
     }

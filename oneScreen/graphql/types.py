@@ -74,11 +74,13 @@ class Task:
     subject_type: str
     roles: list[str]
     sections: list[TaskSection]
+    case_ref_example: Optional[str] = strawberry.field(description="an example of the task's case references")
 
     @staticmethod
     def of(t: TaskModel) -> "Task":
         return Task(code=strawberry.ID(t.code), name=t.name, name_en=t.name_en, legal_basis=t.legal_basis,
                     legal_basis_en=t.legal_basis_en, subject_type=t.subject, roles=sorted(t.roles),
+                    case_ref_example=t.case_ref_example,
                     sections=[TaskSection(title=s.title, title_en=s.title_en,
                                           fields=[CatalogField.of(tf.id, tf.target) for tf in s.fields])
                               for s in t.sections])
@@ -172,6 +174,13 @@ class SubjectMatch:
     id: strawberry.ID
     subject_type: str
     fields: list[FieldValue]
+
+
+@strawberry.type
+class SubjectSearch:
+    matches: list[SubjectMatch]
+    truncated: bool = strawberry.field(description="more subjects matched than `limit`: narrow the search text")
+    limit: int = strawberry.field(description="the most matches a search returns")
 
 
 @strawberry.type
