@@ -111,8 +111,9 @@ class Runtime:
         self._loaded_stamp = self.config_stamp()
 
     def operation_label(self, operation: str | None) -> str:
-        """A bounded set of metric labels: the first 100 operation names seen, then 'other'."""
-        name = (operation or "anonymous")[:64]
+        """A bounded set of metric labels: the first 100 operation names seen, then 'other'. `operation` is
+        already checked (GraphQLRequest.operation_label: a plain or registered name, or "other")."""
+        name = operation or "anonymous"
         if name in self._operations or len(self._operations) < 100:
             self._operations.add(name)
             return name
@@ -406,7 +407,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
             return _error(503, exc.code, exc.message)
         ctx = Context(caller, snapshot, request_id, request.client.host if request.client else "")
         try:
-            with span("graphql.request", request_id=request_id, operation=gql.operation or ""):
+            with span("graphql.request", request_id=request_id, operation=gql.operation_label or ""):
                 async with asyncio.timeout(settings.request_timeout):
                     result = await snapshot.schema.run(gql.query, gql.variables, ctx, gql.operation)
         except TimeoutError:
@@ -432,10 +433,10 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         status = 400 if failed_before_execution and gql.media_type == GRAPHQL_RESPONSE else 200
         elapsed = time.perf_counter() - started
         m = runtime.metrics
-        m.bound(m.request_latency, runtime.operation_label(gql.operation)).observe(elapsed)
+        m.bound(m.request_latency, runtime.operation_label(gql.operation_label)).observe(elapsed)
         m.bound(m.requests, "ok" if not result.errors else "errors").inc()
         log.info("graphql request", extra={"request_id": request_id, "user": caller.user, "org": caller.org,
-                                           "operation": gql.operation, "duration_ms": round(elapsed * 1000, 1),
+                                           "operation": gql.operation_label, "duration_ms": round(elapsed * 1000, 1),
                                            "errors": len(result.errors or [])})
         return Response(orjson.dumps(out), status_code=status, media_type=gql.media_type,
                         headers={"X-Request-Id": request_id})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +19,16 @@ from typing import Any
 
 import orjson
 from cachetools import TTLCache
-from graphql import GraphQLSyntaxError, OperationType, get_operation_ast, parse
+from graphql import GraphQLSyntaxError, OperationDefinitionNode, OperationType, get_operation_ast, parse
 from starlette.requests import Request
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 MAX_BODY = 256 * 1024
 MAX_VARIABLES = 64 * 1024
+# Invariant 12: an operation name a client sends reaches logs, spans and metric labels only when it is a plain
+# name (or a registered operation's name); anything else (an RRN, a person's name, a phone number) is "other"
+PLAIN_OPERATION = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 class HttpError(Exception):
@@ -39,6 +43,7 @@ class GraphQLRequest:
     variables: dict[str, Any]
     operation: str | None
     media_type: str  # what the response is sent as
+    operation_label: str | None = None  # `operation` as logs and metrics may show it (PersistedQueries.label)
 
 
 def negotiate(accept: str | None) -> str:
@@ -96,7 +101,7 @@ async def read_request(request: Request, *, allow_get: bool, persisted: "Persist
     query = persisted.resolve(payload.get("query"), extensions)
     if request.method == "GET" and _is_mutation(query, operation):
         raise HttpError(405, "METHOD_NOT_ALLOWED", "mutations only over POST", {"Allow": "POST"})
-    return GraphQLRequest(query, variables, operation, media_type)
+    return GraphQLRequest(query, variables, operation, media_type, persisted.label(operation))
 
 
 def _is_mutation(query: str, operation: str | None) -> bool:
@@ -114,14 +119,27 @@ class PersistedQueries:
 
     def __init__(self, path: Path | None = None, only: bool = False) -> None:
         self.registered: dict[str, str] = {}
+        names: set[str] = set()
         if path:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             for digest, query in data.items():
                 if hashlib.sha256(query.encode()).hexdigest() != digest:
                     raise ValueError(f"{path}: the query registered under {digest[:12]}... does not hash to it")
                 self.registered[digest] = query
+                try:
+                    names.update(d.name.value for d in parse(query).definitions
+                                 if isinstance(d, OperationDefinitionNode) and d.name is not None)
+                except GraphQLSyntaxError:
+                    raise ValueError(f"{path}: the query registered under {digest[:12]}... does not parse") from None
+        self.operations = frozenset(names)  # the operation names of the registered queries
         self.only = only
         self.automatic: TTLCache = TTLCache(maxsize=10_000, ttl=24 * 3600)
+
+    def label(self, operation: str | None) -> str | None:
+        """`operation` if it is a registered operation's name or a plain name, else "other" (invariant 12)."""
+        if operation is None or operation in self.operations or PLAIN_OPERATION.fullmatch(operation):
+            return operation
+        return "other"
 
     def resolve(self, query: Any, extensions: dict[str, Any]) -> str:
         pq = extensions.get("persistedQuery") if isinstance(extensions, dict) else None
