@@ -39,7 +39,7 @@ from .catalog import Catalog
 from .audit import AuditEvent, AuditStore, AuditUnavailable, FieldDecision
 from .consent import ConsentStore
 from .errors import ConfigError, ConfigErrors, OneScreenError, Unauthenticated
-from .http import GRAPHQL_RESPONSE, HttpError, PersistedQueries, RateLimiter, read_request
+from .http import GRAPHQL_RESPONSE, HttpError, PersistedQueries, RateLimiter, read_body, read_request
 from .gateway import Gateway
 from .graphql import build_schema
 from .graphql.context import Context
@@ -398,7 +398,8 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
                 return _error(429, "RATE_LIMITED", "too many requests; slow down and retry",
                               {"Retry-After": str(max(1, math.ceil(wait)))})
         try:
-            gql = await read_request(request, allow_get=settings.allow_get, persisted=runtime.persisted)
+            gql = await read_request(request, allow_get=settings.allow_get, persisted=runtime.persisted,
+                                     body_timeout=settings.body_timeout)
         except HttpError as exc:
             return _error(exc.status, exc.code, exc.message, exc.headers)
         try:
@@ -462,8 +463,10 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         """Demo mode only: a token for a demo user (what `onescreen token` prints), for the sign-in picker."""
         from .identity import mint_demo_token
         try:
-            body = orjson.loads(await request.body())
+            body = orjson.loads(await read_body(request, 4096, settings.body_timeout))
             token = mint_demo_token(settings.data_dir, str(body["user"]), settings.token_ttl)
+        except HttpError as exc:
+            return _error(exc.status, exc.code, exc.message, exc.headers)
         except (ValueError, KeyError, TypeError):
             return _error(400, "BAD_REQUEST", 'send {"user": "<a demo user id>"}')
         return _json({"token": token}, headers={"Cache-Control": "no-store"})

@@ -9,6 +9,7 @@ body, which a cross-site form cannot send (no simple-request content type).
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -58,7 +59,27 @@ def negotiate(accept: str | None) -> str:
     raise HttpError(406, "NOT_ACCEPTABLE", f"send Accept: {GRAPHQL_RESPONSE} or {JSON}")
 
 
-async def read_request(request: Request, *, allow_get: bool, persisted: "PersistedQueries") -> GraphQLRequest:
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The request body, refused (413) past `limit` bytes and (408) when it has not all come within `timeout`
+    seconds: a client trickling its body holds no connection and no task for longer (invariant 10)."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit:
+        raise HttpError(413, "BODY_TOO_LARGE", f"the request body is larger than {limit} bytes")
+    body = b""
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise HttpError(413, "BODY_TOO_LARGE", f"the request body is larger than {limit} bytes")
+    except TimeoutError:
+        raise HttpError(408, "BODY_TIMEOUT", f"the request body did not arrive within {timeout:g} s",
+                        {"Connection": "close"}) from None
+    return body
+
+
+async def read_request(request: Request, *, allow_get: bool, persisted: "PersistedQueries",
+                       body_timeout: float) -> GraphQLRequest:
     media_type = negotiate(request.headers.get("accept"))
     if request.method == "GET":
         if not allow_get:
@@ -76,14 +97,7 @@ async def read_request(request: Request, *, allow_get: bool, persisted: "Persist
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != JSON:
             raise HttpError(415, "UNSUPPORTED_MEDIA_TYPE", f"send the request as Content-Type: {JSON}")
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY:
-            raise HttpError(413, "BODY_TOO_LARGE", f"the request body is larger than {MAX_BODY} bytes")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                raise HttpError(413, "BODY_TOO_LARGE", f"the request body is larger than {MAX_BODY} bytes")
+        body = await read_body(request, MAX_BODY, body_timeout)
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
