@@ -13,6 +13,8 @@ import {announce, badge, canSeeHistory, clearAlert, handleError, hooks, matchSum
 
 const LANG_KEY = "onescreen.lang";
 const CASE_REF_RE = /^[0-9A-Za-z가-힣._:/-]{1,64}$/u;
+// the server's check (graphql/context.py PERSONAL_IN_CASE_REF): no RRN or phone number in a case reference
+const PERSONAL_IN_CASE_REF = /(?<![0-9])[0-9]{6}[-._:/]?[0-9]{7}(?![0-9])|(?<![0-9])(?:82[-._:/]?0?|0)(?:2|[3-6][1-5]|70|1[016789]|50[0-9])[-._:/]?[0-9]{3,4}[-._:/]?[0-9]{4}(?![0-9])/u;
 
 // ------------------------------------------------------------------ static text, language
 
@@ -249,8 +251,10 @@ async function onSubjectSubmit(event) {
   const queryInput = $("#subject-query");
   const caseRef = caseInput.value.trim();
   const query = queryInput.value.trim();
-  const caseOk = CASE_REF_RE.test(caseRef);
-  setFieldError(caseInput, $("#case-ref-error"), caseOk ? "" : t("subject.caseRefInvalid"));
+  const personal = PERSONAL_IN_CASE_REF.test(caseRef);
+  const caseOk = CASE_REF_RE.test(caseRef) && !personal;
+  setFieldError(caseInput, $("#case-ref-error"),
+                caseOk ? "" : t(personal ? "subject.caseRefPersonal" : "subject.caseRefInvalid"));
   setFieldError(queryInput, $("#subject-query-error"), query ? "" : t("subject.queryEmpty"));
   if (!caseOk) { caseInput.focus(); return; }
   if (!query) { queryInput.focus(); return; }

@@ -39,7 +39,7 @@ from .catalog import Catalog
 from .audit import AuditEvent, AuditStore, AuditUnavailable, FieldDecision
 from .consent import ConsentStore
 from .errors import ConfigError, ConfigErrors, OneScreenError, Unauthenticated
-from .http import GRAPHQL_RESPONSE, HttpError, PersistedQueries, RateLimiter, read_request
+from .http import GRAPHQL_RESPONSE, HttpError, PersistedQueries, RateLimiter, read_body, read_request
 from .gateway import Gateway
 from .graphql import build_schema
 from .graphql.context import Context
@@ -113,8 +113,9 @@ class Runtime:
         self._loaded_stamp = self.config_stamp()
 
     def operation_label(self, operation: str | None) -> str:
-        """A bounded set of metric labels: the first 100 operation names seen, then 'other'."""
-        name = (operation or "anonymous")[:64]
+        """A bounded set of metric labels: the first 100 operation names seen, then 'other'. `operation` is
+        already checked (GraphQLRequest.operation_label: a plain or registered name, or "other")."""
+        name = operation or "anonymous"
         if name in self._operations or len(self._operations) < 100:
             self._operations.add(name)
             return name
@@ -399,7 +400,8 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
                 return _error(429, "RATE_LIMITED", "too many requests; slow down and retry",
                               {"Retry-After": str(max(1, math.ceil(wait)))})
         try:
-            gql = await read_request(request, allow_get=settings.allow_get, persisted=runtime.persisted)
+            gql = await read_request(request, allow_get=settings.allow_get, persisted=runtime.persisted,
+                                     body_timeout=settings.body_timeout)
         except HttpError as exc:
             return _error(exc.status, exc.code, exc.message, exc.headers)
         try:
@@ -408,7 +410,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
             return _error(503, exc.code, exc.message)
         ctx = Context(caller, snapshot, request_id, request.client.host if request.client else "")
         try:
-            with span("graphql.request", request_id=request_id, operation=gql.operation or ""):
+            with span("graphql.request", request_id=request_id, operation=gql.operation_label or ""):
                 async with asyncio.timeout(settings.request_timeout):
                     result = await snapshot.schema.run(gql.query, gql.variables, ctx, gql.operation)
         except TimeoutError:
@@ -434,10 +436,10 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         status = 400 if failed_before_execution and gql.media_type == GRAPHQL_RESPONSE else 200
         elapsed = time.perf_counter() - started
         m = runtime.metrics
-        m.bound(m.request_latency, runtime.operation_label(gql.operation)).observe(elapsed)
+        m.bound(m.request_latency, runtime.operation_label(gql.operation_label)).observe(elapsed)
         m.bound(m.requests, "ok" if not result.errors else "errors").inc()
         log.info("graphql request", extra={"request_id": request_id, "user": caller.user, "org": caller.org,
-                                           "operation": gql.operation, "duration_ms": round(elapsed * 1000, 1),
+                                           "operation": gql.operation_label, "duration_ms": round(elapsed * 1000, 1),
                                            "errors": len(result.errors or [])})
         return Response(orjson.dumps(out), status_code=status, media_type=gql.media_type,
                         headers={"X-Request-Id": request_id})
@@ -462,8 +464,10 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         """Demo mode only: a token for a demo user (what `onescreen token` prints), for the sign-in picker."""
         from .identity import mint_demo_token
         try:
-            body = orjson.loads(await request.body())
+            body = orjson.loads(await read_body(request, 4096, settings.body_timeout))
             token = mint_demo_token(settings.data_dir, str(body["user"]), settings.token_ttl)
+        except HttpError as exc:
+            return _error(exc.status, exc.code, exc.message, exc.headers)
         except (ValueError, KeyError, TypeError):
             return _error(400, "BAD_REQUEST", 'send {"user": "<a demo user id>"}')
         return _json({"token": token}, headers={"Cache-Control": "no-store"})

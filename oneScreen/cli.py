@@ -112,7 +112,7 @@ def _serve(args: argparse.Namespace, s: settings_mod.Settings) -> int:
 
     import uvicorn
 
-    from . import logs
+    from . import logs, server
     from .app import create_app
 
     logs.setup(s.log_level)
@@ -137,8 +137,10 @@ def _serve(args: argparse.Namespace, s: settings_mod.Settings) -> int:
     if s.demo:
         print(f"oneScreen (DEMO MODE, synthetic data) on http://{host}:{port}  data: {s.data_dir}  "
               f"configuration: {s.catalog_path}, {s.policies_dir}", file=sys.stderr)
+    # access_log=False: uvicorn's access lines would hold paths and query strings (invariant 12)
     common = dict(host=host, port=port, log_config=None, access_log=False, proxy_headers=False,
-                  timeout_graceful_shutdown=30)  # drain in-flight requests (and their audit writes) on SIGTERM
+                  timeout_graceful_shutdown=30,  # drain in-flight requests (and their audit writes) on SIGTERM
+                  **server.uvicorn_options(s))  # bounds on request heads, idle connections, open connections
     if workers > 1:
         # The configuration was validated (and demo files and keys created) above, once, before any worker
         # starts; each worker then builds its own app from the same environment. SIGHUP restarts workers.

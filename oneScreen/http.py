@@ -9,8 +9,10 @@ body, which a cross-site form cannot send (no simple-request content type).
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +20,16 @@ from typing import Any
 
 import orjson
 from cachetools import TTLCache
-from graphql import GraphQLSyntaxError, OperationType, get_operation_ast, parse
+from graphql import GraphQLSyntaxError, OperationDefinitionNode, OperationType, get_operation_ast, parse
 from starlette.requests import Request
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 MAX_BODY = 256 * 1024
 MAX_VARIABLES = 64 * 1024
+# Invariant 12: an operation name a client sends reaches logs, spans and metric labels only when it is a plain
+# name (or a registered operation's name); anything else (an RRN, a person's name, a phone number) is "other"
+PLAIN_OPERATION = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 class HttpError(Exception):
@@ -39,6 +44,7 @@ class GraphQLRequest:
     variables: dict[str, Any]
     operation: str | None
     media_type: str  # what the response is sent as
+    operation_label: str | None = None  # `operation` as logs and metrics may show it (PersistedQueries.label)
 
 
 def negotiate(accept: str | None) -> str:
@@ -53,7 +59,27 @@ def negotiate(accept: str | None) -> str:
     raise HttpError(406, "NOT_ACCEPTABLE", f"send Accept: {GRAPHQL_RESPONSE} or {JSON}")
 
 
-async def read_request(request: Request, *, allow_get: bool, persisted: "PersistedQueries") -> GraphQLRequest:
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The request body, refused (413) past `limit` bytes and (408) when it has not all come within `timeout`
+    seconds: a client trickling its body holds no connection and no task for longer (invariant 10)."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit:
+        raise HttpError(413, "BODY_TOO_LARGE", f"the request body is larger than {limit} bytes")
+    body = b""
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise HttpError(413, "BODY_TOO_LARGE", f"the request body is larger than {limit} bytes")
+    except TimeoutError:
+        raise HttpError(408, "BODY_TIMEOUT", f"the request body did not arrive within {timeout:g} s",
+                        {"Connection": "close"}) from None
+    return body
+
+
+async def read_request(request: Request, *, allow_get: bool, persisted: "PersistedQueries",
+                       body_timeout: float) -> GraphQLRequest:
     media_type = negotiate(request.headers.get("accept"))
     if request.method == "GET":
         if not allow_get:
@@ -71,14 +97,7 @@ async def read_request(request: Request, *, allow_get: bool, persisted: "Persist
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != JSON:
             raise HttpError(415, "UNSUPPORTED_MEDIA_TYPE", f"send the request as Content-Type: {JSON}")
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY:
-            raise HttpError(413, "BODY_TOO_LARGE", f"the request body is larger than {MAX_BODY} bytes")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                raise HttpError(413, "BODY_TOO_LARGE", f"the request body is larger than {MAX_BODY} bytes")
+        body = await read_body(request, MAX_BODY, body_timeout)
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -96,7 +115,7 @@ async def read_request(request: Request, *, allow_get: bool, persisted: "Persist
     query = persisted.resolve(payload.get("query"), extensions)
     if request.method == "GET" and _is_mutation(query, operation):
         raise HttpError(405, "METHOD_NOT_ALLOWED", "mutations only over POST", {"Allow": "POST"})
-    return GraphQLRequest(query, variables, operation, media_type)
+    return GraphQLRequest(query, variables, operation, media_type, persisted.label(operation))
 
 
 def _is_mutation(query: str, operation: str | None) -> bool:
@@ -114,14 +133,27 @@ class PersistedQueries:
 
     def __init__(self, path: Path | None = None, only: bool = False) -> None:
         self.registered: dict[str, str] = {}
+        names: set[str] = set()
         if path:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             for digest, query in data.items():
                 if hashlib.sha256(query.encode()).hexdigest() != digest:
                     raise ValueError(f"{path}: the query registered under {digest[:12]}... does not hash to it")
                 self.registered[digest] = query
+                try:
+                    names.update(d.name.value for d in parse(query).definitions
+                                 if isinstance(d, OperationDefinitionNode) and d.name is not None)
+                except GraphQLSyntaxError:
+                    raise ValueError(f"{path}: the query registered under {digest[:12]}... does not parse") from None
+        self.operations = frozenset(names)  # the operation names of the registered queries
         self.only = only
         self.automatic: TTLCache = TTLCache(maxsize=10_000, ttl=24 * 3600)
+
+    def label(self, operation: str | None) -> str | None:
+        """`operation` if it is a registered operation's name or a plain name, else "other" (invariant 12)."""
+        if operation is None or operation in self.operations or PLAIN_OPERATION.fullmatch(operation):
+            return operation
+        return "other"
 
     def resolve(self, query: Any, extensions: dict[str, Any]) -> str:
         pq = extensions.get("persistedQuery") if isinstance(extensions, dict) else None

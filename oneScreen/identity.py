@@ -4,11 +4,14 @@ Demo mode: tokens for demo users, signed with a key kept in the data
 directory (so a token minted by `onescreen token` is valid for a server on
 the same data directory). Production mode: JWTs from the government SSO,
 verified with a public key or JWKS file (ONESCREEN_JWT_KEYS), issuer and
-audience checked, asymmetric algorithms only (no `none`, no HS/RS confusion).
+audience checked, asymmetric algorithms only (no `none`, no HS/RS confusion),
+each checked only with keys of its own type: whatever a token says, it is a
+caller or a 401, never a 500.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import time
@@ -19,6 +22,8 @@ from typing import Any
 import jwt
 import yaml
 from cachetools import TTLCache
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from .errors import Unauthenticated
 from .policy import Caller
@@ -26,6 +31,9 @@ from .policy import Caller
 DEMO_ISSUER = "onescreen-demo"
 DEMO_AUDIENCE = "onescreen"
 ASYMMETRIC = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}  # the one curve of each ES algorithm
+PUBLIC_KEY_TYPES = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)
+log = logging.getLogger("onescreen.identity")
 DEMO_USERS_FILE = Path(__file__).parent / "demo" / "users.yaml"
 
 
@@ -141,31 +149,69 @@ class Verifier:
                 return jwt.decode(token, self.demo_key, algorithms=["HS256"], issuer=DEMO_ISSUER,
                                   audience=DEMO_AUDIENCE, options=options, leeway=30)
             header = jwt.get_unverified_header(token)
-            if header.get("alg") not in ASYMMETRIC:
+            alg = header.get("alg")
+            if not isinstance(alg, str) or alg not in ASYMMETRIC:
                 raise Unauthenticated("token algorithm not allowed")
-            for key in self._candidates(header):
+            candidates = self._candidates(header, alg)
+            if not candidates:
+                raise Unauthenticated(f"no signing key of this service is for the token's algorithm ({alg})")
+            for key in candidates:
                 try:
-                    return jwt.decode(token, key, algorithms=ASYMMETRIC, issuer=self.issuer,
+                    return jwt.decode(token, key, algorithms=[alg], issuer=self.issuer,
                                       audience=self.audience, options=options, leeway=30)
                 except jwt.InvalidSignatureError:
                     continue
             raise Unauthenticated("token signature does not verify")
         except jwt.PyJWTError:
             raise Unauthenticated("the token is invalid or expired") from None
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            # PyJWT and cryptography raise these for keys and signatures they cannot use; _candidates gives each
+            # algorithm keys of its own type, so this is a library surprise: still the caller's 401, not a 500
+            log.warning("token verification failed unexpectedly", extra={"reason": type(exc).__name__})
+            raise Unauthenticated("the token is invalid or expired") from None
 
-    def _candidates(self, header: dict) -> list[Any]:
+    def _candidates(self, header: dict, alg: str) -> list[Any]:
+        """The keys that can check `alg` (the key's type, and the JWK's own `alg` when it names one), those with
+        the token's `kid` first choice."""
+        fitting = [(kid, key) for kid, key_alg, key in self.keys if _fits(alg, key) and key_alg in (None, alg)]
         kid = header.get("kid")
         if kid:
-            matching = [k for kid_, k in self.keys if kid_ == kid]
+            matching = [k for kid_, k in fitting if kid_ == kid]
             if matching:
                 return matching
-        return [k for _kid, k in self.keys]
+        return [k for _kid, k in fitting]
 
 
-def _load_keys(path: Path) -> list[tuple[str | None, Any]]:
+def _fits(alg: str, key: Any) -> bool:
+    """Whether `key` is of the type `alg` (one of ASYMMETRIC) verifies with: PyJWT raises TypeError otherwise."""
+    if alg in CURVES:
+        return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == CURVES[alg]
+    if alg == "EdDSA":
+        return isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey))
+    return isinstance(key, rsa.RSAPublicKey)  # RS*, PS*
+
+
+def _load_keys(path: Path) -> list[tuple[str | None, str | None, Any]]:
+    """(kid, the JWK's alg, public key) of each signing key in a JWKS or PEM file; refuses keys that can sign
+    nothing this service accepts (symmetric, private, DSA, X25519, ...) with the file and the key's position."""
     text = Path(path).read_text(encoding="utf-8")
     if text.lstrip().startswith("{"):
-        jwks = json.loads(text)
-        return [(k.get("kid"), jwt.PyJWK(k).key) for k in jwks.get("keys", [])]
+        out = []
+        for i, k in enumerate(json.loads(text).get("keys", [])):
+            if k.get("use", "sig") != "sig":
+                continue  # an encryption key: not for signatures
+            try:
+                key = jwt.PyJWK(k).key
+            except jwt.PyJWTError as exc:
+                raise ValueError(f"{path}: key {i} (kid {k.get('kid')!r}) cannot be used: {exc}") from None
+            out.append((k.get("kid"), k.get("alg"), _public(key, f"{path}: key {i} (kid {k.get('kid')!r})")))
+        return out
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
-    return [(None, load_pem_public_key(text.encode()))]
+    return [(None, None, _public(load_pem_public_key(text.encode()), str(path)))]
+
+
+def _public(key: Any, where: str) -> Any:
+    if not isinstance(key, PUBLIC_KEY_TYPES):
+        raise ValueError(f"{where} is not an RSA, EC or Ed25519/Ed448 public key ({type(key).__name__}): "
+                         "production accepts only asymmetric signatures")
+    return key

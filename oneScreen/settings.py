@@ -23,6 +23,11 @@
 | ONESCREEN_REQUEST_TIMEOUT | 30 | seconds a GraphQL request may take |
 | ONESCREEN_MAX_DEPTH / _ALIASES / _TOKENS / _SUBJECTS / _COST | 12 / 200 / 20000 / 100 / 6000 | query limits |
 | ONESCREEN_WORKERS | 1 | worker processes of `onescreen serve` |
+| ONESCREEN_MAX_HEADER_BYTES | 16384 | largest request head (request line and headers); 431 beyond |
+| ONESCREEN_HEADER_TIMEOUT | 10 | seconds a connection has to send a whole request head; 408 and closed beyond |
+| ONESCREEN_BODY_TIMEOUT | 10 | seconds a request has to send its body; 408 beyond |
+| ONESCREEN_KEEPALIVE_TIMEOUT | 5 | seconds an idle kept-alive connection stays open |
+| ONESCREEN_MAX_CONNECTIONS | 1000 | open connections one process serves; a request beyond gets 503 |
 | ONESCREEN_TRUSTED_PROXY_HEADER | - (off) | trusted reverse-proxy mode: header carrying the caller's claims as JSON |
 | ONESCREEN_TRUSTED_PROXIES | - | comma-separated addresses of the proxies whose identity header is believed |
 
@@ -67,6 +72,11 @@ class Settings:
     request_timeout: float
     limits: Limits
     workers: int
+    max_header_bytes: int
+    header_timeout: float
+    body_timeout: float
+    keepalive_timeout: float
+    max_connections: int
     shipped_catalog: Path = SHIPPED_CATALOG
     shipped_policies: Path = SHIPPED_POLICIES
 
@@ -112,7 +122,26 @@ def load(env: dict[str, str] | None = None) -> Settings:
             max_subjects=int(env.get("ONESCREEN_MAX_SUBJECTS", Limits.max_subjects)),
             max_cost=int(env.get("ONESCREEN_MAX_COST", Limits.max_cost))),
         workers=int(env.get("ONESCREEN_WORKERS", "1")),
+        max_header_bytes=_positive(env, "ONESCREEN_MAX_HEADER_BYTES", 16384, int),
+        header_timeout=_positive(env, "ONESCREEN_HEADER_TIMEOUT", 10.0, float),
+        body_timeout=_positive(env, "ONESCREEN_BODY_TIMEOUT", 10.0, float),
+        keepalive_timeout=_positive(env, "ONESCREEN_KEEPALIVE_TIMEOUT", 5.0, float),
+        max_connections=_positive(env, "ONESCREEN_MAX_CONNECTIONS", 1000, int),
     )
+
+
+def _positive(env: dict[str, str], name: str, default, kind):
+    """A bound: a positive number (none is ever off: every wait has a bound, invariant 10)."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not value > 0:
+        raise ValueError(f"{name} must be a positive {'integer' if kind is int else 'number'}, not {raw!r}")
+    return value
 
 
 def _flag(env: dict[str, str], name: str, default: bool) -> bool:

@@ -291,6 +291,7 @@ def test_the_task_editor_writes_an_unchanged_task_back_byte_for_byte(as_user, ad
     """A change's diff shows only what the admin changed: opening a task and proposing it as is changes nothing."""
     page = as_user("kang.samu")
     page.click("#nav-admin-task")
+    expect(page.locator("#task-open option[value='vehicle_transfer']")).to_be_attached()  # the catalog is loaded
     codes = page.locator("#task-open option").evaluate_all("os => os.map(o => o.value).filter(v => v !== '__new__')")
     assert len(codes) == len(list((admin_site.config / "policies" / "tasks").glob("*.yaml")))
     for code in codes:

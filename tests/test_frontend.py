@@ -512,10 +512,17 @@ def test_the_whole_flow_with_the_keyboard_alone(page, site):
     page.keyboard.press("Enter")  # one task matches: Enter takes it
     expect(page.locator("#view-subject")).to_be_visible()
     assert focused(page, "#case-ref")
-    page.keyboard.type("2026-복지-0777")
+    page.keyboard.type("510922-2547567")  # an RRN is no case reference: refused before anything is sent
     page.keyboard.press("Tab")
     assert focused(page, "#subject-query")
     page.keyboard.type(f"{row['name']} {row['birth_date']}")
+    page.keyboard.press("Enter")
+    expect(page.locator("#case-ref-error")).to_contain_text("주민등록번호나 전화번호를 넣을 수 없습니다")
+    assert focused(page, "#case-ref")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("2026-복지-0777")
+    page.keyboard.press("Tab")
+    assert focused(page, "#subject-query")
     page.keyboard.press("Enter")
     expect(page.locator("#matches-body button.select")).to_have_count(1)
     expect(page.locator("#status[role=status][aria-live=polite]")).to_have_text("대상 1건을 찾았습니다. 선택하세요.")

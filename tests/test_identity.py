@@ -115,3 +115,107 @@ async def test_a_trusted_proxy_header_is_believed_only_from_a_trusted_proxy(data
         r = await post(app, {"X-OneScreen-Identity": claims})
         assert r.status_code == expected, r.text
         await app.state.runtime.close()
+
+
+def _b64(data: bytes) -> str:
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _hand_made(header: object, claims: dict, secret: bytes = b"") -> str:
+    """A token PyJWT would refuse to make (an HMAC keyed with a public key, an odd header), signed by hand."""
+    import hashlib
+    import hmac
+    head = _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(claims).encode())
+    return head + "." + _b64(hmac.new(secret, head.encode(), hashlib.sha256).digest())
+
+
+async def test_every_algorithm_and_key_type_gets_a_401_or_is_served_never_a_500(data_dir, tmp_path):
+    """Issue 24: an ES256 token against an RSA key was a 500 (PyJWT's TypeError). Every algorithm PyJWT knows,
+    signed with every key type it can sign with (and by hand where it cannot), against production services
+    configured with RSA, EC and Ed25519 keys (PEM each, and one JWKS of all three) and the demo service: a
+    token signed by a configured key of its algorithm's type is served, every other one is a clear 401."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
+    from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, get_default_algorithms
+
+    RRN[:] = [sample(data_dir, "mois_resident:SELECT rrn FROM resident LIMIT 1")[0][0]]
+    private = {"rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+               "p256": ec.generate_private_key(ec.SECP256R1()), "p384": ec.generate_private_key(ec.SECP384R1()),
+               "p521": ec.generate_private_key(ec.SECP521R1()), "k256": ec.generate_private_key(ec.SECP256K1()),
+               "ed25519": ed25519.Ed25519PrivateKey.generate(), "ed448": ed448.Ed448PrivateKey.generate(),
+               "hmac": b"a shared secret, sixty-four bytes long, for HS256, HS384 and HS512"}
+    pem = {name: private[name].public_key().public_bytes(serialization.Encoding.PEM,
+                                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+           for name in ("rsa", "p256", "ed25519")}
+    for name, data in pem.items():
+        (tmp_path / f"{name}.pem").write_bytes(data)
+    jwks = {"keys": [{**RSAAlgorithm.to_jwk(private["rsa"].public_key(), as_dict=True), "kid": "rsa"},
+                     {**ECAlgorithm.to_jwk(private["p256"].public_key(), as_dict=True), "kid": "p256"},
+                     {**OKPAlgorithm.to_jwk(private["ed25519"].public_key(), as_dict=True), "kid": "ed25519"}]}
+    (tmp_path / "jwks.json").write_text(json.dumps(jwks))
+    configs = {"rsa PEM": ({"rsa"}, "rsa.pem"), "p256 PEM": ({"p256"}, "p256.pem"),
+               "ed25519 PEM": ({"ed25519"}, "ed25519.pem"), "JWKS": ({"rsa", "p256", "ed25519"}, "jwks.json")}
+    fits = {"RS": {"rsa"}, "PS": {"rsa"}, "ES256": {"p256"}, "ES384": {"p384"}, "ES512": {"p521"},
+            "EdDSA": {"ed25519", "ed448"}}
+
+    now = int(time.time())
+    claims = {**CLAIMS, "iat": now, "exp": now + 300}
+    tokens: dict[str, tuple[str, str | None]] = {}  # what -> (token, the key that really signed it, if any)
+    algorithms = sorted(get_default_algorithms())
+    assert {"ES256", "EdDSA", "HS256", "PS256", "RS256", "none"} <= set(algorithms)
+    for alg in algorithms:
+        for signer, key in private.items():
+            for kid in (None, "rsa", "p256", "ed25519"):
+                try:
+                    token = jwt.encode(claims, None if alg == "none" else key, algorithm=alg,
+                                       headers={"kid": kid} if kid else None)
+                except (jwt.PyJWTError, TypeError, ValueError, NotImplementedError):
+                    continue  # PyJWT will not sign with this key type
+                tokens[f"{alg} by {signer} kid {kid}"] = (token, None if alg in ("none",) else signer)
+        for name, data in pem.items():  # the classic confusion: an HMAC keyed with the service's public key
+            if alg.startswith("HS"):
+                tokens[f"{alg} keyed with the {name} PEM"] = (_hand_made({"alg": "HS256", "typ": "JWT"}, claims,
+                                                                         data), None)
+    odd_headers = [{"alg": ["ES256"]}, {"alg": None}, {}, {"alg": "ES256", "kid": {"x": 1}}, {"alg": "RS256", "kid": 7},
+                   {"alg": "EdDSA", "crv": "X25519"}, {"alg": "ES256K"}, {"alg": "ES521"}, "ES256", ["RS256"]]
+    for i, header in enumerate(odd_headers):
+        tokens[f"odd header {i}"] = (_hand_made(header, claims), None)
+    for i, shape in enumerate(["", "a", "a.b", "a.b.c", "....", "e30.e30.", "e30.e30.e30", "eyJhbGciOiJFUzI1NiJ9.x.y",
+                               tokens["ES256 by p256 kid None"][0] + "x", "Ünïcödé.ü.ü"]):
+        tokens[f"odd shape {i}"] = (shape, None)
+
+    def expected(config_keys: set[str], what: str, signer: str | None) -> int:
+        alg = what.split(" ", 1)[0]
+        family = fits.get(alg, fits.get(alg[:2], set()))
+        return 200 if signer in config_keys and signer in family else 401
+
+    seen = set()
+    for config, (config_keys, file) in {**configs, "demo": (set(), None)}.items():
+        env = production_env(data_dir, tmp_path / file) if file else env_for(data_dir)
+        app = create_app(load_settings(env), env)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            for what, (token, signer) in tokens.items():
+                r = await c.post("/graphql", json={"query": "{ me { user } }"},
+                                 headers={"Authorization": f"Bearer {token}".encode()})
+                want = expected(config_keys, what, signer)
+                assert r.status_code == want, f"{config}: {what}: {r.status_code} {r.text[:200]}"
+                if want == 401:
+                    error = r.json()["errors"][0]
+                    assert error["extensions"]["code"] == "UNAUTHENTICATED" and error["message"], (config, what)
+                seen.add(want)
+        await app.state.runtime.close()
+    assert seen == {200, 401}
+
+
+@pytest.mark.parametrize("jwk, reason", [
+    ({"kty": "oct", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}, "not an RSA, EC or Ed25519/Ed448 public key"),
+    ({"kty": "OKP", "crv": "X25519", "x": "5aQUM1bH3ePwdCkrJIixiCQQsxi_3ii6Qqbj3Ra8wlQ"}, "cannot be used"),
+])
+def test_production_refuses_a_jwks_with_a_key_that_cannot_check_signatures(data_dir, tmp_path, jwk, reason):
+    """A symmetric (HMAC) or non-signing key in the SSO's key file is refused at start, naming the file and key."""
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [{**jwk, "kid": "odd"}]}))
+    env = production_env(data_dir, path)
+    with pytest.raises(ValueError, match=reason) as info:
+        create_app(load_settings(env), env)
+    assert str(path) in str(info.value) and "'odd'" in str(info.value)

@@ -31,6 +31,13 @@ log = logging.getLogger("onescreen.context")
 HANDLE_PREFIX = "h:"
 HANDLE_TTL = 8 * 3600
 CASE_REF_RE = re.compile(CASE_REF_PATTERN)
+# A case reference is kept forever in the append-only audit trail, so it must not be a person's identifier:
+# refused when it holds an RRN's shape (6 + 7 digits, any separator or none, any check digit) or a Korean
+# phone number's (mobile, landline or 070/050x, with or without separators, or with the 82 country code).
+_SEP = "[-._:/]?"
+PERSONAL_IN_CASE_REF = re.compile(
+    rf"(?<![0-9])[0-9]{{6}}{_SEP}[0-9]{{7}}(?![0-9])"
+    rf"|(?<![0-9])(?:82{_SEP}0?|0)(?:2|[3-6][1-5]|70|1[016789]|50[0-9]){_SEP}[0-9]{{3,4}}{_SEP}[0-9]{{4}}(?![0-9])")
 
 
 @dataclass
@@ -68,8 +75,13 @@ class Context:
 
     @staticmethod
     def check_case_ref(case_ref: str) -> None:
+        """The one check of every case reference a client gives (screen, typed roots, recordConsent), before
+        any work; the messages never repeat it."""
         if not isinstance(case_ref, str) or not CASE_REF_RE.match(case_ref):
             raise BadRequest("caseRef must be 1-64 letters, digits or . _ : / - (the 민원 접수번호 or case id)")
+        if PERSONAL_IN_CASE_REF.search(case_ref):
+            raise BadRequest("caseRef must not hold a resident registration number or a phone number: it is kept "
+                             "in the audit trail for good; give the 민원 접수번호 or case id")
 
     async def disclose(self, task: Task, subject_type: str, key: str, paths: Iterable[tuple[Field, ...]],
                        case_ref: str, *, stable: bool = False) -> dict[str, FieldResult]:
