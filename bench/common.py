@@ -359,7 +359,7 @@ class Identity:
         self.public_pem.write_bytes(self._key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
 
-    def token(self, roles: Sequence[str], user: str = "bench.user", org: str = "BENCH", region: str = "00000") -> str:
+    def token(self, roles: Sequence[str], user: str = "bench.user", org: str = "BENCH", region: str = "national") -> str:
         import jwt
         now = int(time.time())
         claims = {"sub": user, "name": user, "org": org, "region": region, "roles": list(roles),

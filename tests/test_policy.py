@@ -20,7 +20,7 @@ def caller(roles, region="11680", user="u"):
 
 WELFARE = caller(["welfare_officer"])
 VEHICLE = caller(["vehicle_registration_officer"], region="11000")
-HOUSING = caller(["housing_supply_officer"], region="00000")
+HOUSING = caller(["housing_supply_officer"], region="national")
 IN, OUT = Subject(in_region=True, consented=False), Subject(in_region=False, consented=False)
 
 
@@ -46,7 +46,7 @@ def test_decision_table(who, task, field, subject, status, mask):
 
 
 def test_a_nationwide_caller_needs_no_region_lookup():
-    national = caller(["welfare_officer"], region="00000")
+    national = caller(["welfare_officer"], region="national")
     assert decide(national, POL.tasks["basic_livelihood"], "citizen.name", Subject()).status is Status.OK
     no_region = caller(["welfare_officer"], region="")
     assert decide(no_region, POL.tasks["basic_livelihood"], "citizen.name", Subject()).status is Status.DENIED

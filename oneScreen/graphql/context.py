@@ -98,7 +98,7 @@ class Context:
     async def _facts(self, task: Task, subject_type: str, key: str, paths: list, stable: bool) -> Subject:
         """What the policy needs to know of the subject: region (jurisdiction) and consent, only when a rule asks."""
         in_region = consented = None
-        if task.jurisdiction == "own_region" and not self.caller.national:
+        if task.jurisdiction == "own_region" and self.caller.scope == "region":  # else decide() needs no lookup
             region_field = self.snapshot.catalog.subject_types[subject_type].region_field
             path = (self.snapshot.catalog.fields[region_field],)
             found = await self.batcher.load(SubjectRequest(subject_type, key, (path,)))
@@ -149,7 +149,7 @@ def _asks_consent(task: Task, paths: list, memo: LRUCache | None) -> bool:
 
 
 def _decide(caller: Caller, task: Task, paths: list, facts: Subject, memo: LRUCache | None) -> Decided:
-    """`decide` for every path, remembered per (task, paths object, roles, nationwide or not, facts):
+    """`decide` for every path, remembered per (task, paths object, roles, jurisdiction scope, facts):
     everything `decide` reads."""
     def make() -> Decided:
         denied: list[tuple[str, FieldResult]] = []
@@ -167,7 +167,7 @@ def _decide(caller: Caller, task: Task, paths: list, facts: Subject, memo: LRUCa
             else:
                 denied.append((pid, denied_result(decision)))
         return Decided(tuple(denied), tuple(allowed), one_stage(allowed), masks, tuple(counts.items()))
-    return _remembered(memo, (id(task), id(paths), caller.roles, caller.national, facts), task, paths, make)
+    return _remembered(memo, (id(task), id(paths), caller.roles, caller.scope, facts), task, paths, make)
 
 
 @dataclass(frozen=True)
