@@ -56,6 +56,9 @@ class TaskFile(_Model):
     roles: list[str] = PField(min_length=1)
     jurisdiction: Literal["national", "own_region"] = PField(
         "national", description="own_region: a caseworker sees only subjects of their own region")
+    subjects_per_request: int = PField(
+        1, ge=1, le=1000, description="subjects one request may look up for this task: 1 for a caseworker's "
+                                      "screen; a batch task (e.g. a periodic review) says how many")
     sections: list[SectionSpec] = PField(min_length=1)
 
 
@@ -108,6 +111,7 @@ class Task:
     fields: Mapping[str, TaskField]  # by path id
     source: str
     jurisdiction: str = "national"
+    subjects_per_request: int = 1
 
     @property
     def needs_consent(self) -> bool:
@@ -204,6 +208,18 @@ def decide(caller: Caller, task: Task, field_path: str, subject: Subject = Subje
         return Decision(Status.MASKED, None, None, mask=tf.mask, rule=f"mask {tf.mask}")
     basis = f"full value: {tf.full_value_basis}" if tf.full_value_basis else "in the task's field set"
     return Decision(Status.OK, rule=basis)
+
+
+def may_record_consent(caller: Caller, task: Task, subject: Subject) -> Decision:
+    """Whether the caller may record the subject's consent for the task: the rules of reading its consent-gated
+    fields (the task's roles, the caller's jurisdiction), with the consent itself taken as given."""
+    facts = Subject(subject.in_region, consented=True)
+    for tf in task.fields.values():
+        if tf.consent:
+            d = decide(caller, task, tf.id, facts)
+            if not d.allowed:
+                return d
+    return Decision(Status.OK, rule="may read the consent-gated fields once consent is recorded")
 
 
 def load(directory: Path, catalog: Catalog) -> Policies:
@@ -304,7 +320,7 @@ def _load_task(path: Path, catalog: Catalog, roles: Mapping[str, Role]) -> Task:
     if errors:
         raise ConfigErrors(errors)
     return Task(spec.code, spec.name, spec.name_en, spec.legal_basis, spec.legal_basis_en, spec.subject,
-                frozenset(spec.roles), tuple(sections), all_fields, file, spec.jurisdiction)
+                frozenset(spec.roles), tuple(sections), all_fields, file, spec.jurisdiction, spec.subjects_per_request)
 
 
 def json_schemas() -> dict[str, dict]:
