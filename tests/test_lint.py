@@ -121,13 +121,12 @@ def test_catalog_fields_no_task_shows_are_warnings(catalog_copy):
 
 
 @pytest.mark.parametrize("old,new,reason", [
-    ("type: string, sensitivity: personal, personal_data: phone,", "type: string, sensitivity: personal, "
-     "personal_data: email,", "personal_data: Input should be 'name', 'rrn', 'address', 'phone' or 'birth_date'"),
+    ("label_en: Mobile phone, personal_data: phone}", "label_en: Mobile phone, personal_data: email}",
+     "personal_data: Input should be 'name', 'rrn', 'address', 'phone' or 'birth_date'"),
     ("    type: record\n    sensitivity: sensitive\n    label: 가족관계\n",
      "    type: record\n    sensitivity: sensitive\n    personal_data: name\n    label: 가족관계\n",
      "carries personal data per column"),
-    ("column: owner_name, type: string, sensitivity: personal, personal_data: name,",
-     "column: owner_name, type: string, sensitivity: public, personal_data: name,",
+    ("column: owner_name, type: string, sensitivity: personal,", "column: owner_name, type: string, sensitivity: public,",
      "carries personal data (name), so its sensitivity cannot be 'public'"),
 ])
 def test_the_catalog_says_which_kind_of_personal_data_a_field_carries(catalog_copy, old, new, reason):
