@@ -508,7 +508,7 @@ def test_the_whole_flow_with_the_keyboard_alone(page, site):
     page.keyboard.press("Enter")
     expect(page.locator("#view-tasks")).to_be_visible()
     assert focused(page, "#task-search")
-    page.keyboard.type("기초생활")
+    page.keyboard.type("급여 신청")
     page.keyboard.press("Enter")  # one task matches: Enter takes it
     expect(page.locator("#view-subject")).to_be_visible()
     assert focused(page, "#case-ref")

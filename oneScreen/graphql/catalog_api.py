@@ -96,6 +96,7 @@ class TaskDefinition:
     subject: str
     roles: list[str]
     jurisdiction: str
+    subjects_per_request: int
     sections: list[TaskDefinitionSection]
     yaml: str  # the task file as it is on disk (the base a change's diff is taken against)
 
@@ -164,7 +165,8 @@ def _definition(t: TaskModel, cat: Catalog) -> TaskDefinition:
                           consent=tf.consent) for tf in s.fields]) for s in t.sections]
         return TaskDefinition(code=strawberry.ID(t.code), name=t.name, name_en=t.name_en, legal_basis=t.legal_basis,
                               legal_basis_en=t.legal_basis_en, subject=t.subject, roles=sorted(t.roles),
-                              jurisdiction=t.jurisdiction, sections=sections, yaml=text)
+                              jurisdiction=t.jurisdiction, subjects_per_request=t.subjects_per_request,
+                              sections=sections, yaml=text)
     sections = []
     for s in spec.sections:
         rules = []
@@ -179,7 +181,8 @@ def _definition(t: TaskModel, cat: Catalog) -> TaskDefinition:
         sections.append(TaskDefinitionSection(title=s.title, title_en=s.title_en, fields=rules))
     return TaskDefinition(code=strawberry.ID(spec.code), name=spec.name, name_en=spec.name_en,
                           legal_basis=spec.legal_basis, legal_basis_en=spec.legal_basis_en, subject=spec.subject,
-                          roles=list(spec.roles), jurisdiction=spec.jurisdiction, sections=sections, yaml=text)
+                          roles=list(spec.roles), jurisdiction=spec.jurisdiction,
+                          subjects_per_request=spec.subjects_per_request, sections=sections, yaml=text)
 
 
 QUERIES = {"catalog": catalog}

@@ -131,7 +131,8 @@ class Context:
                     if pid in masks and r.status is Status.OK:
                         r = r._replace(status=Status.MASKED, value=masking.apply(masks[pid], r.value))
                     results[pid] = r
-            found = _found(results.values(), region)
+            if spent is not None:
+                found = _found(results.values(), region)
         finally:
             if spent is not None:
                 await self._settle(spent, found)
