@@ -25,12 +25,15 @@ class LookupBudgetExceeded(OneScreenError):
 
     code = "LOOKUP_BUDGET_EXCEEDED"
 
-    def __init__(self, scope: str, limit: int, window: float, retry_after: float) -> None:
+    def __init__(self, scope: str, limit: int, window: float, retry_after: float, *, in_flight: bool = False) -> None:
         self.scope, self.limit, self.window, self.retry_after = scope, limit, window, retry_after
-        who = "you" if scope == "user" else "your organisation"
-        super().__init__(f"{who} looked up {limit} subjects by identifier that do not exist within "
-                         f"{window / 60:g} minutes; lookups by identifier are refused for "
-                         f"{math.ceil(retry_after)} s (search by name and birth date, or use a search result)")
+        whose = "your" if scope == "user" else "your organisation's"
+        if in_flight:
+            what = f"{limit} of {whose} lookups by identifier are in flight or found nobody lately"
+        else:
+            what = f"{limit} of {whose} lookups by identifier found nobody within {window / 60:g} minutes"
+        super().__init__(f"{what}; lookups by identifier are refused for {math.ceil(retry_after)} s (search by "
+                         "name and birth date, or use a search result)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +90,9 @@ class InProcessLookupBudget:
             limit = self.limits[scope]
             if checked and len(log.misses) + log.in_flight >= limit:
                 # the oldest miss leaves the window then; lookups in flight settle within a request's time
-                wait = log.misses[0] + self.window - now if len(log.misses) >= limit else 1.0
-                raise LookupBudgetExceeded(scope, limit, self.window, max(1.0, wait))
+                spent = len(log.misses) >= limit
+                wait = log.misses[0] + self.window - now if spent else 1.0
+                raise LookupBudgetExceeded(scope, limit, self.window, max(1.0, wait), in_flight=not spent)
             logs.append(log)
         for key, log in zip(keys, logs):
             log.in_flight += 1
