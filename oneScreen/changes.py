@@ -2,8 +2,9 @@
 
 Owns invariant 8 on the admin side: every change is validated exactly as the
 loader validates (and against the live source for new mappings), and must pass
-`onescreen policy lint` (lint.py), before it is stored; a change that widens access (a task gains a field, role or unmasked
-value; a field in use is re-mapped) waits for a second, different admin;
+`onescreen policy lint` (lint.py), before it is stored; a change that widens
+access (a task gains a field, role or unmasked value; a field in use is
+re-mapped) waits for a second, different admin;
 narrowing changes apply at once. Applying writes each file atomically (temp
 file, fsync, rename), reloads the running snapshot and audits the diff.
 """

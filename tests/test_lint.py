@@ -126,7 +126,8 @@ def test_catalog_fields_no_task_shows_are_warnings(catalog_copy):
     ("    type: record\n    sensitivity: sensitive\n    label: 가족관계\n",
      "    type: record\n    sensitivity: sensitive\n    personal_data: name\n    label: 가족관계\n",
      "carries personal data per column"),
-    ("column: owner_name, type: string, sensitivity: personal,", "column: owner_name, type: string, sensitivity: public,",
+    ("column: owner_name, type: string, sensitivity: personal,",
+     "column: owner_name, type: string, sensitivity: public,",
      "carries personal data (name), so its sensitivity cannot be 'public'"),
 ])
 def test_the_catalog_says_which_kind_of_personal_data_a_field_carries(catalog_copy, old, new, reason):
@@ -143,8 +144,9 @@ async def test_a_proposed_change_with_lint_errors_is_refused_with_the_findings(a
     api = await admin_api()
     path = task_file(catalog_copy, "housing_special_supply")
     before = path.read_bytes()
-    draft = before.decode().replace("      - field: citizen.household > household.members\n        mask: {name: name}\n",
-                                    "      - citizen.household > household.members\n")
+    draft = before.decode().replace(
+        "      - field: citizen.household > household.members\n        mask: {name: name}\n",
+        "      - citizen.household > household.members\n")
     _, body = await api.gql("oh.samu", TASK, {"c": "housing_special_supply", "y": draft})
     error = body["errors"][0]
     assert error["extensions"]["code"] == "CHANGE_INVALID"

@@ -98,7 +98,8 @@ async def test_guessing_an_rrn_the_task_denies_is_stopped_after_the_budget(api, 
             assert target["name"] not in r.text and g not in r.text
         assert await api.fetches() == after
         # a search by RRN is a lookup by identifier too
-        r = await api.post("jung.jutaek", SUBJECTS, {"type": "citizen", "q": target["rrn"], "t": "housing_special_supply"})
+        r = await api.post("jung.jutaek", SUBJECTS,
+                           {"type": "citizen", "q": target["rrn"], "t": "housing_special_supply"})
         assert r.status_code == 429 and await api.fetches() == after
 
     assert await metric(api, "onescreen_lookup_misses_total") == 20

@@ -38,7 +38,7 @@ IN, OUT = Subject(in_region=True, consented=False), Subject(in_region=False, con
     (HOUSING, "housing_special_supply", "citizen.family", Subject(), Status.MASKED, {"name": "name"}),
     (HOUSING, "housing_special_supply", "citizen.monthly_premium", Subject(), Status.DENIED, None),
     (HOUSING, "housing_special_supply", "citizen.name", Subject(), Status.MASKED, "name"),  # one treatment of names
-    (caller(["welfare_officer"], region=None), "basic_livelihood", "citizen.name", IN, Status.DENIED, None),  # no region
+    (caller(["welfare_officer"], region=None), "basic_livelihood", "citizen.name", IN, Status.DENIED, None),
     (caller(["welfare_officer"], region="27200"), "basic_livelihood", "citizen.name", OUT, Status.DENIED, None),
     (caller(["welfare_officer"], region="national"), "basic_livelihood", "citizen.name", Subject(), Status.OK, None),
 ])

@@ -100,7 +100,8 @@ async def test_denied_fields_stay_denied_through_aliases_fragments_and_directive
 async def test_fifty_aliased_subjects_cost_one_fetch_per_ledger(api, data_dir):
     """Invariant 3: subjects of one request (a batch task's) are batched by key across root fields."""
     rrns = citizens(data_dir, 50, GANGNAM)
-    parts = [f'c{i}: citizen(rrn: "{r}", task: "basic_livelihood_review", caseRef: "B-{i}") {{ name vehicles {{ plateNo }} '
+    parts = [f'c{i}: citizen(rrn: "{r}", task: "basic_livelihood_review", caseRef: "B-{i}") '
+             f'{{ name vehicles {{ plateNo }} '
              f'residence {{ mainPurpose parcel {{ officialLandPrice }} }} }}' for i, r in enumerate(rrns)]
     before = await api.fetches()
     status, body = await api.gql("lee.bokji", "{ " + " ".join(parts) + " }")
