@@ -362,7 +362,7 @@ class Identity:
         self.public_pem.write_bytes(self._key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
 
-    def token(self, roles: Sequence[str], user: str = "bench.user", org: str = "BENCH", region: str = "00000") -> str:
+    def token(self, roles: Sequence[str], user: str = "bench.user", org: str = "BENCH", region: str = "national") -> str:
         import jwt
         now = int(time.time())
         claims = {"sub": user, "name": user, "org": org, "region": region, "roles": list(roles),
@@ -376,10 +376,11 @@ class Identity:
 
 
 def base_env(**extra: str) -> dict[str, str]:
-    """The environment of a oneScreen process: ours without ONESCREEN_*, rate limits off (one bench user)."""
+    """The environment of a oneScreen process: ours without ONESCREEN_*, rate limits and lookup budgets off (one
+    bench user at up to c=128: a lookup by identifier counts against the budget while in flight)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONESCREEN_")}
-    env.update(ONESCREEN_RATE_USER_PER_MIN="0", ONESCREEN_RATE_ORG_PER_MIN="0", ONESCREEN_WORKERS="1",
-               PYTHONDONTWRITEBYTECODE="1")
+    env.update(ONESCREEN_RATE_USER_PER_MIN="0", ONESCREEN_RATE_ORG_PER_MIN="0", ONESCREEN_LOOKUP_MISSES_PER_USER="0",
+               ONESCREEN_LOOKUP_MISSES_PER_ORG="0", ONESCREEN_WORKERS="1", PYTHONDONTWRITEBYTECODE="1")
     env.update(extra)
     return env
 

@@ -122,7 +122,7 @@ def peer_config(directory: Path, connector: Callable[[str], dict[str, Any]], *, 
         {"id": ROLE, "label": "벤치마크 담당자", "label_en": "Benchmark officer"}) + "\n", encoding="utf-8")
     task = [f"code: {TASK}", "name: 벤치마크 화면", "name_en: Benchmark screen",
             "legal_basis: 벤치마크 (법적 근거 아님)", "legal_basis_en: Benchmark (no legal basis)",
-            "subject: person", f"roles: [{ROLE}]", "sections:"]
+            "subject: person", f"roles: [{ROLE}]", "subjects_per_request: 100", "sections:"]  # batch_body()
     for n in LEDGERS:
         task += [f"  - title: {n}", f"    title_en: {n}", "    fields:"]
         for a in SELECTED:

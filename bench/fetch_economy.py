@@ -203,7 +203,8 @@ async def _demo(run: Run) -> list[dict]:
         demo_db = data / "demo" / "mois_resident.sqlite"
         for task_code, user in (("move_in_report", "kim.jumin"), ("basic_livelihood", "lee.bokji")):
             task = snap.policies.tasks[task_code]
-            region = users[user].region.rstrip("0")
+            region = users[user].region
+            region = region[:2] if region.endswith("000") else region  # a 시도 office covers its 시도
             with sqlite3.connect(f"file:{demo_db}?mode=ro", uri=True) as conn:
                 keys = [r[0] for r in conn.execute(
                     "SELECT rrn FROM resident WHERE legal_dong_cd LIKE ? AND hshld_id IS NOT NULL "

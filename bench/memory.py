@@ -53,7 +53,7 @@ async def _run(run: Run) -> Result:
     snap = runtime.snapshot
     task = snap.policies.tasks[cfg.task]
     paths = [tf.path for tf in task.fields.values()]
-    caller = Caller("bench.user", "Bench User", "BENCH", "00000", frozenset({ROLE}))
+    caller = Caller("bench.user", "Bench User", "BENCH", "national", frozenset({ROLE}))
     rng = random.Random(20260101)
     caches = snap.gateway.caches
     samples: list[tuple[int, float, int, float, int]] = []

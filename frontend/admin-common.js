@@ -18,7 +18,7 @@ export const AQ = {
     subjectTypes { id label labelEn }
     roles { id label labelEn }
     maskStrategies
-    tasks { code name nameEn legalBasis legalBasisEn subject roles jurisdiction caseRefExample yaml
+    tasks { code name nameEn legalBasis legalBasisEn subject roles jurisdiction caseRefExample subjectsPerRequest yaml
             sections { title titleEn fields { field id mask fullValueBasis consent } } }
   } }`,
   columns: `query LedgerColumns($ledger: ID!) { ledgerColumns(ledger: $ledger) { name type fields } }`,

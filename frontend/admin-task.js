@@ -22,6 +22,7 @@ function draftOf(def) {
     code: def.code, name: def.name, nameEn: def.nameEn, legalBasis: def.legalBasis, legalBasisEn: def.legalBasisEn,
     subject: def.subject, roles: [...def.roles], jurisdiction: def.jurisdiction || "national",
     caseRefExample: def.caseRefExample || "",
+    subjectsPerRequest: def.subjectsPerRequest || 1,
     sections: def.sections.map((s) => ({title: s.title, titleEn: s.titleEn, fields: s.fields.map((f) => ({
       id: f.id, field: f.field, mask: f.mask ?? null, fullValueBasis: f.fullValueBasis ?? null, consent: Boolean(f.consent),
       full: Boolean(f.fullValueBasis)}))})),
@@ -30,7 +31,7 @@ function draftOf(def) {
 
 function emptyDraft() {
   return {code: "", name: "", nameEn: "", legalBasis: "", legalBasisEn: "", subject: "citizen", roles: [],
-          jurisdiction: "national", caseRefExample: "", sections: [{title: "", titleEn: "", fields: []}]};
+          jurisdiction: "national", caseRefExample: "", subjectsPerRequest: 1, sections: [{title: "", titleEn: "", fields: []}]};
 }
 
 function openDraft(code) {
@@ -107,6 +108,7 @@ function renderBasics() {
   $("#task-subject").disabled = !isNew;
   fill($("#task-jurisdiction"), ["national", "own_region"].map((j) =>
     h("option", {value: j, selected: j === draft.jurisdiction}, t(`admin.task.jurisdiction.${j}`))));
+  if ($("#task-subjects").value !== String(draft.subjectsPerRequest)) $("#task-subjects").value = draft.subjectsPerRequest;
   const caseworkerRoles = admin.catalog.roles.filter((r) => !["catalog_admin", "task_configurer"].includes(r.id));
   fill($("#task-roles"), caseworkerRoles.map((r) => {
     const id = `task-role-${r.id}`;
@@ -461,8 +463,12 @@ function onBasics(event) {
     const map = {"task-code": "code", "task-name": "name", "task-name-en": "nameEn", "task-basis": "legalBasis",
                  "task-basis-en": "legalBasisEn", "task-jurisdiction": "jurisdiction",
                  "task-case-ref": "caseRefExample"};
-    if (!(target.id in map)) return;
-    d[map[target.id]] = target.value.trim();
+    if (target.id === "task-subjects") {
+      d.subjectsPerRequest = Number(target.value) || 1;  // the server checks the range (1-1000)
+    } else {
+      if (!(target.id in map)) return;
+      d[map[target.id]] = target.value.trim();
+    }
   }
   regenerate();
 }
@@ -584,6 +590,7 @@ export function bindTaskPage() {
   }
   $("#task-subject").addEventListener("change", onBasics);
   $("#task-jurisdiction").addEventListener("change", onBasics);
+  $("#task-subjects").addEventListener("input", onBasics);
   $("#task-roles").addEventListener("change", onBasics);
   $("#task-add-section").addEventListener("click", addSection);
   $("#task-propose").addEventListener("click", onPropose);

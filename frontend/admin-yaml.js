@@ -44,12 +44,14 @@ export function commentsByKey(text) {
 
 /**
  * draft: {code, name, nameEn, legalBasis, legalBasisEn, subject, roles: [ids], jurisdiction, caseRefExample,
+ *        subjectsPerRequest,
  *         sections: [{title, titleEn, fields: [{field, mask, fullValueBasis, consent}]}]}
  * original: the file's text when editing an existing task ("" for a new one).
  */
 export function taskYaml(draft, original = "") {
   const comments = commentsByKey(original);
   const explicitJurisdiction = /^jurisdiction:/m.test(original || "");
+  const explicitSubjects = /^subjects_per_request:/m.test(original || "");
   const out = [];
   const key = (k, value) => {
     for (const c of comments[k] || []) out.push(c);
@@ -64,6 +66,8 @@ export function taskYaml(draft, original = "") {
   key("roles", `[${draft.roles.map(scalar).join(", ")}]`);
   if (draft.jurisdiction === "own_region" || explicitJurisdiction) key("jurisdiction", scalar(draft.jurisdiction || "national"));
   if (draft.caseRefExample) key("case_ref_example", scalar(draft.caseRefExample));
+  const subjects = draft.subjectsPerRequest ?? 1;
+  if (subjects !== 1 || explicitSubjects) key("subjects_per_request", String(subjects));
   key("sections");
   for (const section of draft.sections) {
     out.push(`  - title: ${scalar(section.title)}`);

@@ -65,12 +65,14 @@ class Admin:
             raise ChangeInvalid([f"unknown ledger {spec.get('ledger')!r}"])
         await self._check_source(ledger.id, spec["column"], spec["type"], spec.get("format"))
         entry = {k: spec.get(k) for k in ("id", "ledger", "column", "type", "format", "sensitivity", "mask",
-                                          "cardinality", "label", "label_en")}
+                                          "cardinality", "label", "label_en", "personal_data")}
 
         def edit(data: Any) -> None:
             fields = data["fields"]
             for i, f in enumerate(fields):
                 if f.get("id") == entry["id"]:
+                    if entry["personal_data"] is None:  # a re-mapping keeps what the field carries
+                        entry["personal_data"] = f.get("personal_data")
                     fields[i] = _flow(entry)
                     return
             fields.append(_flow(entry))
@@ -116,7 +118,8 @@ class Admin:
         _require(caller, TASK_ROLES, "preview tasks")
         path = self.config.policies_dir / "tasks" / f"{code}.yaml"
         old = path.read_text(encoding="utf-8") if path.exists() else None
-        new_cat, new_pol = candidate(self.config, [FileChange(path, old, text)])
+        # a draft may still be inconsistent: the preview says what it discloses; proposing it lints it
+        new_cat, new_pol = candidate(self.config, [FileChange(path, old, text)], lint_errors=False)
         snap = self.runtime.snapshot
         task = new_pol.tasks.get(code)
         if task is None:

@@ -44,6 +44,7 @@ from .gateway import Gateway
 from .graphql import build_schema
 from .graphql.context import Context
 from .identity import Verifier, demo_key
+from .lookups import InProcessLookupBudget, LookupBudget
 from .metrics import Metrics
 from .policy import Caller, Policies
 from .tracing import span
@@ -67,6 +68,7 @@ class Snapshot:
     pseudonym_key: bytes
     handles: Fernet  # opaque subject handles given out by `subjects`
     admin: Any  # admin.Admin: catalog and task change control
+    lookups: LookupBudget  # lookups by identifier that found nothing, per user and organisation (lookups.py)
     # policy decisions of typed queries, per task, selection, roles and facts (graphql/context.py `_decide`)
     decided: LRUCache = field(default_factory=lambda: LRUCache(maxsize=4096))
 
@@ -109,6 +111,8 @@ class Runtime:
         self.persisted = PersistedQueries(settings.persisted_queries, settings.persisted_only)
         self.user_rate = RateLimiter(settings.rate_user_per_min)
         self.org_rate = RateLimiter(settings.rate_org_per_min)
+        self.lookups = InProcessLookupBudget(settings.lookup_misses_per_user, settings.lookup_misses_per_org,
+                                             settings.lookup_window)
         self.snapshot = self._build(None)
         self._loaded_stamp = self.config_stamp()
 
@@ -211,7 +215,7 @@ class Runtime:
             gateway.adopt(old)
         self._catalog_stamp = stamp  # only once the whole snapshot is built: a failed build must not mark it loaded
         return Snapshot(cat, pol, schema, gateway, self.metrics, datetime.now(timezone.utc), self.audit,
-                        self.consents, self.pseudonym_key, self.handles, self.admin)
+                        self.consents, self.pseudonym_key, self.handles, self.admin, self.lookups)
 
     def reload(self) -> Snapshot:
         """Validate the files on disk and swap them in; on any error the running snapshot stays."""
@@ -434,15 +438,17 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         out["extensions"] = {"requestId": request_id}
         failed_before_execution = result.errors and not _executed(result)
         status = 400 if failed_before_execution and gql.media_type == GRAPHQL_RESPONSE else 200
+        headers = {"X-Request-Id": request_id}
+        if ctx.retry_after is not None:  # a lookup by identifier was refused: the caller's lookup budget is spent
+            status, headers["Retry-After"] = 429, str(math.ceil(ctx.retry_after))
         elapsed = time.perf_counter() - started
         m = runtime.metrics
         m.bound(m.request_latency, runtime.operation_label(gql.operation_label)).observe(elapsed)
-        m.bound(m.requests, "ok" if not result.errors else "errors").inc()
+        m.bound(m.requests, "ok" if not result.errors else "lookup_budget" if status == 429 else "errors").inc()
         log.info("graphql request", extra={"request_id": request_id, "user": caller.user, "org": caller.org,
                                            "operation": gql.operation_label, "duration_ms": round(elapsed * 1000, 1),
                                            "errors": len(result.errors or [])})
-        return Response(orjson.dumps(out), status_code=status, media_type=gql.media_type,
-                        headers={"X-Request-Id": request_id})
+        return Response(orjson.dumps(out), status_code=status, media_type=gql.media_type, headers=headers)
 
     async def graphql_get(request: Request) -> Response:
         wants_html = "text/html" in request.headers.get("accept", "")

@@ -58,7 +58,7 @@ from .errors import BadRequest, OneScreenError
 
 log = logging.getLogger("onescreen.audit")
 
-KINDS = ("disclosure", "consent", "config_change", "search")
+KINDS = ("disclosure", "consent", "config_change", "search", "security")
 GENESIS = "0" * 64
 CONTENDED_FOR = 1.0  # seconds a writer uses the locked append after seeing another writer's records
 MAX_PAGE = 100

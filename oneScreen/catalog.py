@@ -20,6 +20,9 @@ from .errors import ConfigError, ConfigErrors
 FieldType = Literal["string", "integer", "number", "date", "boolean", "record", "link"]
 SCALAR_TYPES = ("string", "integer", "number", "date", "boolean")
 SENSITIVITY = ("public", "internal", "personal", "sensitive", "unique_id")
+# kinds of personal data a field or record column carries; `onescreen policy lint` holds each task to one
+# treatment (full or one mask) per kind across every field and column that carries it
+PersonalData = Literal["name", "rrn", "address", "phone", "birth_date"]
 ID_RE = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
 NAME_RE = r"^[a-z][a-z0-9_]*$"
 
@@ -92,6 +95,7 @@ class ColumnSpec(_Model):
     label_en: str
     type: Literal["string", "integer", "number", "date", "boolean"] = "string"
     format: str | None = None
+    personal_data: PersonalData | None = PField(None, description="the kind of personal data the column carries")
 
 
 class FieldSpec(_Model):
@@ -107,6 +111,8 @@ class FieldSpec(_Model):
     cardinality: Literal["one", "many"] | None = None
     mask: str | dict[str, str] | None = PField(None, description="default masking strategy (unique_id fields are "
                                                                  "masked unless a task grants the full value)")
+    personal_data: PersonalData | None = PField(None, description="the kind of personal data the field carries "
+                                                                  "(a record field: say it per column)")
 
 
 class LinkSpec(_Model):
@@ -165,6 +171,7 @@ class Column:
     label_en: str
     type: str
     format: str | None
+    personal_data: str | None = None  # name, rrn, address, phone, birth_date: what a lint holds consistent
 
 
 @dataclass(frozen=True, eq=False)  # identity: fields are unique within a snapshot, and hashed a lot
@@ -332,12 +339,20 @@ def compile_catalog(spec: CatalogFile, lines: yamlfile.Lines, file: str) -> Cata
             names = [c.name for c in fs.columns]
             if len(set(names)) != len(names):
                 err(loc + ("columns",), f"record field {fs.id!r} repeats a column name")
-            columns = tuple(Column(c.name, c.column, c.label, c.label_en, c.type, c.format) for c in fs.columns)
+            if fs.personal_data is not None:
+                err(loc + ("personal_data",), f"record field {fs.id!r} carries personal data per column: "
+                                              "give 'personal_data:' on the columns that carry it")
+            columns = tuple(Column(c.name, c.column, c.label, c.label_en, c.type, c.format, c.personal_data)
+                            for c in fs.columns)
         else:
             if not fs.column or fs.columns:
                 err(loc, f"field {fs.id!r} of type {fs.type} needs 'column:' (and no 'columns:')")
                 continue
-            columns = (Column(name, fs.column, fs.label, fs.label_en, fs.type, fs.format),)
+            columns = (Column(name, fs.column, fs.label, fs.label_en, fs.type, fs.format, fs.personal_data),)
+        carried = sorted({c.personal_data for c in columns if c.personal_data})
+        if carried and fs.sensitivity in ("public", "internal"):
+            err(loc + ("sensitivity",), f"field {fs.id!r} carries personal data ({', '.join(carried)}), so its "
+                                        f"sensitivity cannot be {fs.sensitivity!r}")
         if fs.mask is not None:
             problem = _check_mask(fs.mask, columns, fs.type)
             if problem:

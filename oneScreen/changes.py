@@ -1,9 +1,10 @@
 """Change control for the catalog and the tasks: versioned proposals, four-eyes for widening, atomic apply.
 
 Owns invariant 8 on the admin side: every change is validated exactly as the
-loader validates (and against the live source for new mappings) before it is
-stored; a change that widens access (a task gains a field, role or unmasked
-value; a field in use is re-mapped) waits for a second, different admin;
+loader validates (and against the live source for new mappings), and must pass
+`onescreen policy lint` (lint.py), before it is stored; a change that widens
+access (a task gains a field, role or unmasked value; a field in use is
+re-mapped) waits for a second, different admin;
 narrowing changes apply at once. Applying writes each file atomically (temp
 file, fsync, rename), reloads the running snapshot and audits the diff.
 """
@@ -121,10 +122,14 @@ class Config:
     policies_dir: Path
 
 
-def candidate(config: Config, files: Iterable[FileChange]) -> tuple[catalog_mod.Catalog, policy_mod.Policies]:
-    """Load the configuration as it would be after `files`, with the loader's own checks.
+def candidate(config: Config, files: Iterable[FileChange], *, lint_errors: bool = True
+              ) -> tuple[catalog_mod.Catalog, policy_mod.Policies]:
+    """Load the configuration as it would be after `files`, with the loader's own checks and, with
+    `lint_errors`, the policy lint's (its errors refuse the change; its warnings do not).
 
     Errors name the real files (not the temporary copy) with their lines."""
+    from .lint import lint
+
     files = list(files)
     with tempfile.TemporaryDirectory(prefix="onescreen-change-") as tmp:
         cat_path = Path(tmp) / "field_catalog.yaml"
@@ -140,17 +145,19 @@ def candidate(config: Config, files: Iterable[FileChange]) -> tuple[catalog_mod.
                 target.write_text(f.new, encoding="utf-8")
         try:
             cat = catalog_mod.load(cat_path)
-            return cat, policy_mod.load(pol_dir, cat)
+            pol = policy_mod.load(pol_dir, cat)
+            problems = [str(f) for f in lint(cat, pol) if f.error] if lint_errors else []
         except (ConfigError, ConfigErrors) as exc:
-            errors = exc.errors if isinstance(exc, ConfigErrors) else [exc]
-            real = {str(cat_path): str(config.catalog_path), str(pol_dir): str(config.policies_dir)}
-            messages = []
-            for e in errors:
-                m = e.message
-                for fake, true in real.items():
-                    m = m.replace(fake, true)
-                messages.append(m)
-            raise ChangeInvalid(messages) from None
+            problems = [e.message for e in (exc.errors if isinstance(exc, ConfigErrors) else [exc])]
+        if not problems:
+            return cat, pol
+        real = {str(cat_path): str(config.catalog_path), str(pol_dir): str(config.policies_dir)}
+        messages = []
+        for m in problems:
+            for fake, true in real.items():
+                m = m.replace(fake, true)
+            messages.append(m)
+        raise ChangeInvalid(messages)
 
 
 def _temp_path(config: Config, path: Path, cat_path: Path, pol_dir: Path) -> Path:

@@ -73,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     pol = sub.add_parser("policy", help="roles and tasks").add_subparsers(dest="policy_command", required=True)
     p = pol.add_parser("validate", help="validate the policies directory against the catalog")
     p.add_argument("path", nargs="?")
+    p = pol.add_parser("lint", help="check every task as a whole: one treatment per kind of personal data, a legal "
+                                    "basis for every field, catalog fields no task shows (FILE:LINE: reason)")
+    p.add_argument("path", nargs="?", help="the policies directory (default: ONESCREEN_POLICIES)")
+    p.add_argument("--catalog", help="the field catalog (default: ONESCREEN_CATALOG)")
     pol.add_parser("schema", help="print the JSON Schemas of roles.yaml and the task files")
     p = pol.add_parser("explain", help="the decision for one field of one task for one user, and the rule that made it")
     p.add_argument("--user", required=True, help="a demo user id")
@@ -288,7 +292,7 @@ def _policy(args: argparse.Namespace, s: settings_mod.Settings) -> int:
     from . import catalog as catalog_mod, policy as policy_mod
 
     try:
-        cat = catalog_mod.load(s.catalog_path)
+        cat = catalog_mod.load(Path(getattr(args, "catalog", None) or s.catalog_path))
         pol = policy_mod.load(Path(getattr(args, "path", None) or s.policies_dir), cat)
     except (ConfigError, ConfigErrors) as exc:
         for e in getattr(exc, "errors", [exc]):
@@ -300,6 +304,15 @@ def _policy(args: argparse.Namespace, s: settings_mod.Settings) -> int:
     if args.policy_command == "validate":
         print(f"OK ({counted(len(pol.tasks), 'task')}, {counted(len(pol.roles), 'role')})")
         return 0
+    if args.policy_command == "lint":
+        from .lint import lint
+        findings = lint(cat, pol)
+        for f in findings:
+            print(f, file=sys.stderr)
+        errors = sum(f.error for f in findings)
+        print(f"{'FAILED' if errors else 'OK'} ({len(pol.tasks)} tasks: {errors} errors, "
+              f"{len(findings) - errors} warnings)")
+        return 1 if errors else 0
     from .identity import demo_users
     users = {u.user: u for u in demo_users()}
     if args.user not in users:
@@ -373,8 +386,9 @@ async def _subject_facts(s: settings_mod.Settings, caller, task, field_id: str, 
                              f"{task.code}'s subject type {st.id}")
         await runtime.ready()
         tf = task.fields.get(field_id)
-        facts = await Context(caller, snap, "policy-explain")._facts(task, task.subject, key,
-                                                                       [tf.path] if tf else [], False)
+        ctx = Context(caller, snap, "policy-explain")
+        facts = await ctx._facts(task, task.subject, key, [tf.path] if tf else [], False,
+                                 await ctx._region(task, task.subject, key))
     finally:
         await runtime.close()
     notes = []

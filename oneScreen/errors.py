@@ -73,3 +73,15 @@ class LedgerUnavailable(OneScreenError):
 
 class BadRequest(OneScreenError):
     code = "BAD_REQUEST"
+
+
+class TooManySubjects(OneScreenError):
+    """A request names more subjects than its task lets one request look up: nothing of it is read."""
+
+    code = "TOO_MANY_SUBJECTS"
+
+
+class OutsideJurisdiction(OneScreenError):
+    """The subject is not in the caller's jurisdiction for this task (or the caller has no valid region)."""
+
+    code = "OUTSIDE_JURISDICTION"

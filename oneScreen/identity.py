@@ -25,6 +25,7 @@ from cachetools import TTLCache
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
+from . import jurisdiction
 from .errors import Unauthenticated
 from .policy import Caller
 
@@ -42,14 +43,14 @@ class DemoUser:
     user: str
     name: str
     org: str
-    region: str
+    region: str | None  # "national", a 시도 or 시군구 code; None: no region (e.g. a citizen)
     roles: tuple[str, ...]
     subject: str | None = None  # a citizen user: "auto" = the first demo resident
 
 
 def demo_users() -> list[DemoUser]:
     data = yaml.safe_load(DEMO_USERS_FILE.read_text(encoding="utf-8"))
-    return [DemoUser(u["user"], u["name"], u["org"], str(u["region"]), tuple(u["roles"]), u.get("subject"))
+    return [DemoUser(u["user"], u["name"], u["org"], u.get("region"), tuple(u["roles"]), u.get("subject"))
             for u in data["users"]]
 
 
@@ -85,8 +86,10 @@ def mint_demo_token(data_dir: Path, user: str, ttl: int = 43200) -> str:
         raise KeyError(f"unknown demo user {user!r} (known: {', '.join(users)})")
     u = users[user]
     now = int(time.time())
-    claims = {"sub": u.user, "name": u.name, "org": u.org, "region": u.region, "roles": list(u.roles),
+    claims = {"sub": u.user, "name": u.name, "org": u.org, "roles": list(u.roles),
               "iss": DEMO_ISSUER, "aud": DEMO_AUDIENCE, "iat": now, "nbf": now, "exp": now + ttl}
+    if u.region is not None:
+        claims["region"] = u.region
     if u.subject:
         claims["subject"] = _demo_subject(data_dir) if u.subject == "auto" else u.subject
     return jwt.encode(claims, demo_key(data_dir), algorithm="HS256")
@@ -132,15 +135,22 @@ class Verifier:
 
     @staticmethod
     def from_claims(claims: dict) -> Caller:
+        """The caller the claims describe. `region`, when present and not null, must be well-formed
+        (jurisdiction.py); a token without one may still perform nationwide tasks, and sees nothing of a task
+        limited to the caseworker's region."""
         try:
             roles = claims["roles"]
             if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
                 raise TypeError
             subject = claims.get("subject")
-            return Caller(str(claims["sub"]), str(claims.get("name", claims["sub"])), str(claims.get("org", "")),
-                          str(claims.get("region", "")), frozenset(roles), str(subject) if subject else None)
+            region = claims.get("region")
+            caller = Caller(str(claims["sub"]), str(claims.get("name", claims["sub"])), str(claims.get("org", "")),
+                            region, frozenset(roles), str(subject) if subject else None)
         except (KeyError, TypeError):
             raise Unauthenticated("the token lacks the claims sub and roles") from None
+        if region is not None and (problem := jurisdiction.problem(region)) is not None:
+            raise Unauthenticated(f"the token's region claim is malformed: {problem}")  # never echoes the claim
+        return caller
 
     def _verify(self, token: str) -> dict:
         options = {"require": ["exp", "iat", "sub"]}

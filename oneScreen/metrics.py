@@ -36,6 +36,10 @@ class Metrics:
         self.audit_failures = Counter("onescreen_audit_write_failures", "Audit writes that failed (request refused)",
                                       registry=r)
         self.decisions = Counter("onescreen_policy_decisions", "Field decisions", ["status"], registry=r)
+        self.lookup_misses = Counter("onescreen_lookup_misses", "Lookups by identifier that found no subject "
+                                     "(each spends the caller's lookup budget)", registry=r)
+        self.lookup_refusals = Counter("onescreen_lookup_budget_refusals", "Requests refused because a lookup "
+                                       "budget was spent (LOOKUP_BUDGET_EXCEEDED)", ["scope"], registry=r)
 
     def bound(self, metric: Any, *values: str) -> Any:
         """`metric.labels(*values)`, made once per metric and label values: labels() validates its arguments

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field as PField
 
-from . import yamlfile
+from . import jurisdiction, yamlfile
 from .catalog import Catalog, Field, parse_path, path_id
 from .errors import ConfigError, ConfigErrors, TaskForbidden
 
@@ -61,6 +62,9 @@ class TaskFile(_Model):
         "national", description="own_region: a caseworker sees only subjects of their own region")
     case_ref_example: str | None = PField(None, pattern=CASE_REF_PATTERN, description=(
         "an example of this task's case references (e.g. 2026-전입-0001), shown as the caseworker's hint"))
+    subjects_per_request: int = PField(
+        1, ge=1, le=1000, description="subjects one request may look up for this task: 1 for a caseworker's "
+                                      "screen; a batch task (e.g. a periodic review) says how many")
     sections: list[SectionSpec] = PField(min_length=1)
 
 
@@ -114,6 +118,7 @@ class Task:
     source: str
     jurisdiction: str = "national"
     case_ref_example: str | None = None
+    subjects_per_request: int = 1
 
     @property
     def needs_consent(self) -> bool:
@@ -125,19 +130,25 @@ class Caller:
     user: str
     name: str
     org: str
-    region: str
+    region: str | None  # "national", a 시도 or 시군구 code (jurisdiction.py); None: the token names no region
     roles: frozenset[str]
     subject: str | None = None  # a citizen signed in as themselves: their own subject key
 
     @property
     def national(self) -> bool:
-        return self.region != "" and self.region.strip("0") == ""  # explicitly nationwide: "00000"
+        """Nationwide jurisdiction, named explicitly: never inferred from a code that ends in zeros."""
+        return self.region == jurisdiction.NATIONAL
 
-    def covers(self, legal_dong_code: str | None) -> bool:
-        """Whether a subject of this legal-dong (or si/gun/gu) code is in the caller's region."""
+    @cached_property  # asked on every request of a region-limited task; a Caller is immutable
+    def scope(self) -> str:
+        """What the caller's jurisdiction is: "national", "region" (a well-formed code) or "none"."""
         if self.national:
-            return True
-        return bool(legal_dong_code) and str(legal_dong_code).startswith(self.region.rstrip("0"))
+            return "national"
+        return "region" if self.region is not None and jurisdiction.problem(self.region) is None else "none"
+
+    def covers(self, legal_dong_code: object) -> bool:
+        """Whether a subject of this 법정동 (or 시군구) code is in the caller's region (jurisdiction.covers)."""
+        return jurisdiction.covers(self.region, legal_dong_code)
 
 
 @dataclass(frozen=True)
@@ -189,6 +200,10 @@ def decide(caller: Caller, task: Task, field_path: str, subject: Subject = Subje
     if tf is None:
         return Decision(Status.DENIED, f"사무 {task.name}에 필요한 항목이 아닙니다",
                         f"not required by task {task.name_en}", rule="not in the task's field set")
+    if task.jurisdiction == "own_region" and not caller.national and caller.scope != "region":
+        return Decision(Status.DENIED, "로그인 정보에 올바른 관할 구역이 없어 관할 구역 사무의 항목을 열람할 수 없습니다",
+                        f"your sign-in carries no valid region, and task {task.name_en} is limited to the "
+                        "caseworker's region", rule="jurisdiction: own_region, caller without a valid region")
     if task.jurisdiction == "own_region" and not caller.national and subject.in_region is not True:
         return Decision(Status.DENIED, "관할 구역 밖의 대상자입니다",
                         f"the subject is outside your jurisdiction (task {task.name_en} is handled by the subject's region)",
@@ -200,6 +215,18 @@ def decide(caller: Caller, task: Task, field_path: str, subject: Subject = Subje
         return Decision(Status.MASKED, None, None, mask=tf.mask, rule=f"mask {tf.mask}")
     basis = f"full value: {tf.full_value_basis}" if tf.full_value_basis else "in the task's field set"
     return Decision(Status.OK, rule=basis)
+
+
+def may_record_consent(caller: Caller, task: Task, subject: Subject) -> Decision:
+    """Whether the caller may record the subject's consent for the task: the rules of reading its consent-gated
+    fields (the task's roles, the caller's jurisdiction), with the consent itself taken as given."""
+    facts = Subject(subject.in_region, consented=True)
+    for tf in task.fields.values():
+        if tf.consent:
+            d = decide(caller, task, tf.id, facts)
+            if not d.allowed:
+                return d
+    return Decision(Status.OK, rule="may read the consent-gated fields once consent is recorded")
 
 
 def load(directory: Path, catalog: Catalog) -> Policies:
@@ -300,7 +327,8 @@ def _load_task(path: Path, catalog: Catalog, roles: Mapping[str, Role]) -> Task:
     if errors:
         raise ConfigErrors(errors)
     return Task(spec.code, spec.name, spec.name_en, spec.legal_basis, spec.legal_basis_en, spec.subject,
-                frozenset(spec.roles), tuple(sections), all_fields, file, spec.jurisdiction, spec.case_ref_example)
+                frozenset(spec.roles), tuple(sections), all_fields, file, spec.jurisdiction, spec.case_ref_example,
+                spec.subjects_per_request)
 
 
 def json_schemas() -> dict[str, dict]:

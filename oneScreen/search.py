@@ -45,8 +45,8 @@ async def search(ctx: "Context", task: Task, subject_type: str, query: str, limi
     query = (query or "").strip()
     if not query or len(query) > 200:
         raise BadRequest("the search text must be 1-200 characters")
-    if st.key_pattern.match(query):  # searched by key: the caller knows it; confirm it exists
-        keys = [query]
+    if st.key_pattern.match(query):  # searched by key: a lookup by identifier (a subject named, budget spent)
+        keys = [ctx.check_subject(subject_type, query, task)]
     else:
         if st.search is None:
             raise BadRequest(f"{st.label_en} can only be found by {st.key_label_en}")

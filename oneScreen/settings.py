@@ -20,6 +20,9 @@
 | ONESCREEN_PERSISTED_ONLY | 0 | 1: run only registered queries |
 | ONESCREEN_RATE_USER_PER_MIN | 600 | requests a minute per user (0: off); 429 with Retry-After beyond |
 | ONESCREEN_RATE_ORG_PER_MIN | 6000 | requests a minute per organisation (0: off) |
+| ONESCREEN_LOOKUP_MISSES_PER_USER | 20 | lookups by identifier that find nothing, per user and window (0: off); LOOKUP_BUDGET_EXCEEDED (429) beyond |
+| ONESCREEN_LOOKUP_MISSES_PER_ORG | 200 | the same per organisation (0: off) |
+| ONESCREEN_LOOKUP_WINDOW | 600 | seconds of the lookup budgets' sliding window |
 | ONESCREEN_REQUEST_TIMEOUT | 30 | seconds a GraphQL request may take |
 | ONESCREEN_MAX_DEPTH / _ALIASES / _TOKENS / _SUBJECTS / _COST | 12 / 200 / 20000 / 100 / 6000 | query limits |
 | ONESCREEN_WORKERS | 1 | worker processes of `onescreen serve` |
@@ -69,6 +72,9 @@ class Settings:
     persisted_only: bool
     rate_user_per_min: int
     rate_org_per_min: int
+    lookup_misses_per_user: int
+    lookup_misses_per_org: int
+    lookup_window: float
     request_timeout: float
     limits: Limits
     workers: int
@@ -114,6 +120,9 @@ def load(env: dict[str, str] | None = None) -> Settings:
         persisted_only=_flag(env, "ONESCREEN_PERSISTED_ONLY", False),
         rate_user_per_min=int(env.get("ONESCREEN_RATE_USER_PER_MIN", "600")),
         rate_org_per_min=int(env.get("ONESCREEN_RATE_ORG_PER_MIN", "6000")),
+        lookup_misses_per_user=_count(env, "ONESCREEN_LOOKUP_MISSES_PER_USER", 20),
+        lookup_misses_per_org=_count(env, "ONESCREEN_LOOKUP_MISSES_PER_ORG", 200),
+        lookup_window=_positive(env, "ONESCREEN_LOOKUP_WINDOW", 600.0, float),
         request_timeout=float(env.get("ONESCREEN_REQUEST_TIMEOUT", "30")),
         limits=Limits(
             max_depth=int(env.get("ONESCREEN_MAX_DEPTH", Limits.max_depth)),
@@ -142,6 +151,16 @@ def _positive(env: dict[str, str], name: str, default, kind):
     if value is None or not value > 0:
         raise ValueError(f"{name} must be a positive {'integer' if kind is int else 'number'}, not {raw!r}")
     return value
+
+
+def _count(env: dict[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    if not value.isdigit():
+        raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
+    return int(value)
+
 
 
 def _flag(env: dict[str, str], name: str, default: bool) -> bool:

@@ -79,6 +79,24 @@ async def app(make_app) -> AsyncIterator[Any]:
     await a.state.runtime.close()
 
 
+_ABSENT = object()
+
+
+def token_with(data_dir: Path, sub: str, roles: list[str], *, org: str = "테스트 기관", region: Any = _ABSENT,
+               **claims: Any) -> str:
+    """A demo-mode bearer token with exactly these claims (`region` left out unless given, None included as
+    null): for callers the demo users do not cover, and for malformed claims."""
+    import jwt
+
+    from oneScreen.identity import DEMO_AUDIENCE, DEMO_ISSUER, demo_key
+    now = int(time.time())
+    body = {"sub": sub, "name": sub, "org": org, "roles": roles, "iss": DEMO_ISSUER, "aud": DEMO_AUDIENCE,
+            "iat": now, "nbf": now, "exp": now + 600, **claims}
+    if region is not _ABSENT:
+        body["region"] = region
+    return jwt.encode(body, demo_key(data_dir), algorithm="HS256")
+
+
 class Api:
     """A caseworker's view of the HTTP API."""
 
@@ -88,10 +106,17 @@ class Api:
     def token(self, user: str) -> str:
         return mint_demo_token(self.data_dir, user)
 
-    async def gql(self, user: str | None, query: str, variables: dict | None = None) -> tuple[int, dict]:
-        headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
-        r = await self.client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
+    async def gql(self, user: str | None, query: str, variables: dict | None = None, *,
+                  token: str | None = None) -> tuple[int, dict]:
+        """POST a query as demo user `user` (or with the bearer `token`); the status and the JSON body."""
+        r = await self.post(user, query, variables, token=token)
         return r.status_code, r.json()
+
+    async def post(self, user: str | None, query: str, variables: dict | None = None, *,
+                   token: str | None = None) -> httpx.Response:
+        token = token or (self.token(user) if user else None)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return await self.client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
 
     async def fetches(self) -> dict[str, float]:
         r = await self.client.get("/metrics")

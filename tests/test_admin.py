@@ -172,7 +172,7 @@ async def test_a_crash_between_write_and_rename_leaves_the_old_files_intact(admi
     narrower = before.decode().replace("      - citizen.sex\n", "")
     with pytest.raises(OSError):
         await api.app.state.runtime.admin.save_task(
-            __import__("oneScreen.policy", fromlist=["Caller"]).Caller("oh.samu", "오사무", "행안부", "00000",
+            __import__("oneScreen.policy", fromlist=["Caller"]).Caller("oh.samu", "오사무", "행안부", "national",
                                                                        frozenset({"task_configurer"})),
             "move_in_report", narrower)
     assert path.read_bytes() == before

@@ -219,3 +219,28 @@ def test_production_refuses_a_jwks_with_a_key_that_cannot_check_signatures(data_
     with pytest.raises(ValueError, match=reason) as info:
         create_app(load_settings(env), env)
     assert str(path) in str(info.value) and "'odd'" in str(info.value)
+
+
+async def test_production_refuses_a_malformed_region_claim_and_accepts_none(data_dir, keys):
+    """A production token (or trusted proxy header) whose region claim is present but malformed is a 401 that
+    says so; a token without one is served, and sees nothing of a task limited to the caseworker's region."""
+    private, path, _ = keys
+    RRN[:] = [sample(data_dir, "mois_resident:SELECT rrn FROM resident LIMIT 1")[0][0]]
+    env = production_env(data_dir, path, ONESCREEN_TRUSTED_PROXY_HEADER="X-OneScreen-Identity",
+                         ONESCREEN_TRUSTED_PROXIES="127.0.0.1")
+    app = create_app(load_settings(env), env)
+    now = int(time.time())
+    try:
+        for region in ("", "1", "00000", "11000-1", 11000):
+            token = jwt.encode({**CLAIMS, "region": region, "iat": now, "exp": now + 300}, private, algorithm="RS256")
+            r = await post(app, {"Authorization": f"Bearer {token}"})
+            assert r.status_code == 401, region
+            assert "region" in r.json()["errors"][0]["message"]
+            header = json.dumps({k: v for k, v in {**CLAIMS, "region": region}.items() if k not in ("iss", "aud")})
+            assert (await post(app, {"X-OneScreen-Identity": header})).status_code == 401
+        claims = {k: v for k, v in CLAIMS.items() if k != "region"}
+        token = jwt.encode({**claims, "iat": now, "exp": now + 300}, private, algorithm="RS256")
+        r = await post(app, {"Authorization": f"Bearer {token}"})  # vehicle_transfer is nationwide
+        assert r.status_code == 200 and r.json()["data"]["citizen"]["name"], r.text
+    finally:
+        await app.state.runtime.close()

@@ -20,7 +20,7 @@ def caller(roles, region="11680", user="u"):
 
 WELFARE = caller(["welfare_officer"])
 VEHICLE = caller(["vehicle_registration_officer"], region="11000")
-HOUSING = caller(["housing_supply_officer"], region="00000")
+HOUSING = caller(["housing_supply_officer"], region="national")
 IN, OUT = Subject(in_region=True, consented=False), Subject(in_region=False, consented=False)
 
 
@@ -37,6 +37,10 @@ IN, OUT = Subject(in_region=True, consented=False), Subject(in_region=False, con
     (HOUSING, "housing_special_supply", "citizen.address", Subject(), Status.MASKED, "address"),
     (HOUSING, "housing_special_supply", "citizen.family", Subject(), Status.MASKED, {"name": "name"}),
     (HOUSING, "housing_special_supply", "citizen.monthly_premium", Subject(), Status.DENIED, None),
+    (HOUSING, "housing_special_supply", "citizen.name", Subject(), Status.MASKED, "name"),  # one treatment of names
+    (caller(["welfare_officer"], region=None), "basic_livelihood", "citizen.name", IN, Status.DENIED, None),
+    (caller(["welfare_officer"], region="27200"), "basic_livelihood", "citizen.name", OUT, Status.DENIED, None),
+    (caller(["welfare_officer"], region="national"), "basic_livelihood", "citizen.name", Subject(), Status.OK, None),
 ])
 def test_decision_table(who, task, field, subject, status, mask):
     d = decide(who, POL.tasks[task], field, subject)
@@ -46,7 +50,7 @@ def test_decision_table(who, task, field, subject, status, mask):
 
 
 def test_a_nationwide_caller_needs_no_region_lookup():
-    national = caller(["welfare_officer"], region="00000")
+    national = caller(["welfare_officer"], region="national")
     assert decide(national, POL.tasks["basic_livelihood"], "citizen.name", Subject()).status is Status.OK
     no_region = caller(["welfare_officer"], region="")
     assert decide(no_region, POL.tasks["basic_livelihood"], "citizen.name", Subject()).status is Status.DENIED
@@ -147,11 +151,13 @@ async def test_cached_values_never_answer_a_task_that_denies_or_masks_them(api, 
 
 
 async def test_unconsented_fields_of_one_subject_stay_closed_when_another_consented(api, data_dir):
+    """In one request of a batch task (many subjects per request), each subject's consent is its own."""
     a, b = citizens(data_dir, 2, GANGNAM)
-    await api.gql("lee.bokji", """mutation($s: ID!) { recordConsent(task: "basic_livelihood", subject: $s,
+    await api.gql("lee.bokji", """mutation($s: ID!) { recordConsent(task: "basic_livelihood_review", subject: $s,
         caseRef: "K-3", method: "written") { method } }""", {"s": a})
-    q = """query($a: ID!, $b: ID!) { x: citizen(rrn: $a, task: "basic_livelihood", caseRef: "K-3") { insuredType }
-                                     y: citizen(rrn: $b, task: "basic_livelihood", caseRef: "K-4") { insuredType } }"""
+    q = """query($a: ID!, $b: ID!) {
+      x: citizen(rrn: $a, task: "basic_livelihood_review", caseRef: "K-3") { insuredType }
+      y: citizen(rrn: $b, task: "basic_livelihood_review", caseRef: "K-4") { insuredType } }"""
     _, body = await api.gql("lee.bokji", q, {"a": a, "b": b})
     assert body["data"]["y"]["insuredType"] is None
     assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [(["y", "insuredType"], "CONSENT_REQUIRED")]
@@ -259,3 +265,38 @@ async def test_policy_explain_decides_for_a_given_subject_from_its_own_facts(api
     assert code == 2 and "--subject is not a valid Resident registration number" in err and "not-an-rrn" not in err
     code, _, err = await explain(*field, "citizen.rrn", "--subject", inside, "--in-region", "yes")
     assert code == 2 and "not both" in err
+
+
+CONSENT = """mutation($t: ID!, $s: ID!) { recordConsent(task: $t, subject: $s, caseRef: "C-9", method: "written") {
+  method recordedBy } }"""
+
+
+async def test_consent_is_recorded_only_within_the_callers_jurisdiction(api, data_dir, sql_log):
+    """Recording consent follows the rules of reading: a 강남구 officer cannot record consent for a 수원
+    resident (OUTSIDE_JURISDICTION, nothing stored, so 수원's own officers still see CONSENT_REQUIRED), nor can
+    a sign-in without a region; in the district it works. Only the subject's region is read to decide."""
+    from conftest import token_with
+    suwon = citizens(data_dir, 1, "legal_dong_cd LIKE '41117%'")[0]
+    suwon_officer = token_with(data_dir, "yeongtong.bokji", ["welfare_officer"], org="수원시 영통구청", region="41117")
+    for who, token in (("lee.bokji", None),
+                       (None, token_with(data_dir, "no.region", ["welfare_officer"]))):
+        status, body = await api.gql(who, CONSENT, {"t": "basic_livelihood", "s": suwon}, token=token)
+        assert status == 200 and body["data"] is None, body
+        [error] = body["errors"]
+        assert error["extensions"]["code"] == "OUTSIDE_JURISDICTION" and suwon not in error["message"]
+    assert all("legal_dong_cd" in s.split("--")[0] and "mthly_prm" not in s for s in sql_log)
+    consents = api.app.state.runtime.consents
+    pseudonym = api.app.state.runtime.snapshot.pseudonym_key
+    from oneScreen.audit import pseudonymise
+    assert not await consents.has("basic_livelihood", pseudonymise(pseudonym, "citizen", suwon))
+    _, body = await api.gql(None, SCREEN, {"t": "basic_livelihood", "s": suwon, "c": "C-9"}, token=suwon_officer)
+    assert fields_of(body["data"]["screen"])["citizen.monthly_premium"]["status"] == "CONSENT_REQUIRED"
+    # the district's own officer records it, and the field opens
+    status, body = await api.gql(None, CONSENT, {"t": "basic_livelihood", "s": suwon}, token=suwon_officer)
+    assert status == 200 and body["data"]["recordConsent"]["recordedBy"] == "yeongtong.bokji", body
+    _, body = await api.gql(None, SCREEN, {"t": "basic_livelihood", "s": suwon, "c": "C-9"}, token=suwon_officer)
+    assert fields_of(body["data"]["screen"])["citizen.monthly_premium"]["status"] in ("OK", "NOT_FOUND")
+    # and lee.bokji, in his own district, records consent as before
+    gangnam = citizens(data_dir, 1, GANGNAM)[0]
+    status, body = await api.gql("lee.bokji", CONSENT, {"t": "basic_livelihood", "s": gangnam})
+    assert status == 200 and body["data"]["recordConsent"]["method"] == "written"

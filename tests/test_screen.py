@@ -98,16 +98,17 @@ async def test_denied_fields_stay_denied_through_aliases_fragments_and_directive
 
 
 async def test_fifty_aliased_subjects_cost_one_fetch_per_ledger(api, data_dir):
-    """Invariant 3: subjects of one request are batched by key across root fields."""
+    """Invariant 3: subjects of one request (a batch task's) are batched by key across root fields."""
     rrns = citizens(data_dir, 50, GANGNAM)
-    parts = [f'c{i}: citizen(rrn: "{r}", task: "basic_livelihood", caseRef: "B-{i}") {{ name vehicles {{ plateNo }} '
+    parts = [f'c{i}: citizen(rrn: "{r}", task: "basic_livelihood_review", caseRef: "B-{i}") '
+             f'{{ name vehicles {{ plateNo }} '
              f'residence {{ mainPurpose parcel {{ officialLandPrice }} }} }}' for i, r in enumerate(rrns)]
     before = await api.fetches()
     status, body = await api.gql("lee.bokji", "{ " + " ".join(parts) + " }")
     assert status == 200 and "errors" not in body, body.get("errors")
     after = await api.fetches()
     used = {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0)}
-    # one read per ledger per stage; basic_livelihood is handled by the subject's own district, so its
+    # one read per ledger per stage; the review is handled by the subject's own district, so its
     # jurisdiction check (the subjects' legal-dong codes) is a stage of its own before the task's fields are read
     assert used == {"mois.resident": 2, "molit.vehicle": 1, "molit.building_title": 1, "molit.land": 1}
     names = {r["rrn"]: r["name"] for r in sample(
@@ -159,7 +160,8 @@ async def test_a_task_the_caller_may_not_perform_is_forbidden_with_no_data(api, 
 async def test_tasks_lists_only_what_the_caller_may_perform(api):
     status, body = await api.gql("multi.counter", "{ tasks { code name legalBasis subjectType sections { fields { id ledger } } } }")
     assert status == 200
-    assert sorted(t["code"] for t in body["data"]["tasks"]) == ["basic_livelihood", "move_in_report", "vehicle_transfer"]
+    assert sorted(t["code"] for t in body["data"]["tasks"]) == ["basic_livelihood", "basic_livelihood_review",
+                                                               "move_in_report", "vehicle_transfer"]
     status, body = await api.gql("yoon.gamsa", "{ tasks { code } }")
     assert body["data"]["tasks"] == []
 

@@ -97,6 +97,7 @@ class TaskDefinition:
     roles: list[str]
     jurisdiction: str
     case_ref_example: Optional[str]
+    subjects_per_request: int
     sections: list[TaskDefinitionSection]
     yaml: str  # the task file as it is on disk (the base a change's diff is taken against)
 
@@ -166,6 +167,7 @@ def _definition(t: TaskModel, cat: Catalog) -> TaskDefinition:
         return TaskDefinition(code=strawberry.ID(t.code), name=t.name, name_en=t.name_en, legal_basis=t.legal_basis,
                               legal_basis_en=t.legal_basis_en, subject=t.subject, roles=sorted(t.roles),
                               jurisdiction=t.jurisdiction, case_ref_example=t.case_ref_example,
+                              subjects_per_request=t.subjects_per_request,
                               sections=sections, yaml=text)
     sections = []
     for s in spec.sections:
@@ -182,7 +184,8 @@ def _definition(t: TaskModel, cat: Catalog) -> TaskDefinition:
     return TaskDefinition(code=strawberry.ID(spec.code), name=spec.name, name_en=spec.name_en,
                           legal_basis=spec.legal_basis, legal_basis_en=spec.legal_basis_en, subject=spec.subject,
                           roles=list(spec.roles), jurisdiction=spec.jurisdiction,
-                          case_ref_example=spec.case_ref_example, sections=sections, yaml=text)
+                          case_ref_example=spec.case_ref_example,
+                          subjects_per_request=spec.subjects_per_request, sections=sections, yaml=text)
 
 
 QUERIES = {"catalog": catalog}

@@ -21,7 +21,7 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import Info
 
 from ..catalog import Catalog
-from ..errors import BadRequest, OneScreenError, TaskForbidden
+from ..errors import BadRequest, OneScreenError, OutsideJurisdiction, TaskForbidden
 from ..screen import assemble
 from . import admin as admin_api, catalog_api, fast, typed as typed_mod
 from .limits import Limits, cost_rule
@@ -53,15 +53,15 @@ async def resolve_screen(info: Info, task: strawberry.ID, subject: strawberry.ID
     ctx = info.context
     try:
         t = ctx.snapshot.policies.task_for(ctx.caller, str(task))
-        key = ctx.check_subject(t.subject, str(subject))
+        key = ctx.check_subject(t.subject, str(subject), t)
         ctx.check_case_ref(case_ref)
         wanted = list(t.fields) if fields is None else [str(f) for f in fields]
         unknown = [f for f in wanted if f not in t.fields]
         if unknown or not wanted:
             raise BadRequest(f"fields must be field ids of task {t.code}")
+        results = await ctx.disclose(t, t.subject, key, [t.fields[f].path for f in wanted], case_ref)
     except OneScreenError as err:
         raise gql_error(err) from None
-    results = await ctx.disclose(t, t.subject, key, [t.fields[f].path for f in wanted], case_ref)
     return Screen.of(t, str(subject), case_ref, ctx.request_id, assemble(t, results))
 
 
@@ -120,18 +120,25 @@ async def resolve_access_history(info: Info, subject: strawberry.ID, first: int 
 
 async def resolve_record_consent(info: Info, task: strawberry.ID, subject: strawberry.ID, case_ref: str,
                                  method: str, exception: Optional[str] = None) -> Consent:
-    """Record that the subject consented (or that an exception applies) for a consent-gated task."""
+    """Record that the subject consented (or that an exception applies) for a consent-gated task.
+
+    Only a caller who could read the consent-gated fields once consent is recorded may record it: the task's
+    roles and the caller's jurisdiction over the subject, as for reading."""
     from ..audit import AuditEvent
     from ..consent import validate
+    from ..policy import Subject, may_record_consent
 
     ctx = info.context
     try:
         t = ctx.snapshot.policies.task_for(ctx.caller, str(task))
-        key = ctx.check_subject(t.subject, str(subject))
+        key = ctx.check_subject(t.subject, str(subject), t)
         ctx.check_case_ref(case_ref)
         if not t.needs_consent:
             raise BadRequest(f"task {t.code} has no consent-gated field")
         validate(method, exception)
+        allowed = may_record_consent(ctx.caller, t, Subject(in_region=await ctx.in_region(t, t.subject, key)))
+        if not allowed.allowed:
+            raise OutsideJurisdiction(f"you may not record consent for this subject: {allowed.reason_en}")
         pseudonym = ctx.pseudonym(t.subject, key)
         granting = sorted(ctx.caller.roles & t.roles)
         c = await ctx.snapshot.consents.record(task=t.code, subject=pseudonym, case_ref=case_ref, method=method,

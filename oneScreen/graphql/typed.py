@@ -190,12 +190,15 @@ def _root_field(st: SubjectType, typed: TypedSchema) -> GraphQLField:
             t = ctx.snapshot.policies.task_for(ctx.caller, task)
             if t.subject != st.id:
                 raise BadRequest(f"task {t.code} is about {t.subject}, not {st.id}")
-            subject_key = ctx.check_subject(st.id, key)
+            subject_key = ctx.check_subject(st.id, key, t)
             ctx.check_case_ref(case_ref)
         except OneScreenError as err:
             raise gql_error(err) from None
         paths = typed.paths_of(info.field_nodes[0], info.fragments, st.id)
-        results = await ctx.disclose(t, st.id, subject_key, paths, case_ref, stable=True)
+        try:
+            results = await ctx.disclose(t, st.id, subject_key, paths, case_ref, stable=True)
+        except OneScreenError as err:  # the request names too many subjects; the lookup budget is spent
+            raise gql_error(err) from None
         return Node(results, "")
 
     # The key argument is named per subject type: citizen(rrn:), parcel(pnu:).

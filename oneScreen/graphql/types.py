@@ -188,7 +188,7 @@ class Me:
     user: str
     name: str
     organisation: str
-    region: str
+    region: Optional[str]  # "national", a 시도 or 시군구 code; null when the sign-in names no region
     roles: list[str]
 
 

@@ -1,0 +1,160 @@
+"""`onescreen policy lint`: one treatment per kind of personal data within a task, a legal basis for every
+field, a warning for catalog fields no task shows; each finding `FILE:LINE: reason`; run on proposals.
+
+Pins invariant 6 (masked values never leave unmasked) at the level of a task's configuration: a value masked
+in one field must not be shown in full by another field of the same task.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from oneScreen import catalog as catalog_mod
+from oneScreen.errors import ConfigErrors
+from oneScreen.lint import lint_files
+from oneScreen.settings import ROOT
+from test_admin import TASK, admin_api  # noqa: F401 - the fixture
+from test_catalog import line_of, run_cli
+
+
+def findings(config: Path) -> list[str]:
+    return [str(f) for f in lint_files(config / "field_catalog.yaml", config / "policies")]
+
+
+def errors(config: Path) -> list[str]:
+    return [str(f) for f in lint_files(config / "field_catalog.yaml", config / "policies") if f.error]
+
+
+def task_file(config: Path, code: str) -> Path:
+    return config / "policies" / "tasks" / f"{code}.yaml"
+
+
+def replace(path: Path, old: str, new: str) -> Path:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def test_the_shipped_policies_lint_clean():
+    """CI: the shipped catalog and policies have no lint error (warnings name catalog fields no task shows)."""
+    result = run_cli("policy", "lint")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("OK (") and " 0 errors" in result.stdout
+    assert all(": warning: " in line for line in result.stderr.splitlines()), result.stderr
+
+
+def test_a_name_masked_in_one_table_and_shown_in_another_is_an_error(catalog_copy):
+    """The issue's case: housing_special_supply masked family members' names but showed household members'
+    names in full; the finding points at the line that shows them, and names the line that masks them."""
+    path = replace(task_file(catalog_copy, "housing_special_supply"),
+                   "      - field: citizen.household > household.members\n        mask: {name: name}\n",
+                   "      - citizen.household > household.members\n")
+    shown, masked = line_of(path, "citizen.household > household.members"), line_of(path, "field: citizen.name")
+    assert errors(catalog_copy) == [
+        f"{path}:{shown}: task housing_special_supply: names are shown in full here "
+        f"(citizen.household>household.members, column name) but masked with 'name' at line {masked} "
+        "(citizen.name): within a task one kind of personal data gets one treatment in every field and record "
+        "column that carries it"]
+    result = run_cli("policy", "lint", str(catalog_copy / "policies"), "--catalog",
+                     str(catalog_copy / "field_catalog.yaml"))
+    assert result.returncode == 1 and f"{path}:{shown}: task housing_special_supply: names are shown" in result.stderr
+    assert result.stdout.startswith("FAILED (")
+
+
+def test_a_scalar_field_and_a_record_column_of_one_kind_are_held_together(catalog_copy):
+    """Birth dates: citizen.birth_date (a field) in full, the family's birth dates (a record column) masked."""
+    path = replace(task_file(catalog_copy, "housing_special_supply"),
+                   "      - field: citizen.family\n        mask: {name: name}\n",
+                   "      - field: citizen.family\n        mask: {name: name, birth_date: date_year}\n")
+    scalar, record = errors(catalog_copy)  # citizen.birth_date, and the household members' column
+    assert scalar.startswith(f"{path}:{line_of(path, '- citizen.birth_date')}: task housing_special_supply: birth "
+                             "dates are shown in full here (citizen.birth_date) but masked with 'date_year' at line "
+                             f"{line_of(path, 'field: citizen.family')} (citizen.family, column birth_date)")
+    assert record.startswith(f"{path}:{line_of(path, 'citizen.household > household.members')}: task "
+                             "housing_special_supply: birth dates are shown in full here "
+                             "(citizen.household>household.members, column birth_date)")
+
+
+def test_a_mask_that_does_not_fit_the_kind_of_data_is_an_error(catalog_copy):
+    path = replace(task_file(catalog_copy, "housing_special_supply"),
+                   "      - field: citizen.family\n        mask: {name: name}\n",
+                   "      - field: citizen.family\n        mask: {name: phone}\n")
+    found = errors(catalog_copy)
+    line = line_of(path, "field: citizen.family")
+    assert (f"{path}:{line}: task housing_special_supply: names are masked with 'phone' here (citizen.family, "
+            "column name); the strategy for them is 'name'") in found
+
+
+def test_a_sensitive_field_shown_in_full_needs_a_legal_basis_of_its_own(catalog_copy):
+    """Every field has a legal basis: the task's for personal data; sensitive data and unique identifiers shown
+    in full name their own (full_value_basis), or are consent-gated, or masked."""
+    path = replace(task_file(catalog_copy, "basic_livelihood"),
+                   "      - field: citizen.family\n        full_value_basis: 국민기초생활 보장법 제22조제1항(부양의무자의 조사)\n",
+                   "      - citizen.family\n")
+    assert errors(catalog_copy) == [
+        f"{path}:{line_of(path, '- citizen.family')}: task basic_livelihood: citizen.family is sensitive data shown "
+        "in full without a legal basis of its own: name the provision with full_value_basis, mask it, or gate it "
+        "on the subject's consent"]
+    replace(path, "      - citizen.family\n", "      - field: citizen.family\n        consent: true\n")
+    assert errors(catalog_copy) == []  # consent is a legal basis too
+    replace(path, "legal_basis: 국민기초생활 보장법 제21조(급여의 신청), 제22조(신청에 의한 조사)\n", 'legal_basis: " "\n')
+    replace(path, "        full_value_basis: 국민기초생활 보장법 시행령 제41조(고유식별정보의 처리)\n",
+            '        full_value_basis: ""\n')
+    assert errors(catalog_copy) == [
+        f"{path}:{line_of(path, 'legal_basis: ')}: task basic_livelihood: the task names no legal basis: every "
+        "field it shows needs one",
+        f"{path}:{line_of(path, 'field: citizen.rrn')}: task basic_livelihood: citizen.rrn: full_value_basis is "
+        "empty; name the provision that grants the full value"]
+
+
+def test_catalog_fields_no_task_shows_are_warnings(catalog_copy):
+    cat = catalog_copy / "field_catalog.yaml"
+    warning = (f"{cat}:{line_of(cat, 'id: citizen.dependant_count')}: warning: field citizen.dependant_count: "
+               "no task's section shows it (add it to a task, or retire it)")
+    assert warning in findings(catalog_copy)
+    assert not any("citizen.legal_dong_code" in f or "building.sigungu_code" in f for f in findings(catalog_copy))
+    replace(task_file(catalog_copy, "basic_livelihood"), "      - field: citizen.monthly_premium\n",
+            "      - field: citizen.dependant_count\n        consent: true\n      - field: citizen.monthly_premium\n")
+    assert not any("citizen.dependant_count" in f for f in findings(catalog_copy))
+
+
+@pytest.mark.parametrize("old,new,reason", [
+    ("label_en: Mobile phone, personal_data: phone}", "label_en: Mobile phone, personal_data: email}",
+     "personal_data: Input should be 'name', 'rrn', 'address', 'phone' or 'birth_date'"),
+    ("    type: record\n    sensitivity: sensitive\n    label: 가족관계\n",
+     "    type: record\n    sensitivity: sensitive\n    personal_data: name\n    label: 가족관계\n",
+     "carries personal data per column"),
+    ("column: owner_name, type: string, sensitivity: personal,",
+     "column: owner_name, type: string, sensitivity: public,",
+     "carries personal data (name), so its sensitivity cannot be 'public'"),
+])
+def test_the_catalog_says_which_kind_of_personal_data_a_field_carries(catalog_copy, old, new, reason):
+    path = replace(catalog_copy / "field_catalog.yaml", old, new)
+    with pytest.raises(ConfigErrors) as exc:
+        catalog_mod.load(path)
+    [error] = exc.value.errors
+    assert reason in error.reason and error.file == str(path) and error.line is not None
+
+
+async def test_a_proposed_change_with_lint_errors_is_refused_with_the_findings(admin_api, catalog_copy):  # noqa: F811
+    """Every proposed change is linted: the issue's inconsistency, proposed as a task edit, is refused with
+    its finding (FILE:LINE: reason, naming the real file) and nothing is stored or written."""
+    api = await admin_api()
+    path = task_file(catalog_copy, "housing_special_supply")
+    before = path.read_bytes()
+    draft = before.decode().replace(
+        "      - field: citizen.household > household.members\n        mask: {name: name}\n",
+        "      - citizen.household > household.members\n")
+    _, body = await api.gql("oh.samu", TASK, {"c": "housing_special_supply", "y": draft})
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "CHANGE_INVALID"
+    assert f"{path}:{line_of(path, 'field: citizen.household > household.members')}: task housing_special_supply: " \
+           "names are shown in full here" in error["message"]
+    assert path.read_bytes() == before
+    assert await api.app.state.runtime.admin.store.list() == []
+    # the same edit that keeps the names masked is a narrowing-or-neutral change: it applies
+    fine = before.decode().replace("      - citizen.move_in_date\n", "")
+    _, body = await api.gql("oh.samu", TASK, {"c": "housing_special_supply", "y": fine})
+    assert body["data"]["proposeTask"]["status"] == "applied", body
