@@ -5,6 +5,7 @@ connector config and answers batched, column-limited reads by subject key.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -54,6 +55,9 @@ class Connector(Protocol):
 
 
 Factory = Callable[[SourceSpec], Connector]
+# The connector kinds: kind -> "module:class", imported on first use (a deployment without MariaDB never
+# imports its driver). Other kinds can be added with `register`.
+BUILTIN = {"sql": "connectors.sql:SqlConnector", "rest": "connectors.rest:RestConnector"}
 _REGISTRY: dict[str, Factory] = {}
 
 
@@ -63,16 +67,11 @@ def register(kind: str, factory: Factory) -> None:
 
 def create(spec: SourceSpec) -> Connector:
     kind = spec.config.get("kind")
-    if kind not in _REGISTRY:
-        _load_builtin(kind)
-    if kind not in _REGISTRY:
+    factory = _REGISTRY.get(kind) if isinstance(kind, str) else None
+    if factory is None and kind in BUILTIN:
+        module, _, name = BUILTIN[kind].partition(":")
+        factory = _REGISTRY[kind] = getattr(importlib.import_module(module), name)
+    if factory is None:
         raise ConnectorConfigError(f"ledger {spec.ledger}: unknown connector kind {kind!r} "
-                                   f"(known: {', '.join(sorted(_REGISTRY)) or 'none'})")
-    return _REGISTRY[kind](spec)
-
-
-def _load_builtin(kind: str | None) -> None:
-    if kind == "sql":
-        from . import sql  # noqa: F401  (registers itself)
-    elif kind == "rest":
-        from . import rest  # noqa: F401  (registers itself)
+                                   f"(known: {', '.join(sorted(BUILTIN.keys() | _REGISTRY.keys()))})")
+    return factory(spec)

@@ -51,7 +51,7 @@ import defusedxml.ElementTree as SafeET
 from xml.etree.ElementTree import Element, ParseError
 from yarl import URL
 
-from .base import ConnectorConfigError, ConnectorError, Row, SourceSpec, register
+from .base import ConnectorConfigError, ConnectorError, Row, SourceSpec
 
 log = logging.getLogger(__name__)
 
@@ -522,5 +522,3 @@ def _flatten(item: Any, prefix: str, out: dict[str, str]) -> None:
             if out.get(path, "null") == "null":
                 out[path] = kind
 
-
-register("rest", RestConnector)

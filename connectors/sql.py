@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .base import ConnectorConfigError, ConnectorError, Row, SourceSpec, register
+from .base import ConnectorConfigError, ConnectorError, Row, SourceSpec
 
 ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
                  "mysql": "mysql+aiomysql", "mariadb": "mysql+aiomysql"}
@@ -168,5 +168,3 @@ def _safe_reason(exc: Exception) -> str:
     name = orig.__class__.__name__ if orig is not None else exc.__class__.__name__
     return f"database error ({name})"
 
-
-register("sql", SqlConnector)

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 from datetime import datetime, timezone
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from cachetools import TTLCache
 
@@ -97,7 +97,8 @@ class _Read(NamedTuple):
 
 
 class Gateway:
-    def __init__(self, ledgers: Mapping[str, Ledger], connectors: Mapping[str, Connector], metrics: Metrics) -> None:
+    def __init__(self, ledgers: Mapping[str, Ledger], connectors: Mapping[str, Connector], metrics: Metrics,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.ledgers = dict(ledgers)
         self.connectors = dict(connectors)
         self.metrics = metrics
@@ -106,7 +107,7 @@ class Gateway:
             for lid, l in ledgers.items() if l.cache_ttl > 0 and l.cache_size > 0
         }
         self._inflight: dict[tuple[str, str], _InFlight] = {}
-        self.breakers = {lid: CircuitBreaker(l.breaker_failures, l.breaker_reset) for lid, l in ledgers.items()}
+        self.breakers = {lid: CircuitBreaker(l.breaker_failures, l.breaker_reset, clock) for lid, l in ledgers.items()}
         self.limits = {lid: asyncio.Semaphore(l.max_concurrency) for lid, l in ledgers.items()}
         # the labelled metric children of each ledger, bound once (labels() costs a lookup and a lock per call)
         self.m = {lid: SimpleNamespace(**{name: getattr(metrics, name).labels(lid) for name in LEDGER_METRICS})

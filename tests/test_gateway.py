@@ -43,12 +43,19 @@ async def test_the_ledgers_of_a_stage_are_read_concurrently():
 
 
 class SlowCountingConnector:
+    """Counts its calls; each read waits until the test opens `gate` (open from the start unless closed)."""
+
     def __init__(self) -> None:
         self.calls = 0
+        self.started = asyncio.Event()  # a read is in flight
+        self.gate = asyncio.Event()
+        self.gate.set()
 
     async def fetch(self, keys, columns):
         self.calls += 1
-        await asyncio.sleep(0.05)
+        self.started.set()
+        await asyncio.sleep(0)  # a read takes at least one turn of the loop, so identical reads can meet
+        await self.gate.wait()
         return {k: [{c: c for c in columns}] for k in keys}
 
     async def close(self):
@@ -74,18 +81,24 @@ async def test_a_cancelled_read_releases_the_screens_that_joined_it_and_is_read_
     cat = catalog_mod.load(ROOT / "field_catalog.yaml")
     ids = ["mois.resident", "molit.vehicle"][:ledgers]
     conns = {i: SlowCountingConnector() for i in ids}
+    for c in conns.values():
+        c.gate.clear()  # reads stay in flight until the test says
     gw = Gateway({i: cat.ledgers[i] for i in ids}, conns, Metrics())
     gw.caches.clear()
     fetches = [Fetch(cat.ledgers[i], ("900101-1234567",), ("name",)) for i in ids]
     first = asyncio.ensure_future(gw.run(fetches))
-    await asyncio.sleep(0.01)  # the first screen's reads are in flight
+    for c in conns.values():
+        await asyncio.wait_for(c.started.wait(), 5)  # the first screen's reads are in flight
     joined = asyncio.ensure_future(gw.run(fetches))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # the second screen runs up to its join
+    assert not joined.done() and [c.calls for c in conns.values()] == [1] * ledgers  # it joined, no read of its own
     first.cancel()
-    results = await asyncio.wait_for(joined, 1)
+    results = await asyncio.wait_for(joined, 5)
     assert [results[(i, "900101-1234567")] for i in ids] == \
         [LedgerFailure(cat.ledgers[i], "the read was cancelled") for i in ids]
     assert first.cancelled() and not gw._inflight
+    for c in conns.values():
+        c.gate.set()
     again = await gw.run(fetches)
     assert all(isinstance(again[(i, "900101-1234567")], KeyRows) for i in ids)
     assert [c.calls for c in conns.values()] == [2] * ledgers
@@ -234,8 +247,12 @@ async def test_a_replaced_snapshot_is_freed_although_the_heap_was_frozen_at_star
 
 
 class HangingConnector:
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+
     async def fetch(self, keys, columns):
-        await asyncio.sleep(3600)
+        self.started.set()
+        await asyncio.Event().wait()  # never answers
 
     async def close(self):
         pass
@@ -266,8 +283,9 @@ async def test_a_read_past_its_ledgers_timeout_fails_alone_and_leaves_the_task_u
         async with asyncio.timeout(0.01):
             await asyncio.sleep(1)
 
+    conns[hung.id].started.clear()
     screen = asyncio.ensure_future(gw.run([Fetch(hung, (key,), ("name",))]))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(conns[hung.id].started.wait(), 5)
     screen.cancel()  # the client went away while the read's timer was pending
     with pytest.raises(asyncio.CancelledError):
         await screen

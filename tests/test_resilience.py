@@ -36,10 +36,20 @@ class Scripted:
         pass
 
 
-def gateway(conn, **ledger_changes):
+class Clock:
+    """The breakers' clock, moved by the test (no sleeping until a circuit may close)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def gateway(conn, clock=time.monotonic, **ledger_changes):
     cat = catalog_mod.load(ROOT / "field_catalog.yaml")
     ledger = dataclasses.replace(cat.ledgers["nhis.eligibility"], cache_ttl=0, **ledger_changes)
-    return Gateway({ledger.id: ledger}, {ledger.id: conn}, Metrics()), ledger
+    return Gateway({ledger.id: ledger}, {ledger.id: conn}, Metrics(), clock), ledger
 
 
 async def read(gw, ledger):
@@ -64,14 +74,17 @@ async def test_a_non_retryable_failure_is_not_retried():
 
 async def test_repeated_failures_open_the_circuit_until_a_half_open_probe_closes_it():
     conn = Scripted([], default="retryable")
-    gw, ledger = gateway(conn, retries=2, breaker_failures=3, breaker_reset=0.3)
+    clock = Clock()
+    gw, ledger = gateway(conn, clock, retries=2, breaker_failures=3, breaker_reset=30)
     first = await read(gw, ledger)
     assert isinstance(first, LedgerFailure) and conn.calls == 3 and "after 3 attempts" in first.reason
     assert gw.circuits()[ledger.id] == "open"
     second = await read(gw, ledger)
     assert isinstance(second, LedgerFailure) and "circuit open" in second.reason
     assert conn.calls == 3  # no call while open
-    await asyncio.sleep(0.35)
+    clock.now += 29.9
+    assert "circuit open" in (await read(gw, ledger)).reason and conn.calls == 3
+    clock.now += 0.1
     conn.default = "ok"
     third = await read(gw, ledger)
     assert isinstance(third, KeyRows) and conn.calls == 4  # exactly one probe
@@ -81,10 +94,11 @@ async def test_repeated_failures_open_the_circuit_until_a_half_open_probe_closes
 
 async def test_a_failed_probe_opens_the_circuit_again():
     conn = Scripted([], default="fatal")
-    gw, ledger = gateway(conn, retries=0, breaker_failures=1, breaker_reset=0.2)
+    clock = Clock()
+    gw, ledger = gateway(conn, clock, retries=0, breaker_failures=1, breaker_reset=30)
     await read(gw, ledger)
     assert gw.circuits()[ledger.id] == "open"
-    await asyncio.sleep(0.25)
+    clock.now += 30
     await read(gw, ledger)
     assert conn.calls == 2 and gw.circuits()[ledger.id] == "open"
     assert 'onescreen_ledger_circuit_state{ledger="nhis.eligibility"} 2.0' in gw.metrics.render().decode()
