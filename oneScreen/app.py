@@ -397,7 +397,8 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
                 return _error(429, "RATE_LIMITED", "too many requests; slow down and retry",
                               {"Retry-After": str(max(1, math.ceil(wait)))})
         try:
-            gql = await read_request(request, allow_get=settings.allow_get, persisted=runtime.persisted)
+            gql = await read_request(request, allow_get=settings.allow_get, persisted=runtime.persisted,
+                                     max_tokens=settings.limits.max_tokens)
         except HttpError as exc:
             return _error(exc.status, exc.code, exc.message, exc.headers)
         try:

@@ -53,7 +53,8 @@ def negotiate(accept: str | None) -> str:
     raise HttpError(406, "NOT_ACCEPTABLE", f"send Accept: {GRAPHQL_RESPONSE} or {JSON}")
 
 
-async def read_request(request: Request, *, allow_get: bool, persisted: "PersistedQueries") -> GraphQLRequest:
+async def read_request(request: Request, *, allow_get: bool, persisted: "PersistedQueries",
+                       max_tokens: int) -> GraphQLRequest:
     media_type = negotiate(request.headers.get("accept"))
     if request.method == "GET":
         if not allow_get:
@@ -94,16 +95,16 @@ async def read_request(request: Request, *, allow_get: bool, persisted: "Persist
     if len(orjson.dumps(variables)) > MAX_VARIABLES:
         raise HttpError(413, "VARIABLES_TOO_LARGE", f"variables larger than {MAX_VARIABLES} bytes")
     query = persisted.resolve(payload.get("query"), extensions)
-    if request.method == "GET" and _is_mutation(query, operation):
+    if request.method == "GET" and _is_mutation(query, operation, max_tokens):
         raise HttpError(405, "METHOD_NOT_ALLOWED", "mutations only over POST", {"Allow": "POST"})
     return GraphQLRequest(query, variables, operation, media_type)
 
 
-def _is_mutation(query: str, operation: str | None) -> bool:
+def _is_mutation(query: str, operation: str | None, max_tokens: int) -> bool:
     try:
-        op = get_operation_ast(parse(query, max_tokens=20_000), operation)
-    except GraphQLSyntaxError:
-        return False  # the executor reports it
+        op = get_operation_ast(parse(query, max_tokens=max_tokens), operation)
+    except (GraphQLSyntaxError, RecursionError):
+        return False  # the schema reports it
     return op is not None and op.operation is OperationType.MUTATION
 
 

@@ -32,7 +32,7 @@ only ever come from the environment.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .graphql.limits import Limits
@@ -94,12 +94,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         rate_user_per_min=int(env.get("ONESCREEN_RATE_USER_PER_MIN", "600")),
         rate_org_per_min=int(env.get("ONESCREEN_RATE_ORG_PER_MIN", "6000")),
         request_timeout=float(env.get("ONESCREEN_REQUEST_TIMEOUT", "30")),
-        limits=Limits(
-            max_depth=int(env.get("ONESCREEN_MAX_DEPTH", Limits.max_depth)),
-            max_aliases=int(env.get("ONESCREEN_MAX_ALIASES", Limits.max_aliases)),
-            max_tokens=int(env.get("ONESCREEN_MAX_TOKENS", Limits.max_tokens)),
-            max_subjects=int(env.get("ONESCREEN_MAX_SUBJECTS", Limits.max_subjects)),
-            max_cost=int(env.get("ONESCREEN_MAX_COST", Limits.max_cost))),
+        limits=Limits(**{f.name: int(env.get(f"ONESCREEN_{f.name.upper()}", f.default)) for f in fields(Limits)}),
         workers=int(env.get("ONESCREEN_WORKERS", "1")),
     )
 
