@@ -24,6 +24,7 @@ from ..errors import BadRequest, OneScreenError, TaskForbidden
 from ..screen import assemble
 from . import admin as admin_api, catalog_api, fast, typed as typed_mod
 from .limits import Check, Limits, too_complex
+from .redact import redacted
 from .types import (AccessHistory, AccessRecord, Consent, FieldDecision as FieldDecisionType, FieldStatus, FieldValue,
                     Me, Screen, SubjectMatch, Task, gql_error)
 
@@ -71,8 +72,8 @@ async def resolve_subjects(info: Info, type: str, query: str, task: strawberry.I
     ctx = info.context
     try:
         t = ctx.snapshot.policies.task_for(ctx.caller, str(task))
-        if t.subject != type:
-            raise BadRequest(f"task {t.code} is about {t.subject}, not {type}")
+        if t.subject != type:  # the message never repeats `type`: it may be anything, an identifier too
+            raise BadRequest(f"task {t.code} finds subjects of type {t.subject}: send type: \"{t.subject}\"")
         matches = await search(ctx, t, type, query, SEARCH_LIMIT)
     except OneScreenError as err:
         raise gql_error(err) from None
@@ -234,7 +235,8 @@ class Schema(strawberry.Schema):
                 result = await result
         if result.errors:
             self._process_errors(result.errors)
-            result.errors = [_masked(e) if _should_mask(e) else e for e in result.errors]
+            errors = redacted(result.errors, query, variables, operation_name)
+            result.errors = [_masked(e) if _should_mask(e) else e for e in errors]
         return result
 
     def add_typed(self, typed: typed_mod.TypedSchema) -> None:
