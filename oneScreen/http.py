@@ -102,7 +102,7 @@ async def read_request(request: Request, *, allow_get: bool, persisted: "Persist
 
 def _is_mutation(query: str, operation: str | None, max_tokens: int) -> bool:
     try:
-        op = get_operation_ast(parse(query, max_tokens=max_tokens), operation)
+        op = get_operation_ast(parse(query, max_lexical_tokens=max_tokens), operation)
     except (GraphQLSyntaxError, RecursionError):
         return False  # the schema reports it
     return op is not None and op.operation is OperationType.MUTATION

@@ -21,7 +21,7 @@
 | ONESCREEN_RATE_USER_PER_MIN | 600 | requests a minute per user (0: off); 429 with Retry-After beyond |
 | ONESCREEN_RATE_ORG_PER_MIN | 6000 | requests a minute per organisation (0: off) |
 | ONESCREEN_REQUEST_TIMEOUT | 30 | seconds a GraphQL request may take |
-| ONESCREEN_MAX_DEPTH / _ALIASES / _TOKENS / _SUBJECTS / _COST | 12 / 200 / 20000 / 100 / 6000 | query limits |
+| ONESCREEN_MAX_CHARS / _TOKENS / _DEPTH / _ALIASES / _FIELDS / _REPEATS / _DIRECTIVES / _SUBJECTS / _COST | 12288 / 3000 / 12 / 200 / 8000 / 30 / 50 / 100 / 6000 | query limits (graphql/limits.py `Limits`) |
 | ONESCREEN_WORKERS | 1 | worker processes of `onescreen serve` |
 | ONESCREEN_TRUSTED_PROXY_HEADER | - (off) | trusted reverse-proxy mode: header carrying the caller's claims as JSON |
 | ONESCREEN_TRUSTED_PROXIES | - | comma-separated addresses of the proxies whose identity header is believed |
@@ -32,12 +32,17 @@ only ever come from the environment.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from .graphql.limits import Limits
 
 ROOT = Path(__file__).resolve().parent.parent
+LIMIT_VARIABLES = {"ONESCREEN_MAX_CHARS": "max_chars", "ONESCREEN_MAX_TOKENS": "max_tokens",
+                   "ONESCREEN_MAX_DEPTH": "max_depth", "ONESCREEN_MAX_ALIASES": "max_aliases",
+                   "ONESCREEN_MAX_FIELDS": "max_fields", "ONESCREEN_MAX_REPEATS": "max_repeats",
+                   "ONESCREEN_MAX_DIRECTIVES": "max_directives", "ONESCREEN_MAX_SUBJECTS": "max_subjects",
+                   "ONESCREEN_MAX_COST": "max_cost"}  # graphql/limits.py `Limits`
 
 
 def _default_data_dir() -> Path:
@@ -94,7 +99,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         rate_user_per_min=int(env.get("ONESCREEN_RATE_USER_PER_MIN", "600")),
         rate_org_per_min=int(env.get("ONESCREEN_RATE_ORG_PER_MIN", "6000")),
         request_timeout=float(env.get("ONESCREEN_REQUEST_TIMEOUT", "30")),
-        limits=Limits(**{f.name: int(env.get(f"ONESCREEN_{f.name.upper()}", f.default)) for f in fields(Limits)}),
+        limits=Limits(**{attr: int(env[name]) for name, attr in LIMIT_VARIABLES.items() if env.get(name)}),
         workers=int(env.get("ONESCREEN_WORKERS", "1")),
     )
 

@@ -61,7 +61,7 @@ async def test_depth_aliases_tokens_and_cost_limits_refuse_hostile_queries(app_w
     aliases = "{ " + " ".join(f"a{i}: me {{ u{i}: user }}" for i in range(11)) + " }"
     _, body = await refused_without_fetch(api, "lee.bokji", aliases, "QUERY_TOO_COMPLEX")
     assert "22 aliases" in body["errors"][0]["message"] and "at most 20" in body["errors"][0]["message"]
-    tokens = "{ me { " + " ".join(["user"] * 3000) + " } }"
+    tokens = "{ me { " + " ".join(["user"] * 2100) + " } }"
     _, body = await refused_without_fetch(api, "lee.bokji", tokens, "QUERY_TOO_COMPLEX")
     assert "more than 2000 tokens" in body["errors"][0]["message"]
     costly = (f'{{ citizen(rrn: "{rrn}", task: "vehicle_transfer", caseRef: "D-2") '

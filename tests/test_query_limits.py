@@ -48,7 +48,7 @@ def schema():
 def refused_for_the_work_of_parsing(schema, query: str, limit_words: str) -> str:
     """The query is refused with QUERY_TOO_COMPLEX, a message naming the limit, for at most about the calls
     its parsing costs (twice them, plus a constant); returns the message."""
-    _, parsing = calls(lambda: parse(query, max_tokens=schema.limits.max_tokens))
+    _, parsing = calls(lambda: parse(query, max_lexical_tokens=schema.limits.max_tokens))
     (document, errors, plan), preparing = calls(lambda: schema.prepare(query), ceiling=20 * parsing + 20_000)
     assert document is None and plan is None and len(errors) == 1, errors
     assert errors[0].extensions == {"code": "QUERY_TOO_COMPLEX"}, errors[0]
@@ -108,8 +108,8 @@ def test_fields_repeated_at_one_place_are_refused_before_their_pairs_are_compare
     """Issue 24: `{ me { user } }` repeated thousands of times, under every other limit: graphql-core's
     OverlappingFieldsCanBeMergedRule compares every pair of the repeated fields (quadratic). The repeats are
     counted before validation; repeated through fragments too."""
-    written = "{ " + " ".join(["me { user }"] * 900) + " }"
-    assert len(written) < schema.limits.max_chars
+    written = "{ " + " ".join(["me { user }"] * 700) + " }"
+    assert len(written) < schema.limits.max_chars and 4 * 700 < schema.limits.max_tokens
     refused_for_the_work_of_parsing(schema, written, "again")
     spread = ("{ me { " + " ".join(f"...S{i}" for i in range(200)) + " } } "
               + " ".join(f"fragment S{i} on Me {{ user }}" for i in range(200)))
@@ -127,6 +127,22 @@ def test_an_alias_copy_of_a_list_is_refused_but_aliased_subjects_are_not(schema)
                                for i in range(100)) + " }"
     document, errors, _ = schema.prepare(subjects)
     assert document is not None and all(e.extensions.get("code") != "QUERY_TOO_COMPLEX" for e in errors), errors
+
+
+@pytest.mark.parametrize("query", [
+    "{ me { " + " ".join(f"...A{i}" for i in range(150)) + " } } "
+    + " ".join(f"fragment A{i} on Me {{ a{i}: user }}" for i in range(150)),
+    "{ me { ...F0 } } " + " ".join(f"fragment F{i} on Me {{ a{i}: user ...F{i + 1} }}" for i in range(100))
+    + " fragment F100 on Me { user }",
+])
+def test_fragments_compared_pairwise_are_refused_once_the_merge_budget_is_spent(schema, query):
+    """OverlappingFieldsCanBeMergedRule compares fragments spread side by side (or along a chain) pair by pair:
+    quadratic, and not modelled by the limits pass. graphql-core meters that work; at limits.MERGE_BUDGET it
+    stops, so such a document costs its parsing plus a bounded amount (its default budget was seconds)."""
+    _, parsing = calls(lambda: parse(query, max_lexical_tokens=schema.limits.max_tokens))
+    (document, errors, _), preparing = calls(lambda: schema.prepare(query), ceiling=2 * parsing + 150_000)
+    assert document is None and errors[0].extensions == {"code": "QUERY_TOO_COMPLEX"}, errors
+    assert preparing <= 2 * parsing + 100_000, (preparing, parsing)
 
 
 def frontend_queries() -> list[str]:
@@ -153,3 +169,82 @@ def test_a_hundred_subject_batch_through_a_fragment_passes_at_the_default_limits
     assert len(batch) <= Limits().max_chars
     document, errors, _ = schema.prepare(batch)
     assert document is not None and errors == [], errors
+
+
+def test_error_locations_are_found_by_bisection_exactly_as_graphql_core_finds_them():
+    """schema.Text.get_location gives graphql-core's answer for every position of texts of every line break."""
+    import random
+
+    from graphql import Source
+
+    from oneScreen.graphql.schema import Text
+    rng = random.Random(7)
+    for _ in range(500):
+        body = "".join(rng.choice(["a", "{", " ", "\n", "\r", "\r\n"]) for _ in range(rng.randint(0, 30)))
+        plain, indexed = Source(body), Text(body)
+        assert [indexed.get_location(p) for p in range(len(body) + 1)] == \
+            [plain.get_location(p) for p in range(len(body) + 1)], body
+
+
+async def test_field_errors_are_located_without_scanning_the_query_text_again(api, data_dir, monkeypatch):
+    """Issue 24: each field error (a denied field is one) was located by scanning the query text from its
+    start: errors x text length. Counted: how often graphql-core's scanning `Source.get_location` runs."""
+    from graphql import Source
+
+    from test_screen import citizens
+    scans = 0
+    scanning = Source.get_location
+
+    def counted(self, position):
+        nonlocal scans
+        scans += 1
+        return scanning(self, position)
+    monkeypatch.setattr(Source, "get_location", counted)
+    rrns = citizens(data_dir, 10)
+    fields = "name rrn birthDate sex mobilePhone monthlyPremium workplaceName insuredType dependantCount"
+    query = "\n".join(f'c{i}: citizen(rrn: "{r}", task: "vehicle_transfer", caseRef: "E-{i}") {{ {fields} }}'
+                      for i, r in enumerate(rrns))
+    _, body = await api.gql("choi.chaeryang", "{\n" + query + "\n}")
+    denied = [e for e in body["errors"] if e["extensions"]["code"] == "FIELD_DENIED"]
+    assert len(denied) >= 50 and scans == 0, (len(denied), scans)
+    line = {e["path"][0]: e["locations"][0]["line"] for e in denied}
+    assert line == {f"c{i}": i + 2 for i in range(len(rrns)) if f"c{i}" in line}  # still the right lines
+
+
+@pytest.mark.parametrize("shape", ["aliases", "list literal", "unknown fields", "field errors"])
+async def test_a_requests_work_grows_linearly_with_its_size(api, data_dir, shape):
+    """Invariant 10 for what the limits let through: doubling a request's size at most about doubles the calls
+    the server makes for it (parse, limits, validation, execution, audit record, response), so the limits bound
+    the work, and the bench's figures at the limits are the worst (`python -m bench hostile`)."""
+    from test_screen import citizens
+    rrns = citizens(data_dir, 16)
+
+    def query(n: int) -> str:
+        if shape == "aliases":
+            return "{ me { " + " ".join(f"a{i}: user" for i in range(n)) + " } }"
+        if shape == "list literal":
+            return '{ screen(task: "vehicle_transfer", subject: "x", caseRef: "c", fields: [' + " 0" * (n * 10) + "]) { subject } }"
+        if shape == "unknown fields":
+            return "{ me { " + " ".join(f"f{i}" for i in range(n // 2)) + " } }"
+        return "{ " + " ".join(f'c{i}: citizen(rrn: "{r}", task: "vehicle_transfer", caseRef: "E-{i}") '
+                               "{ name rrn birthDate sex mobilePhone monthlyPremium workplaceName }"
+                               for i, r in enumerate(rrns[:n // 8])) + " }"
+
+    async def work(n: int) -> int:
+        await api.gql("choi.chaeryang", query(n) + " ")  # first of its size: lazy imports, caches of the app
+        count = 0
+
+        def profile(_frame, event, _arg):
+            nonlocal count
+            if event == "call":
+                count += 1
+        sys.setprofile(profile)
+        try:
+            status, body = await api.gql("choi.chaeryang", query(n))
+        finally:
+            sys.setprofile(None)
+        assert status == 200 and body.get("errors", [{}])[0].get("extensions", {}).get("code") != "QUERY_TOO_COMPLEX", body
+        return count
+
+    small, large = await work(64), await work(128)
+    assert large <= 2.25 * small, (small, large)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from bisect import bisect_left
 from datetime import date
 from inspect import isawaitable
 from typing import Any, Optional
@@ -9,7 +11,7 @@ from typing import Any, Optional
 import strawberry
 from cachetools import LRUCache
 from graphql import (DocumentNode, ExecutionResult as GraphQLExecutionResult, GraphQLError, GraphQLObjectType,
-                     GraphQLSchema, execute, parse, specified_rules, validate, validate_schema)
+                     GraphQLSchema, Source, SourceLocation, execute, parse, specified_rules, validate, validate_schema)
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from graphql.validation.validate import ValidationAbortedError
 from strawberry.execution import optimized_is_awaitable
@@ -201,7 +203,7 @@ class Schema(strawberry.Schema):
 
     def _prepare(self, query: str) -> tuple[DocumentNode | None, list[GraphQLError], fast.Plan | None]:
         try:
-            document = parse(query, max_tokens=self.limits.max_tokens)
+            document = parse(Text(query), max_lexical_tokens=self.limits.max_tokens)
             refused = Check(document, self.limits, self._typed_roots).refusal()
             if refused is not None:
                 return None, [refused], None
@@ -269,6 +271,25 @@ class Schema(strawberry.Schema):
                 continue  # client errors are the client's business, and already in the response
             log.error("unexpected error while resolving", extra={"path": error.path},
                       exc_info=(type(original), original, None))
+
+
+class Text(Source):
+    """A query text that finds the line of a position by bisection over its line breaks.
+
+    graphql-core locates every error it makes (each denied field of a screen is one) by scanning the text from
+    its start to the error's position: errors x text length, quadratic in a request asking a hundred subjects
+    for every field (3,300 field errors of a 9 KB batch took 8 of its 18 profiled seconds). Same results as
+    `Source.get_location`: the line after the last line break that starts before the position."""
+
+    def __init__(self, body: str) -> None:
+        super().__init__(body)
+        breaks = [(m.start(), m.end()) for m in re.finditer(r"\r\n|[\n\r]", body)]
+        self._break_starts = [b[0] for b in breaks]
+        self._break_ends = [b[1] for b in breaks]
+
+    def get_location(self, position: int) -> SourceLocation:
+        before = bisect_left(self._break_starts, position)  # line breaks starting before the position
+        return SourceLocation(before + 1, position + 1 - (self._break_ends[before - 1] if before else 0))
 
 
 def _masked(error: GraphQLError) -> GraphQLError:
