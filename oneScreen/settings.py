@@ -21,7 +21,8 @@
 | ONESCREEN_RATE_USER_PER_MIN | 600 | requests a minute per user (0: off); 429 with Retry-After beyond |
 | ONESCREEN_RATE_ORG_PER_MIN | 6000 | requests a minute per organisation (0: off) |
 | ONESCREEN_REQUEST_TIMEOUT | 30 | seconds a GraphQL request may take |
-| ONESCREEN_MAX_CHARS / _TOKENS / _DEPTH / _ALIASES / _FIELDS / _REPEATS / _DIRECTIVES / _SUBJECTS / _COST | 12288 / 3000 / 12 / 200 / 8000 / 30 / 50 / 100 / 6000 | query limits (graphql/limits.py `Limits`) |
+| ONESCREEN_MAX_CHARS / _TOKENS / _DEPTH / _ALIASES | 12288 / 3000 / 12 / 200 | query limits (graphql/limits.py) |
+| ONESCREEN_MAX_FIELDS / _REPEATS / _DIRECTIVES / _SUBJECTS / _COST | 8000 / 30 / 50 / 100 / 6000 | query limits |
 | ONESCREEN_WORKERS | 1 | worker processes of `onescreen serve` |
 | ONESCREEN_TRUSTED_PROXY_HEADER | - (off) | trusted reverse-proxy mode: header carrying the caller's claims as JSON |
 | ONESCREEN_TRUSTED_PROXIES | - | comma-separated addresses of the proxies whose identity header is believed |

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import httpx
+import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from graphql import GraphQLInputObjectType, GraphQLList, GraphQLNonNull, get_named_type, is_composite_type
 
 from conftest import Api, env_for
+from test_identity import CLAIMS, production_env
 from oneScreen.app import create_app
 from oneScreen.settings import load as load_settings
 
@@ -38,7 +43,8 @@ def _filler(t: Any) -> Any:
     if isinstance(named, GraphQLInputObjectType):
         return {name: _filler(f.type) for name, f in named.fields.items() if isinstance(f.type, GraphQLNonNull)}
     value = {"Int": 5, "Float": 1.5, "Boolean": True}.get(named.name, "t1")
-    return [value] if isinstance(t, GraphQLList) or (isinstance(t, GraphQLNonNull) and isinstance(t.of_type, GraphQLList)) else value
+    listed = isinstance(t, GraphQLList) or (isinstance(t, GraphQLNonNull) and isinstance(t.of_type, GraphQLList))
+    return [value] if listed else value
 
 
 def _literal(value: Any) -> str:
@@ -73,12 +79,14 @@ def _requests(schema: Any) -> list[tuple[str, str, dict, str | None]]:
                 fillers = {a: _filler(x.type) for a, x in field.args.items()}
                 as_variables = f"{op}({', '.join(defs)}) {{ {name}({call}){selection} }}"
                 for value in _wrong_values(arg.type):
-                    out.append((f"{name}({arg_name}:) variable {value!r}", as_variables, {**fillers, arg_name: value}, None))
+                    out.append((f"{name}({arg_name}:) variable {value!r}", as_variables,
+                                {**fillers, arg_name: value}, None))
                 others = ", ".join(f"{a}: {_literal(fillers[a])}" for a in field.args if a != arg_name)
                 for literal in (*(json.dumps(s) for s in SHAPES), str(NUMBER), "510922-2547567", "01012345678",
                                 f'["{SHAPES[2]}"]', f'{{ {arg_name}: "{SHAPES[0]}" }}'):
                     args = ", ".join(x for x in (f"{arg_name}: {literal}", others) if x)
-                    out.append((f"{name}({arg_name}:) literal {literal}", f"{op} {{ {name}({args}){selection} }}", {}, None))
+                    out.append((f"{name}({arg_name}:) literal {literal}", f"{op} {{ {name}({args}){selection} }}",
+                                {}, None))
     two = "query A { me { user } } query B { me { name } }"
     out += [(f"operationName {s}", two, {}, s) for s in SHAPES]
     return out
@@ -94,8 +102,8 @@ async def test_no_error_message_repeats_an_identifier_the_client_sent(demo):
     errors_seen = 0
     for what, query, variables, operation in requests:
         for user in USERS:
-            r = await demo.client.post("/graphql", json={"query": query, "variables": variables, "operationName": operation},
-                                       headers={"Authorization": f"Bearer {tokens[user]}"})
+            r = await demo.client.post("/graphql", headers={"Authorization": f"Bearer {tokens[user]}"},
+                                       json={"query": query, "variables": variables, "operationName": operation})
             errors = r.json().get("errors") or []
             errors_seen += len(errors)
             leaked = LEAK.search(json.dumps(errors, ensure_ascii=False))
@@ -105,7 +113,8 @@ async def test_no_error_message_repeats_an_identifier_the_client_sent(demo):
 
 async def test_the_subjects_search_names_the_right_type_without_repeating_the_wrong_one(demo):
     """Issue 24: `subjects(type:)` answered "...about citizen, not 510922-2547567"."""
-    _, body = await demo.gql("multi.counter", 'query { subjects(type: "510922-2547567", query: "x", task: "move_in_report") { id } }')
+    _, body = await demo.gql("multi.counter",
+                             'query { subjects(type: "510922-2547567", query: "x", task: "move_in_report") { id } }')
     message = body["errors"][0]["message"]
     assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
     assert "510922" not in message and 'type: "citizen"' in message, message
@@ -130,12 +139,6 @@ async def test_production_makes_no_suggestions_for_fields_arguments_types_enum_v
         mode, data_dir, tmp_path):
     """Issue 24: production still answered `Unknown argument 'rr' ... Did you mean 'rrn'?`. Demo mode keeps
     the suggestions (a developer's help); production names what is wrong and suggests nothing."""
-    from test_identity import production_env
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    import jwt
-    import time
-
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = tmp_path / "sso.pem"
     pem.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM,
@@ -143,9 +146,7 @@ async def test_production_makes_no_suggestions_for_fields_arguments_types_enum_v
     if mode == "production":
         env = production_env(data_dir, pem)
         now = int(time.time())
-        token = jwt.encode({"sub": "han.p", "name": "한운영", "org": "행정안전부", "region": "00000",
-                            "roles": ["catalog_admin", "vehicle_registration_officer"], "iss": "https://sso.gov.example",
-                            "aud": "onescreen", "iat": now, "exp": now + 300}, private, algorithm="RS256")
+        token = jwt.encode({**CLAIMS, "iat": now, "exp": now + 300}, private, algorithm="RS256")
     else:
         env = env_for(data_dir)
         token = None

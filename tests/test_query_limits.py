@@ -223,7 +223,8 @@ async def test_a_requests_work_grows_linearly_with_its_size(api, data_dir, shape
         if shape == "aliases":
             return "{ me { " + " ".join(f"a{i}: user" for i in range(n)) + " } }"
         if shape == "list literal":
-            return '{ screen(task: "vehicle_transfer", subject: "x", caseRef: "c", fields: [' + " 0" * (n * 10) + "]) { subject } }"
+            return ('{ screen(task: "vehicle_transfer", subject: "x", caseRef: "c", fields: ['
+                    + " 0" * (n * 10) + "]) { subject } }")
         if shape == "unknown fields":
             return "{ me { " + " ".join(f"f{i}" for i in range(n // 2)) + " } }"
         return "{ " + " ".join(f'c{i}: citizen(rrn: "{r}", task: "vehicle_transfer", caseRef: "E-{i}") '
@@ -243,7 +244,8 @@ async def test_a_requests_work_grows_linearly_with_its_size(api, data_dir, shape
             status, body = await api.gql("choi.chaeryang", query(n))
         finally:
             sys.setprofile(None)
-        assert status == 200 and body.get("errors", [{}])[0].get("extensions", {}).get("code") != "QUERY_TOO_COMPLEX", body
+        codes = [e.get("extensions", {}).get("code") for e in body.get("errors", [])]
+        assert status == 200 and "QUERY_TOO_COMPLEX" not in codes, body
         return count
 
     small, large = await work(64), await work(128)

@@ -16,7 +16,9 @@ What bounds each kind of work a client can cause, in the order a request meets i
   rest of that rule's work itself (MERGE_BUDGET below: pairs of fragments, which this pass does not model);
 - execution: a field with a selection is asked once per parent (an alias copy would repeat its work; the
   subject roots excepted, whose copies ask for other subjects), so a response holds each datum once, plus at
-  most `max_subjects` subject lookups of at most `max_cost` fields in all; every wait has its own timeout.
+  most `max_subjects` subject lookups of at most `max_cost` fields in all; each error is located by bisection
+  (`schema.Text`), not by scanning the text again; every wait has its own timeout;
+- error messages: redact.py lexes the text once more (at most `max_chars`) when graphql-core made an error.
 `python -m bench hostile` measures the CPU of the worst cases at the default limits.
 """
 from __future__ import annotations
@@ -96,18 +98,15 @@ CHECKS = (("depth", "max_depth", "levels of fields nested below a root field"),
 
 
 class Check:
-    """One request's document against the limits: `refusal()` is the error to answer with, or None.
-
-    `visited` counts the selections looked at: the measure of this pass's work (tests bound it)."""
+    """One request's document against the limits: `refusal()` is the error to answer with, or None."""
 
     def __init__(self, document: DocumentNode, limits: Limits, subject_roots: Iterable[str]) -> None:
         self.document, self.limits = document, limits
-        self.subject_roots = frozenset(subject_roots) | SUBJECT_ROOTS_FIXED.keys()
+        self.subject_roots = frozenset(subject_roots).union(SUBJECT_ROOTS_FIXED)
         self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         self.memo: dict[str, Figures] = {}
         self.used: set[str] = set()  # fragments some definition spreads
         self.spreads: dict[str, list[str]] = {}
-        self.visited = 0
 
     def refusal(self) -> GraphQLError | None:
         order = self._fragment_order()
@@ -147,7 +146,6 @@ class Check:
         out = Figures()
         roots = self.subject_roots
         for sel in selection_set.selections:
-            self.visited += 1
             out.fields += 1
             out.directives += len(sel.directives or ())
             if isinstance(sel, FieldNode):
@@ -209,7 +207,6 @@ class Check:
         out, stack = [], [selection_set]
         while stack:
             for sel in stack.pop().selections:
-                self.visited += 1
                 if isinstance(sel, FragmentSpreadNode):
                     out.append(sel.name.value)
                 elif sel.selection_set is not None:
