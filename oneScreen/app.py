@@ -104,7 +104,8 @@ class Runtime:
         self.config_error: str | None = None
         self._operations: set[str] = set()
         self._catalog_stamp: tuple | None = None
-        self.persisted = PersistedQueries(settings.persisted_queries, settings.persisted_only)
+        self.persisted = PersistedQueries(settings.persisted_queries, settings.persisted_only,
+                                          settings.limits.max_chars)
         self.user_rate = RateLimiter(settings.rate_user_per_min)
         self.org_rate = RateLimiter(settings.rate_org_per_min)
         self.snapshot = self._build(None)

@@ -111,9 +111,10 @@ def _is_mutation(query: str, operation: str | None, max_tokens: int) -> bool:
 class PersistedQueries:
     """A pre-registered allow-list (sha256 -> query) and Apollo-style automatic persisted queries.
 
-    With `only` set, every request must name a registered query by hash: nothing else runs."""
+    With `only` set, every request must name a registered query by hash: nothing else runs. An automatic one is
+    kept only up to `max_chars` characters (a longer text is refused anyway), so the 10,000 kept stay bounded."""
 
-    def __init__(self, path: Path | None = None, only: bool = False) -> None:
+    def __init__(self, path: Path | None = None, only: bool = False, max_chars: int = 12_288) -> None:
         self.registered: dict[str, str] = {}
         if path:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -122,6 +123,7 @@ class PersistedQueries:
                     raise ValueError(f"{path}: the query registered under {digest[:12]}... does not hash to it")
                 self.registered[digest] = query
         self.only = only
+        self.max_chars = max_chars
         self.automatic: TTLCache = TTLCache(maxsize=10_000, ttl=24 * 3600)
 
     def resolve(self, query: Any, extensions: dict[str, Any]) -> str:
@@ -135,7 +137,7 @@ class PersistedQueries:
                 raise HttpError(400, "PERSISTED_QUERY_HASH_MISMATCH", "the query does not match its sha256Hash")
             if self.only and actual not in self.registered:
                 raise HttpError(403, "PERSISTED_QUERY_REQUIRED", "only registered (persisted) queries are allowed")
-            if digest and not self.only:
+            if digest and not self.only and len(query) <= self.max_chars:
                 self.automatic[actual] = query
             return query
         if query is not None:

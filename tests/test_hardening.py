@@ -236,15 +236,21 @@ async def test_metrics_cover_requests_ledgers_cache_policy_and_audit(api, data_d
 
 async def test_a_query_text_over_the_size_limit_is_refused_and_every_text_served_is_kept_parsed(api):
     """Parsed documents are cached per query text; a text over ONESCREEN_MAX_CHARS is refused before the lexer
-    sees it, so the cache holds at most 512 texts of at most that size (memory bound)."""
-    schema = api.app.state.runtime.snapshot.schema
+    sees it, so the cache holds at most 512 texts of at most that size (memory bound). Neither is such a text kept
+    as an automatic persisted query (10,000 of them)."""
+    runtime = api.app.state.runtime
+    schema = runtime.snapshot.schema
     limit = schema.limits.max_chars
     small, large = "{ me { user } }", "{ me { user } }" + " " * limit
     status, body = await api.gql("kim.jumin", small)
     assert status == 200 and body["data"]["me"]["user"] == "kim.jumin"
-    status, body = await api.gql("kim.jumin", large)
+    digest = hashlib.sha256(large.encode()).hexdigest()
+    r = await api.client.post("/graphql", json={"query": large, "extensions": {"persistedQuery": {
+        "version": 1, "sha256Hash": digest}}}, headers={"Authorization": f"Bearer {api.token('kim.jumin')}"})
+    body = r.json()
     assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX" and str(limit) in body["errors"][0]["message"]
     assert small in schema._prepared and large not in schema._prepared
+    assert digest not in runtime.persisted.automatic
 
 
 async def test_a_failing_screen_answers_500_with_the_security_headers_and_no_detail(make_app, data_dir, caplog):

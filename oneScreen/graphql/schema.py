@@ -207,9 +207,9 @@ class Schema(strawberry.Schema):
             refused = Check(document, self.limits, self._typed_roots).refusal()
             if refused is not None:
                 return None, [refused], None
-            errors = validate(self._schema, document, self.rules, hide_suggestions=self.hide_suggestions)
-            if any(isinstance(e, ValidationAbortedError) for e in errors):  # too many errors, or the merge budget
-                return None, [too_complex("validating the query took more work than one request may cause")], None
+            errors = [too_complex("validation stopped: the query needs more work to validate than one request may "
+                                  "cause") if isinstance(e, ValidationAbortedError) else e  # error limit, merge budget
+                      for e in validate(self._schema, document, self.rules, hide_suggestions=self.hide_suggestions)]
             plan = None if errors else fast.compile_query(self._schema, self._typed_roots, document)
         except GraphQLError as err:
             if "Document contains more than" in err.message:  # the parser's max_tokens
