@@ -3,7 +3,7 @@ per screen against the bytes of the granted fields and of whole ledger rows (inv
 
 In-process (the app through httpx's ASGI transport; no timing here, so no wrk and no pinning):
 - the peer screen (30 of 60 fields, 6 SQL ledgers: SQLite tables of ledgers.py's records), one subject
-  per request, then 100 subjects in one request (aliased typed queries);
+  per request, then 100 subjects in one request (aliased typed queries sharing one fragment);
 - two demo tasks over the demo SQLite ledgers (move_in_report: links over three ledgers; basic_livelihood:
   own_region jurisdiction, which reads the subject's region before deciding);
 - the peer screen over the REST emulator, for reference: an agency API answers whole items.

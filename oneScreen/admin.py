@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from connectors.base import ConnectorError
 
 from .audit import AuditEvent
+from .catalog import FieldType
 from .changes import (CATALOG_ROLES, TASK_ROLES, ChangeInvalid, ChangeRefused, ChangeStore, Config, FileChange,
                       Proposal, candidate, edit_catalog, tasks_using, widening, write_atomically, _flow)
 from .errors import OneScreenError, counted
@@ -36,7 +37,7 @@ class Admin:
         _require(caller, CATALOG_ROLES, "introspect ledgers")
         cat = self.runtime.snapshot.catalog
         if ledger_id not in cat.ledgers:
-            raise ChangeRefused(f"unknown ledger {ledger_id!r}")
+            raise ChangeRefused("unknown ledger: give the id of one of the catalog's ledgers")
         connector = self.runtime.snapshot.gateway.connectors[ledger_id]
         try:
             columns = await connector.columns()
@@ -62,7 +63,7 @@ class Admin:
         cat = self.runtime.snapshot.catalog
         ledger = cat.ledgers.get(spec.get("ledger", ""))
         if ledger is None:
-            raise ChangeInvalid([f"unknown ledger {spec.get('ledger')!r}"])
+            raise ChangeInvalid(["unknown ledger: give the id of one of the catalog's ledgers"])
         await self._check_source(ledger.id, spec["column"], spec["type"], spec.get("format"))
         entry = {k: spec.get(k) for k in ("id", "ledger", "column", "type", "format", "sensitivity", "mask",
                                           "cardinality", "label", "label_en", "personal_data")}
@@ -89,7 +90,7 @@ class Admin:
             raise ChangeRefused(f"field {field_id} is still used by tasks {', '.join(users)}; "
                                 "take it out of those tasks first")
         if field_id not in self.runtime.snapshot.catalog.fields:
-            raise ChangeInvalid([f"unknown field {field_id!r}"])
+            raise ChangeInvalid(["unknown field: give the id of one of the catalog's fields"])
 
         def edit(data: Any) -> None:
             for section in ("fields", "links"):
@@ -106,9 +107,7 @@ class Admin:
     async def save_task(self, caller: Caller, code: str, text: str) -> Proposal:
         """Create or replace a task file (policies/tasks/<code>.yaml) from its YAML."""
         _require(caller, TASK_ROLES, "edit tasks")
-        if not code.replace("_", "").isalnum() or not code[:1].isalpha() or code != code.lower():
-            raise ChangeInvalid(["task code must be lower-case letters, digits and _"])
-        path = self.config.policies_dir / "tasks" / f"{code}.yaml"
+        path = self._task_path(code)
         old = path.read_text(encoding="utf-8") if path.exists() else None
         verb = "edit" if old is not None else "create"
         return await self.propose(caller, "task", f"{verb} task {code}", [FileChange(path, old, text)])
@@ -116,7 +115,7 @@ class Admin:
     async def preview_task(self, caller: Caller, code: str, text: str) -> tuple[list[str], list[str]]:
         """For a draft: the ledgers it touches and what it would newly disclose compared with the running version."""
         _require(caller, TASK_ROLES, "preview tasks")
-        path = self.config.policies_dir / "tasks" / f"{code}.yaml"
+        path = self._task_path(code)
         old = path.read_text(encoding="utf-8") if path.exists() else None
         # a draft may still be inconsistent: the preview says what it discloses; proposing it lints it
         new_cat, new_pol = candidate(self.config, [FileChange(path, old, text)], lint_errors=False)
@@ -126,6 +125,12 @@ class Admin:
             raise ChangeInvalid([f"the draft does not define task {code!r}"])
         ledgers = sorted({f.ledger.id for tf in task.fields.values() for f in tf.path})
         return ledgers, widening(snap.catalog, snap.policies, new_cat, new_pol)
+
+    def _task_path(self, code: str) -> Path:
+        """The file of task `code`; a code that is not a plain name (a path, or any other text) is refused."""
+        if not code.replace("_", "").isalnum() or not code[:1].isalpha() or code != code.lower() or not code.isascii():
+            raise ChangeInvalid(["task code must be lower-case letters, digits and _"])
+        return self.config.policies_dir / "tasks" / f"{code}.yaml"
 
     async def restore(self, caller: Caller, change_id: int) -> Proposal:
         """Propose putting back the files as they were before an applied change (the same four-eyes rules apply)."""
@@ -203,13 +208,15 @@ class Admin:
 
     async def _check_source(self, ledger_id: str, column: str, type_: str, fmt: str | None) -> None:
         """The column exists in the live source and a sample of its values converts to the declared type."""
+        if type_ not in get_args(FieldType):
+            raise ChangeInvalid([f"type must be one of {', '.join(get_args(FieldType))}"])
         connector = self.runtime.snapshot.gateway.connectors[ledger_id]
         try:
             columns = await connector.columns()
         except ConnectorError as exc:
             raise ChangeInvalid([f"ledger {ledger_id}: cannot read its columns ({exc.reason})"]) from None
         if column not in columns:
-            raise ChangeInvalid([f"ledger {ledger_id} has no column {column!r} (it has: {', '.join(columns)})"])
+            raise ChangeInvalid([f"ledger {ledger_id} has no such column (it has: {', '.join(columns)})"])
         if type_ in ("record", "link"):
             return
         try:
@@ -222,7 +229,7 @@ class Admin:
             try:
                 convert(col, row.get(column))
             except (TypeError, ValueError):
-                raise ChangeInvalid([f"ledger {ledger_id}: values of column {column!r} do not convert to "
+                raise ChangeInvalid([f"ledger {ledger_id}: values of column {column} do not convert to "
                                      f"{type_} (checked on a sample of {counted(len(rows), 'row')})"]) from None
 
     async def _audit(self, caller: Caller, action: str, p: Proposal) -> None:

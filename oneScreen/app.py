@@ -108,7 +108,8 @@ class Runtime:
         self.config_error: str | None = None
         self._operations: set[str] = set()
         self._catalog_stamp: tuple | None = None
-        self.persisted = PersistedQueries(settings.persisted_queries, settings.persisted_only)
+        self.persisted = PersistedQueries(settings.persisted_queries, settings.persisted_only,
+                                          settings.limits.max_chars)
         self.user_rate = RateLimiter(settings.rate_user_per_min)
         self.org_rate = RateLimiter(settings.rate_org_per_min)
         self.lookups = InProcessLookupBudget(settings.lookup_misses_per_user, settings.lookup_misses_per_org,
@@ -405,7 +406,8 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
                               {"Retry-After": str(max(1, math.ceil(wait)))})
         try:
             gql = await read_request(request, allow_get=settings.allow_get, persisted=runtime.persisted,
-                                     body_timeout=settings.body_timeout)
+                                     body_timeout=settings.body_timeout,
+                                     max_tokens=settings.limits.max_tokens)
         except HttpError as exc:
             return _error(exc.status, exc.code, exc.message, exc.headers)
         try:

@@ -278,7 +278,7 @@ class ChangeStore:
         async with self.engine.connect() as conn:
             row = (await conn.execute(sa.select(changes_table).where(changes_table.c.id == pid))).mappings().first()
         if row is None:
-            raise ChangeRefused(f"no change {pid}")
+            raise ChangeRefused("there is no change with that id")
         return _proposal(row)
 
     async def list(self, status: str | None = None, limit: int = 100) -> list[Proposal]:

@@ -79,7 +79,7 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
 
 
 async def read_request(request: Request, *, allow_get: bool, persisted: "PersistedQueries",
-                       body_timeout: float) -> GraphQLRequest:
+                       body_timeout: float, max_tokens: int) -> GraphQLRequest:
     media_type = negotiate(request.headers.get("accept"))
     if request.method == "GET":
         if not allow_get:
@@ -113,25 +113,26 @@ async def read_request(request: Request, *, allow_get: bool, persisted: "Persist
     if len(orjson.dumps(variables)) > MAX_VARIABLES:
         raise HttpError(413, "VARIABLES_TOO_LARGE", f"variables larger than {MAX_VARIABLES} bytes")
     query = persisted.resolve(payload.get("query"), extensions)
-    if request.method == "GET" and _is_mutation(query, operation):
+    if request.method == "GET" and _is_mutation(query, operation, max_tokens):
         raise HttpError(405, "METHOD_NOT_ALLOWED", "mutations only over POST", {"Allow": "POST"})
     return GraphQLRequest(query, variables, operation, media_type, persisted.label(operation))
 
 
-def _is_mutation(query: str, operation: str | None) -> bool:
+def _is_mutation(query: str, operation: str | None, max_tokens: int) -> bool:
     try:
-        op = get_operation_ast(parse(query, max_tokens=20_000), operation)
-    except GraphQLSyntaxError:
-        return False  # the executor reports it
+        op = get_operation_ast(parse(query, max_lexical_tokens=max_tokens), operation)
+    except (GraphQLSyntaxError, RecursionError):
+        return False  # the schema reports it
     return op is not None and op.operation is OperationType.MUTATION
 
 
 class PersistedQueries:
     """A pre-registered allow-list (sha256 -> query) and Apollo-style automatic persisted queries.
 
-    With `only` set, every request must name a registered query by hash: nothing else runs."""
+    With `only` set, every request must name a registered query by hash: nothing else runs. An automatic one is
+    kept only up to `max_chars` characters (a longer text is refused anyway), so the 10,000 kept stay bounded."""
 
-    def __init__(self, path: Path | None = None, only: bool = False) -> None:
+    def __init__(self, path: Path | None = None, only: bool = False, max_chars: int = 12_288) -> None:
         self.registered: dict[str, str] = {}
         names: set[str] = set()
         if path:
@@ -147,6 +148,7 @@ class PersistedQueries:
                     raise ValueError(f"{path}: the query registered under {digest[:12]}... does not parse") from None
         self.operations = frozenset(names)  # the operation names of the registered queries
         self.only = only
+        self.max_chars = max_chars
         self.automatic: TTLCache = TTLCache(maxsize=10_000, ttl=24 * 3600)
 
     def label(self, operation: str | None) -> str | None:
@@ -166,7 +168,7 @@ class PersistedQueries:
                 raise HttpError(400, "PERSISTED_QUERY_HASH_MISMATCH", "the query does not match its sha256Hash")
             if self.only and actual not in self.registered:
                 raise HttpError(403, "PERSISTED_QUERY_REQUIRED", "only registered (persisted) queries are allowed")
-            if digest and not self.only:
+            if digest and not self.only and len(query) <= self.max_chars:
                 self.automatic[actual] = query
             return query
         if query is not None:

@@ -41,7 +41,7 @@ async def search(ctx: "Context", task: Task, subject_type: str, query: str, limi
     catalog = ctx.snapshot.catalog
     st = catalog.subject_types.get(subject_type)
     if st is None:
-        raise BadRequest(f"unknown subject type {subject_type!r}")
+        raise BadRequest(f"the subject type must be one of {', '.join(sorted(catalog.subject_types))}")
     query = (query or "").strip()
     if not query or len(query) > 200:
         raise BadRequest("the search text must be 1-200 characters")

@@ -24,7 +24,8 @@
 | ONESCREEN_LOOKUP_MISSES_PER_ORG | 200 | the same per organisation (0: off) |
 | ONESCREEN_LOOKUP_WINDOW | 600 | seconds of the lookup budgets' sliding window |
 | ONESCREEN_REQUEST_TIMEOUT | 30 | seconds a GraphQL request may take |
-| ONESCREEN_MAX_DEPTH / _ALIASES / _TOKENS / _SUBJECTS / _COST | 12 / 200 / 20000 / 100 / 6000 | query limits |
+| ONESCREEN_MAX_CHARS / _TOKENS / _DEPTH / _ALIASES | 12288 / 3000 / 12 / 200 | query limits (graphql/limits.py) |
+| ONESCREEN_MAX_FIELDS / _REPEATS / _DIRECTIVES / _SUBJECTS / _COST | 8000 / 30 / 50 / 100 / 6000 | query limits |
 | ONESCREEN_WORKERS | 1 | worker processes of `onescreen serve` |
 | ONESCREEN_MAX_HEADER_BYTES | 16384 | largest request head (request line and headers); 431 beyond |
 | ONESCREEN_HEADER_TIMEOUT | 10 | seconds a connection has to send a whole request head; 408 and closed beyond |
@@ -48,6 +49,11 @@ from .graphql.limits import Limits
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CATALOG = ROOT / "field_catalog.yaml"  # the configuration shipped with the code (the repository's files)
 SHIPPED_POLICIES = ROOT / "policies"
+LIMIT_VARIABLES = {"ONESCREEN_MAX_CHARS": "max_chars", "ONESCREEN_MAX_TOKENS": "max_tokens",
+                   "ONESCREEN_MAX_DEPTH": "max_depth", "ONESCREEN_MAX_ALIASES": "max_aliases",
+                   "ONESCREEN_MAX_FIELDS": "max_fields", "ONESCREEN_MAX_REPEATS": "max_repeats",
+                   "ONESCREEN_MAX_DIRECTIVES": "max_directives", "ONESCREEN_MAX_SUBJECTS": "max_subjects",
+                   "ONESCREEN_MAX_COST": "max_cost"}  # graphql/limits.py `Limits`
 
 
 def _default_data_dir() -> Path:
@@ -124,12 +130,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         lookup_misses_per_org=_count(env, "ONESCREEN_LOOKUP_MISSES_PER_ORG", 200),
         lookup_window=_positive(env, "ONESCREEN_LOOKUP_WINDOW", 600.0, float),
         request_timeout=float(env.get("ONESCREEN_REQUEST_TIMEOUT", "30")),
-        limits=Limits(
-            max_depth=int(env.get("ONESCREEN_MAX_DEPTH", Limits.max_depth)),
-            max_aliases=int(env.get("ONESCREEN_MAX_ALIASES", Limits.max_aliases)),
-            max_tokens=int(env.get("ONESCREEN_MAX_TOKENS", Limits.max_tokens)),
-            max_subjects=int(env.get("ONESCREEN_MAX_SUBJECTS", Limits.max_subjects)),
-            max_cost=int(env.get("ONESCREEN_MAX_COST", Limits.max_cost))),
+        limits=Limits(**{attr: int(env[name]) for name, attr in LIMIT_VARIABLES.items() if env.get(name)}),
         workers=int(env.get("ONESCREEN_WORKERS", "1")),
         max_header_bytes=_positive(env, "ONESCREEN_MAX_HEADER_BYTES", 16384, int),
         header_timeout=_positive(env, "ONESCREEN_HEADER_TIMEOUT", 10.0, float),

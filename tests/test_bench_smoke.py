@@ -11,7 +11,7 @@ import sys
 
 from oneScreen.settings import ROOT
 
-BENCHMARKS = ("fanout", "peers", "fetch", "config", "memory", "audit")
+BENCHMARKS = ("fanout", "peers", "fetch", "config", "memory", "audit", "hostile")
 
 
 def test_bench_smoke_runs_every_benchmark_from_the_repository_alone(tmp_path):

@@ -60,22 +60,25 @@ class Plan:
     operation: OperationDefinitionNode
     roots: tuple[_Root, ...]
 
-    async def run(self, variables: dict | None, context: Any) -> ExecutionResult:
-        coerced = get_variable_values(self.schema, self.operation.variable_definitions or (), variables or {})
+    async def run(self, variables: dict | None, context: Any, hide_suggestions: bool = False) -> ExecutionResult:
+        coerced = get_variable_values(self.schema, self.operation.variable_definitions or (), variables or {},
+                                      hide_suggestions=hide_suggestions)
         if isinstance(coerced, list):
             return ExecutionResult(None, coerced)
         errors: list[GraphQLError] = []
         if len(self.roots) == 1:
-            results = [await self._root(self.roots[0], coerced, context, errors)]
+            results = [await self._root(self.roots[0], coerced, context, errors, hide_suggestions)]
         else:
-            results = await asyncio.gather(*(self._root(r, coerced, context, errors) for r in self.roots))
+            results = await asyncio.gather(*(self._root(r, coerced, context, errors, hide_suggestions)
+                                             for r in self.roots))
         return ExecutionResult({r.key: v for r, v in zip(self.roots, results)}, errors or None)
 
-    async def _root(self, root: _Root, variables: Any, context: Any, errors: list[GraphQLError]) -> Any:
+    async def _root(self, root: _Root, variables: Any, context: Any, errors: list[GraphQLError],
+                    hide_suggestions: bool) -> Any:
         query = self.schema.query_type
         path = Path(None, root.key, query.name)
         try:
-            args = get_argument_values(root.field, root.node, variables)
+            args = get_argument_values(root.field, root.node, variables, hide_suggestions=hide_suggestions)
             info = GraphQLResolveInfo(root.node.name.value, [root.node], root.field.type, query, path, self.schema,
                                       {}, None, self.operation, variables.coerced, context, None, None, None)
             source = await root.field.resolve(None, info, **args)

@@ -1,98 +1,261 @@
-"""Query limits: a hostile query is refused during validation, before anything executes.
+"""Query limits: one linear pass over the parsed document refuses a query that asks for too much work, before any
+validation rule runs. Owns invariant 10: nothing a client sends can hold the event loop for long.
 
-Depth, aliases and tokens use strawberry's own limiters; this module adds
-what they do not cover: the number of subjects one request may ask for, a
-cost (selected fields, summed over subjects), the number of fields overall,
-and directive overloading. Fragments are expanded with a guard, so repeated
-or circular fragments cost their expansion and cannot loop.
+What bounds each kind of work a client can cause, in the order a request meets it:
+- the body: http.py reads at most MAX_BODY bytes (variables at most MAX_VARIABLES) and stops reading there;
+- the query text: `Schema.prepare` refuses more than `max_chars` characters before the lexer sees them, and
+  graphql-core's parser stops at `max_tokens` tokens and at 200 levels of nesting;
+- this pass (`Check`): every selection of every definition is looked at twice (once for the fragments it
+  spreads, once for its figures); a fragment's figures are computed once and added wherever it is spread, so a
+  fragment spreading another twice, 40 levels deep, costs 40 fragments' work, not 2^40; a fragment that spreads
+  itself is refused. Only then, and only when the expanded document has at most `max_fields` selections, is it
+  expanded into the places of its response (for repeats and copies): at most `max_fields` selections more;
+- validation (graphql-core's rules, after this pass): linear in the document and in its expansion, which
+  `max_fields` bounds; OverlappingFieldsCanBeMergedRule also compares every pair of fields that meet at one
+  place of the response: `max_repeats` bounds those pairs to about max_repeats^2 / 2, and graphql-core meters the
+  rest of that rule's work itself (MERGE_BUDGET below: pairs of fragments, which this pass does not model);
+- execution: a field with a selection is asked once per parent (an alias copy would repeat its work; the
+  subject roots excepted, whose copies ask for other subjects), so a response holds each datum once, plus at
+  most `max_subjects` subject lookups of at most `max_cost` fields in all; each error is located by bisection
+  (`schema.Text`), not by scanning the text again; every wait has its own timeout;
+- error messages: redact.py lexes the text once more (at most `max_chars`) when graphql-core made an error.
+`python -m bench hostile` measures the CPU of the worst cases at the default limits.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
-from graphql import (FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode,
-                     OperationDefinitionNode, SelectionSetNode, ValidationRule)
+from graphql import (DocumentNode, FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError,
+                     InlineFragmentNode, OperationDefinitionNode, SelectionSetNode)
+from graphql.validation.rules import overlapping_fields_can_be_merged
 
 from ..errors import counted
 
 # root fields that read subjects' data; the generic screen costs as many fields as the largest task
 SUBJECT_ROOTS_FIXED = {"screen": 60, "subjects": 20, "subjectSearch": 20}
+QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+
+# OverlappingFieldsCanBeMergedRule counts its comparisons against this budget and aborts the validation when it
+# is spent ("can be raised or lowered by assigning to this module attribute", graphql-core's own words). Its
+# default, 500,000 units, is seconds of CPU; a unit is about 5 us here. The GraphiQL introspection query and a
+# 100-subject batch spend none, max_repeats (30) repeated fields 600; 40 fragments spread side by side in one
+# selection set spend 2,420 and a chain of 50 fragments 2,600 (pairs of fragments: quadratic, and not modelled
+# by `Check`). A process-wide setting of graphql-core, so a constant here rather than a per-app limit.
+MERGE_BUDGET = 2_500
+overlapping_fields_can_be_merged.MAX_COMPLEXITY_BUDGET = MERGE_BUDGET
 
 
 @dataclass(frozen=True)
 class Limits:
-    max_depth: int = 12
+    """What one request may ask for. Every figure counts a fragment wherever it is spread.
+
+    The text limits fit the largest request the defaults allow, a batch of max_subjects subjects (2,483 tokens and
+    9.3 KB with variables and a fragment of 58 fields), with a fifth to spare: the CPU of parsing and validating
+    grows with them (`python -m bench hostile`)."""
+
+    max_chars: int = 12_288  # characters of query text
+    max_tokens: int = 3_000  # the parser's tokens: names, punctuation and values (not comments or white space)
+    max_depth: int = 12  # fields nested below a root field (introspection fields' selections not counted)
     max_aliases: int = 200
-    max_tokens: int = 20_000
-    max_subjects: int = 100
-    max_cost: int = 6_000
-    max_fields: int = 5_000
+    max_fields: int = 8_000  # selections (fields, fragment spreads, inline fragments)
+    max_repeats: int = 30  # selections of a place of the response already selected (merged into it)
     max_directives: int = 50
+    max_subjects: int = 100  # root fields that look up a subject
+    max_cost: int = 6_000  # fields asked of subjects, summed over the subjects of the request
 
 
-def cost_rule(limits: Limits, subject_roots: frozenset[str]) -> type[ValidationRule]:
-    class RequestCost(ValidationRule):
-        def enter_operation_definition(self, node: OperationDefinitionNode, *_args) -> None:
-            fragments = {d.name.value: d for d in self.context.document.definitions
-                         if isinstance(d, FragmentDefinitionNode)}
-            counter = _Counter(fragments, limits)
-            subjects = cost = 0
-            try:
-                for root in counter.fields(node.selection_set, ()):
-                    name = root.name.value
-                    if name in subject_roots or name in SUBJECT_ROOTS_FIXED:
-                        subjects += 1
-                        cost += SUBJECT_ROOTS_FIXED.get(name) or max(1, counter.leaves(root.selection_set, ()))
-                    else:
-                        counter.leaves(root.selection_set, ())
-            except _TooBig as exc:
-                self.report_error(GraphQLError(str(exc), node, extensions={"code": "QUERY_TOO_COMPLEX"}))
-                return
-            for what, value, limit in (("subject", subjects, limits.max_subjects), ("unit of cost", cost, limits.max_cost)):
-                if value > limit:
-                    self.report_error(GraphQLError(
-                        f"the request asks for {counted(value, what, what.replace('unit', 'units'))}; at most {limit} "
-                        f"{'is' if limit == 1 else 'are'} allowed in one request",
-                        node, extensions={"code": "QUERY_TOO_COMPLEX"}))
-                    return
-    return RequestCost
+def too_complex(message: str, nodes: object = None) -> GraphQLError:
+    return GraphQLError(message, nodes, extensions={"code": QUERY_TOO_COMPLEX})
 
 
-class _TooBig(Exception):
-    pass
+@dataclass(slots=True)
+class Figures:
+    """What a selection set asks for, its fragments expanded."""
+
+    fields: int = 0  # selections
+    aliases: int = 0
+    directives: int = 0
+    depth: int = 0
+    leaves: int = 0  # fields without a selection: the cost of a subject root
+    subjects: int = 0  # subject root fields at this level, when it is the operation's root
+    cost: int = 0
+
+    def add(self, other: "Figures") -> None:
+        """Add a selection set of the same level (an inline fragment, a fragment spread)."""
+        self.fields += other.fields
+        self.aliases += other.aliases
+        self.directives += other.directives
+        self.depth = max(self.depth, other.depth)
+        self.leaves += other.leaves
+        self.subjects += other.subjects
+        self.cost += other.cost
 
 
-class _Counter:
-    def __init__(self, fragments: dict[str, FragmentDefinitionNode], limits: Limits) -> None:
-        self.fragments, self.limits = fragments, limits
-        self.seen_fields = 0
-        self.directives = 0
+# (figure, limit, what the message calls it), checked in this order
+CHECKS = (("depth", "max_depth", "levels of fields nested below a root field"),
+          ("fields", "max_fields", "selections (fields, fragment spreads and inline fragments)"),
+          ("aliases", "max_aliases", "aliases"), ("directives", "max_directives", "directives"),
+          ("subjects", "max_subjects", "subjects"), ("cost", "max_cost", "fields of subjects"))
 
-    def fields(self, selection_set: SelectionSetNode | None, stack: tuple[str, ...]) -> list[FieldNode]:
-        """The field nodes of a selection set, fragments expanded (a fragment inside itself expands to nothing)."""
-        out: list[FieldNode] = []
-        if selection_set is None:
-            return out
-        for sel in selection_set.selections:
-            self.directives += len(sel.directives or ())
-            if self.directives > self.limits.max_directives:
-                raise _TooBig(f"more than {self.limits.max_directives} directives in one request")
-            if isinstance(sel, FieldNode):
-                self.seen_fields += 1
-                if self.seen_fields > self.limits.max_fields:
-                    raise _TooBig(f"more than {self.limits.max_fields} fields in one request")
-                out.append(sel)
-            elif isinstance(sel, InlineFragmentNode):
-                out.extend(self.fields(sel.selection_set, stack))
-            elif isinstance(sel, FragmentSpreadNode):
-                name = sel.name.value
-                if name in stack or name not in self.fragments:
-                    continue  # cycles and unknown fragments are reported by the standard rules
-                out.extend(self.fields(self.fragments[name].selection_set, stack + (name,)))
+
+class Check:
+    """One request's document against the limits: `refusal()` is the error to answer with, or None."""
+
+    def __init__(self, document: DocumentNode, limits: Limits, subject_roots: Iterable[str]) -> None:
+        self.document, self.limits = document, limits
+        self.subject_roots = frozenset(subject_roots).union(SUBJECT_ROOTS_FIXED)
+        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        self.memo: dict[str, Figures] = {}
+        self.used: set[str] = set()  # fragments some definition spreads
+        self.spreads: dict[str, list[str]] = {}
+
+    def refusal(self) -> GraphQLError | None:
+        order = self._fragment_order()
+        if isinstance(order, GraphQLError):
+            return order
+        for name in order:
+            self.memo[name] = self._definition(self.fragments[name])
+        # every operation, and every fragment definition no spread reaches (unused, or a duplicate name): the
+        # validation rules look at those too
+        roots, total = [], Figures()
+        for d in self.document.definitions:
+            if isinstance(d, OperationDefinitionNode) or (
+                    isinstance(d, FragmentDefinitionNode) and self.fragments[d.name.value] is not d):
+                roots.append(d)
+                total.add(self._definition(d))
+        for name, d in self.fragments.items():
+            if name not in self.used:
+                roots.append(d)
+                total.add(self.memo[name])
+        for figure, limit_name, what in CHECKS:
+            value, limit = getattr(total, figure), getattr(self.limits, limit_name)
+            if value > limit:
+                shown = value if value < 10**9 else "over a billion"
+                return too_complex(f"the request asks for {shown} {what}; at most {limit} are allowed in one request "
+                                   "(fragments counted wherever they are spread)")
+        return self._places(roots)
+
+    def _definition(self, d: OperationDefinitionNode | FragmentDefinitionNode) -> Figures:
+        out = self._figures(d.selection_set)
+        out.directives += len(d.directives or ()) + sum(len(v.directives or ()) for v in
+                                                       getattr(d, "variable_definitions", None) or ())
         return out
 
-    def leaves(self, selection_set: SelectionSetNode | None, stack: tuple[str, ...]) -> int:
-        total = 0
-        for f in self.fields(selection_set, stack):
-            total += self.leaves(f.selection_set, stack) if f.selection_set else 1
-        return total
+    def _figures(self, selection_set: SelectionSetNode) -> Figures:
+        """Figures of one selection set; spreads add their fragment's memoised figures (recursion: the parser's
+        200 levels of nesting at most)."""
+        out = Figures()
+        roots = self.subject_roots
+        for sel in selection_set.selections:
+            out.fields += 1
+            out.directives += len(sel.directives or ())
+            if isinstance(sel, FieldNode):
+                out.aliases += sel.alias is not None
+                name = sel.name.value
+                sub = None
+                if sel.selection_set is None:
+                    out.leaves += 1
+                else:
+                    sub = self._figures(sel.selection_set)
+                    out.fields += sub.fields
+                    out.aliases += sub.aliases
+                    out.directives += sub.directives
+                    out.leaves += sub.leaves
+                    if not name.startswith("__"):  # introspection's depth is MaxIntrospectionDepthRule's
+                        out.depth = max(out.depth, sub.depth + 1)
+                if name in roots:
+                    out.subjects += 1
+                    out.cost += SUBJECT_ROOTS_FIXED.get(name) or max(1, sub.leaves if sub else 0)
+            elif isinstance(sel, InlineFragmentNode):
+                out.add(self._figures(sel.selection_set))
+            else:
+                known = self.memo.get(sel.name.value)  # unknown fragments: KnownFragmentNamesRule reports them
+                if known is not None:
+                    self.used.add(sel.name.value)
+                    out.add(known)
+        return out
+
+    def _fragment_order(self) -> list[str] | GraphQLError:
+        """The fragments, each after every fragment it spreads; a fragment that spreads itself is refused."""
+        self.spreads = {name: self._spreads(f.selection_set) for name, f in self.fragments.items()}
+        done: set[str] = set()
+        order: list[str] = []
+        for start in self.spreads:
+            if start in done:
+                continue
+            path, on_path, todo = [start], {start}, [iter(self.spreads[start])]
+            while todo:
+                for name in todo[-1]:
+                    if name not in self.spreads or name in done:
+                        continue
+                    if name in on_path:
+                        cycle = " -> ".join([*path[path.index(name):], name])
+                        return too_complex(f"Cannot spread fragment '{name}' within itself ({cycle}): its expansion "
+                                           "would never end", [self.fragments[name]])
+                    path.append(name)
+                    on_path.add(name)
+                    todo.append(iter(self.spreads[name]))
+                    break
+                else:
+                    finished = path.pop()
+                    on_path.discard(finished)
+                    done.add(finished)
+                    order.append(finished)
+                    todo.pop()
+        return order
+
+    def _spreads(self, selection_set: SelectionSetNode) -> list[str]:
+        out, stack = [], [selection_set]
+        while stack:
+            for sel in stack.pop().selections:
+                if isinstance(sel, FragmentSpreadNode):
+                    out.append(sel.name.value)
+                elif sel.selection_set is not None:
+                    stack.append(sel.selection_set)
+        return out
+
+    def _places(self, roots: list) -> GraphQLError | None:
+        """Expand the document (within max_fields selections: checked before) into the places of its response.
+
+        A selection of a place already selected merges into it: graphql-core's OverlappingFieldsCanBeMergedRule
+        compares every pair of them, so their number is limited. A field with a selection asked again under
+        another response key in the same parent (an alias copy) would run its resolvers and lists again: refused,
+        except for the subject roots, whose copies ask for other subjects."""
+        places: dict[tuple[int, str], int] = {}
+        first_key: dict[tuple[int, str], str] = {}
+        repeats = 0
+        stack = [(d.selection_set, i, True) for i, d in enumerate(roots)]
+        next_place = len(roots)
+        while stack:
+            selection_set, parent, at_root = stack.pop()
+            for sel in selection_set.selections:
+                if isinstance(sel, FieldNode):
+                    name = sel.name.value
+                    key = sel.alias.value if sel.alias else name
+                    place = places.get((parent, key))
+                    if place is None:
+                        place = places[parent, key] = next_place
+                        next_place += 1
+                    else:
+                        repeats += 1
+                        if repeats > self.limits.max_repeats:
+                            return too_complex(
+                                f"the request selects places of its response again more than "
+                                f"{self.limits.max_repeats} times (e.g. '{key}'); at most {self.limits.max_repeats} "
+                                "repeated selections are allowed in one request", [sel])
+                    if sel.selection_set is not None:
+                        if not (at_root and name in self.subject_roots) \
+                                and first_key.setdefault((parent, name), key) != key:
+                            return too_complex(
+                                f"'{name}' is asked for under two response keys in one selection; a field with a "
+                                "selection is asked for once per parent (an alias copy repeats all its work)", [sel])
+                        stack.append((sel.selection_set, place, False))
+                elif isinstance(sel, InlineFragmentNode):
+                    stack.append((sel.selection_set, parent, at_root))
+                else:
+                    fragment = self.fragments.get(sel.name.value)
+                    if fragment is not None:
+                        stack.append((fragment.selection_set, parent, at_root))
+        return None
+
