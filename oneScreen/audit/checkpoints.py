@@ -276,14 +276,18 @@ class Sealer:
                                                             "reason": type(exc).__name__})
 
     async def seal(self) -> list[Checkpoint]:
-        """Seal every record since the last checkpoint (in checkpoints of at most MAX_SPAN records)."""
+        """Seal every record since the last checkpoint (in checkpoints of at most MAX_SPAN records), then
+        write the witness copies: of those, and of the checkpoint before them if it has none yet (its sealer
+        may have lost the answer to its commit)."""
         self._since = 0
         started = asyncio.get_running_loop().time()
         sealed: list[Checkpoint] = []
+        before: Checkpoint | None = None
         try:
             async with asyncio.timeout(SEAL_TIMEOUT):
                 while True:
-                    cp = await self._seal_one()
+                    cp, last = await self._seal_one()
+                    before = last if not sealed else before
                     if cp is None:
                         break
                     sealed.append(cp)
@@ -296,12 +300,16 @@ class Sealer:
             self.last = sealed[-1]
         self._unwitnessed += sealed
         if self.witness is not None:
+            if before is not None and before not in self._unwitnessed and self.witness.read(before.number) is None \
+                    and KeyRing([self.signer.public_key]).check(before) is None:
+                self._unwitnessed.insert(0, before)
             while self._unwitnessed:
                 await asyncio.to_thread(self.witness.write, self._unwitnessed[0])
                 self._unwitnessed.pop(0)
         return sealed
 
-    async def _seal_one(self) -> Checkpoint | None:
+    async def _seal_one(self) -> tuple[Checkpoint | None, Checkpoint | None]:
+        """(the checkpoint sealed now or None when nothing is new, the last checkpoint before it)"""
         r, c = self.t.records, self.t.checkpoints
         engine = self.engine
         if engine.dialect.name == "sqlite":
@@ -315,7 +323,7 @@ class Sealer:
             rows = (await conn.execute(sa.select(r.c.seq, r.c.prev_hash, r.c.hash).where(r.c.seq > after)
                                        .order_by(r.c.seq).limit(MAX_SPAN))).all()
             if not rows:
-                return None
+                return None, last
             prev = last.head if last else GENESIS
             for i, row in enumerate(rows):  # seal only a whole chain: verify names what broke it
                 if row.seq != after + 1 + i or row.prev_hash != prev:
@@ -326,7 +334,7 @@ class Sealer:
                             previous=last.digest() if last else GENESIS, key_id=self.signer.key_id)
             cp = replace(cp, signature=base64.b64encode(self.signer.sign(DOMAIN + cp.body())).decode())
             await conn.execute(c.insert().values(**asdict(cp)))
-        return cp
+        return cp, last
 
 
 async def stored(conn: Any, t: Tables, after_number: int = 0, limit: int | None = None) -> list[Checkpoint]:
