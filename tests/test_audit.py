@@ -228,6 +228,25 @@ async def test_a_second_record_with_the_same_seq_is_refused(store, db_path):
         conn.execute("INSERT INTO onescreen_audit SELECT * FROM onescreen_audit WHERE seq = 1")
 
 
+async def test_a_second_copy_of_a_request_is_refused_and_verify_names_one_that_got_in(store, db_path):
+    """Invariant 7 (exactly once): (request_id, request_index) is unique, so a request's record cannot be
+    written twice; a copy that got in anyway (the key dropped behind the store's back, or a trail from
+    before it) makes verify fail and name the request (the old verify said "intact")."""
+    await store.append_many([event(i) for i in range(5)])
+    with closing(raw(db_path)) as conn, pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO onescreen_audit SELECT seq + 100, at, kind, request_id, request_index, user_id, "
+                     "organisation, role, task, legal_basis, case_ref, subject_type, subject, fields, ledgers, "
+                     "client, detail, prev_hash, hash FROM onescreen_audit WHERE seq = 3")
+    with closing(raw(db_path)) as conn:
+        conn.execute("DROP INDEX onescreen_audit_request_key")
+    again = await store.append(event(2, request_index=2))  # the same event once more: chained properly, a true duplicate
+    assert again.seq == 6
+    result = await store.verify()
+    assert (result.ok, result.duplicates) == (False, ("request req-2 (index 2): 2 records, seq 3..6",))
+    code, message = await verify_url(sqlite_url(db_path))
+    assert code == 1 and "1 request(s) recorded more than once: request req-2 (index 2)" in message
+
+
 async def test_history_is_newest_first_paginates_without_gaps_and_holds_only_that_subject(store: AuditStore):
     events = []
     for i in range(130):
