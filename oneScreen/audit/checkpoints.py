@@ -239,6 +239,7 @@ class Sealer:
         self._task: asyncio.Task | None = None
         self._unwitnessed: list[Checkpoint] = []  # sealed, but their witness copy failed: tried again
         self.sealed = 0  # checkpoints sealed by this process
+        self.sealed_records = 0  # records they seal
         self.seconds = 0.0  # time spent sealing (for the benchmark's cost per record)
         self.last: Checkpoint | None = None
 
@@ -296,6 +297,7 @@ class Sealer:
         finally:
             self.seconds += asyncio.get_running_loop().time() - started
         self.sealed += len(sealed)
+        self.sealed_records += sum(c.count for c in sealed)
         if sealed:
             self.last = sealed[-1]
         self._unwitnessed += sealed
