@@ -681,3 +681,31 @@ def test_an_event_is_stamped_as_dataclasses_replace_would_and_pairs_become_decis
     assert stamped == dataclasses.replace(e, at=at, request_index=3) and stamped.at == at and e.at is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         stamped.at = None
+
+
+async def test_pg_a_partitioned_trail_made_as_the_guide_says_is_initialised_and_holds(pg_database, pg_table):
+    """Invariant 7 at national volume: the guide's partitioned table, then `audit init`: appends across
+    partitions chain on, a second copy of a request is refused (the key holds `at`), and verify holds."""
+    import re
+
+    doc = (ROOT / "docs" / "OPERATIONS.md").read_text(encoding="utf-8").split("### Partitioning", 1)[1]
+    sql = re.search(r"```sql\n(.*?)```", doc, re.S).group(1)
+    sql = re.sub(r"\bonescreen_audit(?=\b|_pkey|_seq_idx|_subject_seq_idx|_2026_12)", pg_table, sql)
+    statements = [s.strip() for s in "\n".join(l.split("--", 1)[0] for l in sql.splitlines()).split(";") if s.strip()]
+    await _pg_execute(pg_database, *statements, f"CREATE TABLE {pg_table}_2027_01 PARTITION OF {pg_table} "
+                                                f"FOR VALUES FROM ('2027-01-01') TO ('2027-02-01')")
+    s = AuditStore(pg_database, table=pg_table)
+    try:
+        assert (await s.init()).startswith("created")
+        await s.open()
+        dec, jan = datetime(2026, 12, 31, 23, 59, tzinfo=timezone.utc), datetime(2027, 1, 1, 0, 1, tzinfo=timezone.utc)
+        records = await s.append_many([event(1, at=dec), event(2, at=jan), event(3, at=dec)])
+        assert [r.seq for r in records] == [1, 2, 3]
+        cols = ", ".join(audit.schema.COLUMNS)
+        with pytest.raises(Exception, match=r"Key \(request_id, request_index, at\)"):  # another seq, same request
+            await _pg_execute(pg_database, f"INSERT INTO {pg_table} ({cols}) SELECT seq + 100, "
+                                           f"{cols.split(', ', 1)[1]} FROM {pg_table} WHERE seq = 2")
+        result = await s.verify()
+        assert (result.ok, result.count) == (True, 3), result
+    finally:
+        await s.close()

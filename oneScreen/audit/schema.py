@@ -199,9 +199,8 @@ async def _create(conn: AsyncConnection, t: Tables, companions: Sequence[tuple[s
 
 
 async def _partitioned(conn: AsyncConnection, table: str) -> bool:
-    kind = (await conn.execute(sa.text("SELECT relkind FROM pg_class WHERE oid = CAST(:t AS regclass)"),
-                               {"t": table})).scalar()
-    return kind == "p"
+    return bool((await conn.execute(sa.text("SELECT relkind = 'p' FROM pg_class WHERE oid = CAST(:t AS regclass)"),
+                                    {"t": table})).scalar())
 
 
 async def _grant(conn: AsyncConnection, t: Tables, role: str, companions: Sequence[tuple[sa.MetaData, str]]) -> None:
