@@ -214,11 +214,12 @@ class AuditStore:
             check(e)
         if not events:
             return []
+        deadline = asyncio.get_running_loop().time() + self.timeout  # one deadline for all of it
         if not self._opened:
             await self.open()
         if self._closing or not self.writer.running:
             raise AuditUnavailable(reason="closed")
-        return await self.writer.submit(events)
+        return await self.writer.submit(events, deadline)
 
     async def check_writable(self) -> None:
         """For /readyz: raise AuditUnavailable unless a write would succeed now (within the audit deadline).

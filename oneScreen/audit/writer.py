@@ -95,13 +95,14 @@ class Writer:
         await self.backend.close()
 
     # ------------------------------------------------------------ the caller's side
-    async def submit(self, events: list[AuditEvent]) -> list[StoredRecord]:
-        """The events' records, once committed; AuditUnavailable(reason="deadline") at the deadline."""
+    async def submit(self, events: list[AuditEvent], deadline: float | None = None) -> list[StoredRecord]:
+        """The events' records, once committed; AuditUnavailable(reason="deadline") at `deadline` (event loop
+        time; by default the writer's timeout from now)."""
         loop = asyncio.get_running_loop()
         now = datetime.now(timezone.utc)
         stamped = [e.stamped(utc(e.at) if e.at is not None else now,
                              e.request_index if e.request_index is not None else i) for i, e in enumerate(events)]
-        p = Pending(stamped, loop.create_future(), loop.time() + self.timeout)
+        p = Pending(stamped, loop.create_future(), loop.time() + self.timeout if deadline is None else deadline)
         self.queue.put_nowait(p)
         timer = loop.call_at(p.deadline, _expire, p.future)
         try:
