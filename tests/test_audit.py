@@ -239,7 +239,7 @@ async def test_a_second_copy_of_a_request_is_refused_and_verify_names_one_that_g
                      "client, detail, prev_hash, hash FROM onescreen_audit WHERE seq = 3")
     with closing(raw(db_path)) as conn:
         conn.execute("DROP INDEX onescreen_audit_request_key")
-    again = await store.append(event(2, request_index=2))  # the same event once more: chained properly, a true duplicate
+    again = await store.append(event(2, request_index=2))  # the same event again, chained properly: a duplicate
     assert again.seq == 6
     result = await store.verify()
     assert (result.ok, result.duplicates) == (False, ("request req-2 (index 2): 2 records, seq 3..6",))

@@ -102,7 +102,8 @@ async def test_the_roles_recipe_leaves_the_service_role_able_to_append_and_read_
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
             for i, rrn in enumerate(citizens(data_dir, 5)):
-                r = await c.post("/graphql", headers=headers, json={"query": QUERY, "variables": {"s": rrn, "c": f"R-{i}"}})
+                r = await c.post("/graphql", headers=headers,
+                                 json={"query": QUERY, "variables": {"s": rrn, "c": f"R-{i}"}})
                 assert r.status_code == 200 and "errors" not in r.json(), r.text
             ready = await c.get("/readyz")
             assert ready.status_code == 200, ready.text
@@ -202,7 +203,8 @@ async def test_the_service_refuses_to_start_against_a_missing_or_older_store_unt
     with serve(data_dir, tmp_path / "server.log", ready="/readyz", ONESCREEN_AUDIT_URL=pg_empty) as base:
         token = mint_demo_token(data_dir, "jung.jutaek")
         async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}) as c:
-            r = await c.post("/graphql", json={"query": QUERY, "variables": {"s": citizens(data_dir, 1)[0], "c": "M-1"}})
+            variables = {"s": citizens(data_dir, 1)[0], "c": "M-1"}
+            r = await c.post("/graphql", json={"query": QUERY, "variables": variables})
             assert r.status_code == 200 and "errors" not in r.json(), r.text
     verified = await asyncio.to_thread(run_cli, "audit", "verify", env_extra=env)
     assert verified.returncode == 0 and "audit trail intact: 4 records" in verified.stdout, verified.stderr
