@@ -151,8 +151,13 @@ class Writer:
             records = await self._append(events, deadline)
         except BaseException as exc:
             reason = _reason(exc, self.backend)
-            log.error("audit records cannot be written", extra={"operation": "audit.append", "outcome": "failed",
-                                                                "reason": type(exc).__name__})
+            if live:
+                log.error("audit records cannot be written", extra={"operation": "audit.append",
+                                                                    "outcome": "failed", "reason": type(exc).__name__})
+            else:  # tried again every SETTLE_EVERY seconds while the store is away: not an error each time
+                log.info("the undelivered record cannot be written yet", extra={"operation": "audit.settle",
+                                                                                "outcome": "failed",
+                                                                                "reason": type(exc).__name__})
             for p in live:
                 if not p.future.done():
                     p.future.set_exception(AuditUnavailable(reason=reason))
