@@ -18,8 +18,10 @@ import sqlalchemy as sa
 from .chain import GENESIS
 from .schema import COLUMNS, Names
 
-# errors after which the outcome of a statement sent is unknown (connection lost, server restarting or shut down)
-BROKEN = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError)
+# errors after which the connection is no good (lost, server restarting or shut down, or asyncpg's protocol state
+# confused by a termination it was not waiting for: "another operation is in progress")
+BROKEN = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError,
+          asyncpg.InternalClientError)
 
 
 def functions_sql(n: Names) -> list[str]:
@@ -134,6 +136,9 @@ class PgWriter:
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=1)
+
+    def lost(self) -> bool:
+        return self.conn is not None and self.conn.is_closed()
 
     def outcome_unknown(self, exc: BaseException) -> bool:
         """Whether what was sent may have committed although `exc` was raised (no answer came back)."""

@@ -79,6 +79,9 @@ class SqliteWriter:
     async def close(self) -> None:
         self.conn = None
 
+    def lost(self) -> bool:
+        return False
+
     def outcome_unknown(self, exc: BaseException) -> bool:
         return self.committing and isinstance(exc, (TimeoutError, asyncio.CancelledError))  # cut off in COMMIT
 

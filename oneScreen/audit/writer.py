@@ -39,6 +39,7 @@ class Backend(Protocol):
 
     async def connect(self) -> None: ...
     def discard(self) -> None: ...
+    def lost(self) -> bool: ...  # the connection was closed under it
     async def close(self) -> None: ...
     def outcome_unknown(self, exc: BaseException) -> bool: ...  # a commit was sent and no answer came
     async def try_append(self, head: tuple[int, str], last: tuple[int, str], rows: list[dict]) -> bool: ...
@@ -304,6 +305,6 @@ def _reason(exc: BaseException, backend: Backend) -> str:
     """The bounded reason (AuditUnavailable.REASONS) of a failed append."""
     if isinstance(exc, (TimeoutError, asyncio.CancelledError)):
         return "deadline"
-    if isinstance(exc, (OSError, *backend.broken)):
+    if isinstance(exc, (OSError, *backend.broken)) or backend.lost():
         return "connection"
     return "refused"
