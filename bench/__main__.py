@@ -17,7 +17,7 @@ import sys
 import time
 import traceback
 
-from .common import (Result, Run, fmt, machine, pg_available, pg_drop_db, pg_settings, print_targets, say, stop_all,
+from .common import (Result, Run, fmt, machine, pg_available, pg_settings, print_targets, say, stop_all,
                      tmpdir)
 
 BENCHES = {"fanout": "fanout", "peers": "peers", "fetch": "fetch_economy", "config": "config_scale",
@@ -77,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"BENCH {name}: done in {res.seconds:.1f} s ({status})")
     finally:
         stop_all()
-        if run._audit_url and run._audit_url.startswith("postgresql"):
-            pg_drop_db()
+        run.drop_audit_stores()
     say("")
     say("== summary" + (" (smoke: figures from tiny loads, not judged)" if run.smoke else ""))
     for res in run.results:

@@ -37,15 +37,15 @@ def main(argv: list[str] | None = None) -> int:
 def _compare(run: Run, args: argparse.Namespace, builds: dict[str, str]) -> int:
     emu, ledger_url = start_emulator(run, 20.0)
     identity = Identity(run.tmp)
-    audit = run.audit_url()
     cpu: dict[tuple[str, str], list[float]] = {}
     for rnd in range(args.rounds):
         for build, path in builds.items():
             for mode, ttl in (("uncached", 0), ("cached", 3600)):
                 cfg = peer_config(run.tmp / f"cfg-{mode}", rest_connector("BENCH_LEDGER_URL", "BENCH_LEDGER_KEY",
                                                                           prefix="/ledger", **EXTRA), cache_ttl=ttl)
-                name = f"{mode}-{rnd}-{'ref' if path != str(ROOT) else 'tree'}"
-                s = start_onescreen(run, name, cfg, identity, ledger_url=ledger_url, audit_url=audit,
+                side = "ref" if path != str(ROOT) else "tree"
+                name = f"{mode}-{rnd}-{side}"
+                s = start_onescreen(run, name, cfg, identity, ledger_url=ledger_url, audit_url=run.audit_url(side),
                                     env_extra={"PYTHONPATH": path})
                 distinct = mode == "uncached"  # another subject per request: 6 ledger reads per screen, as judged
                 if distinct:

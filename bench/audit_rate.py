@@ -2,7 +2,10 @@
 spent on the durable audit write (invariant 7: every disclosure is audited before the response leaves).
 
 - Rate: two processes, each with oneScreen.audit.AuditStore on the same PostgreSQL table and 64 concurrent
-  appenders (one 30-field disclosure record each), for a fixed window; the chain is verified afterwards.
+  appenders (one 30-field disclosure record each, its own request id), for a fixed window, sealing signed
+  checkpoints as the service does (every 1,000 records or 60 s, and at the stop); the chain, the checkpoints and
+  their witness copies are verified afterwards. The checkpoint cost per record is the sealers' time over the
+  records they sealed.
 - Share: `onescreen serve` over the six 20 ms REST ledgers (as in fan-out) under wrk at c=1 and c=32; the
   server's own histograms give the time in the audit write (onescreen_audit_write_seconds) over the time of
   the requests (onescreen_graphql_request_seconds).
@@ -14,6 +17,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from . import profile as prof
 from .common import (ROOT, Identity, Result, Run, Target, base_env, metric_sum, metrics, pg_available, say, table,
@@ -39,9 +43,19 @@ def _event(i: int, worker: int):
                                "bench.vehicle"), client="127.0.0.1")
 
 
-async def _worker(url: str, worker: int, start_at: float, seconds: float) -> dict:
+def _checkpointing(witness: str):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from oneScreen.audit import Checkpointing, Signer
+    signer = Signer.ed25519(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+    return Checkpointing(signer, Path(witness), every_records=1000, every_seconds=60)
+
+
+async def _worker(url: str, worker: int, start_at: float, seconds: float, witness: str) -> dict:
+    import dataclasses
+
     from oneScreen.audit import AuditStore
-    store = AuditStore(url, table=TABLE)
+    store = AuditStore(url, table=TABLE, checkpointing=_checkpointing(witness))
     await store.open()
     pool = [_event(i, worker) for i in range(4096)]  # built before the window: only the store is measured
     count = 0
@@ -53,7 +67,8 @@ async def _worker(url: str, worker: int, start_at: float, seconds: float) -> dic
         nonlocal count
         i = k
         while time.monotonic() < end:
-            await store.append(pool[i % len(pool)])
+            # each append its own request: (request_id, request_index) is unique in the trail
+            await store.append(dataclasses.replace(pool[i % len(pool)], request_id=f"w{worker}-{i:09d}"))
             count += 1
             i += APPENDERS
 
@@ -61,18 +76,30 @@ async def _worker(url: str, worker: int, start_at: float, seconds: float) -> dic
         await asyncio.gather(*(appender(k) for k in range(APPENDERS)))
         elapsed = time.monotonic() - t0
     finally:
-        await store.close()
-    return {"records": count, "seconds": elapsed, "batches": store.batches_committed}
+        await store.close()  # seals the last checkpoint
+    sealer = store.sealer
+    return {"records": count, "seconds": elapsed, "batches": store.batches_committed,
+            "checkpoints": sealer.sealed, "sealed_records": sealer.sealed_records, "seal_seconds": sealer.seconds}
 
 
-async def _verify(url: str) -> tuple[bool, int, float]:
-    from oneScreen.audit import AuditStore
+async def _verify(url: str, witness: str) -> tuple[bool, int, int, float]:
+    from oneScreen.audit import AuditStore, KeyRing, Witness
+    c = _checkpointing(witness)
     store = AuditStore(url, table=TABLE)
     try:
         await store.open()
         t0 = time.perf_counter()
-        v = await store.verify()
-        return v.ok, v.count, time.perf_counter() - t0
+        v = await store.verify(keys=KeyRing([c.signer.public_key]), witness=Witness(c.witness_dir, TABLE))
+        return v.ok, v.count, v.checkpoints, time.perf_counter() - t0
+    finally:
+        await store.close()
+
+
+async def _init(url: str) -> None:
+    from oneScreen.audit import AuditStore
+    store = AuditStore(url, table=TABLE)
+    try:
+        await store.init()
     finally:
         await store.close()
 
@@ -85,10 +112,12 @@ def run_bench(run: Run) -> Result:
                                   "PostgreSQL is not running on 127.0.0.1:5432"))
     else:
         url = run.audit_url()
+        asyncio.run(_init(url))
+        witness = str(run.tmp / "audit-rate-witness")
         seconds = run.dur(10, 1)
         start_at = time.time() + run.dur(3.0, 1.5)  # both open their store first, then start together
         procs = [subprocess.Popen([sys.executable, "-m", "bench.audit_rate", "--worker", url, str(w), str(start_at),
-                                   str(seconds)], cwd=ROOT, env=base_env(), stdout=subprocess.PIPE,
+                                   str(seconds), witness], cwd=ROOT, env=base_env(), stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for w in (1, 2)]
         outs = [p.communicate(timeout=seconds + 120) for p in procs]
         got = []
@@ -99,15 +128,23 @@ def run_bench(run: Run) -> Result:
             got.append(json.loads(line))
         total = sum(g["records"] for g in got)
         window = max(g["seconds"] for g in got)
-        ok, count, verify_s = asyncio.run(_verify(url))
+        ok, count, checkpoints, verify_s = asyncio.run(_verify(url, witness))
         table(["worker", "records", "seconds", "records/s", "transactions", "records/transaction"],
               [[f"worker {i + 1}", f"{g['records']:,}", f"{g['seconds']:.1f}", f"{g['records'] / g['seconds']:,.0f}",
                 f"{g['batches']:,}", f"{g['records'] / max(g['batches'], 1):.1f}"] for i, g in enumerate(got)])
         say(f"  two workers: {total:,} records in {window:.1f} s = {total / window:,.0f} records/s; chain "
-            f"{'verified' if ok else 'BROKEN'} ({count:,} records, verify took {verify_s:.1f} s)")
+            f"{'verified' if ok else 'BROKEN'} ({count:,} records, {checkpoints} signed checkpoints, verify took "
+            f"{verify_s:.1f} s)")
+        sealed = sum(g["sealed_records"] for g in got)
+        seal_s = sum(g["seal_seconds"] for g in got)
+        if sealed:
+            say(f"  checkpoints: {sum(g['checkpoints'] for g in got)} sealed over {sealed:,} records, "
+                f"{seal_s * 1000:.0f} ms sealing in all = {seal_s * 1e6 / sealed:.1f} us per record "
+                f"(beside the writer, off the request path)")
         say(f"  command: {run.command(NAME)}")
         res.targets.append(Target("audit records/s into PostgreSQL, two workers", total / window, 2000, ">=", "/s",
-                                  f"{APPENDERS} appenders per worker; chain {'ok' if ok else 'BROKEN'}"))
+                                  f"{APPENDERS} appenders per worker, checkpoints on; chain "
+                                  f"{'ok' if ok else 'BROKEN'}"))
         if not ok:
             res.notes.append("the audit chain did not verify after two concurrent writers")
 
@@ -155,9 +192,10 @@ def run_bench(run: Run) -> Result:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
         url, worker, start_at, seconds = sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+        witness = sys.argv[6]
         try:
             import uvloop
-            result = uvloop.run(_worker(url, worker, start_at, seconds))
+            result = uvloop.run(_worker(url, worker, start_at, seconds, witness))
         except ImportError:
-            result = asyncio.run(_worker(url, worker, start_at, seconds))
+            result = asyncio.run(_worker(url, worker, start_at, seconds, witness))
         print(json.dumps(result), flush=True)

@@ -98,7 +98,7 @@ class Run:
     results: list[Result] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     argv: list[str] = field(default_factory=list)
-    _audit_url: str | None = None
+    _audit_urls: dict[str, str] = field(default_factory=dict)
     has_wrk: bool = field(default_factory=lambda: shutil.which("wrk") is not None and "wrk" not in WITHOUT)
     has_taskset: bool = field(default_factory=lambda: shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2)
 
@@ -112,16 +112,32 @@ class Run:
     def pin(self, cpu: str) -> list[str]:
         return ["taskset", "-c", cpu] if self.has_taskset else []
 
-    def audit_url(self) -> str:
-        """The durable audit store of the servers under test: a fresh PostgreSQL database once per run
-        (production's store), else a SQLite file (said so in the output)."""
-        if self._audit_url is None:
+    def audit_url(self, which: str = "") -> str:
+        """The durable audit store of the servers under test, initialised as its owner would (`onescreen audit
+        init`): a fresh PostgreSQL database once per run (production's store), else a SQLite file (said so in
+        the output). `which` gives a build of an A/B comparison a store of its own (builds of other schema
+        versions must not share one)."""
+        if which not in self._audit_urls:
             if pg_available():
-                self._audit_url = pg_fresh_db()
+                url = pg_fresh_db(f"onescreen_bench_{which}_{os.getpid()}" if which else PG_DB)
             else:
-                self._audit_url = f"sqlite+aiosqlite:///{self.tmp / 'audit.sqlite'}"
+                url = f"sqlite+aiosqlite:///{self.tmp / f'audit{which}.sqlite'}"
                 say("  note: PostgreSQL is not running on 127.0.0.1:5432; the audit store is a SQLite file")
-        return self._audit_url
+            init_audit_store(url)
+            self._audit_urls[which] = url
+        return self._audit_urls[which]
+
+    def drop_audit_stores(self) -> None:
+        for url in self._audit_urls.values():
+            if url.startswith("postgresql"):
+                pg_drop_db(url.rsplit("/", 1)[1])
+
+
+def init_audit_store(url: str) -> str:
+    """`onescreen audit init` on `url` (production servers never create their store); returns `url`."""
+    subprocess.run([sys.executable, "-m", "oneScreen.cli", "audit", "init"], check=True, cwd=ROOT,
+                   env=base_env(ONESCREEN_AUDIT_URL=url), stdout=subprocess.DEVNULL)
+    return url
 
 
 def say(*parts: Any) -> None:
@@ -372,7 +388,8 @@ class Identity:
     def env(self) -> dict[str, str]:
         return {"ONESCREEN_MODE": "production", "ONESCREEN_JWT_KEYS": str(self.public_pem),
                 "ONESCREEN_JWT_ISSUER": self.ISSUER, "ONESCREEN_JWT_AUDIENCE": self.AUDIENCE,
-                "ONESCREEN_AUDIT_KEY": "ab" * 32}
+                "ONESCREEN_AUDIT_KEY": "ab" * 32, "ONESCREEN_AUDIT_SIGNING_KEY": "cd" * 32,
+                "ONESCREEN_AUDIT_WITNESS_DIR": str(self.public_pem.parent / "audit-witness")}
 
 
 def base_env(**extra: str) -> dict[str, str]:
@@ -450,7 +467,7 @@ def ref_and_tree(run: "Run", ref: str) -> Iterator[dict[str, str]]:
     finally:
         stop_all()
         subprocess.run(["git", "worktree", "remove", "--force", str(ref_dir)], cwd=ROOT, check=False)
-        pg_drop_db()
+        run.drop_audit_stores()
 
 
 def tmpdir(prefix: str) -> Path:

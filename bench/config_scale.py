@@ -20,7 +20,8 @@ import weakref
 from pathlib import Path
 
 from . import profile as prof
-from .common import ROOT, SERVER_CPU, Identity, Result, Run, Target, base_env, rss_mb, say, table
+from .common import (ROOT, SERVER_CPU, Identity, Result, Run, Target, base_env, init_audit_store, rss_mb, say,
+                     table)
 from .configs import scale_config
 
 NAME = "config"
@@ -38,8 +39,10 @@ def run_bench(run: Run) -> Result:
         tasks = max(1, round(n * TASKS_PER_LEDGER))
         d = run.tmp / f"scale-{n}"
         catalog, policies, env = scale_config(d, n, FIELDS, tasks)
+        audit = f"sqlite+aiosqlite:///{d / 'audit.sqlite'}"
+        init_audit_store(audit)
         env = base_env(**identity.env(), **env, ONESCREEN_CATALOG=str(catalog), ONESCREEN_POLICIES=str(policies),
-                       ONESCREEN_DATA_DIR=str(d / "data"), ONESCREEN_AUDIT_URL=f"sqlite+aiosqlite:///{d / 'audit.sqlite'}")
+                       ONESCREEN_DATA_DIR=str(d / "data"), ONESCREEN_AUDIT_URL=audit)
         cmd = run.pin(SERVER_CPU) + [sys.executable, "-m", "bench.config_scale", "--child"]
         raw = None
         if run.profile and n == sizes[-1] and prof.py_spy():

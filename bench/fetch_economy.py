@@ -19,7 +19,7 @@ import re
 import sqlite3
 from typing import Any
 
-from .common import LEDGERS, Identity, Result, Run, Target, base_env, say, table
+from .common import LEDGERS, Identity, Result, Run, Target, base_env, init_audit_store, say, table
 from .configs import peer_config, rest_connector, sql_connector, sqlite_ledgers
 from .servers import SERVICE_KEY, start_emulator
 
@@ -144,7 +144,7 @@ async def _run(run: Run) -> Result:
     cfg = peer_config(run.tmp / "fetch-sql", sql_connector("BENCH_SQLITE_DSN"), cache_ttl=0)
     env = base_env(**identity.env(), ONESCREEN_CATALOG=str(cfg.catalog), ONESCREEN_POLICIES=str(cfg.policies),
                    ONESCREEN_DATA_DIR=str(run.tmp / "data-fetch"),
-                   ONESCREEN_AUDIT_URL=f"sqlite+aiosqlite:///{run.tmp / 'fetch-audit.sqlite'}",
+                   ONESCREEN_AUDIT_URL=init_audit_store(f"sqlite+aiosqlite:///{run.tmp / 'fetch-audit.sqlite'}"),
                    BENCH_SQLITE_DSN=f"sqlite+aiosqlite:///{db}")
     app = create_app(load_settings(env), env)
     task = app.state.runtime.snapshot.policies.tasks[cfg.task]
@@ -232,7 +232,7 @@ async def _rest(run: Run, identity: Identity) -> dict | None:
         cfg = peer_config(run.tmp / "fetch-rest", rest_connector("BENCH_LEDGER_URL", "BENCH_LEDGER_KEY"), cache_ttl=0)
         env = base_env(**identity.env(), ONESCREEN_CATALOG=str(cfg.catalog), ONESCREEN_POLICIES=str(cfg.policies),
                        ONESCREEN_DATA_DIR=str(run.tmp / "data-fetch-rest"),
-                       ONESCREEN_AUDIT_URL=f"sqlite+aiosqlite:///{run.tmp / 'fetch-rest-audit.sqlite'}",
+                       ONESCREEN_AUDIT_URL=init_audit_store(f"sqlite+aiosqlite:///{run.tmp / 'fetch-rest-audit.sqlite'}"),
                        BENCH_LEDGER_URL=url, BENCH_LEDGER_KEY=SERVICE_KEY)
         app = create_app(load_settings(env), env)
         try:

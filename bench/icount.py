@@ -53,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
 def _count(run: Run, args: argparse.Namespace, builds: dict[str, str]) -> int:
     emu, ledger_url = start_emulator(run, 20.0)
     identity = Identity(run.tmp)
-    audit = run.audit_url()
     cfg = peer_config(run.tmp / "cfg", rest_connector("BENCH_LEDGER_URL", "BENCH_LEDGER_KEY", prefix="/ledger",
                                                       **EXTRA), cache_ttl=3600 if args.cached else 0)
     body = json.loads(cfg.variables_body("K1"))
@@ -66,7 +65,8 @@ def _count(run: Run, args: argparse.Namespace, builds: dict[str, str]) -> int:
             data = run.tmp / f"data-{seq}"
             data.mkdir()
             env = base_env(**identity.env(), ONESCREEN_CATALOG=str(cfg.catalog), ONESCREEN_POLICIES=str(cfg.policies),
-                           ONESCREEN_AUDIT_URL=audit, ONESCREEN_DATA_DIR=str(data), ONESCREEN_HOST="127.0.0.1",
+                           ONESCREEN_AUDIT_URL=run.audit_url("ref" if path != str(ROOT) else "tree"),
+                           ONESCREEN_DATA_DIR=str(data), ONESCREEN_HOST="127.0.0.1",
                            ONESCREEN_PORT=str(port), BENCH_LEDGER_URL=ledger_url, BENCH_LEDGER_KEY=SERVICE_KEY,
                            PYTHONPATH=path)
             headers = {"Authorization": f"Bearer {identity.token([cfg.role])}"}

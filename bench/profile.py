@@ -73,7 +73,7 @@ def summarise(raw: Path, top: int = 15) -> tuple[int, list[tuple[str, float]], l
 SERVER_COMPONENTS = (
     ("GraphQL validation (graphql-core validate)", ("validate (graphql/validation", "validate_document (strawberry")),
     ("GraphQL parse", ("parse (graphql/language/parser",)),
-    ("durable audit write (oneScreen/audit.py, SQLAlchemy, asyncpg)", ("oneScreen/audit.py", "asyncpg/")),
+    ("durable audit write (oneScreen/audit/, SQLAlchemy, asyncpg)", ("oneScreen/audit/", "asyncpg/")),
     ("JWT verification (PyJWT, cryptography)", ("jwt/", "oneScreen/identity.py")),
     ("metrics (prometheus_client)", ("prometheus_client/",)),
     ("logging", ("logging/", "oneScreen/logs.py")),

@@ -36,7 +36,8 @@ from connectors import base as connectors_base
 
 from . import catalog as catalog_mod, policy as policy_mod
 from .catalog import Catalog
-from .audit import AuditEvent, AuditStore, AuditUnavailable, FieldDecision
+from .audit import AuditEvent, AuditSchemaError, AuditStore, AuditUnavailable, FieldDecision
+from .audit import setup as audit_setup
 from .consent import ConsentStore
 from .errors import ConfigError, ConfigErrors, OneScreenError, Unauthenticated
 from .http import GRAPHQL_RESPONSE, HttpError, PersistedQueries, RateLimiter, read_body, read_request
@@ -100,7 +101,8 @@ class Runtime:
         self.pseudonym_key = _pseudonym_key(settings, self.env)
         handle_key = hashlib.sha256(b"onescreen subject handles\0" + self.pseudonym_key).digest()
         self.handles = Fernet(base64.urlsafe_b64encode(handle_key))
-        self.audit = AuditStore(settings.audit_url)
+        self.audit = audit_setup.service_store(settings, self.env)
+        self.metrics.audit_last_commit.set_function(lambda: self.audit.last_commit or 0.0)
         self.consents = ConsentStore(_async_url(settings.audit_url))
         from .admin import Admin
         self.admin = Admin(self, _async_url(settings.audit_url))
@@ -248,6 +250,10 @@ class Runtime:
         await self.admin.close()
         if self._stop_agency is not None:
             self._stop_agency()
+
+    def refused(self, exc: AuditUnavailable) -> None:
+        """Count a request refused because the audit trail could not be written (invariant 7 failing closed)."""
+        self.metrics.audit_refused.labels(exc.reason).inc()
 
     async def audit_request(self, ctx: Context) -> None:
         """One durable record per subject disclosed (or searched) by this request, before the response leaves."""
@@ -413,6 +419,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         try:
             await runtime.ready()
         except AuditUnavailable as exc:
+            runtime.refused(exc)
             return _error(503, exc.code, exc.message)
         ctx = Context(caller, snapshot, request_id, request.client.host if request.client else "")
         try:
@@ -428,6 +435,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
             await runtime.audit_request(ctx)  # invariant 7: durable before anything is sent
             runtime.metrics.audit_latency.observe(time.perf_counter() - audit_started)
         except AuditUnavailable as exc:
+            runtime.refused(exc)
             runtime.metrics.audit_failures.inc()
             runtime.metrics.requests.labels("audit_failed").inc()
             log.error("audit write failed; nothing disclosed", extra={"request_id": request_id, "reason": exc.reason})
@@ -507,6 +515,13 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         if settings.demo:
             log.warning("DEMO MODE: synthetic demo ledgers and demo users; never use with real data",
                         extra={"mode": "demo"})
+        try:  # a store that is missing or of another schema version stops the start (invariant 7)
+            await runtime.ready()
+        except AuditSchemaError as exc:
+            log.error(f"cannot start: {exc.message}", extra={"operation": "audit.open", "outcome": "failed"})
+            raise
+        except AuditUnavailable:
+            pass  # unreachable now: requests get 503 and /readyz says why until it is back
         watcher = asyncio.ensure_future(runtime.watch_config())
         settle_heap()
         yield

@@ -96,8 +96,16 @@ def main(argv: list[str] | None = None) -> int:
     cfg.add_parser("reset", help="start the demo's configuration again from the shipped files (drops its edits)")
 
     aud = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
-    aud.add_parser("verify", help="check the hash chain; exit 1 naming the first bad record")
+    p = aud.add_parser("verify", help="check the hash chain, the signed checkpoints and that every request is "
+                                      "recorded once; exit 1 naming the first bad record")
+    p.add_argument("--from", dest="from_number", type=int, metavar="CHECKPOINT",
+                   help="start at this (trusted) checkpoint instead of the first record")
     aud.add_parser("export", help="print the trail as JSON lines, oldest first")
+    p = aud.add_parser("init", help="create the audit store and record its schema version (the owner role, once)")
+    p.add_argument("--grant", metavar="ROLE", help="grant the service role what it needs (PostgreSQL)")
+    aud.add_parser("migrate", help="bring the audit store to this version's schema (the owner role)")
+    aud.add_parser("checkpoints", help="list the signed checkpoints")
+    aud.add_parser("public-key", help="print the public key (PEM) that checks the checkpoints' signatures")
 
     args = parser.parse_args(argv)
     s = settings_mod.load()
@@ -127,6 +135,10 @@ def _serve(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         return 1
     except ValueError as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    problem = asyncio.run(_audit_schema_problem(s))
+    if problem:
+        print(f"cannot start: {problem}", file=sys.stderr)
         return 1
     runtime = app.state.runtime
 
@@ -504,19 +516,92 @@ def _config(args: argparse.Namespace, s: settings_mod.Settings) -> int:
     return 0
 
 
-def _audit(args: argparse.Namespace, s: settings_mod.Settings) -> int:
-    from . import audit
+async def _audit_schema_problem(s: settings_mod.Settings) -> str | None:
+    """Why the audit store at ONESCREEN_AUDIT_URL must stop the start (missing, another schema version), or None.
 
-    if args.audit_command == "verify":
-        code, message = asyncio.run(audit.verify_url(s.audit_url))
-        print(message, file=sys.stdout if code == 0 else sys.stderr)
-        return code
+    An unreachable store does not: the service then answers 503 and /readyz says why until it is back."""
+    from sqlalchemy.engine import make_url
+
+    from .audit import AuditSchemaError, AuditUnavailable, setup
+
+    if s.demo and make_url(s.audit_url).get_backend_name() == "sqlite":
+        return None  # the demo's file store creates itself
+    store = setup.admin_store(s)
     try:
-        asyncio.run(audit.export_url(s.audit_url, sys.stdout))
+        await store.open()
+    except AuditSchemaError as exc:
+        return exc.message
+    except AuditUnavailable:
+        return None
+    finally:
+        await store.close()
+    return None
+
+
+def _audit(args: argparse.Namespace, s: settings_mod.Settings) -> int:
+    import os
+
+    from . import audit
+    from .audit import setup
+
+    env = dict(os.environ)
+    command = args.audit_command
+    try:
+        if command == "public-key":
+            signer = setup.signer(s, env)
+            if signer is None:
+                print("no checkpoint signing key: set ONESCREEN_AUDIT_SIGNING_KEY or ONESCREEN_AUDIT_SIGNING_KEY_FILE",
+                      file=sys.stderr)
+                return 1
+            print(f"# key id {signer.key_id}")
+            print(audit.checkpoints.public_pem(signer.public_key), end="")
+            return 0
+        code, out = asyncio.run(_audit_run(args, s, env))
+    except ValueError as exc:
+        code, out = 1, str(exc)
     except audit.AuditUnavailable as exc:
-        print(f"{exc.message} ({s.audit_url.split('://')[0]} store)", file=sys.stderr)
-        return 1
-    return 0
+        code, out = 1, f"{exc.message} ({s.audit_url.split('://')[0]} store)"
+    if out:
+        print(out, file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
+async def _audit_run(args: argparse.Namespace, s: settings_mod.Settings, env: dict[str, str]) -> tuple[int, str]:
+    from . import audit
+    from .audit import setup
+    from .changes import _meta as changes_meta
+    from .consent import _meta as consent_meta
+
+    store = setup.admin_store(s)
+    # the other stores at the same URL, and what the service role may do with their tables
+    companions = [(consent_meta, "SELECT, INSERT"), (changes_meta, "SELECT, INSERT, UPDATE")]
+    try:
+        if args.audit_command == "init":
+            return 0, f"audit store: {await store.init(grant_to=args.grant, companions=companions)} " \
+                      f"(schema version {audit.SCHEMA_VERSION})"
+        if args.audit_command == "migrate":
+            return 0, f"audit store: {await store.migrate(companions=companions)}"
+        await store.open()
+        if args.audit_command == "export":
+            await audit.export(store, sys.stdout)
+            return 0, ""
+        if args.audit_command == "checkpoints":
+            lines = [f"{'number':>8} {'records':>21} {'count':>8}  {'sealed at':32} {'key':24} root"]
+            after = 0
+            while batch := await store.checkpoints(after, 1000):
+                lines += [f"{c.number:>8} {f'{c.first_seq}-{c.seq}':>21} {c.count:>8}  {c.at:32} {c.key_id:24} {c.root}"
+                          for c in batch]
+                after = batch[-1].number
+            return 0, "\n".join(lines if len(lines) > 1 else ["no checkpoints yet"])
+        result = await audit.verify(store, keys=setup.key_ring(s, env), witness=setup.witness(s),
+                                    from_number=args.from_number)
+        return audit.summary(result)
+    except audit.AuditUnavailable as exc:
+        if args.audit_command == "verify":
+            return audit.unavailable(exc)
+        raise
+    finally:
+        await store.close()
 
 
 if __name__ == "__main__":

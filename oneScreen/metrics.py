@@ -35,6 +35,11 @@ class Metrics:
                                        buckets=LATENCY_BUCKETS, registry=r)
         self.audit_failures = Counter("onescreen_audit_write_failures", "Audit writes that failed (request refused)",
                                       registry=r)
+        # reason: AuditUnavailable.REASONS (deadline, connection, refused, closed, schema): a bounded set
+        self.audit_refused = Counter("onescreen_audit_refused_requests", "Requests refused because the audit "
+                                     "trail could not be written, by reason", ["reason"], registry=r)
+        self.audit_last_commit = Gauge("onescreen_audit_last_commit_timestamp_seconds", "Unix time of this "
+                                       "process's last successful audit commit (0: none yet)", registry=r)
         self.decisions = Counter("onescreen_policy_decisions", "Field decisions", ["status"], registry=r)
         self.lookup_misses = Counter("onescreen_lookup_misses", "Lookups by identifier that found no subject "
                                      "(each spends the caller's lookup budget)", registry=r)

@@ -12,6 +12,12 @@
 | ONESCREEN_TOKEN_TTL | 43200 | lifetime in seconds of demo tokens |
 | ONESCREEN_AUDIT_URL | sqlite file audit.sqlite in the data directory | audit trail and consent records (PostgreSQL in production) |
 | ONESCREEN_AUDIT_KEY | demo: generated in the data directory | hex key (>= 32 hex digits) for the keyed pseudonyms of subjects; required in production |
+| ONESCREEN_AUDIT_TIMEOUT | 5 | seconds an audit append may take, all included (connect, lock, insert, commit); then 503 |
+| ONESCREEN_AUDIT_SIGNING_KEY | demo: a key file generated in the data directory | secret: Ed25519 seed (64 hex digits) signing audit checkpoints; this or the _FILE variant is required in production |
+| ONESCREEN_AUDIT_SIGNING_KEY_FILE | - | PEM (PKCS#8) Ed25519 private key file signing audit checkpoints |
+| ONESCREEN_AUDIT_VERIFY_KEYS | - | PEM file of the public keys `audit verify` trusts (old and new, for rotation) |
+| ONESCREEN_AUDIT_WITNESS_DIR | demo: audit-witness in the data directory | append-only directory keeping a copy of every checkpoint; required in production |
+| ONESCREEN_AUDIT_CHECKPOINT_RECORDS / _SECONDS | 1000 / 60 | seal a checkpoint after this many records or seconds |
 | ONESCREEN_JWT_KEYS | - | production: path to a PEM public key or a JWKS file |
 | ONESCREEN_JWT_ISSUER / ONESCREEN_JWT_AUDIENCE | - | production: required issuer and audience of tokens |
 | ONESCREEN_ALLOW_GET | 0 | 1: serve GraphQL queries over GET too (never mutations) |
@@ -72,6 +78,12 @@ class Settings:
     log_level: str
     token_ttl: int
     audit_url: str
+    audit_timeout: float
+    audit_signing_key_file: Path | None
+    audit_verify_keys: Path | None
+    audit_witness_dir: Path | None
+    audit_checkpoint_records: int
+    audit_checkpoint_seconds: float
     allow_get: bool
     introspection: bool
     persisted_queries: Path | None
@@ -120,6 +132,13 @@ def load(env: dict[str, str] | None = None) -> Settings:
         log_level=env.get("ONESCREEN_LOG_LEVEL", "INFO"),
         token_ttl=int(env.get("ONESCREEN_TOKEN_TTL", "43200")),
         audit_url=env.get("ONESCREEN_AUDIT_URL") or f"sqlite+aiosqlite:///{data_dir / 'audit.sqlite'}",
+        audit_timeout=_positive(env, "ONESCREEN_AUDIT_TIMEOUT", 5.0, float),
+        audit_signing_key_file=_path(env, "ONESCREEN_AUDIT_SIGNING_KEY_FILE"),
+        audit_verify_keys=_path(env, "ONESCREEN_AUDIT_VERIFY_KEYS"),
+        audit_witness_dir=_path(env, "ONESCREEN_AUDIT_WITNESS_DIR") or (data_dir / "audit-witness" if mode == "demo"
+                                                                       else None),
+        audit_checkpoint_records=_positive(env, "ONESCREEN_AUDIT_CHECKPOINT_RECORDS", 1000, int),
+        audit_checkpoint_seconds=_positive(env, "ONESCREEN_AUDIT_CHECKPOINT_SECONDS", 60.0, float),
         allow_get=_flag(env, "ONESCREEN_ALLOW_GET", False),
         introspection=_flag(env, "ONESCREEN_INTROSPECTION", mode == "demo"),
         persisted_queries=Path(env["ONESCREEN_PERSISTED_QUERIES"]) if env.get("ONESCREEN_PERSISTED_QUERIES") else None,
@@ -138,6 +157,11 @@ def load(env: dict[str, str] | None = None) -> Settings:
         keepalive_timeout=_positive(env, "ONESCREEN_KEEPALIVE_TIMEOUT", 5.0, float),
         max_connections=_positive(env, "ONESCREEN_MAX_CONNECTIONS", 1000, int),
     )
+
+
+def _path(env: dict[str, str], name: str) -> Path | None:
+    value = env.get(name)
+    return Path(value) if value else None
 
 
 def _positive(env: dict[str, str], name: str, default, kind):

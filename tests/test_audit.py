@@ -17,6 +17,7 @@ import sys
 import threading
 import uuid
 from contextlib import closing
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,6 +26,7 @@ import sqlalchemy as sa
 
 from conftest import need_service
 from oneScreen import audit
+from oneScreen.audit import writer
 from oneScreen.audit import (GENESIS, AuditEvent, AuditStore, AuditUnavailable, FieldDecision, export_url,
                              pseudonymise, verify_url)
 from oneScreen.errors import BadRequest
@@ -59,7 +61,7 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 async def store(db_path: Path):
     db_path.parent.mkdir()
-    s = AuditStore(sqlite_url(db_path))
+    s = AuditStore(sqlite_url(db_path), create=True)
     await s.open()
     yield s
     await s.close()
@@ -130,7 +132,7 @@ async def test_an_acknowledged_record_survives_the_process_dying_at_once(db_path
     script = ("import asyncio, os, sys\n"
               "from oneScreen.audit import AuditStore, AuditEvent\n"
               "async def main():\n"
-              "    s = AuditStore(sys.argv[1]); await s.open()\n"
+              "    s = AuditStore(sys.argv[1], create=True); await s.open()\n"
               "    r = await s.append(AuditEvent('disclosure', 'req-dying', 'u', 'o', 'r', 't', 'l', 'c', 'citizen',\n"
               "                                  'ab' * 32, (), (), '127.0.0.1'))\n"
               "    print(r.seq, flush=True); os._exit(0)\n"
@@ -185,10 +187,11 @@ def _tamper_inserted_forgery(conn: sqlite3.Connection, n: int) -> None:
     conn.execute("UPDATE onescreen_audit SET seq = -seq WHERE seq >= 7")
     conn.execute("UPDATE onescreen_audit SET seq = 1 - seq WHERE seq < 0")
     prev = conn.execute("SELECT hash, at FROM onescreen_audit WHERE seq = 6").fetchone()
-    forged = event(99, rrn="000101-3000000", request_id="forged")
-    at = audit.datetime.fromisoformat(prev[1])
-    digest = audit._digest(prev[0], audit._payload(7, at, forged))
-    row = audit._row(7, at, forged, prev[0], digest)
+    at = datetime.fromisoformat(prev[1])
+    forged = event(99, rrn="000101-3000000", request_id="forged").stamped(at, 0)
+    rows: list[dict[str, Any]] = []
+    writer._seal(7, forged, prev[0], [], rows)
+    row = rows[0]
     row["at"] = prev[1]
     conn.execute(f"INSERT INTO onescreen_audit ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                  [row[c] for c in cols])
@@ -207,7 +210,7 @@ def _tamper_inserted_forgery(conn: sqlite3.Connection, n: int) -> None:
 async def test_tampering_is_detected_and_the_first_bad_record_named(store, db_path, monkeypatch,
                                                                     tamper, first_bad, reason):
     """Invariant 7 (tamper-evident): a change made behind the store's back is named by verify and the CLI."""
-    monkeypatch.setattr(audit, "CHUNK", 5)  # the walk crosses several reads
+    monkeypatch.setattr(audit.store, "CHUNK", 5)  # the walk crosses several reads
     await store.append_many([event(i) for i in range(12)])
     assert (await store.verify()).ok
     with closing(raw(db_path)) as conn:
@@ -223,6 +226,25 @@ async def test_a_second_record_with_the_same_seq_is_refused(store, db_path):
     await store.append(event(1))
     with closing(raw(db_path)) as conn, pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO onescreen_audit SELECT * FROM onescreen_audit WHERE seq = 1")
+
+
+async def test_a_second_copy_of_a_request_is_refused_and_verify_names_one_that_got_in(store, db_path):
+    """Invariant 7 (exactly once): (request_id, request_index) is unique, so a request's record cannot be
+    written twice; a copy that got in anyway (the key dropped behind the store's back, or a trail from
+    before it) makes verify fail and name the request (the old verify said "intact")."""
+    await store.append_many([event(i) for i in range(5)])
+    with closing(raw(db_path)) as conn, pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO onescreen_audit SELECT seq + 100, at, kind, request_id, request_index, user_id, "
+                     "organisation, role, task, legal_basis, case_ref, subject_type, subject, fields, ledgers, "
+                     "client, detail, prev_hash, hash FROM onescreen_audit WHERE seq = 3")
+    with closing(raw(db_path)) as conn:
+        conn.execute("DROP INDEX onescreen_audit_request_key")
+    again = await store.append(event(2, request_index=2))  # the same event again, chained properly: a duplicate
+    assert again.seq == 6
+    result = await store.verify()
+    assert (result.ok, result.duplicates) == (False, ("request req-2 (index 2): 2 records, seq 3..6",))
+    code, message = await verify_url(sqlite_url(db_path))
+    assert code == 1 and "1 request(s) recorded more than once: request req-2 (index 2)" in message
 
 
 async def test_history_is_newest_first_paginates_without_gaps_and_holds_only_that_subject(store: AuditStore):
@@ -314,7 +336,7 @@ async def test_a_replaced_file_is_written_at_its_path_never_through_a_stale_conn
     os.link(db_path, old)
     elsewhere = tmp_path / "other" / "audit.sqlite"
     elsewhere.parent.mkdir()
-    other = AuditStore(sqlite_url(elsewhere))
+    other = AuditStore(sqlite_url(elsewhere), create=True)
     await other.open()
     await other.close()
     with closing(raw(db_path)) as conn:
@@ -341,7 +363,7 @@ async def test_a_dropped_table_fails_closed(store, db_path):
 
 async def test_a_held_write_lock_fails_closed_within_the_timeout_and_the_store_recovers(db_path: Path):
     db_path.parent.mkdir()
-    s = AuditStore(sqlite_url(db_path), timeout=0.3)
+    s = AuditStore(sqlite_url(db_path), timeout=0.3, create=True)
     await s.open()
     try:
         await s.append(event(1))
@@ -360,7 +382,7 @@ async def test_a_held_write_lock_fails_closed_within_the_timeout_and_the_store_r
 
 async def test_appends_after_close_fail_and_queued_ones_are_written_first(db_path: Path):
     db_path.parent.mkdir()
-    s = AuditStore(sqlite_url(db_path))
+    s = AuditStore(sqlite_url(db_path), create=True)
     await s.open()
     pending = [asyncio.ensure_future(s.append(event(i))) for i in range(20)]
     await asyncio.sleep(0)
@@ -449,6 +471,7 @@ def pg_table() -> str:
 @pytest.fixture
 async def pg_store(pg_database: str, pg_table: str):
     s = AuditStore(pg_database, table=pg_table)
+    await s.init()  # as the owner: here the superuser that made the database
     await s.open()
     yield s
     await s.close()
@@ -478,14 +501,14 @@ async def test_pg_the_app_role_cannot_update_delete_or_truncate(pg_store, pg_dat
 
 
 async def test_pg_a_change_by_a_superuser_who_drops_the_trigger_is_detected(pg_store, pg_database, pg_table):
-    """Invariant 7 (tamper-evident): the chain names the changed record; open() puts the trigger back."""
+    """Invariant 7 (tamper-evident): the chain names the changed record; `audit init` puts the trigger back."""
     await pg_store.append_many([event(i) for i in range(10)])
     await _pg_execute(pg_database, f"DROP TRIGGER {pg_table}_no_change ON {pg_table}",
                       f"UPDATE {pg_table} SET legal_basis = '없음' WHERE seq = 4")
     result = await pg_store.verify()
     assert (result.ok, result.first_bad_seq, result.reason) == (False, 4, "record 4: hash does not match its content")
     again = AuditStore(pg_database, table=pg_table)
-    await again.open()
+    assert "put back" in await again.init()
     await again.close()
     with pytest.raises(Exception, match="append-only"):
         await _pg_execute(pg_database, f"DELETE FROM {pg_table} WHERE seq = 4")
@@ -561,7 +584,7 @@ async def main():
     while not os.path.exists(go):
         await asyncio.sleep(0.002)
     store = AuditStore(url, table=table)
-    await store.open()  # both processes create the table at the same moment
+    await store.open()  # both processes open the store at the same moment
     open(f"{go}.{tag}", "w").close()
     while not all(os.path.exists(f"{go}.{t}") for t in "ab"):  # then both start writing together
         await asyncio.sleep(0.001)
@@ -580,6 +603,9 @@ async def test_pg_two_processes_appending_at_once_leave_one_contiguous_verifiabl
                                                                                          tmp_path):
     """Invariant 7 across workers: 2 x 300 records from two OS processes, one chain of 600."""
     go = tmp_path / "go"
+    owner = AuditStore(pg_database, table=pg_table)
+    await owner.init()
+    await owner.close()
     procs = [await asyncio.create_subprocess_exec(sys.executable, "-c", WRITER, pg_database, pg_table, tag, str(go),
                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                                                   env=_child_env())
@@ -604,11 +630,10 @@ async def test_pg_two_processes_appending_at_once_leave_one_contiguous_verifiabl
     assert switches >= 2, "the two writers did not overlap; the test proved nothing"
 
 
-def test_the_writers_fast_encoding_is_byte_for_byte_the_documented_canonical_form():
-    """`_sealed` (orjson, the write path) must give the row and hash that `_row` and `_digest` (the documented
-    json.dumps canonical form, which verify() and outside checkers use) give, for any text an event may hold."""
-    from datetime import datetime, timezone
-
+def test_the_one_hash_encoding_is_byte_for_byte_the_documented_canonical_form():
+    """`chain.encode` (orjson, used to write and to verify) must give the bytes of the documented json.dumps
+    canonical form that outside checkers use (`recompute`), and the writer's row must hold the same JSON,
+    for any text an event may hold."""
     from hypothesis import given, settings, strategies as st
 
     text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
@@ -618,16 +643,26 @@ def test_the_writers_fast_encoding_is_byte_for_byte_the_documented_canonical_for
     @settings(max_examples=300, deadline=None)
     @given(texts=st.lists(text, min_size=9, max_size=9), fields=st.lists(st.tuples(text, text), max_size=5),
            ledgers=st.lists(text, max_size=3), detail=detail, seq=st.integers(1, 2**62),
-           micros=st.integers(0, 2**40))
-    def check(texts, fields, ledgers, detail, seq, micros):
-        e = AuditEvent("config_change", *texts[:8], "", fields=tuple(fields), ledgers=tuple(ledgers),
-                       client=texts[8], detail=detail)
-        audit._check(e)
+           micros=st.integers(0, 2**40), index=st.one_of(st.none(), st.integers(0, 2**31)))
+    def check(texts, fields, ledgers, detail, seq, micros, index):
         at = datetime.fromtimestamp(micros / 1e6, timezone.utc)
+        e = AuditEvent("config_change", *texts[:8], "", fields=tuple(fields), ledgers=tuple(ledgers),
+                       client=texts[8], detail=detail).stamped(at, index)
         prev = hashlib.sha256(texts[0].encode()).hexdigest()
-        row, digest = audit._sealed(seq, at, e, prev)
-        assert digest == audit._digest(prev, audit._payload(seq, at, e))
-        assert row == audit._row(seq, at, e, prev, digest)
+        rows: list[dict[str, Any]] = []
+        _, digest = writer._seal(seq, e, prev, [], rows)
+        payload = {"seq": seq, "at": at.isoformat(timespec="microseconds"), "kind": e.kind,
+                   "request_id": e.request_id, "user": e.user, "organisation": e.organisation, "role": e.role,
+                   "task": e.task, "legal_basis": e.legal_basis, "case_ref": e.case_ref,
+                   "subject_type": e.subject_type, "subject": e.subject,
+                   "fields": [{"id": f.id, "status": f.status} for f in e.fields], "ledgers": list(e.ledgers),
+                   "client": e.client, "detail": detail}
+        if index is not None:
+            payload["request_index"] = index
+        assert digest == recompute({**payload, "prev_hash": prev, "hash": None})
+        row = rows[0]
+        assert (json.loads(row["fields"]), json.loads(row["ledgers"]), json.loads(row["detail"])) == (
+            payload["fields"], payload["ledgers"], detail)
 
     check()
 
@@ -636,14 +671,41 @@ def test_an_event_is_stamped_as_dataclasses_replace_would_and_pairs_become_decis
     """The writer stamps each event with its commit time without converting it again (`stamped`); the result
     must be exactly `replace(event, at=...)`, and the caller's event stays as it was."""
     import dataclasses
-    from datetime import datetime, timezone
 
     e = AuditEvent("disclosure", "r1", "u", "o", "role", "t", "law", "C-1", "citizen", "a" * 64,
                    [("citizen.name", "OK"), FieldDecision("citizen.rrn", "MASKED")], ["mois_resident"], "127.0.0.1")
     assert e.fields == (FieldDecision("citizen.name", "OK"), FieldDecision("citizen.rrn", "MASKED"))
     assert e.ledgers == ("mois_resident",) and type(e.fields) is tuple
     at = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
-    stamped = e.stamped(at)
-    assert stamped == dataclasses.replace(e, at=at) and stamped.at == at and e.at is None
+    stamped = e.stamped(at, 3)
+    assert stamped == dataclasses.replace(e, at=at, request_index=3) and stamped.at == at and e.at is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         stamped.at = None
+
+
+async def test_pg_a_partitioned_trail_made_as_the_guide_says_is_initialised_and_holds(pg_database, pg_table):
+    """Invariant 7 at national volume: the guide's partitioned table, then `audit init`: appends across
+    partitions chain on, a second copy of a request is refused (the key holds `at`), and verify holds."""
+    import re
+
+    doc = (ROOT / "docs" / "OPERATIONS.md").read_text(encoding="utf-8").split("### Partitioning", 1)[1]
+    sql = re.search(r"```sql\n(.*?)```", doc, re.S).group(1)
+    sql = re.sub(r"\bonescreen_audit(?=\b|_pkey|_seq_idx|_subject_seq_idx|_2026_12)", pg_table, sql)
+    statements = [s.strip() for s in "\n".join(l.split("--", 1)[0] for l in sql.splitlines()).split(";") if s.strip()]
+    await _pg_execute(pg_database, *statements, f"CREATE TABLE {pg_table}_2027_01 PARTITION OF {pg_table} "
+                                                f"FOR VALUES FROM ('2027-01-01') TO ('2027-02-01')")
+    s = AuditStore(pg_database, table=pg_table)
+    try:
+        assert (await s.init()).startswith("created")
+        await s.open()
+        dec, jan = datetime(2026, 12, 31, 23, 59, tzinfo=timezone.utc), datetime(2027, 1, 1, 0, 1, tzinfo=timezone.utc)
+        records = await s.append_many([event(1, at=dec), event(2, at=jan), event(3, at=dec)])
+        assert [r.seq for r in records] == [1, 2, 3]
+        cols = ", ".join(audit.schema.COLUMNS)
+        with pytest.raises(Exception, match=r"Key \(request_id, request_index, at\)"):  # another seq, same request
+            await _pg_execute(pg_database, f"INSERT INTO {pg_table} ({cols}) SELECT seq + 100, "
+                                           f"{cols.split(', ', 1)[1]} FROM {pg_table} WHERE seq = 2")
+        result = await s.verify()
+        assert (result.ok, result.count) == (True, 3), result
+    finally:
+        await s.close()

@@ -91,3 +91,31 @@ async def test_audit_verify_cli_detects_tampering(api, data_dir):
     conn.close()
     bad = run_cli("audit", "verify", env_extra=env)
     assert bad.returncode != 0 and "2" in bad.stderr
+
+
+def metric(text: str, name: str) -> float:
+    return next(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+async def test_metrics_show_the_last_audit_commit_and_refused_requests_by_reason(api, data_dir):
+    """Invariant 7, visible to an operator: /metrics has the time of the last audit commit and a count of
+    requests refused because their record could not be written, by a bounded reason."""
+    rrn = citizens(data_dir, 1)[0]
+    assert metric((await api.client.get("/metrics")).text, "onescreen_audit_last_commit_timestamp_seconds") == 0
+    status, _ = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": "M-1"})
+    assert status == 200
+    committed = metric((await api.client.get("/metrics")).text, "onescreen_audit_last_commit_timestamp_seconds")
+    assert committed > 0
+    conn = sqlite3.connect(data_dir / "audit.sqlite")
+    conn.execute("DROP TABLE onescreen_audit")  # the store breaks: it answers with an error
+    conn.commit()
+    conn.close()
+    for i in range(2):
+        status, _ = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": f"M-{i + 2}"})
+        assert status == 503
+    text = (await api.client.get("/metrics")).text
+    assert 'onescreen_audit_refused_requests_total{reason="refused"} 2.0' in text
+    assert metric(text, "onescreen_audit_last_commit_timestamp_seconds") == committed
+    labels = {line.split('reason="', 1)[1].split('"', 1)[0] for line in text.splitlines()
+              if line.startswith("onescreen_audit_refused_requests_total{")}
+    assert labels <= {"deadline", "connection", "refused", "closed", "schema"}

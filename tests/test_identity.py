@@ -1,6 +1,8 @@
 """Production identity: JWTs from the SSO, verified with a public key; a trusted proxy header; no demo keys."""
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import time
 
@@ -12,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from conftest import env_for, sample
 from oneScreen.app import create_app
+from oneScreen.audit import AuditStore
 from oneScreen.identity import mint_demo_token
 from oneScreen.settings import load as load_settings
 
@@ -30,6 +33,8 @@ def keys(tmp_path):
 
 
 def production_env(data_dir, keys_path, **extra):
+    """A production environment over the demo ledgers, with its audit store initialised as its owner would
+    (`onescreen audit init`: production never creates it)."""
     demo = data_dir / "demo"
     dsn = {"ONESCREEN_DSN_MOIS_RESIDENT": "mois_resident", "ONESCREEN_DSN_COURT_FAMILY": "court_family",
            "ONESCREEN_DSN_MOLIT_BUILDING": "molit_building", "ONESCREEN_DSN_MOLIT_LAND": "molit_land",
@@ -38,9 +43,18 @@ def production_env(data_dir, keys_path, **extra):
     env.update(ONESCREEN_MODE="production", ONESCREEN_JWT_KEYS=str(keys_path), ONESCREEN_JWT_ISSUER=CLAIMS["iss"],
                ONESCREEN_JWT_AUDIENCE=CLAIMS["aud"], ONESCREEN_AUDIT_KEY="ab" * 32,
                ONESCREEN_AUDIT_URL=f"sqlite+aiosqlite:///{data_dir / 'audit-prod.sqlite'}",
+               ONESCREEN_AUDIT_SIGNING_KEY="cd" * 32, ONESCREEN_AUDIT_WITNESS_DIR=str(data_dir / "witness-prod"),
                ONESCREEN_URL_MOLIT_BLDG_HUB="http://127.0.0.1:9", ONESCREEN_KEY_MOLIT_BLDG_HUB="k")
     env.update(extra)
+    if not (data_dir / "audit-prod.sqlite").exists():
+        in_thread(AuditStore(env["ONESCREEN_AUDIT_URL"]).init())
     return env_for(data_dir, **env)
+
+
+def in_thread(coro):
+    """Run a coroutine to its end on its own event loop (callers may be inside a running loop)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 async def post(app, headers):
@@ -102,6 +116,11 @@ def test_production_refuses_to_start_without_keys_or_with_the_demo_key(data_dir,
     env.pop("ONESCREEN_AUDIT_URL")
     with pytest.raises(ValueError, match="ONESCREEN_AUDIT_URL"):
         create_app(load_settings(env), env)
+    for missing in ("ONESCREEN_AUDIT_SIGNING_KEY", "ONESCREEN_AUDIT_WITNESS_DIR"):
+        env = production_env(data_dir, path)
+        env.pop(missing)
+        with pytest.raises(ValueError, match=missing):
+            create_app(load_settings(env), env)
 
 
 async def test_a_trusted_proxy_header_is_believed_only_from_a_trusted_proxy(data_dir, keys):

@@ -25,6 +25,8 @@ def pg_audit_url():
 
 
 def test_two_workers_share_a_postgresql_audit_store_and_lose_no_record(data_dir, pg_audit_url, tmp_path):
+    init = run_cli("audit", "init", env_extra={"ONESCREEN_DATA_DIR": str(data_dir), "ONESCREEN_AUDIT_URL": pg_audit_url})
+    assert init.returncode == 0, init.stderr
     with serve(data_dir, tmp_path / "server.log", "--workers", "2", ready="/readyz", ONESCREEN_AUDIT_URL=pg_audit_url,
                ONESCREEN_RATE_USER_PER_MIN="0", ONESCREEN_RATE_ORG_PER_MIN="0") as base:
         token = run_cli("token", "--user", "jung.jutaek", env_extra={"ONESCREEN_DATA_DIR": str(data_dir)}).stdout.strip()
@@ -49,6 +51,7 @@ def test_two_workers_share_a_postgresql_audit_store_and_lose_no_record(data_dir,
     result = run_cli("audit", "verify", env_extra={"ONESCREEN_DATA_DIR": str(data_dir),
                                                    "ONESCREEN_AUDIT_URL": pg_audit_url})
     assert result.returncode == 0, result.stderr
+    assert "signed checkpoints hold" in result.stdout  # each worker sealed its last checkpoint when it stopped
     exported = run_cli("audit", "export", env_extra={"ONESCREEN_DATA_DIR": str(data_dir),
                                                      "ONESCREEN_AUDIT_URL": pg_audit_url})
     records = [json.loads(line) for line in exported.stdout.splitlines()]
