@@ -96,7 +96,7 @@ def run_bench(run: Run) -> Result:
 # ---------------------------------------------------------------- the child process
 def child() -> None:
     t0 = time.perf_counter()
-    from oneScreen import app as app_mod, catalog as catalog_mod, policy as policy_mod
+    from oneScreen import catalog as catalog_mod, policy as policy_mod, runtime as app_mod
     from oneScreen.settings import load as load_settings
     import_s = time.perf_counter() - t0
     gc.collect()

@@ -37,7 +37,8 @@ def run_bench(run: Run) -> Result:
 
 
 async def _bench(run: Run) -> Result:
-    from oneScreen.app import create_app, settle_heap
+    from oneScreen.app import create_app
+    from oneScreen.runtime import settle_heap
     from oneScreen.identity import mint_demo_token
     from oneScreen.settings import load as load_settings
 

@@ -1,7 +1,7 @@
 """5. Memory over time: RSS across 100,000 screens with the ledger caches full (bounded: no growth).
 
 In-process, without HTTP (100,000 screens through the server would take longer than the whole suite may):
-the plain-Python path of a request, Context.disclose(), i.e. policy decisions, the batcher, screen.resolve()
+the plain-Python path of a request, Door.disclose() (disclose.py), i.e. policy decisions, the batcher, screen.resolve()
 through the gateway (cache, single-flight, breaker, SQL connectors on SQLite) and masking, for the
 30-field peer screen. Each ledger's cache holds at most 2,000 subjects and the screens pick subjects at
 random among 2,200, so from about 10,000 screens on every cache is full and evicting (about 1 read in 11
@@ -35,8 +35,8 @@ def run_bench(run: Run) -> Result:
 
 
 async def _run(run: Run) -> Result:
-    from oneScreen.app import Runtime
-    from oneScreen.graphql.context import Context
+    from oneScreen.disclose import Door
+    from oneScreen.runtime import Runtime
     from oneScreen.policy import Caller
     from oneScreen.settings import load as load_settings
 
@@ -60,8 +60,8 @@ async def _run(run: Run) -> Result:
     statuses: dict[str, int] = {}
 
     async def one(i: int) -> None:
-        ctx = Context(caller, snap, f"bench-{i}")
-        results = await ctx.disclose(task, "person", f"K{rng.randint(1, subjects)}", paths, "BENCH-0001")
+        door = Door(caller, snap, f"bench-{i}")
+        results = await door.disclose(task, "person", f"K{rng.randint(1, subjects)}", paths, "BENCH-0001")
         if i % 997 == 0:
             for r in results.values():
                 statuses[r.status.value] = statuses.get(r.status.value, 0) + 1

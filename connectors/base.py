@@ -75,3 +75,18 @@ def create(spec: SourceSpec) -> Connector:
         raise ConnectorConfigError(f"ledger {spec.ledger}: unknown connector kind {kind!r} "
                                    f"(known: {', '.join(sorted(BUILTIN.keys() | _REGISTRY.keys()))})")
     return factory(spec)
+
+
+# The asyncio driver of each database a URL may name without one: the ledgers' SQL connector, the audit trail,
+# the consent and change stores all open their URLs through async_url().
+ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg",
+                 "mysql": "mysql+aiomysql", "mariadb": "mysql+aiomysql"}
+
+
+def async_url(url: Any) -> Any:
+    """A SQLAlchemy URL (a string or a URL) with its asyncio driver filled in when it names none."""
+    from sqlalchemy.engine import make_url  # here: the connectors' protocol module stays free of SQLAlchemy
+    u = make_url(url)
+    if "+" not in u.drivername and u.drivername in ASYNC_DRIVERS:
+        u = u.set(drivername=ASYNC_DRIVERS[u.drivername])
+    return u

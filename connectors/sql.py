@@ -18,10 +18,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .base import ConnectorConfigError, ConnectorError, Row, SourceSpec
+from .base import ConnectorConfigError, ConnectorError, Row, SourceSpec, async_url
 
-ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
-                 "mysql": "mysql+aiomysql", "mariadb": "mysql+aiomysql"}
 
 
 def resolve_dsn(spec: SourceSpec) -> str:
@@ -33,10 +31,7 @@ def resolve_dsn(spec: SourceSpec) -> str:
             path = Path(spec.demo_dir) / cfg["demo_file"]
             return f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true"
         raise ConnectorConfigError(f"ledger {spec.ledger}: environment variable {env_name} (its DSN) is not set")
-    url = make_url(dsn)
-    backend = url.get_backend_name()
-    if "+" not in url.drivername and backend in ASYNC_DRIVERS:
-        url = url.set(drivername=ASYNC_DRIVERS[backend])
+    url = async_url(dsn)
     if url.get_backend_name() == "sqlite" and url.database and "mode" not in url.query:
         url = url.set(database=f"file:{url.database}", query={**url.query, "mode": "ro", "uri": "true"})
     return url.render_as_string(hide_password=False)

@@ -254,11 +254,10 @@ async def _check_sources(cat, s: settings_mod.Settings) -> list[str]:
     env = dict(os.environ)
     stop = None
     if s.demo:
-        from .app import start_demo_agency_api
-        from .demo import ledgers
+        from .demo import agency_api, ledgers
         demo_dir = str(s.data_dir / "demo")
         ledgers.ensure(Path(demo_dir))
-        stop = start_demo_agency_api(s, env, Path(demo_dir))
+        stop = agency_api.start_for_demo(s.catalog_path, env, Path(demo_dir))
     try:
         return await _check_each_source(cat, env, demo_dir)
     finally:
@@ -386,8 +385,8 @@ def _assumptions(caller, task, field_id: str, facts) -> list[str]:
 async def _subject_facts(s: settings_mod.Settings, caller, task, field_id: str, key: str):
     """The facts the service would use for subject `key` (its region, its consent), read the way the service
     reads them, and one line each saying what they are (never the key or a value read)."""
-    from .app import Runtime
-    from .graphql.context import Context
+    from .disclose import Door
+    from .runtime import Runtime
 
     runtime = Runtime(s)
     try:
@@ -398,9 +397,9 @@ async def _subject_facts(s: settings_mod.Settings, caller, task, field_id: str, 
                              f"{task.code}'s subject type {st.id}")
         await runtime.ready()
         tf = task.fields.get(field_id)
-        ctx = Context(caller, snap, "policy-explain")
-        facts = await ctx._facts(task, task.subject, key, [tf.path] if tf else [], False,
-                                 await ctx._region(task, task.subject, key))
+        door = Door(caller, snap, "policy-explain")
+        facts = await door._facts(task, task.subject, key, [tf.path] if tf else [], False,
+                                  await door._region(task, task.subject, key))
     finally:
         await runtime.close()
     notes = []
@@ -421,7 +420,7 @@ def _admin_cli(args: argparse.Namespace, s: settings_mod.Settings) -> int:
 
     The running service notices the files change and reloads them (validated) on its own."""
     from .admin import Admin
-    from .app import Runtime
+    from .runtime import Runtime
     from .errors import OneScreenError
     from .identity import demo_users
     from .policy import Caller

@@ -10,10 +10,9 @@ caller or a 401, never a 500.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
-import os
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from . import jurisdiction
 from .errors import Unauthenticated
+from .keyfile import local_key
 from .policy import Caller
 
 DEMO_ISSUER = "onescreen-demo"
@@ -63,21 +63,7 @@ def _demo_subject(data_dir: Path) -> str:
 
 def demo_key(data_dir: Path) -> bytes:
     """The demo signing key of this data directory, created (mode 0600) on first use."""
-    path = Path(data_dir) / "demo-signing.key"
-    try:
-        return bytes.fromhex(path.read_text().strip())
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, key.encode())
-    except BaseException:
-        os.close(fd)
-        raise
-    os.close(fd)
-    return bytes.fromhex(path.read_text().strip())
+    return local_key(Path(data_dir) / "demo-signing.key")
 
 
 def mint_demo_token(data_dir: Path, user: str, ttl: int = 43200) -> str:
@@ -99,8 +85,10 @@ class Verifier:
     """Turns an Authorization header into a Caller, or raises Unauthenticated (never says why in detail)."""
 
     def __init__(self, *, demo_key: bytes | None = None, keys_path: Path | None = None,
-                 issuer: str | None = None, audience: str | None = None) -> None:
+                 issuer: str | None = None, audience: str | None = None,
+                 trusted_proxy_header: str | None = None, trusted_proxies: tuple = ()) -> None:
         self.demo_key = demo_key
+        self.proxy_header, self.proxies = trusted_proxy_header, trusted_proxies
         self.issuer, self.audience = issuer, audience
         # a verified token is trusted again for at most a minute (and never past its exp): signature checks
         # are the costliest step of a cached screen; bounded in memory
@@ -110,6 +98,22 @@ class Verifier:
             raise ValueError("production mode needs ONESCREEN_JWT_KEYS (a PEM public key or a JWKS file)")
         if self.keys and not (issuer and audience):
             raise ValueError("production mode needs ONESCREEN_JWT_ISSUER and ONESCREEN_JWT_AUDIENCE")
+
+    def identify(self, headers: Any, client_host: str | None) -> Caller:
+        """The caller of a request: from a trusted proxy's header when that mode is on and the peer is one of
+        the trusted proxies, else from its bearer token."""
+        if self.proxy_header and self.proxy_header in headers:
+            if client_host is None or not self._trusted(client_host):
+                raise Unauthenticated("identity headers are accepted only from the trusted proxies")
+            return self.from_trusted_header(headers[self.proxy_header])
+        return self.caller(headers.get("authorization"))
+
+    def _trusted(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.proxies)
 
     def caller(self, authorization: str | None) -> Caller:
         if not authorization or not authorization.startswith("Bearer "):

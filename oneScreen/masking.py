@@ -1,7 +1,8 @@
 """Masking strategies: rrn, name, phone, address, date (to year).
 
-Owns invariant 6 with policy.py and screen.py: a masked field's raw value is
-replaced here, inside the service, before anything is serialised. Each
+Owns invariant 6 with policy.py (which picks the strategy) and disclose.py (which
+applies it to every MASKED field, the one place that does): a masked field's raw
+value is replaced inside the service, before anything is serialised. Each
 strategy is total: any input gives a masked string (or None), never the raw
 value back, so a malformed ledger value cannot slip through unmasked.
 """

@@ -1,7 +1,8 @@
 """Finding subjects for a task: by key, by a group of exact fields, or by substring.
 
 A search reads only the search ledger's search and `show` columns, and a
-match shows only the `show` fields the task's policy allows.
+match shows only the `show` fields the task's policy allows: the door
+(disclose.Door.search) calls it, and it reads those fields through the door.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .policy import Status, Task
 from .screen import FieldResult
 
 if TYPE_CHECKING:
-    from .graphql.context import Context
+    from .disclose import Door
 
 
 def _normalise(f: Field, text: str) -> str:
@@ -34,7 +35,7 @@ def _normalise(f: Field, text: str) -> str:
     return parsed.isoformat()
 
 
-async def search(ctx: "Context", task: Task, subject_type: str, query: str, limit: int
+async def search(ctx: "Door", task: Task, subject_type: str, query: str, limit: int
                  ) -> tuple[list[tuple[str, dict[str, FieldResult]]], bool]:
     """The first `limit` matches, and whether more subjects matched (the list was cut: the text should be
     narrower). The ledger is asked for one more row than `limit`, which is neither disclosed nor audited."""
@@ -61,7 +62,7 @@ async def search(ctx: "Context", task: Task, subject_type: str, query: str, limi
             if not all(r.status is Status.NOT_FOUND for r in results.values())], truncated  # unknown key: no match
 
 
-async def _find_keys(ctx: "Context", spec, query: str, limit: int) -> list[str]:
+async def _find_keys(ctx: "Door", spec, query: str, limit: int) -> list[str]:
     catalog = ctx.snapshot.catalog
     ledger = catalog.ledgers[spec.ledger]
     tokens = query.split()

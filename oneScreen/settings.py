@@ -101,6 +101,11 @@ class Settings:
     body_timeout: float
     keepalive_timeout: float
     max_connections: int
+    jwt_keys: Path | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    trusted_proxy_header: str | None = None
+    trusted_proxies: tuple = ()  # ipaddress networks whose identity header is believed
     shipped_catalog: Path = SHIPPED_CATALOG
     shipped_policies: Path = SHIPPED_POLICIES
 
@@ -156,7 +161,25 @@ def load(env: dict[str, str] | None = None) -> Settings:
         body_timeout=_positive(env, "ONESCREEN_BODY_TIMEOUT", 10.0, float),
         keepalive_timeout=_positive(env, "ONESCREEN_KEEPALIVE_TIMEOUT", 5.0, float),
         max_connections=_positive(env, "ONESCREEN_MAX_CONNECTIONS", 1000, int),
+        jwt_keys=_path(env, "ONESCREEN_JWT_KEYS"),
+        jwt_issuer=env.get("ONESCREEN_JWT_ISSUER") or None,
+        jwt_audience=env.get("ONESCREEN_JWT_AUDIENCE") or None,
+        trusted_proxy_header=env.get("ONESCREEN_TRUSTED_PROXY_HEADER") or None,
+        trusted_proxies=_networks(env, "ONESCREEN_TRUSTED_PROXIES"),
     )
+
+
+def _networks(env: dict[str, str], name: str) -> tuple:
+    """Addresses or networks (CIDR), comma-separated; a malformed one stops the start (never silently dropped)."""
+    import ipaddress
+    out = []
+    for item in (p.strip() for p in env.get(name, "").split(",")):
+        if item:
+            try:
+                out.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ValueError(f"{name}: {item!r} is not an IP address or network (e.g. 10.0.0.0/8)") from None
+    return tuple(out)
 
 
 def _path(env: dict[str, str], name: str) -> Path | None:

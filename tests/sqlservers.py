@@ -24,11 +24,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from connectors.base import async_url
+
 from conftest import need_service
 
 PG_URL = os.environ.get("ONESCREEN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MARIADB_URL = os.environ.get("ONESCREEN_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/test?charset=utf8mb4")
-ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "mysql": "mysql+aiomysql", "mariadb": "mysql+aiomysql"}
 KEY_LENGTH = 64  # VARCHAR length of primary-key and indexed text columns (MariaDB cannot index TEXT)
 CHUNK = 2000  # rows per executemany
 
@@ -115,10 +116,7 @@ def _check_db_name(db_name: str) -> None:
 
 
 def _async(url: URL) -> URL:
-    backend = url.get_backend_name()
-    if "+" not in url.drivername and backend in ASYNC_DRIVERS:
-        url = url.set(drivername=ASYNC_DRIVERS[backend])
-    return url
+    return async_url(url)
 
 
 def _connect_timeout(url: URL) -> dict[str, Any]:

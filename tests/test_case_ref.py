@@ -59,8 +59,8 @@ async def test_ordinary_case_references_still_pass_and_are_audited(api, data_dir
 @pytest.mark.parametrize("case_ref", PERSONAL)
 def test_the_check_names_no_input(case_ref):
     from oneScreen.errors import BadRequest
-    from oneScreen.graphql.context import Context
+    from oneScreen.disclose import Door
 
     with pytest.raises(BadRequest) as info:
-        Context.check_case_ref(case_ref)
+        Door.check_case_ref(case_ref)
     assert case_ref not in info.value.message

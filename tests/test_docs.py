@@ -55,8 +55,8 @@ def test_the_architecture_names_every_module_of_the_service():
         assert f"\n{d}/" in text, d
 
 
-CLASSES = {"Runtime": "oneScreen.app", "Snapshot": "oneScreen.app", "App": "oneScreen.app",
-           "Context": "oneScreen.graphql.context", "Schema": "oneScreen.graphql.schema"}
+CLASSES = {"Runtime": "oneScreen.runtime", "Snapshot": "oneScreen.runtime", "App": "oneScreen.app",
+           "Door": "oneScreen.disclose", "Batcher": "oneScreen.batch", "Schema": "oneScreen.graphql.schema"}
 
 
 def resolve(name: str) -> bool:

@@ -225,7 +225,7 @@ async def test_a_replaced_snapshot_is_freed_although_the_heap_was_frozen_at_star
     import gc
     import weakref
 
-    from oneScreen.app import GC_YOUNG, settle_heap
+    from oneScreen.runtime import GC_YOUNG, settle_heap
 
     path = catalog_copy / "field_catalog.yaml"
     app = make_app(ONESCREEN_CATALOG=str(path), ONESCREEN_POLICIES=str(catalog_copy / "policies"))

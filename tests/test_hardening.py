@@ -254,13 +254,13 @@ async def test_a_query_text_over_the_size_limit_is_refused_and_every_text_served
 
 
 async def test_a_failing_screen_answers_500_with_the_security_headers_and_no_detail(make_app, data_dir, caplog):
-    """A bug below POST /graphql's short path answers a bare 500 (as Starlette's ServerErrorMiddleware would),
-    with the security headers; the exception is re-raised for the server to log, never sent."""
+    """A bug below POST /graphql answers a bare 500 (Starlette's ServerErrorMiddleware), with the security
+    headers; the exception is re-raised for the server to log, never sent."""
     app = make_app()
 
-    async def broken(_ctx):
+    def broken(_headers, _client):
         raise RuntimeError("a bug with a secret 900101-1234567")
-    app.state.runtime.audit_request = broken
+    app.state.runtime.verifier.identify = broken
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

@@ -78,8 +78,7 @@ SECURITY = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer
 
 
 def test_every_answer_carries_the_security_headers(server, data_dir):
-    """POST /graphql takes its own short path (oneScreen.app.App): its answers, good and bad, carry the same
-    headers as every other page, GraphiQL (demo mode's developer tool) and its files included."""
+    """POST /graphql's answers, good and bad, carry the same headers as every other page, GraphiQL (demo mode's developer tool) and its files included."""
     base, _ = server
     token = cli(data_dir, "token", "--user", "jung.jutaek").strip()
     answers = {

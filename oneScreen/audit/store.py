@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Iterable, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+from connectors.base import async_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..errors import BadRequest
@@ -35,7 +35,6 @@ log = logging.getLogger("onescreen.audit")
 MAX_PAGE = 100
 CHUNK = 1000  # rows per read while verifying or exporting (bounded memory)
 _TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,39}")
-_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
 
 
 @dataclass(frozen=True)
@@ -62,9 +61,7 @@ class AuditStore:
             raise ValueError("audit table name must be lower-case letters, digits and _ (at most 40)")
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
-        u = make_url(url)
-        if "+" not in u.drivername and u.drivername in _DRIVERS:
-            u = u.set(drivername=_DRIVERS[u.drivername])
+        u = async_url(url)
         self.backend = u.get_backend_name()
         self.names = schema.Names(table)
         self.tables = schema.tables(self.names)

@@ -449,3 +449,23 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def start_for_demo(catalog_path: Path, env: dict[str, str], demo_dir: Path) -> Callable[[], None] | None:
+    """Demo mode: start this server in-process for the catalog's REST ledgers marked `demo_server: agency_api`
+    (loopback only), unless their base URLs are set already. Sets their base-URL and service-key variables in
+    `env`; returns a stop function, or None when nothing was started."""
+    import secrets
+
+    from ..catalog import load
+
+    rest = [l.connector for l in load(catalog_path).ledgers.values()
+            if l.connector.get("demo_server") == "agency_api"]
+    if not rest or all(env.get(c["base_url_env"]) for c in rest):
+        return None
+    service_key = secrets.token_urlsafe(24)
+    url, stop = start_in_thread(demo_dir, service_key)
+    for c in rest:
+        env.setdefault(c["base_url_env"], url)
+        env.setdefault(c["service_key_env"], service_key)
+    return stop

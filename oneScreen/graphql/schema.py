@@ -1,4 +1,9 @@
-"""The GraphQL schema of one configuration snapshot: static types plus the catalog's typed objects."""
+"""The GraphQL schema of one configuration snapshot: static types plus the catalog's typed objects.
+
+Every resolver of a disclosure calls one entrance of the door (disclose.Door: screen, search,
+record_consent, access_history; typed.py calls `subject`) and shapes its answer. `Schema.run` executes
+a request: the query limits (limits.py, invariant 10) before validation, then graphql-core, or the
+compiled plan of fast.py; anything unexpected leaves as "Internal error", never its text."""
 from __future__ import annotations
 
 import logging
@@ -22,15 +27,14 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import Info
 
 from ..catalog import Catalog
-from ..errors import BadRequest, OneScreenError, OutsideJurisdiction, TaskForbidden
-from ..screen import assemble
+from ..disclose import SEARCH_LIMIT
+from ..errors import BadRequest, OneScreenError
 from . import admin as admin_api, catalog_api, fast, typed as typed_mod
 from .limits import Check, Limits, too_complex
 from .redact import redacted
 from .types import (AccessHistory, AccessRecord, Consent, FieldDecision as FieldDecisionType, FieldStatus, FieldValue,
                     Me, Screen, SubjectMatch, SubjectSearch, Task, gql_error)
 
-SEARCH_LIMIT = 20
 log = logging.getLogger("onescreen.graphql")
 
 
@@ -49,19 +53,13 @@ async def resolve_screen(info: Info, task: strawberry.ID, subject: strawberry.ID
     """Every field of the task's set for one subject, in the task's sections, each with value or status.
 
     `fields` narrows the screen to some of the task's fields (e.g. to retry one ledger's fields)."""
-    ctx = info.context
+    door = info.context
     try:
-        t = ctx.snapshot.policies.task_for(ctx.caller, str(task))
-        key = ctx.check_subject(t.subject, str(subject), t)
-        ctx.check_case_ref(case_ref)
-        wanted = list(t.fields) if fields is None else [str(f) for f in fields]
-        unknown = [f for f in wanted if f not in t.fields]
-        if unknown or not wanted:
-            raise BadRequest(f"fields must be field ids of task {t.code}")
-        results = await ctx.disclose(t, t.subject, key, [t.fields[f].path for f in wanted], case_ref)
+        t, sections = await door.screen(str(task), str(subject), case_ref,
+                                        None if fields is None else [str(f) for f in fields])
     except OneScreenError as err:
         raise gql_error(err) from None
-    return Screen.of(t, str(subject), case_ref, ctx.request_id, assemble(t, results))
+    return Screen.of(t, str(subject), case_ref, door.request_id, sections)
 
 
 async def resolve_subject_search(info: Info, type: str, query: str, task: strawberry.ID) -> SubjectSearch:
@@ -69,21 +67,14 @@ async def resolve_subject_search(info: Info, type: str, query: str, task: strawb
 
     Each match shows only the search fields the task may see. At most `limit` matches; `truncated` says more
     subjects matched (the search text should be narrower)."""
-    from ..search import search  # local: keeps the schema module about types
-
-    ctx = info.context
     try:
-        t = ctx.snapshot.policies.task_for(ctx.caller, str(task))
-        if t.subject != type:  # the message never repeats `type`: it may be anything, an identifier too
-            raise BadRequest(f"task {t.code} finds subjects of type {t.subject}: send type: \"{t.subject}\"")
-        matches, truncated = await search(ctx, t, type, query, SEARCH_LIMIT)
+        t, matches, truncated = await info.context.search(type, query, str(task))
     except OneScreenError as err:
         raise gql_error(err) from None
     out = []
-    for key, results in matches:
+    for handle, results in matches:
         fields = [FieldValue.of(t.fields[pid], r) if pid in t.fields else None for pid, r in results.items()]
-        out.append(SubjectMatch(id=strawberry.ID(ctx.handle(type, key)), subject_type=type,
-                                fields=[f for f in fields if f]))
+        out.append(SubjectMatch(id=strawberry.ID(handle), subject_type=type, fields=[f for f in fields if f]))
     return SubjectSearch(matches=out, truncated=truncated, limit=SEARCH_LIMIT)
 
 
@@ -95,15 +86,8 @@ async def resolve_subjects(info: Info, type: str, query: str, task: strawberry.I
 async def resolve_access_history(info: Info, subject: strawberry.ID, first: int = 20,
                                  after: Optional[str] = None) -> AccessHistory:
     """Who saw a citizen's data, when, for which task and legal basis: for auditors, and for the citizen themselves."""
-    ctx = info.context
-    st = ctx.snapshot.catalog.subject_types["citizen"]
     try:
-        key = ctx.check_subject(st.id, str(subject))
-        if "auditor" not in ctx.caller.roles and ctx.caller.subject != key:
-            raise TaskForbidden("access history is for auditors, and for citizens about themselves")
-        if not 1 <= first <= 100:
-            raise BadRequest("first must be between 1 and 100")
-        records, cursor = await ctx.snapshot.audit.history(ctx.pseudonym(st.id, key), first, after)
+        records, cursor = await info.context.access_history(str(subject), first, after)
     except OneScreenError as err:
         raise gql_error(err) from None
     except ValueError:
@@ -123,31 +107,8 @@ async def resolve_record_consent(info: Info, task: strawberry.ID, subject: straw
 
     Only a caller who could read the consent-gated fields once consent is recorded may record it: the task's
     roles and the caller's jurisdiction over the subject, as for reading."""
-    from ..audit import AuditEvent
-    from ..consent import validate
-    from ..policy import Subject, may_record_consent
-
-    ctx = info.context
     try:
-        t = ctx.snapshot.policies.task_for(ctx.caller, str(task))
-        key = ctx.check_subject(t.subject, str(subject), t)
-        ctx.check_case_ref(case_ref)
-        if not t.needs_consent:
-            raise BadRequest(f"task {t.code} has no consent-gated field")
-        validate(method, exception)
-        allowed = may_record_consent(ctx.caller, t, Subject(in_region=await ctx.in_region(t, t.subject, key)))
-        if not allowed.allowed:
-            raise OutsideJurisdiction(f"you may not record consent for this subject: {allowed.reason_en}")
-        pseudonym = ctx.pseudonym(t.subject, key)
-        granting = sorted(ctx.caller.roles & t.roles)
-        c = await ctx.snapshot.consents.record(task=t.code, subject=pseudonym, case_ref=case_ref, method=method,
-                                               exception=exception, recorded_by=ctx.caller.user,
-                                               organisation=ctx.caller.org)
-        ctx.extra_events.append(AuditEvent(
-            kind="consent", request_id=ctx.request_id, user=ctx.caller.user, organisation=ctx.caller.org,
-            role=granting[0], task=t.code, legal_basis=t.legal_basis, case_ref=case_ref, subject_type=t.subject,
-            subject=pseudonym, fields=tuple((tf.id, "CONSENT_RECORDED") for tf in t.fields.values() if tf.consent),
-            ledgers=(), client=ctx.client, detail={"method": method, "exception": exception}))
+        c = await info.context.record_consent(str(task), str(subject), case_ref, method, exception)
     except OneScreenError as err:
         raise gql_error(err) from None
     return Consent(task=strawberry.ID(c.task), case_ref=c.case_ref, method=c.method, exception=c.exception,

@@ -2,9 +2,9 @@
 
 One GraphQL field per catalog field of a subject type (the last segment of
 its id in camelCase), nested objects for links, so an API client selects
-exactly the attributes it needs. Every selected path goes through
-Context.disclose(); a path outside the task's set resolves to null with a
-FIELD_DENIED error.
+exactly the attributes it needs. Every selected path goes through the door
+(disclose.py, `Door.subject`); a path outside the task's set resolves to null
+with a FIELD_DENIED error.
 
 These types are built directly as graphql-core types with plain resolvers,
 not as strawberry classes: a national catalog has tens of thousands of
@@ -14,20 +14,21 @@ start-up and most of a screen's execution time. The root resolver decides
 and fetches the whole selection in one step; each leaf only looks its
 result up. A typed query of the common shape does not even go through
 graphql-core's executor: fast.py runs it on a compiled plan with these same
-resolvers (leaves and links are called with info=None, so they must not use it).
+resolvers (the root's `extensions["disclose"]`, called without resolve info; leaves
+and links are called with info=None, so they must not use it).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field as dc_field
 from datetime import date
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from graphql import (FieldNode, FragmentSpreadNode, GraphQLArgument, GraphQLBoolean, GraphQLField, GraphQLFloat,
                      GraphQLID, GraphQLInt, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLOutputType,
                      GraphQLResolveInfo, GraphQLScalarType, GraphQLString, InlineFragmentNode)
 
 from ..catalog import Catalog, Column, Field, SubjectType
-from ..errors import BadRequest, ConsentRequired, FieldDenied, LedgerUnavailable, OneScreenError
+from ..errors import ConsentRequired, FieldDenied, LedgerUnavailable, OneScreenError
 from ..policy import Status
 from ..screen import FieldResult
 from .types import gql_error
@@ -55,18 +56,22 @@ class TypedSchema:
     roots: dict[str, GraphQLField]  # root field name (camelCase subject type) -> field
     types: dict[str, GraphQLObjectType]  # subject type -> GraphQL object type
     fields_by_gql: dict[str, dict[str, Field]]  # subject type -> GraphQL name -> field
-    _paths: dict = dc_field(default_factory=dict, repr=False)  # id(FieldNode) -> (node, paths)
+    _paths: dict = dc_field(default_factory=dict, repr=False)  # ids of the field nodes -> (nodes, paths)
 
-    def paths_of(self, node: FieldNode, fragments: dict, subject: str) -> list[tuple[Field, ...]]:
-        """The catalog paths a root field's selection asks for, memoised per parsed query (the parser cache
-        hands back the same nodes for the same query text, so a repeated query is walked once)."""
-        hit = self._paths.get(id(node))
-        if hit is not None and hit[0] is node:
+    def paths_of(self, nodes: Sequence[FieldNode], fragments: dict, subject: str) -> list[tuple[Field, ...]]:
+        """The catalog paths a root field's selection asks for: every node of the field (two root fields with
+        one response key are merged), memoised per parsed query (the parser cache hands back the same nodes
+        for the same query text, so a repeated query is walked once, and its paths are the same object: the
+        door's decisions for it are computed once, see disclose.py `_remembered`)."""
+        key = tuple(map(id, nodes))
+        hit = self._paths.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], nodes)):
             return hit[1]
-        paths = _ast_paths(node.selection_set, fragments, subject, self, (), ())
+        paths = list(dict.fromkeys(p for node in nodes
+                                   for p in _ast_paths(node.selection_set, fragments, subject, self, (), ())))
         if len(self._paths) > 4096:
             self._paths.clear()
-        self._paths[id(node)] = (node, paths)
+        self._paths[key] = (tuple(nodes), paths)
         return paths
 
 
@@ -184,25 +189,19 @@ def _scalar(col: Column, v: Any) -> Any:
 def _root_field(st: SubjectType, typed: TypedSchema) -> GraphQLField:
     """The typed root query of a subject type, e.g. citizen(rrn:, task:, caseRef:)."""
 
-    async def resolve(_root: Any, info: GraphQLResolveInfo, key: str, task: str, case_ref: str) -> Node:
-        ctx = info.context
+    async def disclose(door: Any, nodes: Sequence[FieldNode], fragments: dict, key: str, task: str,
+                       case_ref: str) -> Node:
+        paths = typed.paths_of(nodes, fragments, st.id)
         try:
-            t = ctx.snapshot.policies.task_for(ctx.caller, task)
-            if t.subject != st.id:
-                raise BadRequest(f"task {t.code} is about {t.subject}, not {st.id}")
-            subject_key = ctx.check_subject(st.id, key, t)
-            ctx.check_case_ref(case_ref)
+            return Node(await door.subject(task, st.id, key, case_ref, paths), "")
         except OneScreenError as err:
             raise gql_error(err) from None
-        paths = typed.paths_of(info.field_nodes[0], info.fragments, st.id)
-        try:
-            results = await ctx.disclose(t, st.id, subject_key, paths, case_ref, stable=True)
-        except OneScreenError as err:  # the request names too many subjects; the lookup budget is spent
-            raise gql_error(err) from None
-        return Node(results, "")
+
+    async def resolve(_root: Any, info: GraphQLResolveInfo, key: str, task: str, case_ref: str) -> Node:
+        return await disclose(info.context, info.field_nodes, info.fragments, key, task, case_ref)
 
     # The key argument is named per subject type: citizen(rrn:), parcel(pnu:).
-    return GraphQLField(typed.types[st.id], resolve=resolve, args={
+    return GraphQLField(typed.types[st.id], resolve=resolve, extensions={"disclose": disclose}, args={
         st.key_arg: GraphQLArgument(GraphQLNonNull(GraphQLID), out_name="key"),
         "task": GraphQLArgument(GraphQLNonNull(GraphQLID)),
         "caseRef": GraphQLArgument(GraphQLNonNull(GraphQLString), out_name="case_ref"),

@@ -1,38 +1,44 @@
-"""Per-request context: the caller, the configuration snapshot, and the batcher.
+"""The door: every disclosure of the service goes through here, read straight down.
 
-`Context.disclose()` is the one door to data for every GraphQL path: it
-decides every requested field (deny by default), passes only allowed paths
-on, and batches every subject of the request (aliases, several root fields)
-into one resolve() so each ledger is read once per stage (invariant 3).
-Before anything is read it also holds the request to its tasks' subjects per
-request, and spends the caller's lookup budget for subjects named by identifier.
+decide (policy.py) -> plan (planner.py, screen.one_stage) -> read (batch.py, gateway.py) -> recombine
+(screen.py) -> mask (masking.py) -> the audit events (`Door.events()`, written by the endpoint before any
+byte of the response leaves). GraphQL parses, validates, calls an entrance of the door (`screen`,
+`subject`, `search`, `record_consent`, `access_history`) and shapes its result; it never decides, reads
+or masks.
+
+Owns invariants 1 (deny by default: a field no rule allows is DENIED), 2 (a denied field is never read:
+only allowed paths reach the planner), 6 (a masked field leaves masked) and, with batch.py, 3 across a
+request's root fields. Before anything is read it holds the request to its tasks' subjects per request,
+and spends the caller's lookup budget for subjects named by identifier.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from cachetools import LRUCache
 from cryptography.fernet import InvalidToken
 
-from .. import masking
-from ..audit import AuditEvent, pseudonymise
-from ..catalog import Field, path_id
-from ..consent import ConsentUnavailable
-from ..errors import BadRequest, OneScreenError, TooManySubjects
-from ..lookups import LookupBudgetExceeded, Spent
-from ..policy import CASE_REF_PATTERN, Caller, Status, Subject, Task, decide
-from ..screen import FieldResult, OneStage, SubjectRequest, denied as denied_result, one_stage, resolve
+from . import masking
+from .audit import AuditEvent, FieldDecision, pseudonymise
+from .batch import Batcher
+from .catalog import Field, path_id
+from .consent import ConsentUnavailable
+from .errors import BadRequest, OneScreenError, OutsideJurisdiction, TaskForbidden, TooManySubjects
+from .lookups import LookupBudgetExceeded, Spent
+from .policy import CASE_REF_PATTERN, Caller, Status, Subject, Task, decide, may_record_consent
+from .screen import (FieldResult, OneStage, ScreenSection, SubjectRequest, assemble, denied as denied_result,
+                     one_stage)
 
 if TYPE_CHECKING:
-    from ..app import Snapshot
+    from .runtime import Snapshot
 
-log = logging.getLogger("onescreen.context")
+log = logging.getLogger("onescreen.disclose")
 HANDLE_PREFIX = "h:"
 HANDLE_TTL = 8 * 3600
+SEARCH_LIMIT = 20  # matches a subject search returns at most
 CASE_REF_RE = re.compile(CASE_REF_PATTERN)
 # A case reference is kept forever in the append-only audit trail, so it must not be a person's identifier:
 # refused when it holds an RRN's shape (6 + 7 digits, any separator or none, any check digit) or a Korean
@@ -44,12 +50,14 @@ PERSONAL_IN_CASE_REF = re.compile(
 
 
 @dataclass
-class Context:
+class Door:
+    """One request's way to data: the caller, the configuration snapshot it started with, and what it disclosed."""
+
     caller: Caller
     snapshot: "Snapshot"
     request_id: str
     client: str = ""
-    batcher: "Batcher" = field(init=False)
+    batcher: Batcher = field(init=False)
     disclosures: list["Disclosure"] = field(default_factory=list)
     extra_events: list = field(default_factory=list)  # audit events of mutations (consent) and security events
     named: set = field(default_factory=set)  # (subject type, key) of every subject the request names for a task
@@ -60,7 +68,101 @@ class Context:
     budgeted: bool = False  # the request's first lookup by identifier passed the budget check
 
     def __post_init__(self) -> None:
-        self.batcher = Batcher(self)
+        self.batcher = Batcher(self.snapshot.gateway, lambda: self.refused)
+
+    # ------------------------------------------------------------------ the entrances
+
+    async def screen(self, task_code: str, subject: str, case_ref: str, fields: Sequence[str] | None
+                     ) -> tuple[Task, tuple[ScreenSection, ...]]:
+        """Every field of the task's set (or of `fields`, some of them) for one subject, in the task's sections."""
+        t = self.snapshot.policies.task_for(self.caller, task_code)
+        key = self.check_subject(t.subject, subject, t)
+        self.check_case_ref(case_ref)
+        wanted = list(t.fields) if fields is None else list(fields)
+        if not wanted or any(f not in t.fields for f in wanted):
+            raise BadRequest(f"fields must be field ids of task {t.code}")
+        results = await self.disclose(t, t.subject, key, [t.fields[f].path for f in wanted], case_ref)
+        return t, assemble(t, results)
+
+    async def subject(self, task_code: str, subject_type: str, key: str, case_ref: str,
+                      paths: Sequence[tuple[Field, ...]]) -> dict[str, FieldResult]:
+        """A typed query's subject: `paths` is the query's selection, an object that stays the same for every
+        request of one query text (typed.py memoises it), so its decisions are computed once per roles and facts."""
+        t = self.snapshot.policies.task_for(self.caller, task_code)
+        if t.subject != subject_type:
+            raise BadRequest(f"task {t.code} is about {t.subject}, not {subject_type}")
+        subject_key = self.check_subject(subject_type, key, t)
+        self.check_case_ref(case_ref)
+        return await self.disclose(t, subject_type, subject_key, paths, case_ref, stable=True)
+
+    async def search(self, subject_type: str, query: str, task_code: str
+                     ) -> tuple[Task, list[tuple[str, dict[str, FieldResult]]], bool]:
+        """The task, its first SEARCH_LIMIT matches as (handle, the `show` fields the task may see), and whether
+        more subjects matched. A match is named by an opaque handle, never by its key."""
+        from .search import search  # the search step: finding keys in the search ledger
+
+        t = self.snapshot.policies.task_for(self.caller, task_code)
+        if t.subject != subject_type:  # the message never repeats `subject_type`: it may be anything, an identifier
+            raise BadRequest(f"task {t.code} finds subjects of type {t.subject}: send type: \"{t.subject}\"")
+        matches, truncated = await search(self, t, subject_type, query, SEARCH_LIMIT)
+        return t, [(self.handle(subject_type, key), results) for key, results in matches], truncated
+
+    async def record_consent(self, task_code: str, subject: str, case_ref: str, method: str,
+                             exception: str | None) -> Any:
+        """Record that the subject consented (or that an exception applies) for a consent-gated task: only a
+        caller who could read the consent-gated fields once it is recorded may (the task's roles and the
+        caller's jurisdiction over the subject, as for reading). Audited as a `consent` event."""
+        from .consent import validate
+
+        t = self.snapshot.policies.task_for(self.caller, task_code)
+        key = self.check_subject(t.subject, subject, t)
+        self.check_case_ref(case_ref)
+        if not t.needs_consent:
+            raise BadRequest(f"task {t.code} has no consent-gated field")
+        validate(method, exception)
+        allowed = may_record_consent(self.caller, t, Subject(in_region=await self.in_region(t, t.subject, key)))
+        if not allowed.allowed:
+            raise OutsideJurisdiction(f"you may not record consent for this subject: {allowed.reason_en}")
+        pseudonym = self.pseudonym(t.subject, key)
+        consent = await self.snapshot.consents.record(
+            task=t.code, subject=pseudonym, case_ref=case_ref, method=method, exception=exception,
+            recorded_by=self.caller.user, organisation=self.caller.org)
+        self.extra_events.append(self._event(
+            "consent", t, case_ref, t.subject, pseudonym,
+            tuple(FieldDecision(tf.id, "CONSENT_RECORDED") for tf in t.fields.values() if tf.consent), (),
+            {"method": method, "exception": exception}))
+        return consent
+
+    async def access_history(self, subject: str, first: int, after: str | None) -> tuple[list, str | None]:
+        """Who saw a citizen's data: for auditors, and for the citizen themselves. ValueError: `after` is not
+        a cursor this service gave out."""
+        st = self.snapshot.catalog.subject_types["citizen"]
+        key = self.check_subject(st.id, subject)
+        if "auditor" not in self.caller.roles and self.caller.subject != key:
+            raise TaskForbidden("access history is for auditors, and for citizens about themselves")
+        if not 1 <= first <= 100:
+            raise BadRequest("first must be between 1 and 100")
+        return await self.snapshot.audit.history(self.pseudonym(st.id, key), first, after)
+
+    def events(self) -> list[AuditEvent]:
+        """The request's audit events: one per subject disclosed (or searched), then consent and security events."""
+        out = []
+        for d in self.disclosures:
+            ledgers = tuple(sorted({r.source.ledger for r in d.results.values() if r.source is not None}))
+            out.append(self._event("search" if d.case_ref == "" else "disclosure", d.task, d.case_ref,
+                                   d.subject_type, self.pseudonym(d.subject_type, d.key),
+                                   tuple(_decision(pid, r.status) for pid, r in sorted(d.results.items())), ledgers))
+        return out + self.extra_events
+
+    def _event(self, kind: str, task: Task, case_ref: str, subject_type: str, subject: str,
+               fields: tuple[FieldDecision, ...], ledgers: tuple[str, ...], detail: dict | None = None) -> AuditEvent:
+        granting = sorted(self.caller.roles & task.roles)
+        return AuditEvent(kind=kind, request_id=self.request_id, user=self.caller.user, organisation=self.caller.org,
+                          role=granting[0] if granting else "", task=task.code, legal_basis=task.legal_basis,
+                          case_ref=case_ref, subject_type=subject_type, subject=subject, fields=fields,
+                          ledgers=ledgers, client=self.client, detail=detail or {})
+
+    # ------------------------------------------------------------------ the walk
 
     def check_subject(self, subject_type: str, key: str, task: Task | None = None) -> str:
         """The subject key a caller gave, or the key behind a handle from `subjects`; BadRequest if neither.
@@ -193,13 +295,8 @@ class Context:
     def _budget_refused(self, task: Task, exc: LookupBudgetExceeded) -> None:
         m = self.snapshot.metrics
         m.bound(m.lookup_refusals, exc.scope).inc()
-        granting = sorted(self.caller.roles & task.roles)
-        self.extra_events.append(AuditEvent(
-            kind="security", request_id=self.request_id, user=self.caller.user, organisation=self.caller.org,
-            role=granting[0] if granting else "", task=task.code, legal_basis=task.legal_basis, case_ref="",
-            subject_type="", subject="", fields=(), ledgers=(), client=self.client,
-            detail={"event": "lookup_budget_exceeded", "scope": exc.scope, "limit": exc.limit,
-                    "window_seconds": exc.window}))
+        self.extra_events.append(self._event("security", task, "", "", "", (), (), {
+            "event": "lookup_budget_exceeded", "scope": exc.scope, "limit": exc.limit, "window_seconds": exc.window}))
         log.warning("lookups by identifier refused: the lookup budget is spent",
                     extra={"request_id": self.request_id, "user": self.caller.user, "org": self.caller.org,
                            "task": task.code, "reason": f"{exc.scope} budget: {exc.limit} lookups that found "
@@ -306,54 +403,14 @@ class Disclosure:
     results: dict[str, FieldResult]
 
 
-class Batcher:
-    """Collects the subject requests of one GraphQL request and resolves them together.
+def _decision(pid: str, status: Status) -> FieldDecision:
+    """The audit's (field id, status) pair; immutable, so one object per pair serves every record."""
+    d = _DECISIONS.get((pid, status))
+    if d is None:
+        if len(_DECISIONS) > 100_000:
+            _DECISIONS.clear()
+        d = _DECISIONS[(pid, status)] = FieldDecision(pid, status.value)
+    return d
 
-    Dispatch waits until a loop tick passes with no new request, so every root
-    field of the operation (they start together) joins the same batch.
-    """
 
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.pending: list[tuple[SubjectRequest, asyncio.Future]] = []
-        self.scheduled = False
-        self.fresh = False
-
-    def load(self, request: SubjectRequest) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self.pending.append((request, future))
-        self.fresh = True
-        if not self.scheduled:
-            self.scheduled = True
-            loop.call_soon(self._settle)
-        return future
-
-    def _settle(self) -> None:
-        if self.fresh:
-            self.fresh = False
-            asyncio.get_running_loop().call_soon(self._settle)
-            return
-        self.scheduled = False
-        batch, self.pending = self.pending, []
-        asyncio.ensure_future(self._dispatch(batch))
-
-    async def _dispatch(self, batch: list[tuple[SubjectRequest, asyncio.Future]]) -> None:
-        if self.ctx.refused is not None:  # a root field named one subject too many: nothing of the request is read
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(self.ctx.refused)
-            return
-        try:
-            results = await resolve([r for r, _ in batch], self.ctx.snapshot.gateway)
-        except BaseException as exc:  # noqa: BLE001 - every waiter must hear of it
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception) else OneScreenError("cancelled"))
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for (_, future), result in zip(batch, results):
-            if not future.done():
-                future.set_result(result)
-
+_DECISIONS: dict[tuple[str, Status], FieldDecision] = {}
