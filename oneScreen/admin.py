@@ -191,7 +191,7 @@ class Admin:
     async def _apply(self, p: Proposal, caller: Caller, approver: str | None) -> Proposal:
         write_atomically(p.files)
         try:
-            self.runtime.reload()
+            await self.runtime.reload_async()
         except Exception:
             write_atomically([type(f)(f.path, f.new, f.old) for f in p.files])  # validated before; never expected
             raise

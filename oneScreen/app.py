@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
             raise
         except AuditUnavailable:
             pass  # unreachable now: requests get 503 and /readyz says why until it is back
+        runtime.loop = asyncio.get_running_loop()
         watcher = asyncio.ensure_future(runtime.watch_config())
         settle_heap()
         yield

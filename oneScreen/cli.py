@@ -142,11 +142,15 @@ def _serve(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         return 1
     runtime = app.state.runtime
 
-    def on_hup(*_a: object) -> None:
+    async def hup() -> None:
         try:
-            runtime.reload()
+            await runtime.reload_async()
         except (ConfigError, ConfigErrors) as exc:
             print(f"reload refused, the running configuration stays:\n{exc}", file=sys.stderr)
+
+    def on_hup(*_a: object) -> None:  # a signal handler: the reload itself runs on the loop, its build off it
+        if runtime.loop is not None:
+            runtime.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(hup()))
 
     host, port = args.host or s.host, args.port or s.port
     workers = args.workers or s.workers

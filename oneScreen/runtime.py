@@ -95,6 +95,7 @@ class Runtime:
         from .admin import Admin
         self.admin = Admin(self, async_url(settings.audit_url).render_as_string(hide_password=False))
         self._opened: asyncio.Task | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the serving loop, once the app has started
         self.config_error: str | None = None
         self._operations: set[str] = set()
         self._catalog_stamp: tuple | None = None

@@ -219,6 +219,33 @@ async def test_a_reload_refused_for_its_tasks_still_loads_a_changed_catalog_once
     await runtime.close()
 
 
+async def test_a_reload_builds_the_new_configuration_off_the_event_loop(make_app, catalog_copy):
+    """Invariant 10 for the operator's side: a reload (the file watcher, an admin's apply, SIGHUP) builds the new
+    snapshot in a thread (seconds at national scale) while the event loop goes on serving; the swap is one
+    assignment on the loop. Here the build waits for the loop to run something: on the loop it would wait in vain."""
+    import threading
+
+    path = catalog_copy / "field_catalog.yaml"
+    app = make_app(ONESCREEN_CATALOG=str(path), ONESCREEN_POLICIES=str(catalog_copy / "policies"))
+    runtime = app.state.runtime
+    old, build = runtime.snapshot, runtime._build
+    loop_ran = threading.Event()
+
+    def slow_build(previous):
+        if not loop_ran.wait(10):
+            raise AssertionError("the event loop did not run while the new snapshot was built")
+        return build(previous)
+
+    runtime._build = slow_build
+    try:
+        path.write_text(path.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+        asyncio.get_running_loop().call_soon(loop_ran.set)
+        new = await runtime.reload_async()
+        assert new is runtime.snapshot and new is not old
+    finally:
+        await runtime.close()
+
+
 async def test_a_replaced_snapshot_is_freed_although_the_heap_was_frozen_at_start(make_app, catalog_copy):
     """serve freezes the start-up heap out of the collector (settle_heap); a reload must undo that, or every
     reload would keep the old snapshot's reference cycles for ever."""

@@ -263,3 +263,14 @@ async def test_production_refuses_a_malformed_region_claim_and_accepts_none(data
         assert r.status_code == 200 and r.json()["data"]["citizen"]["name"], r.text
     finally:
         await app.state.runtime.close()
+
+
+def test_a_malformed_trusted_proxy_address_stops_the_start():
+    """A typo in ONESCREEN_TRUSTED_PROXIES is refused when the settings are read, naming the variable and the
+    item, instead of silently trusting fewer (or other) proxies than the operator meant."""
+    from oneScreen.settings import load
+
+    with pytest.raises(ValueError, match=r"ONESCREEN_TRUSTED_PROXIES: '10\.0\.0\.300' is not an IP address"):
+        load({"ONESCREEN_TRUSTED_PROXIES": "10.0.0.1, 10.0.0.300", "ONESCREEN_TRUSTED_PROXY_HEADER": "X-Claims"})
+    assert [str(n) for n in load({"ONESCREEN_TRUSTED_PROXIES": "10.0.0.1, 192.168.0.0/16"}).trusted_proxies] \
+        == ["10.0.0.1/32", "192.168.0.0/16"]

@@ -253,3 +253,16 @@ async def test_a_planned_one_stage_read_gives_exactly_what_the_staged_walk_gives
             assert same(planned) == same(walked)
             statuses |= {r.status.value for r in planned.values()}
     assert statuses >= {"OK", "NOT_FOUND", "UNAVAILABLE"}
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+async def test_two_root_fields_with_one_response_key_are_merged_not_half_decided(api, data_dir, compiled):
+    """Invariant 1 (deny by default) without denying what is allowed: GraphQL merges two root fields with the
+    same response key; every allowed field of both selections comes back, none FIELD_DENIED "not decided"."""
+    api.app.state.runtime.snapshot.schema.compiled = compiled
+    rrn = citizens(data_dir, 1)[0]
+    root = f'citizen(rrn: "{rrn}", task: "vehicle_transfer", caseRef: "T-merge-1")'
+    status, body = await api.gql("choi.chaeryang", f"{{ {root} {{ name }} {root} {{ address }} }}")
+    assert status == 200 and "errors" not in body, body
+    row = sample(data_dir, "mois_resident:SELECT name, road_addr FROM resident WHERE rrn = ?", rrn)[0]
+    assert body["data"]["citizen"] == {"name": row["name"], "address": row["road_addr"]}
