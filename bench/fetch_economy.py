@@ -141,7 +141,7 @@ async def _run(run: Run) -> Result:
 
     # --- the peer screen over SQL ledgers
     db = sqlite_ledgers(run.tmp / "fetch-ledgers.sqlite", 200)
-    cfg = peer_config(run.tmp / "fetch-sql", sql_connector("BENCH_SQLITE_DSN"), cache_ttl=0)
+    cfg = peer_config(run.tmp / "fetch-sql", sql_connector("BENCH_SQLITE_DSN"), cache_ttl=0, batch=100)
     env = base_env(**identity.env(), ONESCREEN_CATALOG=str(cfg.catalog), ONESCREEN_POLICIES=str(cfg.policies),
                    ONESCREEN_DATA_DIR=str(run.tmp / "data-fetch"),
                    ONESCREEN_AUDIT_URL=init_audit_store(f"sqlite+aiosqlite:///{run.tmp / 'fetch-audit.sqlite'}"),
