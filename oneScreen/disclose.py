@@ -151,7 +151,7 @@ class Door:
             ledgers = tuple(sorted({r.source.ledger for r in d.results.values() if r.source is not None}))
             out.append(self._event("search" if d.case_ref == "" else "disclosure", d.task, d.case_ref,
                                    d.subject_type, self.pseudonym(d.subject_type, d.key),
-                                   tuple(_decision(pid, r.status) for pid, r in sorted(d.results.items())), ledgers))
+                                   tuple(FieldDecision(pid, r.status.value) for pid, r in sorted(d.results.items())), ledgers))
         return out + self.extra_events
 
     def _event(self, kind: str, task: Task, case_ref: str, subject_type: str, subject: str,
@@ -404,16 +404,3 @@ class Disclosure:
     key: str
     case_ref: str  # "" for a subject search
     results: dict[str, FieldResult]
-
-
-def _decision(pid: str, status: Status) -> FieldDecision:
-    """The audit's (field id, status) pair; immutable, so one object per pair serves every record."""
-    d = _DECISIONS.get((pid, status))
-    if d is None:
-        if len(_DECISIONS) > 100_000:
-            _DECISIONS.clear()
-        d = _DECISIONS[(pid, status)] = FieldDecision(pid, status.value)
-    return d
-
-
-_DECISIONS: dict[tuple[str, Status], FieldDecision] = {}
