@@ -252,7 +252,7 @@ async def test_a_replaced_snapshot_is_freed_although_the_heap_was_frozen_at_star
     import gc
     import weakref
 
-    from oneScreen.runtime import GC_YOUNG, settle_heap
+    from oneScreen.runtime import settle_heap
 
     path = catalog_copy / "field_catalog.yaml"
     app = make_app(ONESCREEN_CATALOG=str(path), ONESCREEN_POLICIES=str(catalog_copy / "policies"))
@@ -260,7 +260,7 @@ async def test_a_replaced_snapshot_is_freed_although_the_heap_was_frozen_at_star
     threshold = gc.get_threshold()
     try:
         settle_heap()
-        assert gc.get_freeze_count() > 0 and gc.get_threshold()[0] == GC_YOUNG
+        assert gc.get_freeze_count() > 0
         old = weakref.ref(runtime.snapshot.schema)  # full of reference cycles (graphql-core types)
         path.write_text(path.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
         runtime.reload()
