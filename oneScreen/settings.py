@@ -50,7 +50,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .graphql.limits import Limits
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CATALOG = ROOT / "field_catalog.yaml"  # the configuration shipped with the code (the repository's files)
@@ -60,6 +59,26 @@ LIMIT_VARIABLES = {"ONESCREEN_MAX_CHARS": "max_chars", "ONESCREEN_MAX_TOKENS": "
                    "ONESCREEN_MAX_FIELDS": "max_fields", "ONESCREEN_MAX_REPEATS": "max_repeats",
                    "ONESCREEN_MAX_DIRECTIVES": "max_directives", "ONESCREEN_MAX_SUBJECTS": "max_subjects",
                    "ONESCREEN_MAX_COST": "max_cost"}  # graphql/limits.py `Limits`
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one GraphQL request may ask for (checked by graphql/limits.py). Every figure counts a fragment wherever
+    it is spread.
+
+    The text limits fit the largest request the defaults allow, a batch of max_subjects subjects (2,483 tokens and
+    9.3 KB with variables and a fragment of 58 fields), with a fifth to spare: the CPU of parsing and validating
+    grows with them (`python -m bench hostile`)."""
+
+    max_chars: int = 12_288  # characters of query text
+    max_tokens: int = 3_000  # the parser's tokens: names, punctuation and values (not comments or white space)
+    max_depth: int = 12  # fields nested below a root field (introspection fields' selections not counted)
+    max_aliases: int = 200
+    max_fields: int = 8_000  # selections (fields, fragment spreads, inline fragments)
+    max_repeats: int = 30  # selections of a place of the response already selected (merged into it)
+    max_directives: int = 50
+    max_subjects: int = 100  # root fields that look up a subject
+    max_cost: int = 6_000  # fields asked of subjects, summed over the subjects of the request
 
 
 def _default_data_dir() -> Path:

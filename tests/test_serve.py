@@ -106,3 +106,18 @@ def test_graphiql_and_probes_answer(server):
     assert "graphiql" in httpx.get(f"{base}/graphql", headers={"Accept": "text/html"}).text.lower()
     assert httpx.get(f"{base}/graphql").status_code == 405  # GET is no GraphQL transport unless enabled
     assert httpx.get(f"{base}/").status_code == 200
+
+
+def test_the_command_line_starts_without_the_service_stack():
+    """`onescreen --help`, `token` or `audit verify` answer in a fraction of a second: importing the CLI and the
+    settings loads none of the service's heavy packages (strawberry, graphql-core, SQLAlchemy, aiohttp, ...); each
+    command imports what it needs. Counted by modules, not timed (1.1 s before, 0.15 s after on this machine)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, oneScreen.cli, oneScreen.settings; "
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    heavy = {"strawberry", "graphql", "sqlalchemy", "aiohttp", "starlette", "uvicorn", "cryptography", "jwt",
+             "pydantic", "yaml", "orjson", "asyncpg", "prometheus_client"}
+    assert loaded & heavy == set()

@@ -31,6 +31,7 @@ from graphql import (DocumentNode, FieldNode, FragmentDefinitionNode, FragmentSp
 from graphql.validation.rules import overlapping_fields_can_be_merged
 
 from ..errors import counted
+from ..settings import Limits  # noqa: F401 - the limits are settings (read once there); checked here
 
 # root fields that read subjects' data; the generic screen costs as many fields as the largest task
 SUBJECT_ROOTS_FIXED = {"screen": 60, "subjects": 20, "subjectSearch": 20}
@@ -44,25 +45,6 @@ QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 # by `Check`). A process-wide setting of graphql-core, so a constant here rather than a per-app limit.
 MERGE_BUDGET = 2_500
 overlapping_fields_can_be_merged.MAX_COMPLEXITY_BUDGET = MERGE_BUDGET
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one request may ask for. Every figure counts a fragment wherever it is spread.
-
-    The text limits fit the largest request the defaults allow, a batch of max_subjects subjects (2,483 tokens and
-    9.3 KB with variables and a fragment of 58 fields), with a fifth to spare: the CPU of parsing and validating
-    grows with them (`python -m bench hostile`)."""
-
-    max_chars: int = 12_288  # characters of query text
-    max_tokens: int = 3_000  # the parser's tokens: names, punctuation and values (not comments or white space)
-    max_depth: int = 12  # fields nested below a root field (introspection fields' selections not counted)
-    max_aliases: int = 200
-    max_fields: int = 8_000  # selections (fields, fragment spreads, inline fragments)
-    max_repeats: int = 30  # selections of a place of the response already selected (merged into it)
-    max_directives: int = 50
-    max_subjects: int = 100  # root fields that look up a subject
-    max_cost: int = 6_000  # fields asked of subjects, summed over the subjects of the request
 
 
 def too_complex(message: str, nodes: object = None) -> GraphQLError:
