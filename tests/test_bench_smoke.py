@@ -9,7 +9,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from oneScreen.settings import ROOT
+
+pytestmark = pytest.mark.bench  # `pytest -m bench`: .ci/run's own step; the plain `pytest -q` leaves them out
 
 BENCHMARKS = ("fanout", "peers", "fetch", "config", "memory", "audit", "hostile")
 
