@@ -424,3 +424,30 @@ def test_dockerignore_matcher_keeps_sources(source):
     patterns = [line.strip() for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
                 if line.strip() and not line.strip().startswith("#")]
     assert not _ignored(source, patterns)
+
+
+def test_every_package_the_service_imports_is_a_declared_dependency():
+    """A plain `pip install .` gets everything oneScreen/ and connectors/ import (graphql-core and yarl were
+    imported without being declared); optional integrations (OpenTelemetry tracing) are imported only when present."""
+    import ast
+    import configparser
+    import importlib.metadata as md
+    import re
+    import sys
+
+    imported: set[str] = set()
+    for path in [*(ROOT / "oneScreen").rglob("*.py"), *(ROOT / "connectors").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third = imported - set(sys.stdlib_module_names) - {"oneScreen", "connectors", "opentelemetry"}
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg", encoding="utf-8")
+    declared = {re.split(r"[<>=\[ ]", line.strip())[0].lower().replace("_", "-")
+                for line in cfg["options"]["install_requires"].splitlines() if line.strip() and not line.strip().startswith("#")}
+    distributions = md.packages_distributions()
+    missing = {name: distributions.get(name) for name in third
+               if not any(d.lower().replace("_", "-") in declared for d in distributions.get(name, []))}
+    assert missing == {}
