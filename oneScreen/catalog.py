@@ -354,7 +354,7 @@ def compile_catalog(spec: CatalogFile, lines: yamlfile.Lines, file: str) -> Cata
             err(loc + ("sensitivity",), f"field {fs.id!r} carries personal data ({', '.join(carried)}), so its "
                                         f"sensitivity cannot be {fs.sensitivity!r}")
         if fs.mask is not None:
-            problem = _check_mask(fs.mask, columns, fs.type)
+            problem = check_mask(fs.mask, columns, fs.type)
             if problem:
                 err(loc + ("mask",), f"field {fs.id!r}: {problem}")
         elif fs.sensitivity == "unique_id":
@@ -412,19 +412,29 @@ def compile_catalog(spec: CatalogFile, lines: yamlfile.Lines, file: str) -> Cata
     return Catalog(file, agencies, subjects, ledgers, fields, {k: tuple(v) for k, v in by_subject.items()})
 
 
-def _check_mask(mask: str | Mapping[str, str], columns: tuple[Column, ...], ftype: str) -> str | None:
-    from .masking import STRATEGIES
+def check_mask(mask: str | Mapping[str, str], columns: tuple[Column, ...], ftype: str) -> str | None:
+    """What is wrong with `mask` on a field of type `ftype` with `columns` (None: nothing): the strategy must exist
+    and apply to the masked value's type (masking.APPLIES_TO), a record masks per column."""
+    from .masking import APPLIES_TO, STRATEGIES
+
+    def problem(strategy: str, vtype: str, what: str) -> str | None:
+        if strategy not in STRATEGIES:
+            return f"unknown mask strategy {strategy!r} (known: {', '.join(STRATEGIES)})"
+        if vtype not in APPLIES_TO[strategy]:
+            return (f"mask {strategy} does not apply to {what} of type {vtype} (it applies to "
+                    f"{' and '.join(sorted(APPLIES_TO[strategy]))})")
+        return None
 
     if isinstance(mask, str):
         if ftype == "record":
             return "a record field masks per column: mask: {column: strategy}"
-        return None if mask in STRATEGIES else f"unknown mask strategy {mask!r} (known: {', '.join(STRATEGIES)})"
-    names = {c.name for c in columns}
+        return problem(mask, ftype, "a field")
+    by_name = {c.name: c for c in columns}
     for col, strategy in mask.items():
-        if col not in names:
+        if col not in by_name:
             return f"mask names column {col!r}, which the record does not have"
-        if strategy not in STRATEGIES:
-            return f"unknown mask strategy {strategy!r} (known: {', '.join(STRATEGIES)})"
+        if (found := problem(strategy, by_name[col].type, f"column {col!r}")) is not None:
+            return found
     return None
 
 

@@ -69,6 +69,13 @@ def date_year(value: str) -> str:
 STRATEGIES: dict[str, Callable[[str], str]] = {
     "rrn": rrn, "name": name, "phone": phone, "address": address, "date_year": date_year,
 }
+# The catalog types each strategy applies to. Every strategy gives a string, so a mask on a number or a boolean
+# would change the field's type under its clients (the typed API's Int, Float, Boolean): refused at load.
+# date_year gives "2000" for a date: the typed API's Date scalar takes an ISO date or a year alone.
+APPLIES_TO: dict[str, frozenset[str]] = {
+    "rrn": frozenset({"string"}), "name": frozenset({"string"}), "phone": frozenset({"string"}),
+    "address": frozenset({"string"}), "date_year": frozenset({"date", "string"}),
+}
 
 
 def apply(strategy: str | dict[str, str], value: Any) -> Any:

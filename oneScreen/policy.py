@@ -304,8 +304,8 @@ def _load_task(path: Path, catalog: Catalog, roles: Mapping[str, Role]) -> Task:
                 continue
             mask = rule.mask if rule.mask is not None else path_fields[-1].mask
             if rule.mask is not None:
-                from .catalog import _check_mask
-                problem = _check_mask(rule.mask, path_fields[-1].columns, path_fields[-1].type)
+                from .catalog import check_mask
+                problem = check_mask(rule.mask, path_fields[-1].columns, path_fields[-1].type)
                 if problem:
                     err(loc + ("mask",), problem)
                     continue

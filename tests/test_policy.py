@@ -300,3 +300,53 @@ async def test_consent_is_recorded_only_within_the_callers_jurisdiction(api, dat
     gangnam = citizens(data_dir, 1, GANGNAM)[0]
     status, body = await api.gql("lee.bokji", CONSENT, {"t": "basic_livelihood", "s": gangnam})
     assert status == 200 and body["data"]["recordConsent"]["method"] == "written"
+
+
+async def test_a_date_masked_to_its_year_reads_the_same_on_the_screen_and_the_typed_api(make_app, data_dir, catalog_copy):
+    """Invariant 6, and one answer for one decision: `mask: date_year` on a date field passes validation, and
+    both APIs show the year alone (the typed API answered "Internal error": its Date type took only full dates)."""
+    import httpx
+
+    from conftest import Api
+
+    task = catalog_copy / "policies" / "tasks" / "move_in_report.yaml"
+    task.write_text(task.read_text(encoding="utf-8").replace(
+        "      - citizen.birth_date\n", "      - field: citizen.birth_date\n        mask: date_year\n"), encoding="utf-8")
+    app = make_app(ONESCREEN_CATALOG=str(catalog_copy / "field_catalog.yaml"),
+                   ONESCREEN_POLICIES=str(catalog_copy / "policies"))
+    rrn, birth = sample(data_dir, "mois_resident:SELECT rrn, birth_date FROM resident ORDER BY rrn LIMIT 1")[0]
+    year = str(birth)[:4]
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            api = Api(client, data_dir, app)
+            status, body = await api.gql("kim.jumin", f'{{ citizen(rrn: "{rrn}", task: "move_in_report", '
+                                                      'caseRef: "2026-전입-0001") { birthDate name } }')
+            assert status == 200 and "errors" not in body, body
+            assert body["data"]["citizen"]["birthDate"] == year
+            status, body = await api.gql("kim.jumin", SCREEN_BIRTH, {"s": rrn})
+            assert status == 200 and "errors" not in body, body
+            field = next(f for s in body["data"]["screen"]["sections"] for f in s["fields"] if f["id"] == "citizen.birth_date")
+            assert (field["status"], field["value"]) == ("MASKED", year)
+    finally:
+        await app.state.runtime.close()
+
+
+SCREEN_BIRTH = """query($s: ID!) { screen(task: "move_in_report", subject: $s, caseRef: "2026-전입-0001",
+  fields: ["citizen.birth_date"]) { sections { fields { id status value } } } }"""
+
+
+def test_a_mask_that_would_change_a_fields_type_is_refused_at_load(catalog_copy):
+    """Every mask gives a string: one on a number would break its type under the typed API's clients. Refused with
+    the file and line, as every configuration error (invariant 8)."""
+    from oneScreen import catalog as catalog_mod, policy as policy_mod
+    from oneScreen.errors import ConfigErrors
+
+    cat = catalog_mod.load(catalog_copy / "field_catalog.yaml")
+    number = next(f for f in cat.fields.values() if f.type == "integer" and f.subject == "citizen" and not f.is_link)
+    task = catalog_copy / "policies" / "tasks" / "move_in_report.yaml"
+    task.write_text(task.read_text(encoding="utf-8").replace(
+        "      - citizen.sex\n", f"      - citizen.sex\n      - field: {number.id}\n        mask: name\n"), encoding="utf-8")
+    with pytest.raises(ConfigErrors) as refused:
+        policy_mod.load(catalog_copy / "policies", cat)
+    assert "move_in_report.yaml:" in str(refused.value)
+    assert "mask name does not apply to a field of type integer" in str(refused.value)

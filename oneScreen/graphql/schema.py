@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import re
 from bisect import bisect_left
-from datetime import date
 from inspect import isawaitable
 from typing import Any, Optional
 
@@ -140,7 +139,7 @@ def build_schema(catalog: Catalog, *, production: bool = False, limits: Limits =
         rules.append(NoSchemaIntrospectionCustomRule)
     schema = Schema(query=query, mutation=mutation, config=StrawberryConfig(disable_field_suggestions=production),
                     rules=rules, limits=limits)
-    schema.add_typed(typed_mod.build(catalog, schema.schema_converter.from_scalar(date)))
+    schema.add_typed(typed_mod.build(catalog))
     return schema
 
 

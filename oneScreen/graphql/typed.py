@@ -19,15 +19,16 @@ and links are called with info=None, so they must not use it).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field as dc_field
 from datetime import date
 from typing import Any, Callable, Sequence
 
-from graphql import (FieldNode, FragmentSpreadNode, GraphQLArgument, GraphQLBoolean, GraphQLField, GraphQLFloat,
+from graphql import (FieldNode, FragmentSpreadNode, GraphQLArgument, GraphQLError, GraphQLBoolean, GraphQLField, GraphQLFloat,
                      GraphQLID, GraphQLInt, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLOutputType,
                      GraphQLResolveInfo, GraphQLScalarType, GraphQLString, InlineFragmentNode)
 
-from ..catalog import Catalog, Column, Field, SubjectType
+from ..catalog import Catalog, Field, SubjectType
 from ..errors import ConsentRequired, FieldDenied, LedgerUnavailable, OneScreenError
 from ..policy import Status
 from ..screen import FieldResult
@@ -95,10 +96,38 @@ def _ast_paths(selection_set, fragments: dict, subject: str, typed: "TypedSchema
     return list(dict.fromkeys(out))
 
 
-def build(catalog: Catalog, date_scalar: GraphQLScalarType) -> TypedSchema:
-    """The typed objects and root fields of a catalog; `date_scalar` is the schema's own Date scalar."""
+_ISO_DATE_OR_YEAR = re.compile(r"[0-9]{4}(-[0-9]{2}-[0-9]{2})?")
+
+
+def _date_out(value: Any) -> str:
+    """A date field's value as the screen has it: an ISO date, or its year alone where the task masks it
+    (masking.date_year, the one mask that applies to dates: masking.APPLIES_TO)."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str) and _ISO_DATE_OR_YEAR.fullmatch(value):
+        return value
+    raise GraphQLError("Date cannot represent this value: it is neither an ISO date nor a year")  # never the value
+
+
+def _date_in(value: Any) -> date:
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise GraphQLError("Date takes an ISO date such as 2000-01-31")
+
+
+DATE = GraphQLScalarType(
+    "Date", serialize=_date_out, parse_value=_date_in,
+    parse_literal=lambda node, _variables=None: _date_in(getattr(node, "value", None)),
+    description="An ISO date (2000-01-31), or the year alone (2000) where the task masks the date to its year")
+
+
+def build(catalog: Catalog) -> TypedSchema:
+    """The typed objects and root fields of a catalog."""
     scalars: dict[str, GraphQLScalarType] = {"string": GraphQLString, "integer": GraphQLInt, "number": GraphQLFloat,
-                                             "boolean": GraphQLBoolean, "date": date_scalar}
+                                             "boolean": GraphQLBoolean, "date": DATE}
     by_gql: dict[str, dict[str, Field]] = {s: {camel(f.name): f for f in catalog.fields_by_subject.get(s, ())}
                                            for s in catalog.subject_types}
     types: dict[str, GraphQLObjectType] = {}
@@ -148,15 +177,10 @@ def _resolver(f: Field, is_record: bool) -> Callable[..., Any]:
         names = [(c, camel(c.name)) for c in f.columns]
 
         def convert(value: Any) -> Any:
-            items = [{name: _scalar(c, row.get(c.name)) for c, name in names} for row in _as_list(value)]
+            items = [{name: row.get(c.name) for c, name in names} for row in _as_list(value)]
             return items if many else items[0]
     else:
-        col = f.columns[0]
-        if col.type == "date":
-            def convert(value: Any) -> Any:
-                return [_scalar(col, v) for v in value] if many else _scalar(col, value)
-        else:
-            convert = None  # type: ignore[assignment]
+        convert = None  # type: ignore[assignment]  # dates are ISO strings already (screen.convert)
 
     def resolve(root: Node, _info: GraphQLResolveInfo) -> Any:
         r = root.results.get(root.prefix + fid)
@@ -178,12 +202,6 @@ def _resolver(f: Field, is_record: bool) -> Callable[..., Any]:
 
 def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
-
-
-def _scalar(col: Column, v: Any) -> Any:
-    if v is not None and col.type == "date":
-        return date.fromisoformat(v)
-    return v
 
 
 def _root_field(st: SubjectType, typed: TypedSchema) -> GraphQLField:
