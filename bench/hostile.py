@@ -38,7 +38,6 @@ def run_bench(run: Run) -> Result:
 
 async def _bench(run: Run) -> Result:
     from oneScreen.app import create_app
-    from oneScreen.runtime import settle_heap
     from oneScreen.identity import mint_demo_token
     from oneScreen.settings import load as load_settings
 
@@ -59,7 +58,6 @@ async def _bench(run: Run) -> Result:
         rounds = 3 if run.smoke else 15
         for _ in range(3):  # warm-up: first requests open the stores and import lazily
             await _post(app, {"query": "{ me { user } }"}, tokens["multi.counter"])
-        settle_heap()
         parse_ms = _parse_ms(limits, rounds)
         say(f"  parsing a text of {limits.max_tokens} tokens (the most the limits let through) costs {parse_ms:.2f} ms")
         rows, worst = [], {"refused": 0.0, "invalid": 0.0, "accepted": 0.0, "subjects": 0.0}

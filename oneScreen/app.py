@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 from .audit import AuditSchemaError, AuditUnavailable
 from .endpoint import GRAPHIQL, error, graphql_endpoints, json_response
 from .http import HttpError, read_body
-from .runtime import Runtime, settle_heap
+from .runtime import Runtime
 from .settings import ROOT, Settings, load as load_settings
 
 log = logging.getLogger("onescreen.app")
@@ -97,7 +97,6 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
             pass  # unreachable now: requests get 503 and /readyz says why until it is back
         runtime.loop = asyncio.get_running_loop()
         watcher = asyncio.ensure_future(runtime.watch_config())
-        settle_heap()
         yield
         watcher.cancel()
         await runtime.close()

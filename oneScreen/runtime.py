@@ -228,12 +228,9 @@ class Runtime:
         self._loaded_stamp = stamp
         self.snapshot = new  # one assignment: requests already running keep `old`
         stale = [c for lid, c in old.gateway.connectors.items() if new.gateway.connectors.get(lid) is not c]
-        gc.unfreeze()  # the old snapshot must become collectable; the new one is frozen once the old is gone
-        with contextlib.suppress(RuntimeError):
-            loop = asyncio.get_running_loop()
-            if stale:
-                loop.call_later(60, lambda: asyncio.ensure_future(_close_all(stale)))
-            loop.call_later(2 * self.settings.request_timeout + 1, settle_heap)
+        if stale:
+            with contextlib.suppress(RuntimeError):  # no loop: a reload from a script, which closes what it opens
+                asyncio.get_running_loop().call_later(60, lambda: asyncio.ensure_future(_close_all(stale)))
         log.info("configuration reloaded", extra={"status": "ok"})
         return new
 
@@ -248,18 +245,6 @@ class Runtime:
     def refused(self, exc: AuditUnavailable) -> None:
         """Count a request refused because the audit trail could not be written (invariant 7 failing closed)."""
         self.metrics.audit_refused.labels(exc.reason).inc()
-
-
-def settle_heap() -> None:
-    """Move what lives now (modules, the configuration snapshot: hundreds of thousands of objects at national
-    scale) out of the cyclic collector's generations, so its collections only walk what requests allocate
-    (`python -m bench.ab`: 1.07x-1.27x screens per CPU second). After a reload, `reload()` unfreezes and calls
-    this again once requests on the old snapshot are over, so the old snapshot can still be collected.
-
-    The young generation keeps CPython's threshold: raising it to 10,000 saved 3.5% of a distinct-subject
-    screen's instructions (5.519 vs 5.720 M, `python -m bench.icount`), under the 5% such tuning must earn."""
-    gc.collect()
-    gc.freeze()
 
 
 def _pseudonym_key(settings: Settings, env: Mapping[str, str]) -> bytes:
