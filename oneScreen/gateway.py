@@ -62,30 +62,6 @@ class _InFlight:
     future: asyncio.Future
 
 
-class _Deadline:
-    """`asyncio.timeout(delay)` for one read, written out: on Python 3.11 the Timeout object and its two
-    coroutines per read were 3% of a distinct-subject screen's instructions (bench/icount.py). The same rule:
-    when the timer has cancelled the task, that cancel is taken back, and it becomes a TimeoutError unless
-    someone else cancelled the task too."""
-
-    __slots__ = ("task", "cancelling", "fired", "timer")
-
-    def __init__(self, delay: float) -> None:
-        self.task = asyncio.current_task()
-        self.cancelling = self.task.cancelling()
-        self.fired = False
-        self.timer = asyncio.get_running_loop().call_later(delay, self._fire)
-
-    def _fire(self) -> None:
-        self.fired = True
-        self.task.cancel()
-
-    def close(self, exc: BaseException | None) -> bool:
-        """Stop the timer; True when `exc` is the timer's own cancel (the caller raises TimeoutError)."""
-        self.timer.cancel()
-        return self.fired and self.task.uncancel() <= self.cancelling and isinstance(exc, asyncio.CancelledError)
-
-
 class _Read(NamedTuple):
     """A read this stage makes: these keys of this ledger, registered as in flight."""
 
@@ -244,17 +220,11 @@ class Gateway:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise asyncio.TimeoutError
-                timer = _Deadline(remaining)
-                try:
+                async with asyncio.timeout(remaining):
                     with span("ledger.fetch", ledger=ledger.id, keys=len(keys), columns=len(columns),
                               attempt=attempt):
                         async with self.limits[ledger.id]:
                             result = await connector.fetch(keys, columns)
-                except BaseException as exc:
-                    if timer.close(exc):
-                        raise TimeoutError from None
-                    raise
-                timer.close(None)
             except Exception as exc:  # ConnectorError, TimeoutError, or a connector bug: all cost this ledger only
                 retryable = isinstance(exc, asyncio.TimeoutError) or getattr(exc, "retryable", False)
                 breaker.failure()
