@@ -37,13 +37,12 @@ code, the portal's fault envelope (OpenAPI_ServiceResponse.cmmMsgHeader.returnRe
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import re
 import time
 from typing import Any, Mapping, Sequence
-from urllib.parse import quote_plus, unquote
+from urllib.parse import unquote
 
 import aiohttp
 import defusedxml
@@ -67,7 +66,6 @@ MAX_DEPTH = 64
 _SLICE = re.compile(r"key(?:\[(\d*):(\d*)\])?")
 _CODE = re.compile(r"[A-Za-z0-9_-]{1,16}")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
-_quote = functools.partial(quote_plus, safe="?/:@!$'()*,")  # a query value, byte for byte as yarl encodes it
 
 
 class _Template:
@@ -186,12 +184,9 @@ class RestConnector:
         self.url = url
         key = _env(spec, "service_key_env")
         self._service_key = unquote(key) if _PERCENT.search(key) else key
-        # The request URL is made by hand, not by yarl from a dict on every read (a tenth of a read's CPU): the
-        # parameters that never change are encoded once; a key's own with _quote, which encodes as yarl does.
-        fixed = {"serviceKey": self._service_key, "numOfRows": str(self.page_size)}
+        self._fixed = {"serviceKey": self._service_key, "numOfRows": str(self.page_size)}
         if self.format == "json":
-            fixed["_type"] = "json"
-        self._fixed_query = URL.build(query=fixed).raw_query_string
+            self._fixed["_type"] = "json"
         # One timer per read: when the caller abandons every fetch within `budget` seconds anyway (the gateway),
         # a per-request timer that cannot fire first is left out (columns() keeps the session's).
         self._timeout = aiohttp.ClientTimeout(total=self.request_timeout)
@@ -294,7 +289,7 @@ class RestConnector:
         read). Every failure becomes a ConnectorError raised outside any except block."""
         params = self._request_params(key) if params is None else params
         assert params is not None
-        query = "&".join([*(f"{_quote(n)}={_quote(v)}" for n, v in params.items()), self._fixed_query])
+        query = {**params, **self._fixed}
         session, timeout = self._client(), timeout or self._timeout
         items: list[dict[str, Any]] = []
         for page in range(1, self.max_pages + 1):
@@ -302,7 +297,7 @@ class RestConnector:
             failure: ConnectorError | None = None
             phase = "connect"
             try:
-                async with session.get(URL(f"{self.url}?{query}&pageNo={page}", encoded=True),
+                async with session.get(self.url, params={**query, "pageNo": str(page)},
                                        allow_redirects=False, timeout=timeout) as resp:
                     phase = "body"
                     status, ctype, length = resp.status, resp.content_type, resp.content_length
