@@ -27,13 +27,14 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/onescreen
 WORKDIR /src
 # README.md is the package's long_description (setup.cfg), so it is needed to build.
-COPY pyproject.toml setup.cfg README.md ./
+COPY pyproject.toml setup.cfg README.md field_catalog.yaml ./
 COPY oneScreen ./oneScreen
 COPY connectors ./connectors
-# asyncpg: the PostgreSQL driver of the production audit store and of PostgreSQL ledgers;
-# aiomysql: MariaDB/MySQL ledgers. Both are only in the `test` extra of setup.cfg today
-# (see docs/OPERATIONS.md), so the image names them here. All wheels: no compiler needed.
-RUN /opt/onescreen/bin/pip install . "asyncpg>=0.29" "aiomysql>=0.2" \
+COPY policies ./policies
+COPY frontend ./frontend
+# A plain install: the web screens, catalog and policies are the package's data files (share/onescreen);
+# asyncpg and aiomysql are dependencies. All wheels: no compiler needed.
+RUN /opt/onescreen/bin/pip install . \
  && /opt/onescreen/bin/python -m compileall -q /opt/onescreen/lib/python3.11/site-packages
 
 # ---------------------------------------------------------------- runtime
@@ -45,10 +46,6 @@ RUN groupadd --system --gid 10001 onescreen \
             --shell /usr/sbin/nologin onescreen
 
 COPY --from=build /opt/onescreen /opt/onescreen
-# The web screens: app.py serves ROOT/frontend, ROOT being the directory that holds the
-# oneScreen package. In a (non-editable) install that is site-packages, and the frontend
-# is not package data, so it is copied there.
-COPY frontend /opt/onescreen/lib/python3.11/site-packages/frontend
 
 # The catalog and policies shipped with this release; in Kubernetes a ConfigMap mounted
 # elsewhere replaces them (deploy/, ONESCREEN_CATALOG / ONESCREEN_POLICIES there).

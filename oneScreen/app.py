@@ -21,10 +21,9 @@ from .audit import AuditSchemaError, AuditUnavailable
 from .endpoint import GRAPHIQL, error, graphql_endpoints, json_response
 from .http import HttpError, read_body
 from .runtime import Runtime
-from .settings import ROOT, Settings, load as load_settings
+from .settings import FRONTEND, Settings, load as load_settings
 
 log = logging.getLogger("onescreen.app")
-FRONTEND = ROOT / "frontend"
 
 
 def worker_app() -> Starlette:

@@ -52,8 +52,31 @@ from pathlib import Path
 
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_CATALOG = ROOT / "field_catalog.yaml"  # the configuration shipped with the code (the repository's files)
-SHIPPED_POLICIES = ROOT / "policies"
+
+
+def _shipped_root() -> Path:
+    """Where the files shipped with the code (catalog, policies, web screens) are: beside the package in a source
+    checkout or an editable install; in an installed package, where pip put its data files (share/onescreen,
+    setup.cfg's data_files: under the venv, the user base or a --target directory alike)."""
+    if (ROOT / "field_catalog.yaml").is_file():
+        return ROOT
+    import sys
+    from importlib import metadata
+    candidates = [Path(sys.prefix) / "share" / "onescreen"]
+    try:
+        dist = metadata.distribution("onescreen")
+        candidates[:0] = [Path(str(f.locate())).parent for f in dist.files or ()
+                          if f.parts[-3:] == ("share", "onescreen", "field_catalog.yaml")]
+        candidates.append(Path(str(dist.locate_file(""))) / "share" / "onescreen")  # pip install --target
+    except metadata.PackageNotFoundError:
+        pass
+    return next((c.resolve() for c in candidates if (c / "field_catalog.yaml").is_file()), ROOT)
+
+
+SHIPPED = _shipped_root()
+SHIPPED_CATALOG = SHIPPED / "field_catalog.yaml"  # the configuration shipped with the code
+SHIPPED_POLICIES = SHIPPED / "policies"
+FRONTEND = SHIPPED / "frontend"  # the web screens
 LIMIT_VARIABLES = {"ONESCREEN_MAX_CHARS": "max_chars", "ONESCREEN_MAX_TOKENS": "max_tokens",
                    "ONESCREEN_MAX_DEPTH": "max_depth", "ONESCREEN_MAX_ALIASES": "max_aliases",
                    "ONESCREEN_MAX_FIELDS": "max_fields", "ONESCREEN_MAX_REPEATS": "max_repeats",

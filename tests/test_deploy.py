@@ -451,3 +451,57 @@ def test_every_package_the_service_imports_is_a_declared_dependency():
     missing = {name: distributions.get(name) for name in third
                if not any(d.lower().replace("_", "-") in declared for d in distributions.get(name, []))}
     assert missing == {}
+
+
+def test_a_plain_install_serves_the_web_screens_and_the_demo(tmp_path):
+    """`pip install .` (not editable) then `onescreen serve`: the package carries its web screens, catalog and
+    policies (setup.cfg's data_files, found by settings.py), so the installed copy serves the demo and the
+    caseworker screen with no checkout beside it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from conftest import free_port, need_service
+
+    wheels, target, data = tmp_path / "wheels", tmp_path / "installed", tmp_path / "data"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
+                           capture_output=True, text=True, timeout=300)
+    need_service(built.returncode == 0, f"could not build the wheel (the build needs setuptools from the package "
+                                        f"index): {built.stderr[-500:]}")
+    wheel = next(wheels.glob("onescreen-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONESCREEN_")}
+    port = free_port()
+    env.update(PYTHONPATH=str(target), ONESCREEN_DATA_DIR=str(data), ONESCREEN_PORT=str(port))
+    where = subprocess.run([sys.executable, "-c", "import oneScreen.settings as s; print(s.__file__); print(s.SHIPPED)"],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
+    assert all(Path(p).is_relative_to(target) for p in where), where  # the installed copy, not this checkout
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "oneScreen.cli", "serve"], env=env, cwd=tmp_path, stdout=out,
+                                stderr=out)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        page = httpx.get(f"{base}/", timeout=5)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        assert httpx.get(f"{base}/app.js", timeout=5).status_code == 200
+        token = httpx.post(f"{base}/demo/token", json={"user": "kim.jumin"}, timeout=5).json()["token"]
+        tasks = httpx.post(f"{base}/graphql", json={"query": "{ tasks { code } }"}, timeout=10,
+                           headers={"Authorization": f"Bearer {token}"}).json()
+        assert {t["code"] for t in tasks["data"]["tasks"]} >= {"move_in_report"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=40)
