@@ -20,7 +20,6 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from graphql.validation.validate import ValidationAbortedError
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import Info
@@ -148,8 +147,9 @@ class Schema(strawberry.Schema):
 
     strawberry's `execute()` runs the hooks of every extension per request (a parser cache, a validation
     cache, a token limit, extra rules, error masking: ~10% of a screen's CPU in the benchmark profile). The
-    same steps are plain code here, cached per distinct query text; execution goes to graphql-core with
-    strawberry's executor class, so strawberry's resolvers see what they expect.
+    same steps are plain code here, cached per distinct query text. Execution is graphql-core's public
+    `execute()`, or, for a typed query of the common shape, its compiled plan (fast.py, which pays for itself:
+    see there); strawberry's resolvers need nothing of strawberry's own execution context.
     """
 
     def __init__(self, *, rules: list, limits: Limits, **kwargs: Any) -> None:
@@ -206,8 +206,8 @@ class Schema(strawberry.Schema):
             result = await plan.run(variables, context, self.hide_suggestions)
         else:
             result = execute(self._schema, document, context_value=context, variable_values=variables,
-                             operation_name=operation_name, executor_class=StrawberryGraphQLCoreExecutionContext,
-                             is_awaitable=optimized_is_awaitable, hide_suggestions=self.hide_suggestions)
+                             operation_name=operation_name, is_awaitable=optimized_is_awaitable,
+                             hide_suggestions=self.hide_suggestions)
             if isawaitable(result):
                 result = await result
         if result.errors:
