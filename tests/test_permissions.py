@@ -208,8 +208,8 @@ async def test_a_reload_with_a_bad_permissions_entry_keeps_the_running_table(con
 
 
 def _role_checks(tree: ast.AST) -> list[int]:
-    """Lines where a role set decides a condition: `x in caller.roles`, `a.roles & b.roles` or
-    `roles.isdisjoint(...)` in an if, a boolean operator or a comprehension's filter."""
+    """Lines that intersect role sets (`a.roles & b.roles`), or where a role set decides a condition
+    (`x in caller.roles`, `roles.isdisjoint(...)`, ...) in an if, a boolean operator or a comprehension's filter."""
     def asks_roles(node: ast.AST) -> bool:
         for n in ast.walk(node):
             if isinstance(n, ast.Compare) and any(isinstance(op, (ast.In, ast.NotIn)) for op in n.ops) \
@@ -234,7 +234,9 @@ def _role_checks(tree: ast.AST) -> list[int]:
             conditions.extend(n.values)
         elif isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not):
             conditions.append(n.operand)
-    return sorted({c.lineno for c in conditions if asks_roles(c)})
+    intersections = [n for n in ast.walk(tree) if isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitAnd)
+                     and any(isinstance(s, ast.Attribute) and s.attr == "roles" for s in (n.left, n.right))]
+    return sorted({c.lineno for c in conditions if asks_roles(c)} | {n.lineno for n in intersections})
 
 
 def test_no_module_outside_permissions_compares_role_names():
