@@ -3,7 +3,7 @@
 
 import {$, fill, h} from "./dom.js";
 import {pick, t} from "./i18n.js";
-import {admin, adminHooks, agencyName, isCatalogAdmin, ledgerName, maskText, sensitivityBadge, subjectLabel,
+import {admin, adminHooks, agencyName, ledgerName, maskText, mayOpen, sensitivityBadge, subjectLabel,
         taskLabel} from "./admin-common.js";
 
 const SENSITIVITIES = ["public", "internal", "personal", "sensitive", "unique_id"];
@@ -52,7 +52,7 @@ function renderLedgers() {
           h("td", {class: "actions-cell"},
             h("button", {type: "button", class: "btn btn--small", "aria-label": t("admin.catalog.showFieldsOf", {ledger: name}),
                          onclick: () => showLedgerFields(l.id)}, t("admin.catalog.showFields")),
-            isCatalogAdmin() ? h("button", {type: "button", class: "btn btn--small",
+            mayOpen("mapping") ? h("button", {type: "button", class: "btn btn--small",
                                             "aria-label": t("admin.catalog.mapColumnsOf", {ledger: name}),
                                             onclick: () => adminHooks.go("mapping", {ledger: l.id})},
                                  t("admin.catalog.mapColumns")) : null));

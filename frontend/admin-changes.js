@@ -4,9 +4,9 @@
 
 import {$, fill, h} from "./dom.js";
 import {t} from "./i18n.js";
-import {AQ, admin, call, changeStatus, diffView, isAdmin, isCatalogAdmin, loadCatalog, shortTime, showProblem,
-        summaryText, wideningList} from "./admin-common.js";
-import {announce, clearAlert, state} from "./ui.js";
+import {AQ, admin, call, changeAction, changeStatus, diffView, loadCatalog, shortTime, showProblem, summaryText,
+        wideningList} from "./admin-common.js";
+import {announce, clearAlert, may, state} from "./ui.js";
 
 let busy = false;
 
@@ -17,7 +17,7 @@ export async function loadChanges() {
 }
 
 function mayDecide(kind) {
-  return kind === "catalog" ? isCatalogAdmin() : isAdmin();
+  return may(changeAction(kind, "approve"));
 }
 
 export function renderChangesPage() {
@@ -77,7 +77,7 @@ function card(c) {
         h("button", {type: "button", class: "btn btn--danger", "data-action": "reject", "data-id": c.id,
                      "aria-label": t("admin.changes.rejectLabel", {label}), onclick: () => decide(c.id, "reject")},
           t("admin.changes.reject"))] : null,
-      c.status === "applied" && mayDecide(c.kind)
+      c.status === "applied" && may(changeAction(c.kind, "propose"))
         ? h("button", {type: "button", class: "btn", "data-action": "restore", "data-id": c.id,
                        "aria-label": t("admin.changes.restoreLabel", {label}), onclick: () => decide(c.id, "restore")},
             t("admin.changes.restore"))

@@ -4,10 +4,8 @@
 import {ApiError, gql} from "./api.js";
 import {$, fill, h} from "./dom.js";
 import {pick, t} from "./i18n.js";
-import {clearAlert, clearStatus, handleError, state, token} from "./ui.js";
+import {clearAlert, clearStatus, handleError, may, token} from "./ui.js";
 
-export const CATALOG_ROLES = ["catalog_admin"];
-export const TASK_ROLES = ["task_configurer", "catalog_admin"];
 export const PAGES = ["catalog", "mapping", "task", "changes"];
 
 export const AQ = {
@@ -16,7 +14,7 @@ export const AQ = {
     fields { id label labelEn type sensitivity ledger cardinality mask target sourceColumns usedBy
              columns { name label labelEn type } }
     subjectTypes { id label labelEn }
-    roles { id label labelEn }
+    roles { id label labelEn actions }
     maskStrategies
     tasks { code name nameEn legalBasis legalBasisEn subject roles jurisdiction caseRefExample subjectsPerRequest yaml
             sections { title titleEn fields { field id mask fullValueBasis consent } } }
@@ -53,19 +51,18 @@ export function resetAdmin() {
   Object.assign(admin, freshAdmin());
 }
 
-export function hasRole(roles) {
-  const mine = state.me?.roles || [];
-  return roles.some((r) => mine.includes(r));
-}
+/** The action each admin page needs (roles.yaml grants actions to roles; the server refuses anyway). */
+const PAGE_ACTION = {catalog: "catalog.read", mapping: "catalog.propose", task: "task.propose", changes: "changes.read"};
 
-export const isAdmin = () => hasRole(TASK_ROLES);
-export const isCatalogAdmin = () => hasRole(CATALOG_ROLES);
-
-/** Whether the signed-in user may open an admin page (the server refuses anyway). */
+/** Whether the signed-in user may open an admin page. */
 export function mayOpen(page) {
-  if (page === "mapping") return isCatalogAdmin();
-  return isAdmin();
+  return may(PAGE_ACTION[page]);
 }
+
+export const isAdmin = () => PAGES.some(mayOpen);
+
+/** The action a change of `kind` needs to be decided ("approve") or restored ("propose"). */
+export const changeAction = (kind, verb) => `${kind === "catalog" ? "catalog" : "task"}.${verb}`;
 
 export function call(query, variables = {}) {
   return gql(token(), query, variables);

@@ -109,7 +109,8 @@ function renderBasics() {
   fill($("#task-jurisdiction"), ["national", "own_region"].map((j) =>
     h("option", {value: j, selected: j === draft.jurisdiction}, t(`admin.task.jurisdiction.${j}`))));
   if ($("#task-subjects").value !== String(draft.subjectsPerRequest)) $("#task-subjects").value = draft.subjectsPerRequest;
-  const caseworkerRoles = admin.catalog.roles.filter((r) => !["catalog_admin", "task_configurer"].includes(r.id));
+  // the roles a task may name: those roles.yaml grants no catalog or task change action
+  const caseworkerRoles = admin.catalog.roles.filter((r) => !r.actions.some((a) => /^(catalog|task)\./.test(a)));
   fill($("#task-roles"), caseworkerRoles.map((r) => {
     const id = `task-role-${r.id}`;
     return h("div", {class: "check"},

@@ -131,7 +131,7 @@ export async function demoToken(user) {
 
 export const Q = {
   signIn: `query SignIn {
-    me { user name organisation region roles }
+    me { user name organisation region roles actions }
     tasks { code name nameEn legalBasis legalBasisEn subjectType caseRefExample
             sections { title titleEn fields { id label labelEn type ledger agency } } }
   }`,

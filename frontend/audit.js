@@ -4,7 +4,7 @@
 import {Q, gql} from "./api.js";
 import {$, fill, h} from "./dom.js";
 import {pick, roleLabel, t} from "./i18n.js";
-import {announce, badge, clearAlert, formatTime, handleError, setFieldError, show, state, token} from "./ui.js";
+import {announce, badge, clearAlert, formatTime, handleError, may, setFieldError, show, state, token} from "./ui.js";
 
 const RRN_RE = /^\d{6}-[1-8]\d{6}$/;
 
@@ -15,8 +15,7 @@ export function goAudit() {
 }
 
 export function renderAudit() {
-  const roles = state.me?.roles || [];
-  const citizenOnly = roles.includes("citizen") && !roles.includes("auditor");
+  const citizenOnly = (state.me?.roles || []).includes("citizen") && !may("access_history.read");
   $("#audit-title").textContent = t(citizenOnly ? "audit.titleCitizen" : "audit.title");
   const a = state.audit;
   const box = $("#audit-results");

@@ -43,9 +43,13 @@ export function token() {
   return session.token || state.token;
 }
 
+/** Whether the signed-in user's roles are granted `action` (`me.actions`: the permissions of roles.yaml). */
+export function may(action) {
+  return (state.me?.actions || []).includes(action);
+}
+
 export function canSeeHistory() {
-  const roles = state.me?.roles || [];
-  return roles.includes("auditor") || roles.includes("citizen");
+  return may("access_history.read") || (state.me?.roles || []).includes("citizen");  // a citizen: their own
 }
 
 // ------------------------------------------------------------------ messages

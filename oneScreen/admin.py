@@ -1,7 +1,8 @@
 """The catalog admins' and task configurers' operations: introspect, map, retire, edit tasks, approve.
 
 Plain Python over changes.py; the GraphQL mutations and the CLI are skins over
-it. Only callers with an admin role reach any of it, and every step is audited.
+it. Every operation asks permissions.py first (which roles may is data in
+roles.yaml), and every step is audited.
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from connectors.base import ConnectorError
 
 from .audit import AuditEvent
 from .catalog import FieldType
-from .changes import (CATALOG_ROLES, TASK_ROLES, ChangeInvalid, ChangeRefused, ChangeStore, Config, FileChange,
-                      Proposal, candidate, edit_catalog, tasks_using, widening, write_atomically, _flow)
-from .errors import OneScreenError, counted
+from .changes import (ChangeInvalid, ChangeRefused, ChangeStore, Config, FileChange, Proposal, candidate, edit_catalog,
+                      tasks_using, widening, write_atomically, _flow)
+from .errors import AdminForbidden, counted  # AdminForbidden: what refusals raise, importable from here as before
+from .permissions import Permissions
 from .policy import Caller
 from .screen import convert
 
@@ -34,7 +36,7 @@ class Admin:
 
     async def introspect(self, caller: Caller, ledger_id: str) -> list[tuple[str, str, list[str]]]:
         """The source's real columns (or item paths), each with the catalog fields mapped to it."""
-        _require(caller, CATALOG_ROLES, "introspect ledgers")
+        self._require(caller, "catalog.introspect", "introspect ledgers")
         cat = self.runtime.snapshot.catalog
         if ledger_id not in cat.ledgers:
             raise ChangeRefused("unknown ledger: give the id of one of the catalog's ledgers")
@@ -51,15 +53,20 @@ class Admin:
         return [(name, typ, sorted(mapped.get(name, []))) for name, typ in columns.items()]
 
     async def list(self, caller: Caller, status: str | None = None) -> list[Proposal]:
-        _require(caller, CATALOG_ROLES | TASK_ROLES, "see configuration changes")
+        self._require(caller, "changes.read", "see configuration changes")
         await self.runtime.ready()
         return await self.store.list(status)
+
+    async def get(self, caller: Caller, change_id: int) -> Proposal:
+        self._require(caller, "changes.read", "see configuration changes")
+        await self.runtime.ready()
+        return await self.store.get(change_id)
 
     # ------------------------------------------------------------ proposing
 
     async def map_field(self, caller: Caller, spec: dict[str, Any]) -> Proposal:
         """Map a source column to a new or existing catalog field (validated against the live source too)."""
-        _require(caller, CATALOG_ROLES, "map fields")
+        self._require(caller, "catalog.propose", "map fields")
         cat = self.runtime.snapshot.catalog
         ledger = cat.ledgers.get(spec.get("ledger", ""))
         if ledger is None:
@@ -84,7 +91,7 @@ class Admin:
         return await self.propose(caller, "catalog", f"{verb} {ledger.id}:{spec['column']} to {entry['id']}", [change])
 
     async def retire_field(self, caller: Caller, field_id: str) -> Proposal:
-        _require(caller, CATALOG_ROLES, "retire fields")
+        self._require(caller, "catalog.propose", "retire fields")
         users = tasks_using(self.runtime.snapshot.policies, field_id)
         if users:
             raise ChangeRefused(f"field {field_id} is still used by tasks {', '.join(users)}; "
@@ -106,7 +113,7 @@ class Admin:
 
     async def save_task(self, caller: Caller, code: str, text: str) -> Proposal:
         """Create or replace a task file (policies/tasks/<code>.yaml) from its YAML."""
-        _require(caller, TASK_ROLES, "edit tasks")
+        self._require(caller, "task.propose", "edit tasks")
         path = self._task_path(code)
         old = path.read_text(encoding="utf-8") if path.exists() else None
         verb = "edit" if old is not None else "create"
@@ -114,7 +121,7 @@ class Admin:
 
     async def preview_task(self, caller: Caller, code: str, text: str) -> tuple[list[str], list[str]]:
         """For a draft: the ledgers it touches and what it would newly disclose compared with the running version."""
-        _require(caller, TASK_ROLES, "preview tasks")
+        self._require(caller, "task.propose", "preview tasks")
         path = self._task_path(code)
         old = path.read_text(encoding="utf-8") if path.exists() else None
         # a draft may still be inconsistent: the preview says what it discloses; proposing it lints it
@@ -134,10 +141,10 @@ class Admin:
 
     async def restore(self, caller: Caller, change_id: int) -> Proposal:
         """Propose putting back the files as they were before an applied change (the same four-eyes rules apply)."""
-        _require(caller, CATALOG_ROLES | TASK_ROLES, "restore versions")
+        self._require(caller, ("catalog.propose", "task.propose"), "restore versions")
         await self.runtime.ready()
         p = await self.store.get(change_id)
-        _require(caller, CATALOG_ROLES if p.kind == "catalog" else TASK_ROLES, "restore versions")
+        self._require(caller, _action(p, "propose"), "restore versions")
         if p.status != "applied":
             raise ChangeRefused(f"change {change_id} was never applied")
         files = []
@@ -162,11 +169,11 @@ class Admin:
     # ------------------------------------------------------------ deciding
 
     async def approve(self, caller: Caller, change_id: int) -> Proposal:
-        _require(caller, CATALOG_ROLES | TASK_ROLES, "approve changes")  # before the lookup: no probing of ids
+        self._require(caller, DECIDE, "approve changes")  # before the lookup: no probing of ids
         await self.runtime.ready()
         async with self.lock:
             p = await self.store.get(change_id)
-            _require(caller, CATALOG_ROLES if p.kind == "catalog" else TASK_ROLES, "approve this change")
+            self._require(caller, _action(p, "approve"), "approve this change")
             if p.proposer == caller.user:
                 raise ChangeRefused("four eyes: a change that widens access must be approved by a different admin")
             if p.status != "pending":
@@ -180,10 +187,10 @@ class Admin:
             return await self._apply(p, caller, caller.user)
 
     async def reject(self, caller: Caller, change_id: int) -> Proposal:
-        _require(caller, CATALOG_ROLES | TASK_ROLES, "reject changes")
+        self._require(caller, DECIDE, "reject changes")
         await self.runtime.ready()
         p = await self.store.get(change_id)
-        _require(caller, CATALOG_ROLES if p.kind == "catalog" else TASK_ROLES, "reject this change")
+        self._require(caller, _action(p, "approve"), "reject this change")
         p = await self.store.decide(change_id, "rejected", caller.user)
         await self._audit(caller, "rejected", p)
         return p
@@ -235,7 +242,7 @@ class Admin:
     async def _audit(self, caller: Caller, action: str, p: Proposal) -> None:
         await self.runtime.audit.append(AuditEvent(
             kind="config_change", request_id=f"change-{p.id}-{action}", user=caller.user,
-            organisation=caller.org, role=",".join(sorted(caller.roles & (CATALOG_ROLES | TASK_ROLES))), task="",
+            organisation=caller.org, role=",".join(self._permissions.granting(caller, CHANGE_ACTIONS)), task="",
             legal_basis="", case_ref="", subject_type="", subject="", fields=(), ledgers=(), client="",
             detail={"change": p.id, "action": action, "summary": p.summary, "proposer": p.proposer,
                     "approver": p.approver, "widening": list(p.widening), "diff": p.diff[:50_000]}))
@@ -243,11 +250,19 @@ class Admin:
     async def close(self) -> None:
         await self.store.close()
 
+    @property
+    def _permissions(self) -> Permissions:
+        return self.runtime.snapshot.policies.permissions
 
-class AdminForbidden(OneScreenError):
-    code = "ADMIN_FORBIDDEN"
+    def _require(self, caller: Caller, action: str | tuple[str, ...], what: str) -> None:
+        self._permissions.require(caller, action, what=what)
 
 
-def _require(caller: Caller, roles: frozenset[str], what: str) -> None:
-    if not caller.roles & roles:
-        raise AdminForbidden(f"you may not {what}: it needs one of the roles {', '.join(sorted(roles))}")
+DECIDE = ("catalog.approve", "task.approve")  # approve or reject a change of some kind: checked before its lookup
+CHANGE_ACTIONS = ("catalog.propose", "catalog.approve", "task.propose", "task.approve")
+
+
+def _action(p: Proposal, verb: str) -> str:
+    """The action that proposing (a restore) or deciding change `p` needs: of the catalog, or of the tasks."""
+    return f"{'catalog' if p.kind == 'catalog' else 'task'}.{verb}"
+

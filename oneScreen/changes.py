@@ -30,9 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from . import catalog as catalog_mod, policy as policy_mod
 from .errors import ConfigError, ConfigErrors, OneScreenError, counted
 
-CATALOG_ROLES = frozenset({"catalog_admin"})
-TASK_ROLES = frozenset({"task_configurer", "catalog_admin"})
-
 _meta = sa.MetaData()
 changes_table = sa.Table(
     "onescreen_change", _meta,

@@ -194,7 +194,8 @@ def _demo(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         from . import catalog as catalog_mod, policy as policy_mod
         pol = policy_mod.load(s.policies_dir, catalog_mod.load(s.catalog_path))
         users = [{"user": u.user, "name": u.name, "org": u.org, "region": u.region, "roles": list(u.roles),
-                  "tasks": sorted(t.code for t in pol.tasks.values() if t.roles & set(u.roles))}
+                  "tasks": sorted(t.code for t in pol.tasks_for(policy_mod.Caller(u.user, u.name, u.org, u.region,
+                                                                                 frozenset(u.roles))))}
                  for u in demo_users()]
         if args.json:
             print(json.dumps(users, ensure_ascii=False, indent=2))
@@ -357,7 +358,7 @@ def _policy(args: argparse.Namespace, s: settings_mod.Settings) -> int:
             print(exc, file=sys.stderr)
             return 2
     else:
-        notes = _assumptions(caller, task, field_id, facts)
+        notes = _assumptions(pol, caller, task, field_id, facts)
     d = policy_mod.decide(caller, task, field_id, facts)
     print(f"{d.status.value}  user={u.user} task={task.code} field={field_id}")
     for note in notes:
@@ -370,10 +371,11 @@ def _policy(args: argparse.Namespace, s: settings_mod.Settings) -> int:
     return 0
 
 
-def _assumptions(caller, task, field_id: str, facts) -> list[str]:
+def _assumptions(pol, caller, task, field_id: str, facts) -> list[str]:
     """What `policy explain` assumes of a subject it was not given, one line each: nothing is silently assumed."""
+    from .permissions import TASK_USE
     tf = task.fields.get(field_id)
-    if tf is None or not task.roles & caller.roles:
+    if tf is None or not pol.permissions.allowed(caller, TASK_USE, task):
         return []  # decided before any fact of the subject matters
     out = []
     if task.jurisdiction == "own_region" and not caller.national and facts.in_region is None:
@@ -466,8 +468,7 @@ def _admin_cli(args: argparse.Namespace, s: settings_mod.Settings) -> int:
                     print(f"{p.id:>5} {p.status:<8} {p.proposer:<14} {p.summary}")
                 return 0
             elif args.changes_command == "show":
-                await admin.list(caller)
-                p = await admin.store.get(args.id)
+                p = await admin.get(caller, args.id)
             else:
                 p = await {"approve": admin.approve, "reject": admin.reject, "restore": admin.restore}[
                     args.changes_command](caller, args.id)

@@ -28,6 +28,7 @@ from .catalog import Field, path_id
 from .consent import ConsentUnavailable
 from .errors import BadRequest, OneScreenError, OutsideJurisdiction, TaskForbidden, TooManySubjects
 from .lookups import LookupBudgetExceeded, Spent
+from .permissions import TASK_USE
 from .policy import CASE_REF_PATTERN, Caller, Status, Subject, Task, decide, may_record_consent
 from .screen import (FieldResult, OneStage, ScreenSection, SubjectRequest, assemble, denied as denied_result,
                      one_stage)
@@ -138,7 +139,7 @@ class Door:
         a cursor this service gave out."""
         st = self.snapshot.catalog.subject_types["citizen"]
         key = self.check_subject(st.id, subject)
-        if "auditor" not in self.caller.roles and self.caller.subject != key:
+        if not self.snapshot.policies.permissions.allowed(self.caller, "access_history.read", key):
             raise TaskForbidden("access history is for auditors, and for citizens about themselves")
         if not 1 <= first <= 100:
             raise BadRequest("first must be between 1 and 100")
@@ -156,7 +157,7 @@ class Door:
 
     def _event(self, kind: str, task: Task, case_ref: str, subject_type: str, subject: str,
                fields: tuple[FieldDecision, ...], ledgers: tuple[str, ...], detail: dict | None = None) -> AuditEvent:
-        granting = sorted(self.caller.roles & task.roles)
+        granting = self.snapshot.policies.permissions.granting(self.caller, TASK_USE, task)  # the role acted in
         return AuditEvent(kind=kind, request_id=self.request_id, user=self.caller.user, organisation=self.caller.org,
                           role=granting[0] if granting else "", task=task.code, legal_basis=task.legal_basis,
                           case_ref=case_ref, subject_type=subject_type, subject=subject, fields=fields,

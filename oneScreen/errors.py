@@ -49,6 +49,12 @@ class TaskForbidden(OneScreenError):
     code = "TASK_FORBIDDEN"
 
 
+class AdminForbidden(OneScreenError):
+    """The caller's roles are granted no admin or audit action that would do (permissions in roles.yaml)."""
+
+    code = "ADMIN_FORBIDDEN"
+
+
 class FieldDenied(OneScreenError):
     code = "FIELD_DENIED"
 

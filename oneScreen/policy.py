@@ -2,10 +2,12 @@
 
 Owns invariant 1 (deny by default): a field path the task's set does not name
 is DENIED, whatever the query asks for. Every data path in the service asks
-`decide()`; nothing else grants access.
+`decide()`; nothing else grants access to a field. Whether a caller may use a
+task, or do an admin or audit action, is permissions.py's to answer.
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
 from functools import cached_property
@@ -14,7 +16,7 @@ from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field as PField
 
-from . import jurisdiction, yamlfile
+from . import jurisdiction, permissions as permissions_mod, yamlfile
 from .catalog import Catalog, Field, parse_path, path_id
 from .errors import ConfigError, ConfigErrors, TaskForbidden
 
@@ -35,6 +37,10 @@ class RoleSpec(_Model):
 
 class RolesFile(_Model):
     roles: list[RoleSpec]
+    permissions: dict[str, list[str]] = PField(
+        default_factory=dict, json_schema_extra={"propertyNames": {"enum": list(permissions_mod.ACTIONS)}},
+        description="admin and audit action -> the roles that may do it (permissions.py); an action not listed, "
+                    "or a role not named, is refused. Using a task is granted by the task's own roles")
 
 
 class FieldRuleSpec(_Model):
@@ -177,14 +183,15 @@ class Decision:
 class Policies:
     roles: Mapping[str, Role]
     tasks: Mapping[str, Task]
+    permissions: permissions_mod.Permissions = dataclasses.field(default_factory=permissions_mod.Permissions)
 
     def tasks_for(self, caller: Caller) -> list[Task]:
-        return [t for t in self.tasks.values() if t.roles & caller.roles]
+        return [t for t in self.tasks.values() if self.permissions.allowed(caller, permissions_mod.TASK_USE, t)]
 
     def task_for(self, caller: Caller, code: str) -> Task:
         """The task if the caller may perform it; TaskForbidden otherwise (unknown tasks look the same)."""
         task = self.tasks.get(code)
-        if task is None or not task.roles & caller.roles:
+        if task is None or not self.permissions.allowed(caller, permissions_mod.TASK_USE, task):
             # name the task only if it exists: an error never echoes arbitrary input (it may be a subject id)
             what = f"task {task.code!r} ({task.name})" if task is not None else "this task"
             raise TaskForbidden(f"you may not perform {what}: none of your roles is granted it")
@@ -193,7 +200,7 @@ class Policies:
 
 def decide(caller: Caller, task: Task, field_path: str, subject: Subject = Subject()) -> Decision:
     """The decision for one field path of one request. Deny by default; the first rule that applies decides."""
-    if not task.roles & caller.roles:
+    if not permissions_mod.uses_task(caller, task):
         return Decision(Status.DENIED, f"사무 {task.name}을(를) 수행할 권한이 없습니다",
                         f"not permitted to perform task {task.name_en}", rule="task roles")
     tf = task.fields.get(field_path)
@@ -235,6 +242,7 @@ def load(directory: Path, catalog: Catalog) -> Policies:
     errors: list[ConfigError] = []
     roles_path = directory / "roles.yaml"
     roles: dict[str, Role] = {}
+    permissions = permissions_mod.Permissions()
     try:
         data, lines = yamlfile.load(roles_path)
         spec = yamlfile.validate(RolesFile, data, lines, str(roles_path))
@@ -243,6 +251,8 @@ def load(directory: Path, catalog: Catalog) -> Policies:
                 errors.append(ConfigError(str(roles_path), yamlfile.line_of(lines, ("roles", i, "id")),
                                           f"duplicate role {r.id!r}"))
             roles[r.id] = Role(r.id, r.label, r.label_en)
+        permissions, problems = permissions_mod.load(spec.permissions, roles, str(roles_path), lines)
+        errors.extend(problems)
     except ConfigError as exc:
         errors.append(exc)
     except ConfigErrors as exc:
@@ -266,7 +276,7 @@ def load(directory: Path, catalog: Catalog) -> Policies:
         tasks[task.code] = task
     if errors:
         raise ConfigErrors(errors)
-    return Policies(roles, tasks)
+    return Policies(roles, tasks, permissions)
 
 
 def _load_task(path: Path, catalog: Catalog, roles: Mapping[str, Role]) -> Task:

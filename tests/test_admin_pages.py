@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -244,6 +245,42 @@ def test_a_caseworker_is_offered_no_admin_page_and_the_api_refuses_them(as_user,
     }))""", ["{ catalog { ledgers { id } } }", '{ ledgerColumns(ledger: "molit.vehicle") { name } }',
              "{ changes { id } }", 'mutation { retireField(id: "citizen.sex") { id } }'])
     assert answers == ["ADMIN_FORBIDDEN"] * 4
+
+
+def test_the_pages_offered_follow_the_permissions_of_roles_yaml(as_user, admin_site):
+    """Which role may do which admin action is data: grant auditors catalog.read and changes.read in the
+    served copy of roles.yaml, and an auditor is offered the catalog and changes pages (and no other admin
+    page); the running service picks the file up without a restart."""
+    path = admin_site.config / "policies" / "roles.yaml"
+    shipped = path.read_text(encoding="utf-8")
+    granted = shipped.replace("  catalog.read: [catalog_admin, task_configurer]",
+                              "  catalog.read: [catalog_admin, task_configurer, auditor]")
+    granted = granted.replace("  changes.read: [catalog_admin, task_configurer]",
+                              "  changes.read: [catalog_admin, task_configurer, auditor]")
+    assert granted.count("auditor]") == 3
+
+    def auditor_actions(expected: list[str]) -> None:  # the watcher reloads within its 2 s interval
+        for _ in range(100):
+            actions = call(admin_site, "yoon.gamsa", "{ me { actions } }")["data"]["me"]["actions"]
+            if actions == expected:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"the service did not reload roles.yaml: {actions}")
+
+    try:
+        path.write_text(granted, encoding="utf-8")
+        auditor_actions(["catalog.read", "changes.read", "access_history.read"])
+        page = as_user("yoon.gamsa")
+        expect(page.locator("#nav-admin-catalog")).to_be_visible()
+        expect(page.locator("#nav-admin-changes")).to_be_visible()
+        expect(page.locator("#nav-admin-mapping")).to_be_hidden()
+        expect(page.locator("#nav-admin-task")).to_be_hidden()
+        page.click("#nav-admin-catalog")
+        expect(page.locator("#view-admin-catalog tr[data-ledger='mois.resident']")).to_be_visible()
+        expect(page.locator("#view-admin-catalog tr[data-ledger='mois.resident'] button")).to_have_count(1)  # no mapping
+    finally:
+        path.write_text(shipped, encoding="utf-8")
+        auditor_actions(["access_history.read"])
 
 
 # ---------------------------------------------------------------------------------------------- keyboard, language

@@ -2,7 +2,7 @@
 
 `catalog` lists every ledger and field (links included) with the tasks that use
 each field, and every task as its file states it (rules as written, plus the
-YAML text), for admin roles only: ADMIN_FORBIDDEN otherwise, as admin.py refuses.
+YAML text), for the roles granted `catalog.read` (roles.yaml): ADMIN_FORBIDDEN otherwise, as admin.py refuses.
 """
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from .. import yamlfile
-from ..admin import AdminForbidden
 from ..catalog import Catalog, Field
-from ..changes import CATALOG_ROLES, TASK_ROLES
 from ..errors import OneScreenError
 from ..masking import STRATEGIES
 from ..policy import FieldRuleSpec, Policies, Task as TaskModel, TaskFile
@@ -66,6 +64,7 @@ class CatalogRole:
     id: strawberry.ID
     label: str
     label_en: str
+    actions: list[str]  # the admin and audit actions roles.yaml grants it (none: a caseworker's role)
 
 
 @strawberry.type
@@ -115,9 +114,10 @@ class AdminCatalog:
 async def catalog(info: Info) -> AdminCatalog:
     """Every ledger, field and task of the running configuration, for catalog admins and task configurers."""
     snap, caller = info.context.snapshot, info.context.caller
-    if not caller.roles & (CATALOG_ROLES | TASK_ROLES):
-        raise gql_error(AdminForbidden("you may not browse the catalog: it needs one of the roles "
-                                       + ", ".join(sorted(CATALOG_ROLES | TASK_ROLES)))) from None
+    try:
+        snap.policies.permissions.require(caller, "catalog.read", what="browse the catalog")
+    except OneScreenError as err:
+        raise gql_error(err) from None
     return build(snap.catalog, snap.policies)
 
 
@@ -135,7 +135,8 @@ def build(cat: Catalog, pol: Policies) -> AdminCatalog:
         fields=[_entry(f, sorted(users.get(f.id, ()))) for f in cat.fields.values()],
         subject_types=[CatalogSubjectType(id=strawberry.ID(s.id), label=s.label, label_en=s.label_en)
                        for s in cat.subject_types.values()],
-        roles=[CatalogRole(id=strawberry.ID(r.id), label=r.label, label_en=r.label_en) for r in pol.roles.values()],
+        roles=[CatalogRole(id=strawberry.ID(r.id), label=r.label, label_en=r.label_en,
+                           actions=pol.permissions.granted_to(r.id)) for r in pol.roles.values()],
         tasks=[_definition(t, cat) for t in sorted(pol.tasks.values(), key=lambda t: t.code)],
         mask_strategies=list(STRATEGIES),
     )

@@ -43,7 +43,8 @@ async def resolve_tasks(info: Info) -> list[Task]:
 
 async def resolve_me(info: Info) -> Me:
     c = info.context.caller
-    return Me(user=c.user, name=c.name, organisation=c.org, region=c.region, roles=sorted(c.roles))
+    return Me(user=c.user, name=c.name, organisation=c.org, region=c.region, roles=sorted(c.roles),
+              actions=info.context.snapshot.policies.permissions.actions_for(c))
 
 
 async def resolve_screen(info: Info, task: strawberry.ID, subject: strawberry.ID, case_ref: str,

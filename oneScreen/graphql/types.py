@@ -190,6 +190,9 @@ class Me:
     organisation: str
     region: Optional[str]  # "national", a 시도 or 시군구 code; null when the sign-in names no region
     roles: list[str]
+    actions: list[str] = strawberry.field(description=(
+        "the admin and audit actions the caller's roles are granted (the permissions of roles.yaml), e.g. "
+        "catalog.read, task.propose, access_history.read: what the screens offer them"))
 
 
 @strawberry.type
