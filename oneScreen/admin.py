@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, get_args
 from connectors.base import ConnectorError
 
 from .audit import AuditEvent
-from .catalog import FieldType
+from .catalog import FieldType, propose_type
 from .changes import (CATALOG_ROLES, TASK_ROLES, ChangeInvalid, ChangeRefused, ChangeStore, Config, FileChange,
                       Proposal, candidate, edit_catalog, tasks_using, widening, write_atomically, _flow)
 from .errors import OneScreenError, counted
@@ -32,8 +32,9 @@ class Admin:
 
     # ------------------------------------------------------------ reading
 
-    async def introspect(self, caller: Caller, ledger_id: str) -> list[tuple[str, str, list[str]]]:
-        """The source's real columns (or item paths), each with the catalog fields mapped to it."""
+    async def introspect(self, caller: Caller, ledger_id: str) -> list[tuple[str, str, list[str], str]]:
+        """The source's real columns (or item paths), each with its type there, the catalog fields mapped to it
+        and the catalog type proposed for it (string for identifiers and too-wide integers: catalog.propose_type)."""
         _require(caller, CATALOG_ROLES, "introspect ledgers")
         cat = self.runtime.snapshot.catalog
         if ledger_id not in cat.ledgers:
@@ -48,7 +49,7 @@ class Admin:
             if f.ledger.id == ledger_id:
                 for c in f.source_columns:
                     mapped.setdefault(c, []).append(f.id)
-        return [(name, typ, sorted(mapped.get(name, []))) for name, typ in columns.items()]
+        return [(name, typ, sorted(mapped.get(name, [])), propose_type(name, typ)) for name, typ in columns.items()]
 
     async def list(self, caller: Caller, status: str | None = None) -> list[Proposal]:
         _require(caller, CATALOG_ROLES | TASK_ROLES, "see configuration changes")
