@@ -183,7 +183,7 @@ async def test_a_22_digit_identifier_typed_as_a_number_is_a_bad_value_not_a_500_
     api = await portal(("      format: xml\n", "      format: json\n"), REGISTER_ID)
     api.app.state.runtime.snapshot.schema.compiled = compiled
     b = building_on_parcel(data_dir)
-    big = 11620102005660748123456
+    big = 1162010200566074812345
     agency.set_items(b["pnu"], [  # JSON: bare numbers, as the portal sends them
         {"mgmBldrgstPk": big, "bldNm": "가동", "totArea": big},
         {"mgmBldrgstPk": 1234, "bldNm": "나동", "totArea": 99.5}])
@@ -278,9 +278,9 @@ async def test_introspection_proposes_string_for_identifiers_and_integers_beyond
     """`catalog introspect` (and the admin page) proposes type string for a key-like column and for a JSON
     integer no number holds exactly, so the 22-digit key is never mapped as an integer again."""
     api = await portal(("      format: xml\n", "      format: json\n"))
-    agency.set_items("1111011500101210000", [{"mgmBldrgstPk": 11620102005660748123456, "sigunguCd": "11110",
+    agency.set_items("1111011500101210000", [{"mgmBldrgstPk": 1162010200566074812345, "sigunguCd": "11110",
                                               "hhldCnt": 12, "totArea": 1234.5, "bldNm": "가동",
-                                              "dongArea": 11620102005660748123456}])
+                                              "dongArea": 1162010200566074812345}])
     status, body = await api.gql("han.catalog", '{ ledgerColumns(ledger: "molit.building_hub") '
                                                 '{ name type proposedType } }')
     assert status == 200 and "errors" not in body, body

@@ -316,10 +316,10 @@ def test_a_value_is_converted_to_its_catalog_type_trimmed_with_blank_as_no_value
 
 
 @pytest.mark.parametrize("ctype,raw,says", [
-    ("integer", "11620102005660748123456", "string"), ("integer", 11620102005660748123456, "string"),
+    ("integer", "1162010200566074812345", "string"), ("integer", 1162010200566074812345, "string"),
     ("integer", 2 ** 53, "string"), ("integer", "1_000", "not an integer"), ("integer", "١٢", "not an integer"),
     ("integer", 1.5, "not an integer"), ("integer", float("nan"), "not an integer"),
-    ("number", "11620102005660748123456", "rounded"), ("number", 11620102005660748123456, "rounded"),
+    ("number", "1162010200566074812345", "rounded"), ("number", 1162010200566074812345, "rounded"),
     ("number", "0.30000000000000001", "rounded"), ("number", "NaN", "not a number"),
     ("number", float("inf"), "not a finite number"), ("number", "1,234", "not a number"), ("number", 10 ** 400, "rounded"),
     ("string", "\ud800", "not valid text"), ("string", {"a": 1}, "not text"), ("boolean", "maybe", "yes/no"),
