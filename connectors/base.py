@@ -7,18 +7,29 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 Row = Mapping[str, Any]
 
 
 class ConnectorError(Exception):
-    """A read failed. `reason` is safe to show an operator: no values, no SQL, no secrets."""
+    """A read failed. `reason` is safe to show an operator: no values, no SQL, no secrets; `reason_ko` says
+    the same in Korean for the caseworker's screen (None: the service shows `reason` under a Korean heading)."""
 
-    def __init__(self, reason: str, *, retryable: bool = False) -> None:
+    def __init__(self, reason: str, *, retryable: bool = False, reason_ko: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.reason_ko = reason_ko
         self.retryable = retryable
+
+
+class Truncated(list):
+    """The rows of one key when the connector stopped before the source's last row (a page limit): `total`
+    rows exist, `len(self)` were read. `fetch` answers a key with one of these instead of a plain list."""
+
+    def __init__(self, rows: Iterable[Row], total: int) -> None:
+        super().__init__(rows)
+        self.total = total
 
 
 class ConnectorConfigError(Exception):
@@ -42,7 +53,8 @@ class SourceSpec:
 
 class Connector(Protocol):
     async def fetch(self, keys: Sequence[str], columns: Sequence[str]) -> dict[str, list[Row]]:
-        """Rows per key for `keys`, each row holding exactly `columns` (keys absent: no rows)."""
+        """Rows per key for `keys`, each row holding exactly `columns` (keys absent: no rows); a key whose
+        rows were not all read is answered with `Truncated` (how many rows exist)."""
 
     async def search(self, equals: Mapping[str, Any], contains: Mapping[str, str],
                      columns: Sequence[str], limit: int) -> list[Row]:

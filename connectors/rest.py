@@ -23,7 +23,7 @@ Config (the ledger's `connector:` mapping):
                    retry: ["01", "02", "04", "05"]}  # default as shown; other codes are errors
     total_count_path: response.body.totalCount     # default as shown; pages follow while short of it
     page_size: 100         # numOfRows (1..1000)
-    max_pages: 10          # pages per key at most (more: the rest is left out, with a warning)
+    max_pages: 10          # pages per key at most (more: the key's rows come back Truncated, with the total)
     max_connections: 10    # default: the spec's max_connections
     request_timeout: 5     # seconds per HTTP request (default 10)
     sample_key: "1111010100100010000"  # a key with data, for columns()
@@ -50,7 +50,7 @@ import defusedxml.ElementTree as SafeET
 from xml.etree.ElementTree import Element, ParseError
 from yarl import URL
 
-from .base import ConnectorConfigError, ConnectorError, Row, SourceSpec
+from .base import ConnectorConfigError, ConnectorError, Row, SourceSpec, Truncated
 
 log = logging.getLogger(__name__)
 
@@ -235,12 +235,13 @@ class RestConnector:
         paths = [(c, c.split(".")) for c in columns]
         for k, items in found.items():
             if items:
-                results[k] = [{c: _get(item, path) for c, path in paths} for item in items]
+                rows = [{c: _get(item, path) for c, path in paths} for item in items]
+                results[k] = Truncated(rows, items.total) if isinstance(items, Truncated) else rows
         return results
 
     async def search(self, equals: Mapping[str, Any], contains: Mapping[str, str],
                      columns: Sequence[str], limit: int) -> list[Row]:
-        raise ConnectorError("this ledger cannot be searched")
+        raise ConnectorError("this ledger cannot be searched", reason_ko="이 대장은 검색할 수 없습니다")
 
     async def columns(self) -> dict[str, str]:
         if not self.sample_key:
@@ -303,7 +304,8 @@ class RestConnector:
                     status, ctype, length = resp.status, resp.content_type, resp.content_length
                     if status >= 300:
                         failure = ConnectorError(f"HTTP {status} from agency API",
-                                                 retryable=status >= 500 or status == 429)
+                                                 retryable=status >= 500 or status == 429,
+                                                 reason_ko=f"기관 API가 HTTP {status} 오류로 응답했습니다")
                     elif length is not None and length <= MAX_RESPONSE_BYTES:
                         body = await resp.read()  # the parser stops at Content-Length: bounded
                     else:
@@ -324,29 +326,42 @@ class RestConnector:
             found = _items_at(doc, self.items_path)
             total = self._total(doc)
             if found is None and page == 1 and total:
-                raise ConnectorError(f"agency API response has no items at {'.'.join(self.items_path or ())}")
+                where = ".".join(self.items_path or ())
+                raise ConnectorError(f"agency API response has no items at {where}",
+                                     reason_ko=f"기관 API 응답의 {where}에 항목이 없습니다")
             found = found or []
             items.extend(found)
             if total is None or len(items) >= total or not found:
                 return items
-        log.warning("agency API has more pages than connector.max_pages; the rest is left out",
-                    extra={"ledger": self.spec.ledger, "max_pages": self.max_pages, "page_size": self.page_size})
-        return items
+        log.warning("agency API has more pages than connector.max_pages: the key's rows are marked truncated",
+                    extra={"ledger": self.spec.ledger,
+                           "reason": f"{len(items)} of {total} rows read (max_pages {self.max_pages}, "
+                                     f"page_size {self.page_size})"})
+        return Truncated(items, total)
 
     def _failure(self, exc: BaseException, phase: str) -> ConnectorError:
         """The ConnectorError for what a GET raised (aiohttp's own errors can carry the URL: never passed on)."""
         if isinstance(exc, TimeoutError):
-            return ConnectorError(f"agency API did not answer within {self.request_timeout:g}s", retryable=True)
+            return ConnectorError(f"agency API did not answer within {self.request_timeout:g}s", retryable=True,
+                                  reason_ko=f"기관 API가 {self.request_timeout:g}초 안에 응답하지 않았습니다")
         if isinstance(exc, aiohttp.ClientPayloadError):
-            return ConnectorError("connection dropped mid-response", retryable=True)
+            return ConnectorError("connection dropped mid-response", retryable=True,
+                                  reason_ko="응답을 받는 중에 연결이 끊겼습니다")
         if isinstance(exc, _TooLarge):
-            return ConnectorError(f"agency API response exceeds {MAX_RESPONSE_BYTES} bytes")
+            return ConnectorError(f"agency API response exceeds {MAX_RESPONSE_BYTES} bytes",
+                                  reason_ko=f"기관 API 응답이 {MAX_RESPONSE_BYTES}바이트를 넘습니다")
         if isinstance(exc, aiohttp.ClientConnectorError):
-            return ConnectorError(f"cannot connect to agency API ({_os_reason(exc)})", retryable=True)
+            reason, reason_ko = _os_reason(exc)
+            return ConnectorError(f"cannot connect to agency API ({reason})", retryable=True,
+                                  reason_ko=f"기관 API에 연결할 수 없습니다 ({reason_ko})")
         if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionError)):
-            return ConnectorError("connection dropped mid-response" if phase == "body"
-                                  else "agency API closed the connection without answering", retryable=True)
-        return ConnectorError(f"agency API request failed ({exc.__class__.__name__})", retryable=True)
+            if phase == "body":
+                return ConnectorError("connection dropped mid-response", retryable=True,
+                                      reason_ko="응답을 받는 중에 연결이 끊겼습니다")
+            return ConnectorError("agency API closed the connection without answering", retryable=True,
+                                  reason_ko="기관 API가 응답 없이 연결을 닫았습니다")
+        return ConnectorError(f"agency API request failed ({exc.__class__.__name__})", retryable=True,
+                              reason_ko=f"기관 API 요청이 실패했습니다 ({exc.__class__.__name__})")
 
     def _parse(self, body: bytes, ctype: str) -> Any:
         wanted = "XML" if self.format == "xml" else "JSON"
@@ -355,23 +370,28 @@ class RestConnector:
         if head.startswith((b"<!doctype html", b"<html")) or (looks_xml and not head.startswith(b"<?xml")
                                                               and b"<html" in head) \
                 or (ctype == "text/html" and not looks_json and not head.startswith(b"<?xml")):
-            raise ConnectorError(f"agency API answered with HTML, not {wanted}")
+            raise ConnectorError(f"agency API answered with HTML, not {wanted}",
+                                 reason_ko=f"기관 API가 {wanted} 대신 HTML 화면(로그인·오류 안내 등)을 보냈습니다")
         failure: ConnectorError | None = None
         if looks_xml:
             try:
                 return _xml_to_dict(SafeET.fromstring(body, forbid_dtd=True, forbid_entities=True,
                                                       forbid_external=True))
             except defusedxml.DefusedXmlException:
-                failure = ConnectorError("agency API sent XML with a DTD or entities (refused)")
+                failure = ConnectorError("agency API sent XML with a DTD or entities (refused)",
+                                         reason_ko="기관 API가 DTD나 엔티티가 든 XML을 보내 거부했습니다")
             except (ParseError, _TooDeep, RecursionError, ValueError):
-                failure = ConnectorError("malformed XML from agency API")
+                failure = ConnectorError("malformed XML from agency API",
+                                         reason_ko="기관 API가 보낸 XML의 형식이 잘못되었습니다")
         elif looks_json:
             try:
                 return json.loads(body)
             except (ValueError, RecursionError):
-                failure = ConnectorError("malformed JSON from agency API")
+                failure = ConnectorError("malformed JSON from agency API",
+                                         reason_ko="기관 API가 보낸 JSON의 형식이 잘못되었습니다")
         else:
-            failure = ConnectorError(f"malformed {wanted} from agency API")
+            failure = ConnectorError(f"malformed {wanted} from agency API",
+                                     reason_ko=f"기관 API가 보낸 {wanted}의 형식이 잘못되었습니다")
         raise failure
 
     def _status(self, doc: Any) -> str:
@@ -381,7 +401,9 @@ class RestConnector:
         if code is None:
             code = _get(doc, PORTAL_FAULT_CODE_PATH.split("."))
         if code is None or isinstance(code, (dict, list)):
-            raise ConnectorError(f"agency API response has no result code at {'.'.join(self.result_code_path)}")
+            where = ".".join(self.result_code_path)
+            raise ConnectorError(f"agency API response has no result code at {where}",
+                                 reason_ko=f"기관 API 응답의 {where}에 결과 코드가 없습니다")
         code = str(code).strip()
         codes = self.result_codes
         if code in codes["ok"]:
@@ -390,10 +412,13 @@ class RestConnector:
             return "no_data"
         shown = code if _CODE.fullmatch(code) else "(unreadable)"
         if code in codes["quota"]:
-            raise ConnectorError(f"agency API quota exceeded (resultCode {shown})")
+            raise ConnectorError(f"agency API quota exceeded (resultCode {shown})",
+                                 reason_ko=f"기관 API 호출 한도를 넘었습니다 (resultCode {shown})")
         if code in codes["auth"]:
-            raise ConnectorError(f"agency API rejected the service key (resultCode {shown})")
-        raise ConnectorError(f"agency API error resultCode {shown}", retryable=code in codes["retry"])
+            raise ConnectorError(f"agency API rejected the service key (resultCode {shown})",
+                                 reason_ko=f"기관 API가 서비스키를 거부했습니다 (resultCode {shown})")
+        raise ConnectorError(f"agency API error resultCode {shown}", retryable=code in codes["retry"],
+                             reason_ko=f"기관 API 오류 (resultCode {shown})")
 
     def _total(self, doc: Any) -> int | None:
         if self.total_count_path is None:
@@ -403,7 +428,9 @@ class RestConnector:
             return None
         text = str(total).strip()
         if not text.isdigit():
-            raise ConnectorError(f"agency API gave a non-numeric {'.'.join(self.total_count_path)}")
+            where = ".".join(self.total_count_path)
+            raise ConnectorError(f"agency API gave a non-numeric {where}",
+                                 reason_ko=f"기관 API의 {where} 값이 숫자가 아닙니다")
         return int(text)
 
 
@@ -430,12 +457,12 @@ async def _read_limited(resp: aiohttp.ClientResponse) -> bytes:
     return b"".join(chunks)
 
 
-def _os_reason(exc: aiohttp.ClientConnectorError) -> str:
+def _os_reason(exc: aiohttp.ClientConnectorError) -> tuple[str, str]:
     if isinstance(exc, getattr(aiohttp, "ClientConnectorDNSError", ())):
-        return "host name not found"
+        return "host name not found", "호스트 이름을 찾을 수 없음"
     if isinstance(exc.os_error, ConnectionRefusedError):
-        return "connection refused"
-    return exc.os_error.__class__.__name__
+        return "connection refused", "연결 거부"
+    return exc.os_error.__class__.__name__, exc.os_error.__class__.__name__
 
 
 def _first_failure(group: BaseExceptionGroup) -> BaseException:
@@ -501,7 +528,9 @@ def _items_at(doc: Any, path: Sequence[str] | None) -> list[dict[str, Any]] | No
     if isinstance(found, dict):
         found = [found]
     if not isinstance(found, list) or not all(isinstance(i, dict) for i in found):
-        raise ConnectorError(f"agency API items at {'.'.join(path or ('(document)',))} are not objects")
+        where = ".".join(path or ("(document)",))
+        raise ConnectorError(f"agency API items at {where} are not objects",
+                             reason_ko=f"기관 API의 {where} 항목이 객체가 아닙니다")
     return found
 
 
@@ -512,7 +541,8 @@ def _flatten(item: Any, prefix: str, out: dict[str, str]) -> None:
             _flatten(value, path + ".", out)
         else:
             kind = ("string" if isinstance(value, str) else "boolean" if isinstance(value, bool)
-                    else "integer" if isinstance(value, int) else "number" if isinstance(value, float)
+                    else ("integer" if abs(value) < 2 ** 53 else "integer (beyond 53 bits)") if isinstance(value, int)
+                    else "number" if isinstance(value, float)
                     else "array" if isinstance(value, list) else "object" if isinstance(value, dict) else "null")
             if out.get(path, "null") == "null":
                 out[path] = kind

@@ -103,9 +103,10 @@ class SqlConnector:
                         if key in asked:  # case-insensitive collations (MariaDB) match keys nobody asked for
                             out.setdefault(key, []).append({c: row[c] for c in columns})
         except sa.exc.SQLAlchemyError as exc:
-            raise ConnectorError(_safe_reason(exc), retryable=_retryable(exc)) from None
+            raise _safe_error(exc) from None
         except OSError as exc:
-            raise ConnectorError(f"connection failed ({exc.__class__.__name__})", retryable=True) from None
+            raise ConnectorError(f"connection failed ({exc.__class__.__name__})", retryable=True,
+                                 reason_ko=f"데이터베이스에 연결하지 못했습니다 ({exc.__class__.__name__})") from None
         return out
 
     async def search(self, equals: Mapping[str, Any], contains: Mapping[str, str],
@@ -122,9 +123,10 @@ class SqlConnector:
                 result = await conn.execute(stmt)
                 return [dict(r) for r in result.mappings()]
         except sa.exc.SQLAlchemyError as exc:
-            raise ConnectorError(_safe_reason(exc), retryable=_retryable(exc)) from None
+            raise _safe_error(exc) from None
         except OSError as exc:
-            raise ConnectorError(f"connection failed ({exc.__class__.__name__})", retryable=True) from None
+            raise ConnectorError(f"connection failed ({exc.__class__.__name__})", retryable=True,
+                                 reason_ko=f"데이터베이스에 연결하지 못했습니다 ({exc.__class__.__name__})") from None
 
     async def columns(self) -> dict[str, str]:
         def inspect(sync_conn: Any) -> dict[str, str]:
@@ -137,9 +139,10 @@ class SqlConnector:
         except sa.exc.NoSuchTableError:
             raise ConnectorError(f"table {self.table_name!r} does not exist") from None
         except sa.exc.SQLAlchemyError as exc:
-            raise ConnectorError(_safe_reason(exc), retryable=_retryable(exc)) from None
+            raise _safe_error(exc) from None
         except OSError as exc:
-            raise ConnectorError(f"connection failed ({exc.__class__.__name__})", retryable=True) from None
+            raise ConnectorError(f"connection failed ({exc.__class__.__name__})", retryable=True,
+                                 reason_ko=f"데이터베이스에 연결하지 못했습니다 ({exc.__class__.__name__})") from None
 
     async def close(self) -> None:
         if self._engine is not None:
@@ -157,9 +160,10 @@ def _retryable(exc: sa.exc.SQLAlchemyError) -> bool:
     return bool(getattr(exc, "connection_invalidated", False)) or getattr(exc, "statement", None) is None
 
 
-def _safe_reason(exc: Exception) -> str:
-    """A reason for operators: the error class, never the statement or its parameters."""
+def _safe_error(exc: sa.exc.SQLAlchemyError) -> ConnectorError:
+    """The ConnectorError for a database error: its class, never the statement or its parameters."""
     orig = getattr(exc, "orig", None)
     name = orig.__class__.__name__ if orig is not None else exc.__class__.__name__
-    return f"database error ({name})"
+    return ConnectorError(f"database error ({name})", retryable=_retryable(exc),
+                          reason_ko=f"데이터베이스 오류 ({name})")
 

@@ -140,21 +140,13 @@ async function onLedgerSubmit(event) {
   $("#admin-columns-title").focus();
 }
 
-function suggestType(sourceType) {
-  const s = String(sourceType).toUpperCase();
-  if (s.includes("INT")) return "integer";
-  if (/REAL|FLOAT|DOUBLE|NUMERIC|DECIMAL/.test(s)) return "number";
-  if (s.includes("DATE")) return "date";
-  if (s.includes("BOOL")) return "boolean";
-  return "string";
-}
-
 function startMapping(column) {
   const ledger = ledgerOf(admin.mapping.ledger);
   $("#map-column").value = column.name;
   const snake = column.name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase().replace(/[^a-z0-9_]/g, "_");
   $("#map-id").value = `${ledger?.subject || "citizen"}.${snake}`;
-  $("#map-type").value = suggestType(column.type);
+  // the server's proposal (catalog.propose_type): identifiers and integers wider than 2^53 are strings
+  $("#map-type").value = column.proposedType;
   for (const sel of ["#map-id", "#map-label", "#map-label-en"]) setFieldError($(sel), $(`${sel}-error`), "");
   $("#map-form-title").scrollIntoView({block: "start"});
   $("#map-id").focus();

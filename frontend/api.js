@@ -146,8 +146,8 @@ export const Q = {
       subject caseRef requestId
       unavailableLedgers { ledger agency name nameEn reason }
       sections { title titleEn fields {
-        id label labelEn type value display status reason reasonEn
-        source { agency agencyName agencyNameEn ledger ledgerName ledgerNameEn asOf cached }
+        id label labelEn type value display status reason reasonEn badValues { row column reason reasonEn }
+        source { agency agencyName agencyNameEn ledger ledgerName ledgerNameEn readAt lastUpdated cached }
       } }
     }
   }`,

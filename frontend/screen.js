@@ -1,6 +1,8 @@
 // The one screen: the task's sections in order, each field with its value (tables for records) or a text
-// badge saying why not (masked, denied, consent required, not found, unavailable), its source on hover and
-// focus; per-section loading states; retry of one ledger's fields; and the consent dialog.
+// badge saying why not (masked, denied, consent required, not found, unavailable), a value read only in part
+// (partial) with its reason, each bad value in its own cell with its reason, its source (the ledger's last
+// update, the time of the read) on hover and focus; per-section loading states; retry of one ledger's fields;
+// and the consent dialog.
 
 import {ApiError, Q, gql} from "./api.js";
 import {$, $$, append, fill, h, uid} from "./dom.js";
@@ -8,7 +10,8 @@ import {columnLabel, pick, t} from "./i18n.js";
 import {announce, badge, clearAlert, errorMessage, formatCell, formatTime, handleError, matchSummary, state,
         token} from "./ui.js";
 
-const STATUS_NEEDS_ATTENTION = new Set(["DENIED", "NOT_FOUND", "UNAVAILABLE", "CONSENT_REQUIRED"]);
+const STATUS_NEEDS_ATTENTION = new Set(["DENIED", "NOT_FOUND", "UNAVAILABLE", "CONSENT_REQUIRED", "PARTIAL"]);
+const SHOWN = new Set(["OK", "MASKED", "PARTIAL"]);  // statuses whose value is shown
 
 function taskFieldIds() {
   return state.task.sections.flatMap((s) => s.fields.map((f) => f.id));
@@ -222,10 +225,13 @@ function renderField(tf) {
   }
   const source = result.source;
   const sourceId = source ? uid("src") : null;
-  if (status === "OK" || status === "MASKED") {
+  if (SHOWN.has(status)) {
     append(body, renderValue(result, labelId, sourceId, label));
-    if (status === "MASKED") append(body, badge("MASKED"));
+    if (status !== "OK") append(body, badge(status));
     if (source?.cached) append(body, h("span", {class: "cached-tag"}, t("screen.cachedShort")));
+    const reason = pick(result.reason, result.reasonEn);  // a read in part ("100 of 119"), masked or not
+    if (reason) append(body, h("p", {class: "field__reason"}, t("status.reason", {reason})));
+    if (result.badValues?.length) append(body, renderBadValues(result));
   } else {
     append(body, badge(status));
     const reason = pick(result.reason, result.reasonEn);
@@ -246,35 +252,49 @@ function renderField(tf) {
                                 onclick: () => retryLedger(source.ledger)}, t("screen.retry")));
     }
   }
-  if (source && (status === "OK" || status === "MASKED")) append(body, renderSource(source, sourceId));
+  if (source && SHOWN.has(status)) append(body, renderSource(source, sourceId));
   return node;
+}
+
+/** The bad values of a field, each with where it is (row, column) and why: the value itself is never sent. */
+function renderBadValues(result) {
+  return h("ul", {class: "field__bad"}, result.badValues.map((b) => {
+    const key = b.row === null ? (b.column === null ? "screen.badValueOne" : "screen.badValueColumn")
+      : (b.column === null ? "screen.badValueRow" : "screen.badValueCell");
+    return h("li", {}, t(key, {row: b.row === null ? "" : b.row + 1, reason: pick(b.reason, b.reasonEn),
+                               column: b.column === null ? "" : columnLabel(result.id, b.column)}));
+  }));
 }
 
 function renderSource(source, sourceId) {
   const parts = [t("screen.source", {agency: pick(source.agencyName, source.agencyNameEn),
                                       ledger: pick(source.ledgerName, source.ledgerNameEn)})];
-  if (source.asOf) parts.push(t("screen.asOf", {at: formatTime(new Date(source.asOf))}));
+  if (source.lastUpdated) parts.push(t("screen.lastUpdated", {date: source.lastUpdated.replace("T", " ")}));
+  if (source.readAt) parts.push(t("screen.readAt", {at: formatTime(new Date(source.readAt))}));
   if (source.cached) parts.push(t("screen.cached"));
   return h("span", {class: "source", role: "tooltip", id: sourceId, "data-ledger": source.ledger}, parts.join(" · "));
 }
 
 function renderValue(result, labelId, sourceId, label) {
   const value = result.value;
+  const bad = result.badValues || [];
   if (Array.isArray(value) && value.some((v) => v && typeof v === "object")) {
-    return renderRecords(result.id, value, labelId, sourceId, label);
+    return renderRecords(result.id, value, labelId, sourceId, label, new Set(bad.map((b) => `${b.row}:${b.column}`)));
   }
   if (Array.isArray(value) && value.length === 0) {
     return h("span", {class: "value value--empty", tabindex: "0", "aria-describedby": sourceId},
       result.type === "record" ? t("screen.emptyRecords") : t("screen.empty"));
   }
   if (value === null || value === undefined) {
-    return h("span", {class: "value value--empty", tabindex: "0", "aria-describedby": sourceId}, t("screen.nullValue"));
+    return bad.length
+      ? h("span", {class: "value value--bad", tabindex: "0", "aria-describedby": sourceId}, t("screen.badValue"))
+      : h("span", {class: "value value--empty", tabindex: "0", "aria-describedby": sourceId}, t("screen.nullValue"));
   }
   const text = result.display ?? (Array.isArray(value) ? value.map(formatCell).join(", ") : formatCell(value));
   return h("span", {class: "value", tabindex: "0", "aria-describedby": sourceId}, text);
 }
 
-function renderRecords(fieldId, rows, labelId, sourceId, label) {
+function renderRecords(fieldId, rows, labelId, sourceId, label, badAt = new Set()) {
   const columns = [];
   for (const row of rows) for (const key of Object.keys(row || {})) if (!columns.includes(key)) columns.push(key);
   return h("div", {class: "table-wrap value", tabindex: "0", role: "region", "aria-labelledby": labelId,
@@ -282,7 +302,9 @@ function renderRecords(fieldId, rows, labelId, sourceId, label) {
     h("table", {class: "data-table"},
       h("caption", {class: "sr-only"}, t("screen.table", {label})),
       h("thead", {}, h("tr", {}, columns.map((c) => h("th", {scope: "col"}, columnLabel(fieldId, c))))),
-      h("tbody", {}, rows.map((row) => h("tr", {}, columns.map((c) => h("td", {}, formatCell(row?.[c]))))))));
+      h("tbody", {}, rows.map((row, i) => h("tr", {}, columns.map((c) => badAt.has(`${i}:${c}`)
+        ? h("td", {class: "cell--bad"}, t("screen.badValue"))
+        : h("td", {}, formatCell(row?.[c]))))))));
 }
 
 // ------------------------------------------------------------------ consent

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, get_args
 from connectors.base import ConnectorError
 
 from .audit import AuditEvent
-from .catalog import FieldType
+from .catalog import FieldType, propose_type
 from .changes import (ChangeInvalid, ChangeRefused, ChangeStore, Config, FileChange, Proposal, candidate, edit_catalog,
                       tasks_using, widening, write_atomically, _flow)
-from .errors import AdminForbidden, counted  # AdminForbidden: what refusals raise, importable from here as before
+from .errors import AdminForbidden, counted  # noqa: F401 - AdminForbidden: what refusals raise, importable from here
 from .permissions import Permissions
 from .policy import Caller
 from .screen import convert
@@ -34,8 +34,9 @@ class Admin:
 
     # ------------------------------------------------------------ reading
 
-    async def introspect(self, caller: Caller, ledger_id: str) -> list[tuple[str, str, list[str]]]:
-        """The source's real columns (or item paths), each with the catalog fields mapped to it."""
+    async def introspect(self, caller: Caller, ledger_id: str) -> list[tuple[str, str, list[str], str]]:
+        """The source's real columns (or item paths), each with its type there, the catalog fields mapped to it
+        and the catalog type proposed for it (string for identifiers and too-wide integers: catalog.propose_type)."""
         self._require(caller, "catalog.introspect", "introspect ledgers")
         cat = self.runtime.snapshot.catalog
         if ledger_id not in cat.ledgers:
@@ -50,7 +51,7 @@ class Admin:
             if f.ledger.id == ledger_id:
                 for c in f.source_columns:
                     mapped.setdefault(c, []).append(f.id)
-        return [(name, typ, sorted(mapped.get(name, []))) for name, typ in columns.items()]
+        return [(name, typ, sorted(mapped.get(name, [])), propose_type(name, typ)) for name, typ in columns.items()]
 
     async def list(self, caller: Caller, status: str | None = None) -> list[Proposal]:
         self._require(caller, "changes.read", "see configuration changes")

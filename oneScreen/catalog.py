@@ -85,6 +85,11 @@ class LedgerSpec(_Model):
     max_concurrency: int = PField(10, ge=1, description="reads in flight to this ledger at once")
     breaker_failures: int = PField(5, ge=1, description="consecutive failed attempts that open the circuit")
     breaker_reset: float = PField(30.0, gt=0, description="seconds an open circuit waits before a probe")
+    last_modified_column: str | None = PField(None, description=(
+        "the column holding each record's last-modified date, shown as the source's lastUpdated (read with "
+        "every fetch of the ledger; the latest of a subject's rows)"))
+    last_modified_format: str | None = PField(None, description="strptime format of last_modified_column, "
+                                                                "ISO 8601 if absent")
     connector: ConnectorSpec
 
 
@@ -161,6 +166,8 @@ class Ledger:
     breaker_failures: int
     breaker_reset: float
     connector: Mapping[str, Any]
+    last_modified_column: str | None = None  # each record's last-modified date (the source's lastUpdated)
+    last_modified_format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +199,7 @@ class Field:
     target: str | None = None  # subject type a link points to
     mask: str | Mapping[str, str] | None = None  # default masking strategy
     source_columns: tuple[str, ...] = dc_field(default=(), init=False)  # the ledger columns it reads
+    read_columns: tuple[str, ...] = dc_field(default=(), init=False)  # and its ledger's last-modified column
 
     @property
     def is_link(self) -> bool:
@@ -200,6 +208,9 @@ class Field:
     def __post_init__(self) -> None:
         # read per path per request by the planner: computed once
         object.__setattr__(self, "source_columns", tuple(c.column for c in self.columns))
+        extra = self.ledger.last_modified_column
+        object.__setattr__(self, "read_columns", self.source_columns if extra is None or extra in self.source_columns
+                           else (*self.source_columns, extra))
 
 
 @dataclass(frozen=True)
@@ -223,6 +234,7 @@ class Catalog:
     ledgers: Mapping[str, Ledger]
     fields: Mapping[str, Field]  # links included
     fields_by_subject: Mapping[str, tuple[Field, ...]] = dc_field(repr=False)
+    warnings: tuple[ConfigError, ...] = ()  # FILE:LINE: problems that do not stop the catalog (`catalog validate`)
 
     def path(self, text: str) -> tuple[Field, ...]:
         """Parse a field path 'citizen.residence > building.parcel > parcel.area' (KeyError if invalid)."""
@@ -308,7 +320,10 @@ def compile_catalog(spec: CatalogFile, lines: yamlfile.Lines, file: str) -> Cata
         agency = agencies.get(l.agency, Agency(l.agency, l.agency, l.agency))
         ledgers[l.id] = Ledger(l.id, agency, l.name, l.name_en, l.subject, l.rows, l.key_column,
                                l.cache_ttl, l.cache_size, l.timeout, l.retries, l.max_concurrency,
-                               l.breaker_failures, l.breaker_reset, dict(l.connector.model_dump()))
+                               l.breaker_failures, l.breaker_reset, dict(l.connector.model_dump()),
+                               l.last_modified_column, l.last_modified_format)
+        if l.last_modified_format is not None and l.last_modified_column is None:
+            err(("ledgers", i, "last_modified_format"), "last_modified_format without last_modified_column")
 
     fields: dict[str, Field] = {}
 
@@ -406,10 +421,58 @@ def compile_catalog(spec: CatalogFile, lines: yamlfile.Lines, file: str) -> Cata
 
     if errors:
         raise ConfigErrors(errors)
+    warnings: list[ConfigError] = []
+    for i, fs in enumerate(spec.fields):
+        for j, (column, ftype) in enumerate([(fs.column, fs.type)] if fs.columns is None
+                                            else [(c.column, c.type) for c in fs.columns]):
+            if column and ftype in ("integer", "number") and key_like(column):
+                loc = ("fields", i) + (() if fs.columns is None else ("columns", j)) + ("type",)
+                warnings.append(ConfigError(file, yamlfile.line_of(lines, loc), (
+                    f"field {fs.id!r} reads column {column!r}, which looks like an identifier (a key, number or "
+                    f"code), as type {ftype}: identifiers are strings (leading zeros, 20 and more digits that no "
+                    f"number holds exactly); give it type: string")))
     by_subject: dict[str, list[Field]] = {s: [] for s in subjects}
     for f in fields.values():
         by_subject[f.subject].append(f)
-    return Catalog(file, agencies, subjects, ledgers, fields, {k: tuple(v) for k, v in by_subject.items()})
+    return Catalog(file, agencies, subjects, ledgers, fields, {k: tuple(v) for k, v in by_subject.items()},
+                   tuple(warnings))
+
+
+# A column name that says "identifier": a key (pk, id, key, uuid), a number given out (no, sn, seq, 번호), a code
+# (cd, code, 코드) or a known identifier (rrn, pnu, brn, vin): the whole name, its last snake_case part, or its
+# last camelCase part (mgmBldrgstPk, sigunguCd, vhrNo).
+_KEY_WORDS = ("pk", "id", "key", "uuid", "no", "sn", "seq", "cd", "code", "rrn", "pnu", "brn", "vin")
+_KEY_PLAIN = re.compile(rf"(?:^|[_\-])(?:{'|'.join(_KEY_WORDS)})$|번호$|코드$", re.IGNORECASE)
+_KEY_CAMEL = re.compile(rf"[a-z0-9](?:{'|'.join(w.capitalize() for w in _KEY_WORDS)})$")
+_NUMERIC = re.compile(r"(?:NUMERIC|DECIMAL|NUMBER)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
+
+
+def key_like(column: str) -> bool:
+    """Whether a source column's name says it holds identifiers (for a REST item path: its last part)."""
+    name = column.rsplit(".", 1)[-1]
+    return bool(_KEY_PLAIN.search(name) or _KEY_CAMEL.search(name))
+
+
+def propose_type(column: str, source_type: str) -> str:
+    """The catalog type `catalog introspect` proposes for a source column of `source_type` (a database's type
+    or a REST item's JSON kind): string for identifiers and for integers wider than JSON clients hold exactly
+    (15 digits and more; a JSON integer beyond 2^53), else the type the source's kind maps to."""
+    t = source_type.upper()
+    if key_like(column) or "53 BITS" in t:
+        return "string"
+    m = _NUMERIC.search(t)
+    if m:
+        precision, scale = int(m.group(1)), int(m.group(2) or 0)
+        return "number" if scale else "integer" if precision <= 15 else "string"
+    if "INT" in t:
+        return "integer"
+    if any(k in t for k in ("REAL", "FLOAT", "DOUBLE", "NUMERIC", "DECIMAL", "NUMBER")):
+        return "number"
+    if "DATE" in t or "TIMESTAMP" in t:
+        return "date"
+    if "BOOL" in t:
+        return "boolean"
+    return "string"
 
 
 def check_mask(mask: str | Mapping[str, str], columns: tuple[Column, ...], ftype: str) -> str | None:

@@ -248,6 +248,8 @@ def _catalog(args: argparse.Namespace, s: settings_mod.Settings) -> int:
             print(line, file=sys.stderr)
         if problems:
             return 1
+    for w in cat.warnings:  # they do not fail the validation
+        print(f"{w.file}:{w.line}: warning: {w.reason}" if w.line else f"{w.file}: warning: {w.reason}")
     print(f"{path}: OK ({counted(len(cat.ledgers), 'ledger')}, {counted(len(cat.fields), 'field')})")
     return 0
 
@@ -443,8 +445,8 @@ def _admin_cli(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         admin: Admin = runtime.admin
         try:
             if args.command == "catalog" and args.catalog_command == "introspect":
-                for name, typ, fields in await admin.introspect(caller, args.ledger):
-                    print(f"{name:<24} {typ:<16} {', '.join(fields) if fields else '(unmapped)'}")
+                for name, typ, fields, proposed in await admin.introspect(caller, args.ledger):
+                    print(f"{name:<24} {typ:<16} {proposed:<8} {', '.join(fields) if fields else '(unmapped)'}")
                 return 0
             if args.command == "catalog" and args.catalog_command == "map":
                 p = await admin.map_field(caller, {"id": args.id, "ledger": args.ledger, "column": args.column,

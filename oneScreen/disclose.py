@@ -243,7 +243,7 @@ class Door:
                 fetched = await self.batcher.load(SubjectRequest(subject_type, key, d.allowed, d.plan))
                 masks = d.masks
                 for pid, r in fetched.items():
-                    if pid in masks and r.status is Status.OK:
+                    if pid in masks and (r.status is Status.OK or r.status is Status.PARTIAL):  # PARTIAL: reason kept
                         r = r._replace(status=Status.MASKED, value=masking.apply(masks[pid], r.value))
                     results[pid] = r
             if spent is not None:
@@ -361,7 +361,7 @@ def _found(results: Iterable[FieldResult], region: FieldResult | None) -> bool |
     statuses = {r.status for r in results}
     if region is not None:
         statuses.add(region.status)
-    if Status.OK in statuses or Status.MASKED in statuses:
+    if Status.OK in statuses or Status.MASKED in statuses or Status.PARTIAL in statuses:
         return True
     return False if Status.NOT_FOUND in statuses else None
 

@@ -77,6 +77,26 @@ class LedgerUnavailable(OneScreenError):
         super().__init__(f"ledger {ledger} is unavailable: {reason}")
 
 
+class LedgerPartial(OneScreenError):
+    """The ledger holds more rows for the subject than were read (a page limit): the field is not given as whole."""
+
+    code = "LEDGER_PARTIAL"
+
+    def __init__(self, ledger: str, reason: str) -> None:
+        self.ledger, self.reason = ledger, reason
+        super().__init__(f"ledger {ledger} was read only in part: {reason}")
+
+
+class BadValue(OneScreenError):
+    """A ledger's value cannot be shown as its catalog type (the reason says why; it never repeats the value)."""
+
+    code = "BAD_VALUE"
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field, self.reason = field, reason
+        super().__init__(f"field {field}: the ledger's value cannot be shown: {reason}")
+
+
 class BadRequest(OneScreenError):
     code = "BAD_REQUEST"
 

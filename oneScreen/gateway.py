@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from cachetools import TTLCache
 
-from connectors.base import Connector, ConnectorError, Row
+from connectors.base import Connector, ConnectorError, Row, Truncated
 
 from .catalog import Ledger
 from .metrics import Metrics
@@ -38,12 +38,18 @@ class KeyRows(NamedTuple):  # one per ledger and key of every read: a named tupl
     rows: tuple[Row, ...]
     as_of: datetime
     cached: bool
+    total: int | None = None  # rows the ledger holds for the key when fewer were read (a page limit), else None
 
 
 @dataclass(frozen=True, slots=True)
 class LedgerFailure:
     ledger: Ledger
-    reason: str
+    reason: str  # an operator's reason in English: no values, no secrets
+    reason_ko: str = field(default="", compare=False)  # the same in Korean, for the caseworker's screen
+
+    def __post_init__(self) -> None:
+        if not self.reason_ko:
+            object.__setattr__(self, "reason_ko", _korean(self.reason, None))
 
 
 KeyResult = KeyRows | LedgerFailure
@@ -54,6 +60,7 @@ class _Entry:
     columns: frozenset[str]
     rows: tuple[Row, ...]
     as_of: datetime
+    total: int | None = None
 
 
 @dataclass(slots=True)
@@ -83,7 +90,8 @@ class Gateway:
             for lid, l in ledgers.items() if l.cache_ttl > 0 and l.cache_size > 0
         }
         self._inflight: dict[tuple[str, str], _InFlight] = {}
-        self.breakers = {lid: CircuitBreaker(l.breaker_failures, l.breaker_reset, clock) for lid, l in ledgers.items()}
+        self.breakers = {lid: CircuitBreaker(l.breaker_failures, l.breaker_reset, clock, lid)
+                         for lid, l in ledgers.items()}
         self.limits = {lid: asyncio.Semaphore(l.max_concurrency) for lid, l in ledgers.items()}
         # the labelled metric children of each ledger, bound once (labels() costs a lookup and a lock per call)
         self.m = {lid: SimpleNamespace(**{name: getattr(metrics, name).labels(lid) for name in LEDGER_METRICS})
@@ -126,7 +134,7 @@ class Gateway:
                         # rows as read for exactly these columns are what a read would give; an entry read for
                         # more columns is cut down to the ones asked for
                         rows = entry.rows if wanted == entry.columns else _project(entry.rows, fetch.columns)
-                        out[(lid, key)] = KeyRows(rows, entry.as_of, True)
+                        out[(lid, key)] = KeyRows(rows, entry.as_of, True, entry.total)
                     else:
                         keys.append(key)
                 hits = len(fetch.keys) - len(keys)
@@ -160,28 +168,29 @@ class Gateway:
                                                    return_exceptions=True)
             except BaseException:  # cancelled: release the reads' waiters, then go on cancelling
                 for r in reads:
-                    self._land(r, LedgerFailure(r.ledger, "the read was cancelled"))
+                    self._land(r, LedgerFailure(r.ledger, "the read was cancelled", "조회가 취소되었습니다"))
                 raise
             bug = None
             for r, result in zip(reads, results):
                 if isinstance(result, ConnectorError):
                     self.m[r.ledger.id].ledger_errors.inc()
                     log.warning("ledger read failed", extra={"ledger": r.ledger.id, "reason": result.reason})
-                    failure = LedgerFailure(r.ledger, result.reason)
+                    failure = LedgerFailure(r.ledger, result.reason, _korean(result.reason, result.reason_ko))
                     self._land(r, failure)
                     for key in r.keys:
                         out[(r.ledger.id, key)] = failure
                 elif isinstance(result, BaseException):  # not the connector's: a bug, after every read has landed
-                    self._land(r, LedgerFailure(r.ledger, "the read was cancelled"))
+                    self._land(r, LedgerFailure(r.ledger, "the read was cancelled", "조회가 취소되었습니다"))
                     bug = bug or result
                 else:
                     as_of = datetime.now(timezone.utc)
                     self._land(r, (result, as_of))
                     for key in r.keys:
-                        rows = tuple(result.get(key, ()))
+                        found = result.get(key, ())
+                        rows, total = tuple(found), _total(found)
                         if r.cache is not None:
-                            r.cache[key] = _Entry(r.flight.columns, rows, as_of)
-                        out[(r.ledger.id, key)] = KeyRows(rows, as_of, False)
+                            r.cache[key] = _Entry(r.flight.columns, rows, as_of, total)
+                        out[(r.ledger.id, key)] = KeyRows(rows, as_of, False, total)
             if bug is not None:
                 raise bug
         for lid, key, columns, future in joins:
@@ -190,7 +199,8 @@ class Gateway:
                 out[(lid, key)] = result
             else:
                 rows_by_key, as_of = result
-                out[(lid, key)] = KeyRows(_project(rows_by_key.get(key, ()), columns), as_of, False)
+                found = rows_by_key.get(key, ())
+                out[(lid, key)] = KeyRows(_project(found, columns), as_of, False, _total(found))
         return out
 
     def _land(self, read: "_Read", result: Any) -> None:
@@ -212,7 +222,8 @@ class Gateway:
         while True:
             if not breaker.allow():
                 self.m[ledger.id].circuit_state.set(STATE_VALUE[breaker.state])
-                raise ConnectorError(f"circuit open after repeated failures; next try in {breaker.retry_in():.0f} s")
+                reason, reason_ko = breaker.open_reason()
+                raise ConnectorError(reason, reason_ko=reason_ko)
             attempt += 1
             started = time.perf_counter()
             self.m[ledger.id].ledger_fetches.inc()
@@ -227,12 +238,14 @@ class Gateway:
                             result = await connector.fetch(keys, columns)
             except Exception as exc:  # ConnectorError, TimeoutError, or a connector bug: all cost this ledger only
                 retryable = isinstance(exc, asyncio.TimeoutError) or getattr(exc, "retryable", False)
-                breaker.failure()
+                reason, reason_ko = _reason(exc, ledger), _reason_ko(exc, ledger)
+                breaker.failure(reason, reason_ko)
                 self.m[ledger.id].circuit_state.set(STATE_VALUE[breaker.state])
-                reason = _reason(exc, ledger)
                 pause = backoff(attempt)
                 if not retryable or attempt > ledger.retries or time.monotonic() + pause >= deadline:
-                    raise ConnectorError(reason if attempt == 1 else f"{reason} (after {attempt} attempts)") from None
+                    if attempt > 1:
+                        reason, reason_ko = f"{reason} (after {attempt} attempts)", f"{reason_ko} ({attempt}회 시도 후)"
+                    raise ConnectorError(reason, reason_ko=reason_ko) from None
                 self.m[ledger.id].ledger_retries.inc()
                 await asyncio.sleep(pause)
                 continue
@@ -251,7 +264,7 @@ class Gateway:
                 self.connectors[ledger.id].search(equals, contains, columns, limit), ledger.timeout)
         except Exception as exc:
             self.m[ledger.id].ledger_errors.inc()
-            raise ConnectorError(_reason(exc, ledger)) from None
+            raise ConnectorError(_reason(exc, ledger), reason_ko=_reason_ko(exc, ledger)) from None
 
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self.connectors.values()), return_exceptions=True)
@@ -261,9 +274,28 @@ def _project(rows: Sequence[Row], columns: Sequence[str]) -> tuple[Row, ...]:
     return tuple({c: r[c] for c in columns} for r in rows)
 
 
+def _total(rows: Any) -> int | None:
+    """How many rows exist for a key the connector read only in part (connectors.base.Truncated), else None."""
+    return rows.total if isinstance(rows, Truncated) else None
+
+
 def _reason(exc: BaseException, ledger: Ledger) -> str:
     if isinstance(exc, ConnectorError):
         return exc.reason
     if isinstance(exc, asyncio.TimeoutError):
         return f"no answer within {ledger.timeout:g} s"
     return f"connector error ({exc.__class__.__name__})"
+
+
+def _reason_ko(exc: BaseException, ledger: Ledger) -> str:
+    if isinstance(exc, ConnectorError):
+        return _korean(exc.reason, exc.reason_ko)
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"{ledger.timeout:g}초 안에 응답이 없습니다"
+    return f"연계 모듈 오류 ({exc.__class__.__name__})"
+
+
+def _korean(reason: str, reason_ko: str | None) -> str:
+    """A connector's reason in Korean: its own, else a Korean heading over its English text (a connector that
+    says nothing in Korean: the operator's reason is still shown whole)."""
+    return reason_ko or f"연계 시스템 오류 (원문: {reason})"

@@ -3,7 +3,8 @@
 Owns the consistency side of invariant 6 (masked values never leave unmasked): within one task, one kind
 of personal data (name, RRN, address, phone, birth date; the catalog's `personal_data`) gets one treatment
 in every field and record column that carries it, since a name masked in one table is no use when the next
-shows it in full. Also: every field has a legal basis, and a catalog field no task shows is reported.
+shows it in full. Also: every field has a legal basis, and a catalog field no task shows is reported, with
+the catalog's own warnings (an identifier typed as a number).
 Findings are `FILE:LINE: reason`, errors and warnings; run on every proposed change (changes.py) and in CI.
 """
 from __future__ import annotations
@@ -57,7 +58,8 @@ def lint(catalog: Catalog, policies: Policies) -> list[Finding]:
     findings: list[Finding] = []
     for task in policies.tasks.values():
         findings += _task(catalog, task)
-    return findings + _unshown(catalog, policies)
+    catalog_warnings = [Finding(w.file, w.line, w.reason, error=False) for w in catalog.warnings]
+    return findings + _unshown(catalog, policies) + catalog_warnings
 
 
 def _task(catalog: Catalog, task: Task) -> list[Finding]:

@@ -2,7 +2,9 @@
 
 Owns invariants 2 and 3: a denied field never reaches a fetch (the planner
 only ever sees allowed paths), and each ledger is asked once per stage for
-all the subjects that need the same columns, for exactly those columns.
+all the subjects that need the same columns, for exactly those columns (and
+the ledger's last-modified column, where the catalog names one: the date
+of the record shown as the source's lastUpdated, never a field).
 A path `citizen.residence > building.parcel > parcel.area` takes three
 stages: segment i of every path is read in stage i.
 """
@@ -41,7 +43,7 @@ def plan_stage(demand: Demand) -> list[Fetch]:
         for path in paths:
             f = path[0]
             ledgers[f.ledger.id] = f.ledger
-            need.setdefault(f.ledger.id, {}).setdefault(key, set()).update(f.source_columns)
+            need.setdefault(f.ledger.id, {}).setdefault(key, set()).update(f.read_columns)
     fetches: list[Fetch] = []
     for ledger_id, by_key in need.items():
         groups: dict[tuple[str, ...], list[str]] = {}

@@ -81,6 +81,7 @@ class Status(str, enum.Enum):
     NOT_FOUND = "NOT_FOUND"
     UNAVAILABLE = "UNAVAILABLE"
     CONSENT_REQUIRED = "CONSENT_REQUIRED"
+    PARTIAL = "PARTIAL"  # shown, but the ledger has more rows than were read (screen.py)
 
 
 @dataclass(frozen=True)

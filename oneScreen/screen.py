@@ -3,18 +3,34 @@
 `resolve()` runs the stages of a request (planner -> gateway, following
 links) and walks every requested path through what was read. A ledger that
 failed makes only its own fields UNAVAILABLE (invariant 5); a subject a
-ledger does not know makes its fields NOT_FOUND.
+ledger does not know makes its fields NOT_FOUND; a ledger read only in part
+(a page limit) makes its many-row fields PARTIAL, never OK.
+
+Values are shown as they are or honestly absent: text is trimmed, and a
+blank is no value (None) whatever the type; a value that cannot be shown as
+its catalog type (a date that is no date, an integer beyond what JSON
+clients hold exactly, a number that would be rounded) is a bad value of its
+own cell, with a reason that never repeats it, and costs nothing else.
 """
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from .catalog import Column, Field, Ledger, path_id
 from .gateway import Gateway, KeyResult, KeyRows, LedgerFailure
 from .planner import Fetch, Path, next_demand, plan_stage
 from .policy import Decision, Status, Task
+
+# The integers every JSON client holds exactly (JavaScript's Number.MAX_SAFE_INTEGER): beyond them a browser
+# rounds a number without a word, and orjson refuses one beyond 64 bits outright.
+SAFE_INTEGER = 2 ** 53 - 1
+_INTEGER = re.compile(r"[+-]?[0-9]+(?:\.0*)?")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
 
 
 # Source and FieldResult are made for every field of every screen: named tuples, which are as immutable as a
@@ -27,8 +43,18 @@ class Source(NamedTuple):
     ledger: str
     ledger_name: str
     ledger_name_en: str
-    as_of: datetime | None
+    read_at: datetime | None  # when the service read the ledger (or the cache entry's read)
     cached: bool
+    last_updated: str | None = None  # the record's own last-modified date (ISO), where the ledger keeps one
+
+
+class BadCell(NamedTuple):
+    """One value of a field that cannot be shown as its catalog type: where it is and why (never the value)."""
+
+    row: int | None  # the row of a many-row field (None: the field's one value)
+    column: str | None  # the record column's name (None: a scalar field)
+    reason: str
+    reason_en: str
 
 
 class FieldResult(NamedTuple):
@@ -37,6 +63,16 @@ class FieldResult(NamedTuple):
     reason: str | None = None
     reason_en: str | None = None
     source: Source | None = None
+    bad: tuple[BadCell, ...] = ()  # cells shown as None because their value cannot be shown (see convert)
+    partial: tuple[int, int] | None = None  # (rows read, rows the ledger has) when it was read only in part
+
+
+class NotConvertible(ValueError):
+    """A source value cannot be shown as its column's catalog type. The reasons never repeat the value."""
+
+    def __init__(self, reason: str, reason_en: str) -> None:
+        super().__init__(reason_en)
+        self.reason, self.reason_en = reason, reason_en
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +90,7 @@ def one_stage(paths: Sequence[Path]) -> OneStage | None:
     by_ledger: dict[str, tuple[Ledger, set[str], list[tuple[str, Field]]]] = {}
     for (f,) in paths:
         _, columns, fields = by_ledger.setdefault(f.ledger.id, (f.ledger, set(), []))
-        columns.update(f.source_columns)
+        columns.update(f.read_columns)
         fields.append((path_id((f,)), f))
     return OneStage(tuple((l, tuple(sorted(c)), tuple(fs)) for l, c, fs in by_ledger.values()),
                     tuple(path_id(p) for p in paths))
@@ -88,14 +124,21 @@ async def resolve(requests: Sequence[SubjectRequest], gateway: Gateway) -> list[
         def link_value(link: Field, key: str, s: int = s) -> str | None:
             result = store.get((s, link.ledger.id, key))
             if isinstance(result, KeyRows) and result.rows:
-                value = result.rows[0].get(link.columns[0].column)
-                return None if value is None else str(value)
+                return link_key(result.rows[0].get(link.columns[0].column))
             return None
 
         demand = next_demand(demand, link_value)
         stage += 1
     sources: dict = {}
     return [{path_id(p): _walk(store, p, req.key, sources) for p in req.paths} for req in requests]
+
+
+def link_key(raw: Any) -> str | None:
+    """The subject key a link column holds: its text, trimmed; blank or absent: no key (NOT_FOUND)."""
+    if raw is None:
+        return None
+    key = raw.strip() if isinstance(raw, str) else str(raw)
+    return key or None
 
 
 async def _resolve_one_stage(key: str, plan: OneStage, gateway: Gateway) -> dict[str, FieldResult]:
@@ -111,10 +154,7 @@ async def _resolve_one_stage(key: str, plan: OneStage, gateway: Gateway) -> dict
             continue
         source = _source(fields[0][1], result)
         for pid, f in fields:
-            try:
-                out[pid] = FieldResult(Status.OK, extract(f, result.rows), None, None, source)
-            except (TypeError, ValueError):
-                out[pid] = _bad_value(f, result)
+            out[pid] = _read(f, result, source)
     return {pid: out[pid] for pid in plan.order}
 
 
@@ -124,90 +164,248 @@ def _walk(store: Mapping[tuple[int, str, str], KeyResult], path: Path, key: str,
         if isinstance(result, LedgerFailure) or result is None or not result.rows:
             return _walk_failed(f, result)
         if f.is_link:
-            value = result.rows[0].get(f.columns[0].column)
-            if value is None:
+            target = link_key(result.rows[0].get(f.columns[0].column))
+            if target is None:
                 return FieldResult(Status.NOT_FOUND, None, f"{f.label} 정보가 없습니다", f"no {f.label_en}",
                                    _source(f, result))
-            key = str(value)
+            key = target
             continue
-        try:
-            value = extract(f, result.rows)
-        except (TypeError, ValueError):
-            return _bad_value(f, result)
         source = sources.get((f.ledger.id, id(result)))  # one per ledger read, shared by its fields
         if source is None:
             source = sources[(f.ledger.id, id(result))] = _source(f, result)
-        return FieldResult(Status.OK, value, None, None, source)
+        return _read(f, result, source)
     raise AssertionError("a path ends in a field, never in a link")  # the policy loader guarantees it
+
+
+def _read(f: Field, result: KeyRows, source: Source) -> FieldResult:
+    """Field `f` from its ledger's rows: OK, or PARTIAL when it shows rows and the ledger was read only in part.
+    A value that cannot be shown is a bad value of its own cell (`bad`), never of the field or the ledger."""
+    value, bad = extract(f, result.rows)
+    total = result.total
+    if total is not None and f.cardinality == "many" and total > len(result.rows):
+        n = len(result.rows)
+        return FieldResult(Status.PARTIAL, value,
+                           f"{f.ledger.name}에 {total:,}건이 있으나 {n:,}건만 읽었습니다 "
+                           f"(나머지는 연계 설정의 쪽 수 한도 밖입니다)",
+                           f"{n:,} of {total:,} rows read from {f.ledger.name_en} "
+                           f"(the rest lies beyond the connector's page limit)", source, bad, (n, total))
+    return FieldResult(Status.OK, value, None, None, source, bad)
 
 
 def _walk_failed(f: Field, result: KeyResult | None) -> FieldResult:
     """The result of a field whose ledger read failed, or found nothing for the subject."""
     if isinstance(result, LedgerFailure):
         return FieldResult(Status.UNAVAILABLE, None,
-                           f"{f.ledger.agency.name} {f.ledger.name} 조회 실패: {result.reason}",
+                           f"{f.ledger.agency.name} {f.ledger.name} 조회 실패: {result.reason_ko}",
                            f"{f.ledger.agency.name_en} {f.ledger.name_en} unavailable: {result.reason}",
                            _source(f, None))
     return FieldResult(Status.NOT_FOUND, None, f"{f.ledger.name}에 해당 자료가 없습니다",
                        f"no record in {f.ledger.name_en}", _source(f, result))
 
 
-def _bad_value(f: Field, result: KeyResult) -> FieldResult:
-    return FieldResult(Status.UNAVAILABLE, None, f"{f.ledger.name}의 값 형식이 카탈로그와 다릅니다",
-                       f"{f.ledger.name_en} returned a value of an unexpected type", _source(f, result))
-
-
 def _source(f: Field, result: KeyResult | None) -> Source:
-    rows = result if isinstance(result, KeyRows) else None
     l = f.ledger
-    return Source(l.agency.id, l.agency.name, l.agency.name_en, l.id, l.name, l.name_en,
-                  rows.as_of if rows else None, rows.cached if rows else False)
+    if not isinstance(result, KeyRows):
+        return Source(l.agency.id, l.agency.name, l.agency.name_en, l.id, l.name, l.name_en, None, False)
+    updated = last_updated(l, result.rows) if l.last_modified_column else None
+    return Source(l.agency.id, l.agency.name, l.agency.name_en, l.id, l.name, l.name_en, result.as_of,
+                  result.cached, updated)
 
 
-def extract(f: Field, rows: Sequence[Mapping[str, Any]]) -> Any:
-    """The catalog value of field `f` from its ledger rows (a list for cardinality many)."""
+def last_updated(ledger: Ledger, rows: Iterable[Mapping[str, Any]]) -> str | None:
+    """The latest last-modified date (ISO date, or date and time) among `rows`, from the ledger's
+    `last_modified_column`; None when no row holds one that reads as a date."""
+    fmt = ledger.last_modified_format
+    timed = fmt is not None and any(d in fmt for d in ("%H", "%I", "%M", "%S", "%T", "%X", "%c"))
+    latest: str | None = None
+    for row in rows:
+        raw = row.get(ledger.last_modified_column)
+        try:
+            if isinstance(raw, (datetime, date)):
+                text = raw.isoformat()
+            elif isinstance(raw, str) and raw.strip():
+                when = raw.strip()
+                if fmt:
+                    parsed = datetime.strptime(when, fmt)
+                    text = parsed.isoformat() if timed else parsed.date().isoformat()
+                else:
+                    try:
+                        text = date.fromisoformat(when).isoformat()
+                    except ValueError:
+                        text = datetime.fromisoformat(when).isoformat()
+            else:
+                continue
+        except ValueError:
+            continue  # metadata, not a field: a last-modified value that is no date is left out
+        if latest is None or text > latest:
+            latest = text
+    return latest
+
+
+def extract(f: Field, rows: Sequence[Mapping[str, Any]]) -> tuple[Any, tuple[BadCell, ...]]:
+    """The catalog value of field `f` from its ledger rows (a list for cardinality many), and its bad cells:
+    a value that cannot be shown is None in its own cell, and named (row, column, reason) in the second part."""
+    many = f.cardinality == "many"
+    if not many:
+        rows = rows[:1]  # one value: the first row's (30 of them on a typical screen: no list made)
+        if f.type != "record":
+            col = f.columns[0]
+            try:
+                return convert(col, rows[0].get(col.column)), ()
+            except _UNCONVERTIBLE as exc:
+                return None, (_bad_cell(None, None, exc),)
+    bad: list[BadCell] = []
     if f.type == "record":
-        values = [{c.name: convert(c, r.get(c.column)) for c in f.columns} for r in rows]
-    elif f.cardinality != "many":  # one value: the first row's (30 of them on a typical screen: no list made)
-        col = f.columns[0]
-        return convert(col, rows[0].get(col.column))
-    else:
-        col = f.columns[0]
-        values = [convert(col, r.get(col.column)) for r in rows]
-    return values if f.cardinality == "many" else values[0]
+        values: list[Any] = []
+        for i, r in enumerate(rows):
+            item = {}
+            for c in f.columns:
+                try:
+                    item[c.name] = convert(c, r.get(c.column))
+                except _UNCONVERTIBLE as exc:
+                    item[c.name] = None
+                    bad.append(_bad_cell(i if many else None, c.name, exc))
+            values.append(item)
+        return (values if many else values[0]), tuple(bad)
+    col = f.columns[0]
+    values = []
+    for i, r in enumerate(rows):
+        try:
+            values.append(convert(col, r.get(col.column)))
+        except _UNCONVERTIBLE as exc:
+            values.append(None)
+            bad.append(_bad_cell(i, None, exc))
+    return values, tuple(bad)
+
+
+# what converting a value may raise: each is a bad value of its cell, never an error of the screen
+_UNCONVERTIBLE = (TypeError, ValueError, ArithmeticError)
+
+
+def _bad_cell(row: int | None, column: str | None, exc: Exception) -> BadCell:
+    if isinstance(exc, NotConvertible):
+        return BadCell(row, column, exc.reason, exc.reason_en)
+    return BadCell(row, column, "값 형식이 카탈로그와 다릅니다", "the value does not have the catalog's type")
 
 
 def convert(col: Column, raw: Any) -> Any:
-    """A source value as the catalog type says (JSON-ready: dates as ISO strings)."""
+    """A source value as the catalog type says (JSON-ready: dates as ISO strings, integers within the range JSON
+    clients hold exactly). Text is trimmed; blank text is no value (None) for every type. NotConvertible when the
+    value cannot be shown as the type without changing it."""
     if raw is None:
         return None
+    if isinstance(raw, str):
+        raw = raw.strip()
+        if not raw:
+            return None
     t = col.type
     if t == "string":
+        if isinstance(raw, str):
+            if not raw.isascii():
+                _check_text(raw)
+            return raw
+        if isinstance(raw, (dict, list, tuple, bytes, bytearray, memoryview)):
+            raise NotConvertible("글자가 아닌 값(목록이나 구조)입니다", "not text (a list or a structure)")
         return str(raw)
     if t == "integer":
-        if isinstance(raw, float) and not raw.is_integer():
-            raise ValueError("not an integer")
-        return int(raw)
+        return _integer(raw)
     if t == "number":
-        return float(raw)
+        return _number(raw)
     if t == "boolean":
         if isinstance(raw, str):
             if raw.lower() in ("1", "true", "y", "yes"):
                 return True
             if raw.lower() in ("0", "false", "n", "no"):
                 return False
-            raise ValueError("not a boolean")
-        return bool(raw)
+            raise NotConvertible("참/거짓 값이 아닙니다", "not a yes/no value")
+        if isinstance(raw, (bool, int)):
+            return bool(raw)
+        raise NotConvertible("참/거짓 값이 아닙니다", "not a yes/no value")
     if t == "date":
         if isinstance(raw, datetime):
             return raw.date().isoformat()
         if isinstance(raw, date):
             return raw.isoformat()
-        text = str(raw).strip()
-        if col.format:
-            return datetime.strptime(text, col.format).date().isoformat()
-        return date.fromisoformat(text).isoformat()
+        text = str(raw)
+        try:
+            if col.format:
+                return datetime.strptime(text, col.format).date().isoformat()
+            return date.fromisoformat(text).isoformat()
+        except ValueError:
+            expected = col.format or "ISO 8601 (YYYY-MM-DD)"
+            raise NotConvertible(f"날짜가 아닙니다 (카탈로그의 형식: {expected})",
+                                 f"not a date (the catalog's format: {expected})") from None
     raise ValueError(f"unknown type {t}")
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates (from a JSON "\ud800" escape): no JSON encoder sends them
+        raise NotConvertible("글자로 읽을 수 없는 문자가 섞여 있습니다",
+                             "holds characters that are not valid text") from None
+
+
+_TOO_LONG_INTEGER = ("자릿수가 많아 화면이 정확히 나타낼 수 없는 정수입니다 (±9,007,199,254,740,991 초과). 식별자라면 "
+                     "카탈로그에서 string으로 정의해야 합니다",
+                     "an integer with more digits than a screen shows exactly (beyond ±9,007,199,254,740,991); "
+                     "an identifier must be mapped as type string in the catalog")
+
+
+def _integer(raw: Any) -> int:
+    if isinstance(raw, bool):
+        return int(raw)
+    if isinstance(raw, int):
+        value = raw
+    elif isinstance(raw, str):
+        if not _INTEGER.fullmatch(raw):
+            raise NotConvertible("정수가 아닙니다", "not an integer")
+        digits = raw.split(".", 1)[0].lstrip("+-").lstrip("0")
+        if len(digits) > 16:  # beyond the safe range whatever they say (and int() of thousands of digits is slow)
+            raise NotConvertible(*_TOO_LONG_INTEGER)
+        value = int(raw.split(".", 1)[0])
+    elif isinstance(raw, (float, Decimal)):
+        if not math.isfinite(raw) or raw != int(raw):
+            raise NotConvertible("정수가 아닙니다", "not an integer")
+        value = int(raw)
+    else:
+        raise NotConvertible("정수가 아닙니다", "not an integer")
+    if not -SAFE_INTEGER <= value <= SAFE_INTEGER:
+        raise NotConvertible(*_TOO_LONG_INTEGER)
+    return value
+
+
+def _number(raw: Any) -> float:
+    if isinstance(raw, float):
+        value = raw
+    elif isinstance(raw, bool):
+        return float(raw)
+    elif isinstance(raw, (int, Decimal)):
+        try:
+            value = float(raw)
+        except OverflowError:  # an int beyond any float
+            raise NotConvertible(*_ROUNDED) from None
+        if math.isfinite(value) and Decimal(repr(value)) != raw:
+            raise NotConvertible(*_ROUNDED)
+    elif isinstance(raw, str):
+        if len(raw) > 64 or not _NUMBER.fullmatch(raw):
+            raise NotConvertible("숫자가 아닙니다", "not a number")
+        value = float(raw)
+        try:
+            if math.isfinite(value) and Decimal(repr(value)) != Decimal(raw):
+                raise NotConvertible(*_ROUNDED)
+        except InvalidOperation:
+            raise NotConvertible("숫자가 아닙니다", "not a number") from None
+    else:
+        raise NotConvertible("숫자가 아닙니다", "not a number")
+    if not math.isfinite(value):
+        raise NotConvertible("유한한 숫자가 아닙니다", "not a finite number")
+    return value
+
+
+_ROUNDED = ("자릿수가 많아 그대로 보이면 반올림되는 숫자입니다. 식별자라면 카탈로그에서 string으로 정의해야 합니다",
+            "a number with more digits than a screen keeps: shown, it would be rounded; an identifier must be "
+            "mapped as type string in the catalog")
 
 
 def display(value: Any) -> str | None:

@@ -178,3 +178,24 @@ def test_yaml_loader_gives_what_safe_load_gives_and_lines_on_demand(tmp_path):
     with pytest.raises(ConfigError) as err:
         yamlfile.load(path)
     assert err.value.line == 11 and "duplicate key 'id'" in err.value.reason
+
+
+def test_an_identifier_typed_as_a_number_is_warned_of_with_file_and_line_but_loads(catalog_copy):
+    """A 22-digit building key mapped as `type: integer` cannot be shown exactly: `catalog validate` (and the
+    policy lint) warn at its line that identifiers are strings; the catalog still loads."""
+    path = edit(catalog_copy, "column: mgmBldrgstPk, type: string,", "column: mgmBldrgstPk, type: integer,")
+    path = edit(catalog_copy, "      - {name: share, column: share, label: 지분, label_en: Share}\n",
+                "      - {name: share, column: share_no, type: number, label: 지분, label_en: Share}\n")
+    cat = catalog.load(path)
+    where = [(w.line, w.reason.split(",")[0]) for w in cat.warnings]
+    assert where == [
+        (line_of(path, "id: building.register_id"), "field 'building.register_id' reads column 'mgmBldrgstPk'"),
+        (line_of(path, "column: share_no"), "field 'building.owners' reads column 'share_no'")]
+    assert all("type: string" in w.reason for w in cat.warnings)
+    result = run_cli("catalog", "validate", str(path))
+    assert result.returncode == 0, result.stderr
+    assert f"{path}:{line_of(path, 'id: building.register_id')}: warning: field 'building.register_id'" in result.stdout
+    from oneScreen import lint
+    findings = [str(f) for f in lint.lint(cat, policy.load(catalog_copy / "policies", cat)) if not f.error]
+    assert any("mgmBldrgstPk" in f and f.startswith(f"{path}:") for f in findings)
+    assert catalog.load(ROOT / "field_catalog.yaml").warnings == ()

@@ -165,11 +165,13 @@ async def _null_in_list(api, data_dir) -> None:
     body = json.loads(bodies[0])
     assert body["data"]["citizen"]["vehiclePlateNumbers"] is None and body["data"]["citizen"]["name"]
     # graphql-core's TypeError is not one of ours, so the caller sees it masked (and the log has it)
-    # and a displacement beyond GraphQL's 32-bit Int is refused by the scalar, at its place
+    # and a displacement beyond GraphQL's 32-bit Int is a bad value of its cell, at its place, without the value
     assert [(e["message"], e["path"]) for e in body["errors"]] == [
         ("Internal error", ["citizen", "vehiclePlateNumbers", 0]),
-        ("Int cannot represent non 32-bit signed integer value: 3000000000",
+        ("field citizen.vehicles.displacement: the ledger's value cannot be shown: an integer beyond GraphQL's "
+         "32-bit Int: read it with the screen query, or map the column as type string",
          ["citizen", "vehicles", 0, "displacement"])]
+    assert body["errors"][1]["extensions"]["code"] == "BAD_VALUE" and "3000000000" not in bodies[0]
 
 
 async def test_queries_outside_the_compiled_shape_still_run_on_graphql_core(api, data_dir):

@@ -1078,3 +1078,64 @@ def test_axe_finds_no_serious_or_critical_violations(page, site):
     expect(page.locator("#audit-results tbody tr").first).to_be_visible()
     found += axe(page, source, "access history")
     assert found == []
+
+
+def test_a_partial_read_bad_values_and_the_records_date_are_shown_as_such(browser, demo_master, tmp_path):
+    """The values portals send, as the caseworker sees them (on a server of its own: its building-HUB ledger
+    reads one page of 100, and names crtnDay as its last-modified column): 119 buildings make the field
+    "일부만 조회" with "119건 ... 100건" in its reason, a date that is no date is "값 오류" in its own cell and
+    explained below the table (never repeated), padded text is trimmed, a blank is "—", the source gives the
+    ledger's last update beside the time of the read, and no ledger is named unavailable. In English too."""
+    from oneScreen.demo import agency_api
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(demo_master, data_dir)
+    catalog = tmp_path / "field_catalog.yaml"
+    text = (ROOT / "field_catalog.yaml").read_text(encoding="utf-8")
+    text = text.replace("      page_size: 100\n", "      page_size: 100\n      max_pages: 1\n", 1)
+    catalog.write_text(text.replace("    timeout: 5\n", '    timeout: 5\n    last_modified_column: crtnDay\n'
+                                                       '    last_modified_format: "%Y%m%d"\n', 1), encoding="utf-8")
+    b = sample(data_dir, "molit_building:SELECT * FROM bldg_title ORDER BY mgmBldrgstPk LIMIT 1 OFFSET 7")[0]
+    items = [{"bldNm": " 가동 ", "mainPurpsCdNm": "업무시설", "totArea": "812.5", "useAprDay": "20241399",
+              "crtnDay": "20240301"}]
+    items += [{"bldNm": f"{i}동", "mainPurpsCdNm": " ", "totArea": "100", "useAprDay": "20200101",
+               "crtnDay": "20231115"} for i in range(2, 120)]
+    url, stop = agency_api.start_in_thread(data_dir / "demo", "portal-key")
+    try:
+        httpx.post(f"{url}/_control/items", json={"pnu": b["pnu"], "items": items}, timeout=10).raise_for_status()
+        with serve(data_dir, tmp_path / "server.log", ONESCREEN_CATALOG=str(catalog),
+                   ONESCREEN_POLICIES=str(ROOT / "policies"), ONESCREEN_URL_MOLIT_BLDG_HUB=url,
+                   ONESCREEN_KEY_MOLIT_BLDG_HUB="portal-key") as base:
+            context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ko-KR",
+                                          timezone_id="Asia/Seoul")
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            site = Site(base, data_dir, 0, tmp_path / "server.log")
+            open_screen(page, site, "park.geonchuk", "building_use_change", b["mgmBldrgstPk"], "2026-건축-0077")
+            hub = field(page, "building.parcel>parcel.buildings")
+            expect(hub).to_have_attribute("data-status", "PARTIAL")
+            expect(hub.locator(".badge")).to_have_text("일부만 조회")
+            expect(hub.locator(".field__reason")).to_contain_text("119건이 있으나 100건만 읽었습니다")
+            rows = table(page, "building.parcel>parcel.buildings")
+            assert len(rows) == 100 and rows[0] == ["가동", "업무시설", "812.5", "값 오류"]
+            assert rows[1] == ["2동", "—", "100", "2020-01-01"]
+            expect(hub.locator(".field__bad li")).to_have_text(
+                ["1행 사용승인일 값 오류: 날짜가 아닙니다 (카탈로그의 형식: %Y%m%d)"])
+            expect(page.locator("#unavailable")).to_be_hidden()
+            hub.locator(".value").focus()
+            source = hub.locator(".source")
+            expect(source).to_be_visible()
+            expect(source).to_contain_text("대장 최종 변경 2024-03-01")
+            expect(source).to_contain_text(re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d KST 조회"))
+            assert "20241399" not in page.content()
+            page.click("#lang-toggle")
+            expect(hub.locator(".badge")).to_have_text("Partial")
+            expect(hub.locator(".field__reason")).to_contain_text("100 of 119 rows read")
+            expect(hub.locator(".field__bad li")).to_have_text(
+                ["Bad value, row 1, Use approval date: not a date (the catalog's format: %Y%m%d)"])
+            context.close()
+            assert errors == [], errors
+    finally:
+        stop()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import time
 
 from connectors.base import ConnectorError
@@ -131,3 +132,20 @@ async def test_the_concurrency_limit_bounds_reads_in_flight_to_one_ledger():
     results = await asyncio.gather(*(gw.run([f]) for f in fetches))
     assert all(isinstance(next(iter(r.values())), KeyRows) for r in results)
     assert peak == 3
+
+
+async def test_under_concurrency_every_reason_names_the_real_cause_also_behind_the_open_circuit():
+    """Many screens at once against a failing agency: most reads meet the circuit the first failures opened;
+    each of their reasons still names the real cause (HTTP 500), in English and in Korean, with the failures
+    that opened the circuit and when the last one was."""
+    conn = Scripted([], default="retryable")
+    gw, ledger = gateway(conn, retries=2, breaker_failures=5, breaker_reset=30)
+    fetches = [Fetch(ledger, (f"900101-{1000000 + i}",), ("insured_type",)) for i in range(40)]
+    results = [r for batch in await asyncio.gather(*(gw.run([f]) for f in fetches)) for r in batch.values()]
+    assert all(isinstance(r, LedgerFailure) for r in results) and gw.circuits()[ledger.id] == "open"
+    behind = [r for r in results if r.reason.startswith("circuit open")]
+    assert len(behind) >= 20 and conn.calls < 40
+    assert all("HTTP 500 from agency API" in r.reason for r in results), {r.reason for r in results}
+    assert all(re.fullmatch(r"circuit open after \d+ failures, last: HTTP 500 from agency API at "
+                            r"\d\d:\d\d:\d\d KST; next try in \d+ s", r.reason) for r in behind)
+    assert all("HTTP 500" in r.reason_ko and "연결 차단" in r.reason_ko for r in behind)

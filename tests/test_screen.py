@@ -7,7 +7,8 @@ from conftest import sample
 
 SCREEN = """query($t: ID!, $s: ID!, $c: String!) { screen(task: $t, subject: $s, caseRef: $c) {
   subject caseRef requestId task { code legalBasis }
-  sections { title titleEn fields { id label status value display reason source { agency ledger cached asOf } } } } }"""
+  sections { title titleEn fields { id label status value display reason reasonEn
+    source { agency ledger cached asOf } } } } }"""
 
 
 GANGNAM = "legal_dong_cd LIKE '11680%'"  # lee.bokji's district (basic_livelihood is own_region)
@@ -248,7 +249,7 @@ async def test_a_planned_one_stage_read_gives_exactly_what_the_staged_walk_gives
             [walked] = await resolve([SubjectRequest("citizen", key, paths)], gateway)
 
             def same(results):  # the read times differ by the moments of the two reads
-                return [(pid, r._replace(source=r.source and r.source._replace(as_of=r.source.as_of is not None)))
+                return [(pid, r._replace(source=r.source and r.source._replace(read_at=r.source.read_at is not None)))
                         for pid, r in results.items()]
             assert same(planned) == same(walked)
             statuses |= {r.status.value for r in planned.values()}
@@ -266,3 +267,70 @@ async def test_two_root_fields_with_one_response_key_are_merged_not_half_decided
     assert status == 200 and "errors" not in body, body
     row = sample(data_dir, "mois_resident:SELECT name, road_addr FROM resident WHERE rrn = ?", rrn)[0]
     assert body["data"]["citizen"] == {"name": row["name"], "address": row["road_addr"]}
+
+
+async def test_padded_and_blank_values_of_a_sql_ledger_are_trimmed_and_no_value(api, data_dir):
+    """Ledgers pad (CHAR columns, portal loads) and send blanks: the name is shown trimmed, a blank date is no
+    value (the field stays OK), a padded link still leads to the building, and one member's bad birth date is
+    a bad value of that one cell of the household table, with a reason that does not repeat it."""
+    import sqlite3
+
+    rrn = citizens(data_dir, 1, "hshld_id IN (SELECT hshld_id FROM resident GROUP BY hshld_id HAVING COUNT(*) > 1)")[0]
+    row = sample(data_dir, "mois_resident:SELECT * FROM resident WHERE rrn = ?", rrn)[0]
+    others = sample(data_dir, "mois_resident:SELECT rrn FROM resident WHERE hshld_id = ? AND rrn != ? ORDER BY rrn",
+                    row["hshld_id"], rrn)
+    with sqlite3.connect(data_dir / "demo" / "mois_resident.sqlite") as db:
+        db.execute("UPDATE resident SET name = ?, mvin_de = ' ', mgm_bldrgst_pk = ? WHERE rrn = ?",
+                   (f"  {row['name']}\u3000", f" {row['mgm_bldrgst_pk']} ", rrn))
+        db.execute("UPDATE resident SET birth_date = '1990-02-31' WHERE rrn = ?", (others[0]["rrn"],))
+    status, body = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": "2026-전입-009"})
+    assert status == 200 and "errors" not in body, body
+    got = fields_of(body["data"]["screen"])
+    assert got["citizen.name"]["value"] == row["name"]
+    assert (got["citizen.move_in_date"]["status"], got["citizen.move_in_date"]["value"]) == ("OK", None)
+    building = sample(data_dir, "molit_building:SELECT mainPurpsCdNm FROM bldg_title WHERE mgmBldrgstPk = ?",
+                      row["mgm_bldrgst_pk"])[0]
+    assert got["citizen.residence>building.main_purpose"]["value"] == building["mainPurpsCdNm"]
+    members = got["citizen.household>household.members"]
+    assert members["status"] == "OK" and len(members["value"]) == 1 + len(others) > 1
+    _, body = await api.gql("kim.jumin", """query($s: ID!) { screen(task: "move_in_report", subject: $s,
+        caseRef: "2026-전입-010", fields: ["citizen.household>household.members"]) { sections { fields {
+        value badValues { row column reason reasonEn } } } } }""", {"s": rrn})
+    f = body["data"]["screen"]["sections"][0]["fields"][0]
+    [bad] = f["badValues"]
+    assert bad["column"] == "birth_date" and f["value"][bad["row"]]["birth_date"] is None
+    assert sum(m["birth_date"] is None for m in f["value"]) == 1 and "1990-02-31" not in str(body)
+
+
+@pytest.mark.parametrize("ctype,raw,value", [
+    ("string", "  서울특별시 종로구 ", "서울특별시 종로구"), ("string", " \t\u3000", None), ("string", 1234, "1234"),
+    ("integer", " 42 ", 42), ("integer", "007", 7), ("integer", "12.0", 12), ("integer", " ", None),
+    ("integer", 2 ** 53 - 1, 2 ** 53 - 1), ("number", "1234.50", 1234.5), ("number", " ", None),
+    ("number", "0.1", 0.1), ("boolean", " Y ", True), ("date", " 2024-01-15 ", "2024-01-15"), ("date", "", None),
+])
+def test_a_value_is_converted_to_its_catalog_type_trimmed_with_blank_as_no_value(ctype, raw, value):
+    from oneScreen.catalog import Column
+    from oneScreen.screen import convert
+
+    assert convert(Column("c", "c", "", "", ctype, None), raw) == value
+
+
+@pytest.mark.parametrize("ctype,raw,says", [
+    ("integer", "1162010200566074812345", "string"), ("integer", 1162010200566074812345, "string"),
+    ("integer", 2 ** 53, "string"), ("integer", "1_000", "not an integer"), ("integer", "١٢", "not an integer"),
+    ("integer", 1.5, "not an integer"), ("integer", float("nan"), "not an integer"),
+    ("number", "1162010200566074812345", "rounded"), ("number", 1162010200566074812345, "rounded"),
+    ("number", "0.30000000000000001", "rounded"), ("number", "NaN", "not a number"),
+    ("number", float("inf"), "not a finite number"), ("number", "1,234", "not a number"), ("number", 10 ** 400, "rounded"),
+    ("string", "\ud800", "not valid text"), ("string", {"a": 1}, "not text"), ("boolean", "maybe", "yes/no"),
+    ("date", "2024-02-30", "not a date"),
+])
+def test_a_value_that_cannot_be_shown_exactly_is_refused_with_a_reason_that_does_not_repeat_it(ctype, raw, says):
+    """Never a rounded number, never an integer a JSON client rounds or orjson refuses (a 500), never text no
+    encoder can send: NotConvertible, whose Korean and English reasons leave the value out."""
+    from oneScreen.catalog import Column
+    from oneScreen.screen import NotConvertible, convert
+
+    with pytest.raises(NotConvertible) as caught:
+        convert(Column("c", "c", "", "", ctype, None), raw)
+    assert says in caught.value.reason_en and str(raw) not in caught.value.reason_en + caught.value.reason

@@ -323,7 +323,8 @@ SQL_WORDS = re.compile(r"\b(SELECT|FROM|WHERE|INSERT|UPDATE|DELETE|JOIN|LIKE|ESC
 
 
 def assert_says_nothing_secret(err: ConnectorError, *secrets: str) -> None:
-    for text in (err.reason, str(err), repr(err)):
+    assert err.reason_ko and err.reason_ko.startswith("데이터베이스")  # the caseworker's reason is Korean
+    for text in (err.reason, err.reason_ko, str(err), repr(err)):
         assert not SQL_WORDS.search(text), text
         for secret in secrets:
             assert secret not in text, text
@@ -404,3 +405,44 @@ async def test_a_cut_connection_fails_retryably_and_the_same_connector_recovers(
             assert by_key(await bounded(conn.fetch(keys, ["cnm"]))) == expected
         finally:
             await conn.close()
+
+
+async def test_a_real_databases_padding_blanks_and_wide_numbers_come_out_trimmed_none_or_bad_cells(
+        server: Backend, connect: Connect) -> None:
+    """PostgreSQL and MariaDB as ledgers hold them: CHAR padding and leading blanks, a blank text, a NULL date,
+    a 22-digit NUMERIC key and a NUMERIC(10,2) amount. Shown: the text trimmed, the blank as no value, the
+    amount exact, the key exact as a string, and as an integer or number a bad value (never rounded); and
+    introspection proposes string for the key and number for the amount."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from connectors.base import async_url
+    from oneScreen.catalog import Column, propose_type
+    from oneScreen.screen import NotConvertible, convert
+
+    table = "ledger_values"
+    engine = create_async_engine(async_url(server.url))
+    try:
+        async with engine.begin() as db:
+            await db.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+            await db.execute(sa.text(f"CREATE TABLE {table} (rrn VARCHAR(20) PRIMARY KEY, name CHAR(12), "
+                                     "note VARCHAR(20), big_id NUMERIC(22, 0), amount NUMERIC(10, 2), seen DATE)"))
+            await db.execute(sa.text(f"INSERT INTO {table} VALUES ('900101-1000001', ' 홍길동', '   ', "
+                                     "1162010200566074812345, 12.50, NULL)"))
+        rows = (await connect(server, "mois.resident", table=table).fetch(
+            ["900101-1000001"], ["name", "note", "big_id", "amount", "seen"]))["900101-1000001"]
+
+        def shown(column: str, ctype: str) -> object:
+            return convert(Column(column, column, "", "", ctype, None), rows[0][column])
+
+        assert (shown("name", "string"), shown("note", "string"), shown("seen", "date")) == ("홍길동", None, None)
+        assert (shown("amount", "number"), shown("big_id", "string")) == (12.5, "1162010200566074812345")
+        for ctype in ("integer", "number"):
+            with pytest.raises(NotConvertible, match="string"):
+                shown("big_id", ctype)
+        columns = await connect(server, "mois.resident", table=table).columns()
+        assert (propose_type("big_id", columns["big_id"]), propose_type("amount", columns["amount"])) == \
+            ("string", "number")
+    finally:
+        async with engine.begin() as db:
+            await db.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+        await engine.dispose()

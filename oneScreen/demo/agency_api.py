@@ -10,8 +10,12 @@ Like the portal's JSON, a page holding one item gives `"item": {...}` and a page
 
 Faults are injected at run time, in-process (`AgencyServer.set_faults`) or from another process
 (POST /_control/faults {"mode": .., "latency_ms": .., "times": N}); see FAULT_MODES. `times` limits the
-fault (mode and latency) to the next N requests. GET /_control/stats gives {"requests": .., "max_concurrent": ..};
-POST /_control/reset zeroes them. Control endpoints answer loopback clients only.
+fault (mode and latency) to the next N requests. The items of one parcel can be replaced the same way
+(`AgencyServer.set_items(pnu, items)`, POST /_control/items {"pnu": .., "items": [..]}) with what real
+portals send: blanks (" "), padded text, numbers too long for a number (a JSON number of 22 digits is
+sent as a bare number), more items than a client's page limit, extra columns.
+GET /_control/stats gives {"requests": .., "max_concurrent": ..}; POST /_control/reset zeroes them.
+Control endpoints answer loopback clients only.
 The access log never holds the query string (it carries the service key).
 
     python -m oneScreen.demo.agency_api --demo-dir D --port P --service-key K
@@ -76,12 +80,22 @@ class AgencyState:
 
     service_key: str
     columns: tuple[str, ...]
-    by_parcel: dict[tuple[str, str, str, str, str], list[dict[str, str]]]
-    by_dong: dict[tuple[str, str], list[dict[str, str]]]
+    by_parcel: dict[tuple[str, str, str, str, str], list[dict[str, Any]]]
+    by_dong: dict[tuple[str, str], list[dict[str, Any]]]
     faults: Faults = field(default_factory=Faults)
     requests: int = 0
     in_flight: int = 0
     max_concurrent: int = 0
+
+    def set_items(self, pnu: str, items: list[dict[str, Any]]) -> None:
+        """Answer lookups of parcel `pnu` (by sigunguCd, bjdongCd, platGbCd, bun, ji) with `items` from now on.
+        Values are sent as given: strings as text, ints and floats as JSON numbers (XML: their text)."""
+        if not (isinstance(pnu, str) and len(pnu) == 19 and pnu.isdigit()):
+            raise ValueError("pnu must be a 19-digit parcel number")
+        if not isinstance(items, list) or not all(isinstance(i, dict) and all(isinstance(k, str) for k in i)
+                                                  for i in items):
+            raise ValueError("items must be a list of objects")
+        self.by_parcel[(pnu[0:5], pnu[5:10], plat_gb_cd(pnu), pnu[11:15], pnu[15:19])] = [dict(i) for i in items]
 
     def take_faults(self) -> Faults:
         """The faults for this request; a limited fault counts itself down."""
@@ -134,6 +148,7 @@ def make_app(demo_dir: Path, service_key: str) -> web.Application:
     app.router.add_get(f"{PREFIX}/{OPERATION}", _get_title_info)
     app.router.add_get("/_control/faults", _get_faults)
     app.router.add_post("/_control/faults", _set_faults)
+    app.router.add_post("/_control/items", _set_items)
     app.router.add_get("/_control/stats", _get_stats)
     app.router.add_post("/_control/reset", _reset_stats)
     return app
@@ -200,7 +215,7 @@ def _answer(request: web.Request, code: str, items: list[dict[str, str]] | None 
              "</resultCode><resultMsg>", RESULTS[code], "</resultMsg></header><body><items>"]
     for it in items:
         parts.append("<item>")
-        parts.extend(f"<{k}>{escape(v)}</{k}>" for k, v in it.items())
+        parts.extend(f"<{k}>{escape(str(v))}</{k}>" for k, v in it.items())
         parts.append("</item>")
     parts.append(f"</items><numOfRows>{num}</numOfRows><pageNo>{page}</pageNo>"
                  f"<totalCount>{total}</totalCount></body></response>")
@@ -307,6 +322,18 @@ async def _set_faults(request: web.Request) -> web.Response:
     return web.json_response(_faults_json(faults))
 
 
+async def _set_items(request: web.Request) -> web.Response:
+    _loopback_only(request)
+    try:
+        body = await request.json()
+        if not isinstance(body, dict) or set(body) != {"pnu", "items"}:
+            raise ValueError("expected an object with pnu and items")
+        request.app[STATE].set_items(body["pnu"], body["items"])
+    except (ValueError, TypeError) as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    return web.json_response({"pnu": body["pnu"], "items": len(body["items"])})
+
+
 async def _get_stats(request: web.Request) -> web.Response:
     _loopback_only(request)
     st = request.app[STATE]
@@ -362,6 +389,10 @@ class AgencyServer:
 
     def set_faults(self, mode: str = "none", latency_ms: float = 0, times: int | None = None) -> None:
         self.state.faults = Faults.parse(mode, latency_ms, times)
+
+    def set_items(self, pnu: str, items: list[dict[str, Any]]) -> None:
+        """Serve `items` for parcel `pnu` from now on (see AgencyState.set_items)."""
+        self.state.set_items(pnu, items)
 
     def reset_stats(self) -> None:
         self.state.requests = self.state.max_concurrent = 0

@@ -16,6 +16,9 @@ class SourceColumn:
     name: str
     type: str
     fields: list[strawberry.ID]  # catalog fields mapped to it; empty: unmapped
+    proposed_type: str = strawberry.field(description=(
+        "the catalog type proposed for the column: string for identifiers (keys, numbers, codes) and for integers "
+        "wider than JSON clients hold exactly, else the type its source type maps to"))
 
 
 @strawberry.type
@@ -77,7 +80,8 @@ async def ledger_columns(info: Info, ledger: strawberry.ID) -> list[SourceColumn
         cols = await admin.introspect(caller, str(ledger))
     except OneScreenError as err:
         raise gql_error(err) from None
-    return [SourceColumn(name=n, type=t, fields=[strawberry.ID(f) for f in fs]) for n, t, fs in cols]
+    return [SourceColumn(name=n, type=t, fields=[strawberry.ID(f) for f in fs], proposed_type=p)
+            for n, t, fs, p in cols]
 
 
 async def changes(info: Info, status: Optional[str] = None) -> list[ChangeProposal]:

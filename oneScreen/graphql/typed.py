@@ -28,10 +28,10 @@ from graphql import (FieldNode, FragmentSpreadNode, GraphQLArgument, GraphQLErro
                      GraphQLID, GraphQLInt, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLOutputType,
                      GraphQLResolveInfo, GraphQLScalarType, GraphQLString, InlineFragmentNode)
 
-from ..catalog import Catalog, Field, SubjectType
-from ..errors import ConsentRequired, FieldDenied, LedgerUnavailable, OneScreenError
+from ..catalog import Catalog, Column, Field, SubjectType
+from ..errors import BadValue, ConsentRequired, FieldDenied, LedgerPartial, LedgerUnavailable, OneScreenError
 from ..policy import Status
-from ..screen import FieldResult
+from ..screen import BadCell, FieldResult
 from .types import gql_error
 
 
@@ -158,10 +158,32 @@ def build(catalog: Catalog) -> TypedSchema:
 
 
 def _record_type(subject: str, f: Field, scalars: dict[str, GraphQLScalarType]) -> GraphQLObjectType:
-    # Items are dicts keyed by the GraphQL names, read by graphql-core's default resolver.
+    # Items are dicts keyed by the GraphQL names; a cell holding a _Bad is a BAD_VALUE error at that cell.
     return GraphQLObjectType(pascal(subject) + pascal(f.name) + "Item",
-                             {camel(c.name): GraphQLField(scalars[c.type]) for c in f.columns},
+                             {camel(c.name): GraphQLField(scalars[c.type], resolve=_cell(camel(c.name)))
+                              for c in f.columns},
                              description=f"{f.label_en} ({f.label})")
+
+
+class _Bad:
+    """A record cell the typed API cannot give: its error, raised when (and only if) the cell is selected."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: OneScreenError) -> None:
+        self.error = error
+
+
+def _cell(name: str) -> Callable[..., Any]:
+    def resolve(item: dict, _info: GraphQLResolveInfo) -> Any:
+        value = item.get(name)
+        if type(value) is _Bad:
+            raise gql_error(value.error)
+        return value
+    return resolve
+
+
+INT32 = 2 ** 31  # GraphQL's Int is 32-bit: a wider integer is a bad value of its cell here (the screen query has it)
 
 
 def _resolver(f: Field, is_record: bool) -> Callable[..., Any]:
@@ -175,21 +197,39 @@ def _resolver(f: Field, is_record: bool) -> Callable[..., Any]:
     fid, many = f.id, f.cardinality == "many"
     if is_record:
         names = [(c, camel(c.name)) for c in f.columns]
+        gql_names = {c.name: camel(c.name) for c in f.columns}
 
-        def convert(value: Any) -> Any:
-            items = [{name: row.get(c.name) for c, name in names} for row in _as_list(value)]
+        def convert(value: Any, pid: str, bad: tuple[BadCell, ...]) -> Any:
+            items = [{name: _scalar(c, row.get(c.name), pid, True) for c, name in names} for row in _as_list(value)]
+            for b in bad:
+                items[b.row or 0][gql_names[b.column]] = _Bad(BadValue(f"{pid}[{b.row or 0}].{b.column}", b.reason_en))
             return items if many else items[0]
     else:
-        convert = None  # type: ignore[assignment]  # dates are ISO strings already (screen.convert)
+        col = f.columns[0]
+        if col.type == "integer":  # dates are ISO strings already (screen.convert)
+            def convert(value: Any, pid: str, bad: tuple[BadCell, ...]) -> Any:
+                out = [_scalar(col, v, pid) for v in value] if many else _scalar(col, value, pid)
+                for v in (out if many else (out,)):
+                    if type(v) is _Bad:
+                        raise gql_error(v.error)
+                return out
+        else:
+            convert = None  # type: ignore[assignment]
 
     def resolve(root: Node, _info: GraphQLResolveInfo) -> Any:
-        r = root.results.get(root.prefix + fid)
+        pid = root.prefix + fid
+        r = root.results.get(pid)
         if r is None:  # cannot happen: every selected path was decided
-            raise gql_error(FieldDenied(root.prefix + fid, "not decided"))
+            raise gql_error(FieldDenied(pid, "not decided"))
         status = r.status
-        if status is Status.OK or status is Status.MASKED:
+        if status is Status.OK or status is Status.MASKED or status is Status.PARTIAL:
+            if r.partial is not None:  # a masked field keeps it: given whole, or not at all
+                raise gql_error(LedgerPartial(r.source.ledger if r.source else "?", r.reason_en or "read in part"))
+            if r.bad and not is_record:  # a list of non-null items cannot hold the bad one's null
+                b = r.bad[0]
+                raise gql_error(BadValue(pid if b.row is None else f"{pid}[{b.row}]", b.reason_en))
             value = r.value
-            return value if convert is None or value is None else convert(value)
+            return value if convert is None or value is None else convert(value, pid, r.bad)
         if status is Status.DENIED:
             raise gql_error(FieldDenied(root.prefix + fid, r.reason_en or "denied"))
         if status is Status.CONSENT_REQUIRED:
@@ -202,6 +242,14 @@ def _resolver(f: Field, is_record: bool) -> Callable[..., Any]:
 
 def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
+
+
+def _scalar(col: Column, v: Any, pid: str, column: bool = False) -> Any:
+    """A value as the typed scalar holds it: an integer beyond GraphQL's 32 bits is a _Bad."""
+    if col.type == "integer" and type(v) is int and not -INT32 <= v < INT32:
+        return _Bad(BadValue(f"{pid}.{col.name}" if column else pid, "an integer beyond GraphQL's 32-bit Int: "
+                             "read it with the screen query, or map the column as type string"))
+    return v
 
 
 def _root_field(st: SubjectType, typed: TypedSchema) -> GraphQLField:

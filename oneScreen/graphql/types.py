@@ -94,8 +94,26 @@ class FieldSource:
     ledger: strawberry.ID
     ledger_name: str
     ledger_name_en: str
-    as_of: Optional[datetime]
+    read_at: Optional[datetime] = strawberry.field(description="when the service read the ledger (a cached value: "
+                                                               "when that read was made)")
+    last_updated: Optional[str] = strawberry.field(description=(
+        "the record's own last-modified date (ISO 8601 date, or date and time), from the ledger's "
+        "last_modified_column; the latest of the subject's rows; null where the ledger keeps none"))
     cached: bool
+
+    @strawberry.field(deprecation_reason="the time of the read, not the record's date: use readAt (and lastUpdated)")
+    def as_of(self) -> Optional[datetime]:
+        return self.read_at
+
+
+@strawberry.type
+class BadValue:
+    """One value of a field that could not be shown as its catalog type: shown as null, and why (never the value)."""
+
+    row: Optional[int] = strawberry.field(description="the row of a many-row field (0-based); null: the one value")
+    column: Optional[str] = strawberry.field(description="the record column's name; null: a scalar field")
+    reason: str
+    reason_en: str
 
 
 @strawberry.type
@@ -110,17 +128,23 @@ class FieldValue:
     reason: Optional[str]
     reason_en: Optional[str]
     source: Optional[FieldSource]
+    bad_values: list[BadValue] = strawberry.field(description=(
+        "the cells of `value` that are null because the ledger's value cannot be shown as the catalog's type "
+        "(the rest of the field is as read)"))
 
     @staticmethod
     def of(tf: TaskField, r: FieldResult) -> "FieldValue":
         s = r.source
         source = None if s is None else FieldSource(
             agency=s.agency, agency_name=s.agency_name, agency_name_en=s.agency_name_en, ledger=strawberry.ID(s.ledger),
-            ledger_name=s.ledger_name, ledger_name_en=s.ledger_name_en, as_of=s.as_of, cached=s.cached)
+            ledger_name=s.ledger_name, ledger_name_en=s.ledger_name_en, read_at=s.read_at,
+            last_updated=s.last_updated, cached=s.cached)
         f = tf.target
         return FieldValue(id=strawberry.ID(tf.id), label=f.label, label_en=f.label_en, type=f.type, value=r.value,
                           display=display(r.value), status=FieldStatus[r.status.value], reason=r.reason,
-                          reason_en=r.reason_en, source=source)
+                          reason_en=r.reason_en, source=source,
+                          bad_values=[BadValue(row=b.row, column=b.column, reason=b.reason, reason_en=b.reason_en)
+                                      for b in r.bad])
 
 
 @strawberry.type
@@ -136,7 +160,8 @@ class UnavailableLedger:
     agency: str
     name: str
     name_en: str
-    reason: str
+    reason: str  # in Korean, as every `reason`; reasonEn in English
+    reason_en: str
 
 
 @strawberry.type
@@ -147,7 +172,7 @@ class Screen:
     case_ref: str
     request_id: strawberry.ID
     sections: list[ScreenSection]
-    unavailable_ledgers: list[UnavailableLedger]  # which ledgers failed: their fields are UNAVAILABLE
+    unavailable_ledgers: list[UnavailableLedger]  # which ledgers could not be read: their fields are UNAVAILABLE
 
     @staticmethod
     def of(task: TaskModel, subject: str, case_ref: str, request_id: str,
@@ -160,7 +185,8 @@ class Screen:
                 if f.result.status is Status.UNAVAILABLE and src is not None and src.ledger not in failed:
                     failed[src.ledger] = UnavailableLedger(ledger=strawberry.ID(src.ledger), agency=src.agency,
                                                            name=src.ledger_name, name_en=src.ledger_name_en,
-                                                           reason=f.result.reason_en or "")
+                                                           reason=f.result.reason or "",
+                                                           reason_en=f.result.reason_en or "")
         return Screen(task=Task.of(task), subject=strawberry.ID(subject), subject_type=task.subject,
                       case_ref=case_ref, request_id=strawberry.ID(request_id),
                       sections=[ScreenSection(title=s.title, title_en=s.title_en,
