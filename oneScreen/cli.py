@@ -574,7 +574,8 @@ async def _config_store(args: argparse.Namespace, s: settings_mod.Settings) -> i
                 return 1
             files = configstore.read_files(catalog, policies)
             by = f"{getpass.getuser()} (onescreen config import)"
-            await store.create()
+            from .changes import _meta as changes_meta
+            await store.create(changes_meta)
             seeded = await store.seed(files, by)
             if seeded is not None:
                 print(f"{where}: configuration version {seeded.id} imported from {catalog} and {policies} "

@@ -217,10 +217,13 @@ class ConfigStore:
                                                        pool_timeout=timeout, pool_size=2, max_overflow=2) \
             if self.postgres else create_async_engine(self.url, connect_args={"timeout": timeout})
 
-    async def create(self) -> None:
-        """Create the tables where they are missing (the owner's `audit init` or `config import` does it)."""
+    async def create(self, *others: sa.MetaData) -> None:
+        """Create the tables where they are missing, and those of `others` (the change proposals, which live
+        beside the versions): the owner's `audit init`, or `config import`, does it."""
         async with self.engine.begin() as conn:
-            for meta, _ in COMPANIONS:
+            if self.postgres:  # several init containers at once: one creates, the others find the tables
+                await conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('onescreen_config_version'))"))
+            for meta in [*(m for m, _ in COMPANIONS), *others]:
                 await conn.run_sync(meta.create_all)
 
     async def active_id(self) -> int | None:
