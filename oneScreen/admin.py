@@ -214,7 +214,7 @@ class Admin:
             async def decided(conn: Any) -> None:
                 await decide_in(conn, p.id, "applied", approver)
             try:
-                await self.runtime.activate([(str(f.path), f.new) for f in files], by=approver or p.proposer,
+                await self.runtime.activate([(str(f.path), f.old, f.new) for f in files], by=approver or p.proposer,
                                             source=f"change {p.id}", also=decided)
             except (ConfigError, ConfigErrors) as exc:  # e.g. a new ledger whose DSN variable this pod lacks
                 raise ChangeInvalid([e.message for e in getattr(exc, "errors", [exc])]) from None

@@ -307,17 +307,21 @@ class Runtime:
         old = self.snapshot
         return self._swap(old, await asyncio.to_thread(self._checked_build, old), stamp)
 
-    async def activate(self, changes: list[tuple[str, str | None]], *, by: str, source: str,
+    async def activate(self, changes: list[tuple[str, str | None, str | None]], *, by: str, source: str,
                        also: Any = None) -> Snapshot:
-        """The running version with `changes` ({path: new text or None}) as a new version: built and validated
-        here first (connectors included), then made the store's active version in one transaction with `also`
-        (configstore.ConfigStore.activate), then swapped in. Any failure leaves the running version, here and
-        in the store; ConfigErrors for a version this process cannot run, VersionConflict if another became
-        active meanwhile."""
+        """The running version with `changes` ((path, text it was made against, new text); None: no file) as a
+        new version: built and validated here first (connectors included), then made the store's active version
+        in one transaction with `also` (configstore.ConfigStore.activate), then swapped in. Any failure leaves
+        the running version, here and in the store; ConfigErrors for a version this process cannot run,
+        VersionConflict if the files it changes, or the active version, changed meanwhile."""
         assert self.config_store is not None
         async with self._switching:
             old = self.snapshot
-            files = configstore.changed(old.source.files, changes)
+            for path, before, _after in changes:  # the running version may have moved on since the check
+                if old.source.files.get(path) != before:
+                    raise configstore.VersionConflict(f"{path} changed since this change was made (version "
+                                                      f"{old.source.version} is running now): look at it again")
+            files = configstore.changed(old.source.files, [(path, after) for path, _before, after in changes])
             staged = self._lay_out(files, None)
             new = await asyncio.to_thread(self._build, old, staged)
             try:

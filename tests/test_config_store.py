@@ -280,8 +280,20 @@ async def test_a_version_this_pod_cannot_run_is_refused_before_it_becomes_active
     assert catalog != files["field_catalog.yaml"]
     from oneScreen.errors import ConfigErrors
     with pytest.raises(ConfigErrors) as refused:
-        await runtime.activate([("field_catalog.yaml", catalog)], by="x", source="x")
+        await runtime.activate([("field_catalog.yaml", files["field_catalog.yaml"], catalog)], by="x", source="x")
     assert str(refused.value).startswith("field_catalog.yaml: ledger nhis.eligibility: environment variable "
                                          "ONESCREEN_DSN_NHIS_NEW")
     assert store_call(pg_config_url, lambda s: s.active_id()) == 1 and runtime.snapshot.source.version == 1
+    assert [v.id for v in store_call(pg_config_url, lambda s: s.history())] == [1]
+
+
+async def test_an_apply_made_against_text_the_running_version_no_longer_has_writes_nothing(pg_config_url, store_api):
+    """Between an approval's check and its activation the process may have switched to a version that changed
+    the same file: the change is refused (no lost update), nothing is written."""
+    seed(pg_config_url)
+    api = await store_api(pg_config_url)
+    runtime = api.app.state.runtime
+    task = "policies/tasks/move_in_report.yaml"
+    with pytest.raises(configstore.VersionConflict, match="move_in_report.yaml changed since"):
+        await runtime.activate([(task, "what another version had", "new text")], by="x", source="x")
     assert [v.id for v in store_call(pg_config_url, lambda s: s.history())] == [1]
