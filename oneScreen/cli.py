@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replace", action="store_true", help="make the files a new active version even if the store "
                    "has one (a change reviewed in git instead of the admin screens): every pod switches to it")
     p = cfg.add_parser("export", help="write the store's active version (or the demo's configuration) as files: "
-                                      "DIR/field_catalog.yaml and DIR/policies/ (the demo: the shipped files by default)")
+                                      "DIR/field_catalog.yaml and DIR/policies/ (demo: the shipped files by default)")
     p.add_argument("dir", nargs="?", metavar="DIR")
     p.add_argument("--to", metavar="DIR", help="the same as DIR")
     p.add_argument("--version", type=int, help="export this version of the store instead of the active one")

@@ -126,7 +126,12 @@ class Runtime:
         self.org_rate = RateLimiter(settings.rate_org_per_min)
         self.lookups = InProcessLookupBudget(settings.lookup_misses_per_user, settings.lookup_misses_per_org,
                                              settings.lookup_window)
-        self.snapshot = self._build(None, self._first_source())
+        try:
+            self.snapshot = self._build(None, self._first_source())
+        except BaseException:
+            if self._laid_out is not None:
+                self._laid_out.remove()
+            raise
         self._catalog_stamp = self.snapshot.source.stamp
         self._loaded_stamp = self.config_stamp()
         self.metrics.config_version.set(self.snapshot.source.version or 0)
@@ -184,6 +189,9 @@ class Runtime:
                         log.warning("configuration store unreachable; the running configuration stays",
                                     extra={"operation": "config.check", "reason": exc.message[:200]})
                     unreachable = True
+                except Exception as exc:  # never expected: the follower must outlive it, and says what it was
+                    log.error("configuration switch failed; the running configuration stays",
+                              extra={"operation": "config.switch", "reason": type(exc).__name__})
                 else:
                     unreachable = False
         finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -28,7 +27,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from conftest import free_port
-from oneScreen import configstore
 from oneScreen.settings import ROOT
 from test_catalog import run_cli
 from test_config_store import pg_config_url, store_call, tree_digest  # noqa: F401 (a fixture)
@@ -180,7 +178,8 @@ async def test_a_mapping_approved_through_another_pod_is_served_by_the_third_wit
     assert [tree_digest(d) for d in copies] == before  # no pod wrote a file
 
 
-async def test_an_invalid_version_is_refused_by_every_pod_which_keep_serving(pods, sso, data_dir, pg_config_url):  # noqa: F811
+async def test_an_invalid_version_is_refused_by_every_pod_which_keep_serving(
+        pods, sso, data_dir, pg_config_url):  # noqa: F811
     three, _ = pods
     _, token = sso
     caseworker = token(CLAIMS["sub"], CLAIMS["roles"])
