@@ -344,7 +344,7 @@ class Runtime:
 
     def _checked_build(self, old: Snapshot, source: Source | None = None) -> Snapshot:
         try:
-            return self._build(old, source)
+            return self._build(old) if source is None else self._build(old, source)  # None: the files
         except (ConfigError, ConfigErrors) as exc:
             self._refuse(old, source, exc)
             raise
