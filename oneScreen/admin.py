@@ -14,9 +14,10 @@ from connectors.base import ConnectorError
 
 from .audit import AuditEvent
 from .catalog import FieldType, propose_type
-from .changes import (ChangeInvalid, ChangeRefused, ChangeStore, Config, FileChange, Proposal, candidate, edit_catalog,
-                      tasks_using, widening, write_atomically, _flow)
-from .errors import AdminForbidden, counted  # noqa: F401 - AdminForbidden: what refusals raise, importable from here
+from .changes import (ChangeInvalid, ChangeRefused, ChangeStore, Config, FileChange, Proposal, candidate, decide_in,
+                      edit_catalog, tasks_using, widening, write_atomically, _flow)
+from .configstore import CATALOG, POLICIES, read_files
+from .errors import AdminForbidden, ConfigError, ConfigErrors, counted  # noqa: F401 - AdminForbidden: importable here
 from .permissions import Permissions
 from .policy import Caller
 from .screen import convert
@@ -86,9 +87,9 @@ class Admin:
                     return
             fields.append(_flow(entry))
 
-        old = self.config.catalog_path.read_text(encoding="utf-8")
+        old = self.files()[CATALOG]
         verb = "re-map" if entry["id"] in cat.fields else "map"
-        change = FileChange(self.config.catalog_path, old, edit_catalog(old, edit))
+        change = FileChange(CATALOG, old, edit_catalog(old, edit))
         return await self.propose(caller, "catalog", f"{verb} {ledger.id}:{spec['column']} to {entry['id']}", [change])
 
     async def retire_field(self, caller: Caller, field_id: str) -> Proposal:
@@ -108,25 +109,26 @@ class Admin:
                         del items[i]
                         return
 
-        old = self.config.catalog_path.read_text(encoding="utf-8")
+        old = self.files()[CATALOG]
         return await self.propose(caller, "catalog", f"retire {field_id}",
-                                  [FileChange(self.config.catalog_path, old, edit_catalog(old, edit))])
+                                  [FileChange(CATALOG, old, edit_catalog(old, edit))])
 
     async def save_task(self, caller: Caller, code: str, text: str) -> Proposal:
         """Create or replace a task file (policies/tasks/<code>.yaml) from its YAML."""
         self._require(caller, "task.propose", "edit tasks")
-        path = self._task_path(code)
-        old = path.read_text(encoding="utf-8") if path.exists() else None
+        key = self._task_key(code)
+        old = self.files().get(key)
         verb = "edit" if old is not None else "create"
-        return await self.propose(caller, "task", f"{verb} task {code}", [FileChange(path, old, text)])
+        return await self.propose(caller, "task", f"{verb} task {code}", [FileChange(key, old, text)])
 
     async def preview_task(self, caller: Caller, code: str, text: str) -> tuple[list[str], list[str]]:
         """For a draft: the ledgers it touches and what it would newly disclose compared with the running version."""
         self._require(caller, "task.propose", "preview tasks")
-        path = self._task_path(code)
-        old = path.read_text(encoding="utf-8") if path.exists() else None
+        key = self._task_key(code)
+        base = self.files()
         # a draft may still be inconsistent: the preview says what it discloses; proposing it lints it
-        new_cat, new_pol = candidate(self.config, [FileChange(path, old, text)], lint_errors=False)
+        new_cat, new_pol = candidate(base, [FileChange(key, base.get(key), text)], shown=self._shown(),
+                                     lint_errors=False)
         snap = self.runtime.snapshot
         task = new_pol.tasks.get(code)
         if task is None:
@@ -134,11 +136,28 @@ class Admin:
         ledgers = sorted({f.ledger.id for tf in task.fields.values() for f in tf.path})
         return ledgers, widening(snap.catalog, snap.policies, new_cat, new_pol)
 
-    def _task_path(self, code: str) -> Path:
+    def _task_key(self, code: str) -> str:
         """The file of task `code`; a code that is not a plain name (a path, or any other text) is refused."""
         if not code.replace("_", "").isalnum() or not code[:1].isalpha() or code != code.lower() or not code.isascii():
             raise ChangeInvalid(["task code must be lower-case letters, digits and _"])
-        return self.config.policies_dir / "tasks" / f"{code}.yaml"
+        return f"{POLICIES}/tasks/{code}.yaml"
+
+    def files(self) -> dict[str, str]:
+        """The running configuration as {path: text}: the store's version the snapshot was built from, or the
+        files on disk (read now: another process may have changed them)."""
+        source = getattr(self.runtime.snapshot, "source", None)
+        if source is not None and source.files is not None:
+            return dict(source.files)
+        return read_files(self.config.catalog_path, self.config.policies_dir)
+
+    def _keyed(self, files: "list[FileChange] | tuple[FileChange, ...]") -> list[FileChange]:
+        return [FileChange(self.config.key(f.path), f.old, f.new) for f in files]
+
+    def _shown(self) -> dict[str, str] | None:
+        """How errors name the files: the real ones when the files are the configuration, else the version's."""
+        if self.runtime.config_store is not None:
+            return None
+        return {CATALOG: str(self.config.catalog_path), POLICIES: str(self.config.policies_dir)}
 
     async def restore(self, caller: Caller, change_id: int) -> Proposal:
         """Propose putting back the files as they were before an applied change (the same four-eyes rules apply)."""
@@ -149,16 +168,17 @@ class Admin:
         if p.status != "applied":
             raise ChangeRefused(f"change {change_id} was never applied")
         files = []
-        for f in p.files:
-            current = Path(f.path).read_text(encoding="utf-8") if Path(f.path).exists() else None
-            files.append(FileChange(f.path, current, f.old))
+        running = self.files()
+        for f in self._keyed(p.files):
+            files.append(FileChange(f.path, running.get(str(f.path)), f.old))
         return await self.propose(caller, p.kind, f"restore the version before change {change_id}", files)
 
     async def propose(self, caller: Caller, kind: str, summary: str, files: list[FileChange]) -> Proposal:
         await self.runtime.ready()
+        files = self._keyed(files)
         async with self.lock:
-            self._check_base(files)
-            new_cat, new_pol = candidate(self.config, files)  # ChangeInvalid: nothing stored, nothing changed
+            base = self._check_base(files)
+            new_cat, new_pol = candidate(base, files, shown=self._shown())  # ChangeInvalid: nothing stored or changed
             snap = self.runtime.snapshot
             reasons = widening(snap.catalog, snap.policies, new_cat, new_pol)
             p = await self.store.add(kind, summary, caller.user, files, reasons)
@@ -180,8 +200,7 @@ class Admin:
             if p.status != "pending":
                 raise ChangeRefused(f"change {change_id} is {p.status}, not pending")
             try:
-                self._check_base(p.files)
-                candidate(self.config, p.files)
+                candidate(self._check_base(self._keyed(p.files)), self._keyed(p.files), shown=self._shown())
             except (ChangeRefused, ChangeInvalid):
                 await self.store.decide(change_id, "stale", caller.user)
                 raise
@@ -197,22 +216,36 @@ class Admin:
         return p
 
     async def _apply(self, p: Proposal, caller: Caller, approver: str | None) -> Proposal:
-        write_atomically(p.files)
-        try:
-            await self.runtime.reload_async()
-        except Exception:
-            write_atomically([type(f)(f.path, f.new, f.old) for f in p.files])  # validated before; never expected
-            raise
-        p = await self.store.decide(p.id, "applied", approver)
+        files = self._keyed(p.files)
+        if self.runtime.config_store is not None:
+            # a new version, active in one transaction with this change's status; every pod follows it
+            async def decided(conn: Any) -> None:
+                await decide_in(conn, p.id, "applied", approver)
+            try:
+                await self.runtime.activate([(str(f.path), f.old, f.new) for f in files], by=approver or p.proposer,
+                                            source=f"change {p.id}", also=decided)
+            except (ConfigError, ConfigErrors) as exc:  # e.g. a new ledger whose DSN variable this pod lacks
+                raise ChangeInvalid([e.message for e in getattr(exc, "errors", [exc])]) from None
+            p = await self.store.get(p.id)
+        else:
+            real = [FileChange(self.config.path(str(f.path)), f.old, f.new) for f in files]
+            write_atomically(real)
+            try:
+                await self.runtime.reload_async()
+            except Exception:
+                write_atomically([FileChange(f.path, f.new, f.old) for f in real])  # validated before; never expected
+                raise
+            p = await self.store.decide(p.id, "applied", approver)
         await self._audit(caller, "applied", p)
         return p
 
-    def _check_base(self, files: list[FileChange]) -> None:
+    def _check_base(self, files: list[FileChange]) -> dict[str, str]:
+        """The running configuration, if every file of `files` still reads as the change found it."""
+        running = self.files()
         for f in files:
-            path = Path(f.path)
-            current = path.read_text(encoding="utf-8") if path.exists() else None
-            if current != f.old:
-                raise ChangeRefused(f"{path.name} changed since this change was proposed; propose it again")
+            if running.get(str(f.path)) != f.old:
+                raise ChangeRefused(f"{Path(f.path).name} changed since this change was proposed; propose it again")
+        return running
 
     async def _check_source(self, ledger_id: str, column: str, type_: str, fmt: str | None) -> None:
         """The column exists in the live source and a sample of its values converts to the declared type."""

@@ -66,18 +66,20 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         return json_response({"status": "ok"})
 
     async def readyz(_request: Request) -> Response:
-        """Ready when the configuration on disk is valid and the audit store takes writes (fail closed otherwise);
-        each ledger's circuit is reported but an open one does not take the service out (its fields degrade)."""
+        """Ready when the audit store takes writes (fail closed otherwise). A refused configuration is a warning:
+        the pod serves its running one fine, and a version every pod refuses must not take them all out. Each
+        ledger's circuit is reported but an open one does not take the service out (its fields degrade)."""
         s = runtime.snapshot
-        problems = []
+        problems, warnings = [], []
         if runtime.config_error:
-            problems.append(f"configuration: {runtime.config_error}")
+            warnings.append(f"configuration: {runtime.config_error}")
         try:
             await runtime.ready()
             await runtime.audit.check_writable()
         except AuditUnavailable as exc:
             problems.append(f"audit store: {exc.message}")
         body = {"status": "not ready" if problems else "ready", "mode": settings.mode, "problems": problems,
+                "warnings": warnings, "configVersion": s.source.version if s.source else None,
                 "tasks": len(s.policies.tasks), "loadedAt": s.loaded_at.isoformat(), "ledgers": s.gateway.circuits()}
         return json_response(body, 503 if problems else 200)
 

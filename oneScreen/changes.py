@@ -5,8 +5,11 @@ loader validates (and against the live source for new mappings), and must pass
 `onescreen policy lint` (lint.py), before it is stored; a change that widens
 access (a task gains a field, role or unmasked value; a field in use is
 re-mapped) waits for a second, different admin;
-narrowing changes apply at once. Applying writes each file atomically (temp
-file, fsync, rename), reloads the running snapshot and audits the diff.
+narrowing changes apply at once. Applying makes a new configuration version
+active in the store (configstore.py: in one transaction with the change's
+status) or, when the files are the configuration, writes each file atomically
+(temp file, fsync, rename); then the running snapshot reloads and the diff is
+audited.
 """
 from __future__ import annotations
 
@@ -15,19 +18,18 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import sqlalchemy as sa
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from . import catalog as catalog_mod, policy as policy_mod
+from . import catalog as catalog_mod, configstore, policy as policy_mod
 from .errors import ConfigError, ConfigErrors, OneScreenError, counted
 
 _meta = sa.MetaData()
@@ -61,7 +63,7 @@ class ChangeInvalid(OneScreenError):
 
 @dataclass(frozen=True)
 class FileChange:
-    path: Path  # the real file: the catalog, or a file under the policies directory
+    path: Path | str  # `field_catalog.yaml` or `policies/...` (Config.key); a real file only when writing files
     old: str | None  # None: the file is new
     new: str | None  # None: the file is removed
 
@@ -115,31 +117,47 @@ def edit_catalog(text: str, edit: Callable[[Any], None]) -> str:
 
 @dataclass(frozen=True)
 class Config:
+    """Where the configuration files are, when the files are the configuration (no configuration store)."""
     catalog_path: Path
     policies_dir: Path
 
+    def key(self, path: Path | str) -> str:
+        """A file's path as a change names it: `field_catalog.yaml` or `policies/...` (relative, the same in
+        every pod and in the store's versions); absolute paths (changes proposed before) are converted."""
+        text = str(path)
+        if not os.path.isabs(text):
+            return Path(text).as_posix()
+        real = Path(text).resolve()
+        if real == Path(self.catalog_path).resolve():
+            return configstore.CATALOG
+        try:
+            return f"{configstore.POLICIES}/{real.relative_to(Path(self.policies_dir).resolve()).as_posix()}"
+        except ValueError:
+            raise ChangeRefused("a change may only touch the catalog and the policies directory") from None
 
-def candidate(config: Config, files: Iterable[FileChange], *, lint_errors: bool = True
-              ) -> tuple[catalog_mod.Catalog, policy_mod.Policies]:
-    """Load the configuration as it would be after `files`, with the loader's own checks and, with
-    `lint_errors`, the policy lint's (its errors refuse the change; its warnings do not).
+    def path(self, key: str) -> Path:
+        """The file a key names."""
+        if key == configstore.CATALOG:
+            return Path(self.catalog_path)
+        return Path(self.policies_dir) / key.split("/", 1)[1]
 
-    Errors name the real files (not the temporary copy) with their lines."""
+
+def candidate(base: Mapping[str, str], files: Iterable[FileChange], *, shown: Mapping[str, str] | None = None,
+              lint_errors: bool = True) -> tuple[catalog_mod.Catalog, policy_mod.Policies]:
+    """Load the configuration `base` ({path: text}, a version's layout) as it would be after `files` (their
+    paths as `Config.key` gives them), with the loader's own checks and, with `lint_errors`, the policy lint's
+    (its errors refuse the change; its warnings do not).
+
+    Errors name the files as `shown` says ({"field_catalog.yaml": ..., "policies": ...}: the real files, when
+    the files are the configuration), else by their paths in the version, with their lines."""
     from .lint import lint
 
-    files = list(files)
+    try:
+        new = configstore.changed(base, [(str(f.path), f.new) for f in files])
+    except ValueError:
+        raise ChangeRefused("a change may only touch the catalog and the policies directory") from None
     with tempfile.TemporaryDirectory(prefix="onescreen-change-") as tmp:
-        cat_path = Path(tmp) / "field_catalog.yaml"
-        pol_dir = Path(tmp) / "policies"
-        shutil.copy(config.catalog_path, cat_path)
-        shutil.copytree(config.policies_dir, pol_dir)
-        for f in files:
-            target = _temp_path(config, f.path, cat_path, pol_dir)
-            if f.new is None:
-                target.unlink(missing_ok=True)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(f.new, encoding="utf-8")
+        cat_path, pol_dir = configstore.write_tree(new, Path(tmp) / "config")
         try:
             cat = catalog_mod.load(cat_path)
             pol = policy_mod.load(pol_dir, cat)
@@ -148,23 +166,14 @@ def candidate(config: Config, files: Iterable[FileChange], *, lint_errors: bool 
             problems = [e.message for e in (exc.errors if isinstance(exc, ConfigErrors) else [exc])]
         if not problems:
             return cat, pol
-        real = {str(cat_path): str(config.catalog_path), str(pol_dir): str(config.policies_dir)}
+        shown = shown or {configstore.CATALOG: configstore.CATALOG, configstore.POLICIES: configstore.POLICIES}
+        real = {str(cat_path): shown[configstore.CATALOG], str(pol_dir): shown[configstore.POLICIES]}
         messages = []
         for m in problems:
             for fake, true in real.items():
                 m = m.replace(fake, true)
             messages.append(m)
         raise ChangeInvalid(messages)
-
-
-def _temp_path(config: Config, path: Path, cat_path: Path, pol_dir: Path) -> Path:
-    path = Path(path).resolve()
-    if path == Path(config.catalog_path).resolve():
-        return cat_path
-    try:
-        return pol_dir / path.relative_to(Path(config.policies_dir).resolve())
-    except ValueError:
-        raise ChangeRefused("a change may only touch the catalog and the policies directory") from None
 
 
 def widening(old_cat: catalog_mod.Catalog, old: policy_mod.Policies,
@@ -287,15 +296,20 @@ class ChangeStore:
 
     async def decide(self, pid: int, status: str, approver: str | None) -> Proposal:
         async with self.engine.begin() as conn:
-            result = await conn.execute(changes_table.update().where(
-                changes_table.c.id == pid, changes_table.c.status == "pending").values(
-                status=status, approver=approver, decided_at=_now()))
-            if result.rowcount != 1:
-                raise ChangeRefused(f"change {pid} is not pending")
+            await decide_in(conn, pid, status, approver)
         return await self.get(pid)
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+async def decide_in(conn: Any, pid: int, status: str, approver: str | None) -> None:
+    """Decide a pending change within the transaction of `conn` (with the version it activates, configstore.py)."""
+    result = await conn.execute(changes_table.update().where(
+        changes_table.c.id == pid, changes_table.c.status == "pending").values(
+        status=status, approver=approver, decided_at=_now()))
+    if result.rowcount != 1:
+        raise ChangeRefused(f"change {pid} is not pending")
 
 
 def _proposal(r: Any) -> Proposal:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sqlite3
 import sys
@@ -89,10 +90,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--consented", choices=["yes", "no"], help="without --subject: assume consent is (not) recorded "
                    "(default: not, and said so)")
 
-    cfg = sub.add_parser("config", help="the demo's own copy of the configuration (in the data directory)"
-                         ).add_subparsers(dest="config_command", required=True)
-    p = cfg.add_parser("export", help="write the demo's configuration to the shipped files (or to --to DIR)")
-    p.add_argument("--to", metavar="DIR", help="write DIR/field_catalog.yaml and DIR/policies/ instead")
+    cfg = sub.add_parser("config", help="the approved configuration: the store's versions (ONESCREEN_CONFIG_URL), "
+                         "or the demo's own copy in the data directory").add_subparsers(dest="config_command",
+                                                                                        required=True)
+    p = cfg.add_parser("import", help="seed an empty configuration store with the files (ONESCREEN_CATALOG, "
+                                      "ONESCREEN_POLICIES, or --from DIR), validated first")
+    p.add_argument("--from", dest="source", metavar="DIR", help="read DIR/field_catalog.yaml and DIR/policies/")
+    p.add_argument("--replace", action="store_true", help="make the files a new active version even if the store "
+                   "has one (a change reviewed in git instead of the admin screens): every pod switches to it")
+    p = cfg.add_parser("export", help="write the store's active version (or the demo's configuration) as files: "
+                                      "DIR/field_catalog.yaml and DIR/policies/ (demo: the shipped files by default)")
+    p.add_argument("dir", nargs="?", metavar="DIR")
+    p.add_argument("--to", metavar="DIR", help="the same as DIR")
+    p.add_argument("--version", type=int, help="export this version of the store instead of the active one")
+    cfg.add_parser("versions", help="list the store's configuration versions, newest first")
     cfg.add_parser("reset", help="start the demo's configuration again from the shipped files (drops its edits)")
 
     aud = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
@@ -109,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     s = settings_mod.load()
-    if s.demo and args.command != "config":
+    if s.demo and (args.command != "config" or args.config_command == "import"):
         from .demo import config as demo_config
         demo_config.ensure(s)  # the demo's configuration is its copy in the data directory (made on first use)
     handler = {"serve": _serve, "token": _token, "demo": _demo, "catalog": _catalog, "policy": _policy,
@@ -143,10 +154,10 @@ def _serve(args: argparse.Namespace, s: settings_mod.Settings) -> int:
     runtime = app.state.runtime
 
     async def hup() -> None:
-        try:
+        from .configstore import ConfigStoreUnavailable
+        # a refused configuration is logged (JSON, FILE:LINE: reason) and counted by the runtime itself
+        with contextlib.suppress(ConfigError, ConfigErrors, ConfigStoreUnavailable):
             await runtime.reload_async()
-        except (ConfigError, ConfigErrors) as exc:
-            print(f"reload refused, the running configuration stays:\n{exc}", file=sys.stderr)
 
     def on_hup(*_a: object) -> None:  # a signal handler: the reload itself runs on the loop, its build off it
         if runtime.loop is not None:
@@ -491,9 +502,20 @@ def _admin_cli(args: argparse.Namespace, s: settings_mod.Settings) -> int:
 
 
 def _config(args: argparse.Namespace, s: settings_mod.Settings) -> int:
-    """Export the demo's configuration (the only way it reaches the shipped files), or start it again."""
+    """The store's versions (import, export, versions); or the demo's own copy: export it (the only way it reaches
+    the shipped files), or start it again."""
     from .demo import config as demo_config
 
+    if s.config_url and args.config_command != "reset":
+        return asyncio.run(_config_store(args, s))
+    if args.config_command in ("import", "versions"):
+        print("no configuration store: the files are the configuration here. Set ONESCREEN_CONFIG_URL (production "
+              "with a PostgreSQL ONESCREEN_AUDIT_URL uses that database)", file=sys.stderr)
+        return 2
+    if args.version is not None:
+        print("--version needs a configuration store (ONESCREEN_CONFIG_URL)", file=sys.stderr)
+        return 2
+    args.to = args.to or args.dir
     if not demo_config.parts(s):
         print("nothing to do: the configuration is not the demo's copy (production mode, or ONESCREEN_CATALOG and "
               f"ONESCREEN_POLICIES set): it is {s.catalog_path} and {s.policies_dir}", file=sys.stderr)
@@ -520,6 +542,98 @@ def _config(args: argparse.Namespace, s: settings_mod.Settings) -> int:
     if not written:
         print(f"nothing to write: {catalog} and {policies} already hold the demo's configuration")
     return 0
+
+
+def _validate_files(catalog: Path, policies: Path) -> list[str]:
+    """FILE:LINE: reason of every problem the service (loaders) or the policy lint (its errors) would refuse."""
+    from . import catalog as catalog_mod, policy as policy_mod
+    from .lint import lint
+    try:
+        cat = catalog_mod.load(catalog)
+        pol = policy_mod.load(policies, cat)
+    except (ConfigError, ConfigErrors) as exc:
+        return [e.message for e in getattr(exc, "errors", [exc])]
+    return [str(f) for f in lint(cat, pol) if f.error]
+
+
+async def _config_store(args: argparse.Namespace, s: settings_mod.Settings) -> int:
+    import getpass
+
+    from . import configstore
+    from sqlalchemy.engine import make_url
+
+    where = make_url(s.config_url).render_as_string(hide_password=True)
+    store = configstore.ConfigStore(s.config_url, s.audit_timeout)
+    try:
+        if args.config_command == "import":
+            catalog, policies = ((Path(args.source) / "field_catalog.yaml", Path(args.source) / "policies")
+                                 if args.source else (s.catalog_path, s.policies_dir))
+            problems = _validate_files(catalog, policies)
+            for line in problems:
+                print(line, file=sys.stderr)
+            if problems:
+                print(f"nothing imported: {counted(len(problems), 'problem')} in {catalog} and {policies}",
+                      file=sys.stderr)
+                return 1
+            files = configstore.read_files(catalog, policies)
+            by = f"{getpass.getuser()} (onescreen config import)"
+            from .changes import _meta as changes_meta
+            await store.create(changes_meta)
+            seeded = await store.seed(files, by)
+            if seeded is not None:
+                print(f"{where}: configuration version {seeded.id} imported from {catalog} and {policies} "
+                      f"({counted(len(files), 'file')}); it is the active version")
+                return 0
+            current = await store.active()
+            assert current is not None
+            if not args.replace:
+                same = "the same files" if current.digest == configstore.digest(files) else "other files"
+                print(f"{where}: the store already has an active configuration (version {current.id}, {same}): "
+                      "nothing imported. The files only seed an empty store; --replace makes them a new version")
+                return 0
+            if current.digest == configstore.digest(files):
+                print(f"{where}: version {current.id} (active) already holds these files: nothing imported")
+                return 0
+            version = await store.activate(files, base=current.id, by=by, source="import --replace")
+            print(f"{where}: configuration version {version.id} imported from {catalog} and {policies}; it is the "
+                  f"active version (was {current.id}): every pod switches to it")
+            return 0
+        if args.config_command == "versions":
+            active_id = await store.active_id()
+            for v in await store.history():
+                print(f"{v.id:>6} {'active' if v.id == active_id else '':<7} {v.created_at:<33} {v.source:<24} "
+                      f"{v.created_by}")
+            return 0
+        # export
+        target = args.dir or args.to
+        if not target:
+            print("give the directory to write: onescreen config export DIR", file=sys.stderr)
+            return 2
+        version = await store.get(args.version) if args.version else await store.active()
+        if version is None:
+            print(f"{where}: the store holds no configuration yet (onescreen config import)", file=sys.stderr)
+            return 1
+        written = configstore.export(version.files, Path(target))
+        for path in written:
+            print(f"wrote {path}")
+        print(f"configuration version {version.id} is in {target}" + ("" if written else " (nothing to change)"))
+        return 0
+    except configstore.ConfigStoreUnavailable as exc:
+        print(f"{where}: {exc.message}", file=sys.stderr)
+        return 1
+    except configstore.VersionConflict as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    except Exception as exc:  # the store refused (no table, no privilege, unreachable): say which, never a secret
+        import sqlalchemy as sa
+        if not isinstance(exc, (sa.exc.SQLAlchemyError, OSError)):
+            raise
+        print(f"{where}: the configuration store refused ({type(getattr(exc, 'orig', exc)).__name__}); its tables "
+              "are made by `onescreen audit init` (the owner role) or by this command with a role that may "
+              "create them", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
 
 
 async def _audit_schema_problem(s: settings_mod.Settings) -> str | None:
@@ -580,7 +694,8 @@ async def _audit_run(args: argparse.Namespace, s: settings_mod.Settings, env: di
 
     store = setup.admin_store(s)
     # the other stores at the same URL, and what the service role may do with their tables
-    companions = [(consent_meta, "SELECT, INSERT"), (changes_meta, "SELECT, INSERT, UPDATE")]
+    from .configstore import COMPANIONS as config_companions
+    companions = [(consent_meta, "SELECT, INSERT"), (changes_meta, "SELECT, INSERT, UPDATE"), *config_companions]
     try:
         if args.audit_command == "init":
             return 0, f"audit store: {await store.init(grant_to=args.grant, companions=companions)} " \

@@ -15,7 +15,7 @@ import orjson
 
 OWN_LOGGERS = ("onescreen.", "oneScreen.", "connectors.")  # whose calls pass no client text (fixed messages)
 SAFE_KEYS = ("request_id", "user", "org", "task", "ledger", "ledgers", "reason", "status", "duration_ms",
-             "operation", "outcome", "mode", "path", "errors")
+             "operation", "outcome", "mode", "path", "errors", "version")
 
 
 class JsonFormatter(logging.Formatter):

@@ -40,6 +40,11 @@ class Metrics:
                                      "trail could not be written, by reason", ["reason"], registry=r)
         self.audit_last_commit = Gauge("onescreen_audit_last_commit_timestamp_seconds", "Unix time of this "
                                        "process's last successful audit commit (0: none yet)", registry=r)
+        self.config_reload_failures = Counter("onescreen_config_reload_failures", "Configurations (a store's "
+                                              "version, or the files) refused by validation; the running one "
+                                              "stayed", registry=r)
+        self.config_version = Gauge("onescreen_config_version", "Id of the store's configuration version this "
+                                    "process runs (0: the files are the configuration)", registry=r)
         self.decisions = Counter("onescreen_policy_decisions", "Field decisions", ["status"], registry=r)
         self.lookup_misses = Counter("onescreen_lookup_misses", "Lookups by identifier that found no subject "
                                      "(each spends the caller's lookup budget)", registry=r)

@@ -3,13 +3,16 @@
 Owns invariant 8 on the running side: the configuration is an immutable Snapshot; reload() builds and
 validates a new one (off the event loop, in reload_async) and swaps it in one assignment, so requests in
 flight keep the snapshot they started with, and a configuration that fails validation never replaces
-the running one.
+the running one (it is logged with FILE:LINE: reason, counted, and reported by /readyz as a warning).
+With a configuration store (configstore.py) the snapshot is built from the store's active version and
+follows it (NOTIFY, and a look every 2 s); otherwise from the files, reloaded when they change.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import gc
 import hashlib
 import logging
@@ -26,7 +29,7 @@ from cryptography.fernet import Fernet
 from connectors import base as connectors_base
 from connectors.base import async_url
 
-from . import catalog as catalog_mod, policy as policy_mod
+from . import catalog as catalog_mod, configstore, policy as policy_mod
 from .audit import AuditStore, AuditUnavailable
 from .audit import setup as audit_setup
 from .catalog import Catalog
@@ -46,6 +49,16 @@ log = logging.getLogger("onescreen.runtime")
 
 
 @dataclass(frozen=True)
+class Source:
+    """What a snapshot is built from: the files, or a store's version laid out in a private directory."""
+    catalog_path: Path
+    policies_dir: Path
+    files: Mapping[str, str] | None = None  # the version's {path: text} (None: the files are the configuration)
+    version: int | None = None  # the version's id in the store
+    stamp: Any = None  # what the catalog was when it was read (the build keeps the catalog while this holds)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     catalog: Catalog
     policies: Policies
@@ -61,6 +74,7 @@ class Snapshot:
     lookups: LookupBudget  # lookups by identifier that found nothing, per user and organisation (lookups.py)
     # policy decisions of typed queries, per task, selection, roles and facts (disclose.py `_decide`)
     decided: LRUCache = field(default_factory=lambda: LRUCache(maxsize=4096))
+    source: Source | None = None  # where the configuration came from (the store's version, or the files)
 
 
 class Runtime:
@@ -92,8 +106,15 @@ class Runtime:
         self.audit = audit_setup.service_store(settings, self.env)
         self.metrics.audit_last_commit.set_function(lambda: self.audit.last_commit or 0.0)
         self.consents = ConsentStore(async_url(settings.audit_url).render_as_string(hide_password=False))
+        # the configuration store, and the change proposals beside it (one transaction activates both)
+        self.config_store = configstore.ConfigStore(settings.config_url, settings.audit_timeout) \
+            if settings.config_url else None
+        self._laid_out = configstore.Materialised() if self.config_store else None
+        self._switching = asyncio.Lock()  # one version switch at a time (follower, SIGHUP, admin apply)
+        self._refused: int | None = None  # the store's version this process refused (tried again when it changes)
         from .admin import Admin
-        self.admin = Admin(self, async_url(settings.audit_url).render_as_string(hide_password=False))
+        self.admin = Admin(self, async_url(settings.config_url or settings.audit_url).render_as_string(
+            hide_password=False))
         self._opened: asyncio.Task | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the serving loop, once the app has started
         self.config_error: str | None = None
@@ -105,8 +126,15 @@ class Runtime:
         self.org_rate = RateLimiter(settings.rate_org_per_min)
         self.lookups = InProcessLookupBudget(settings.lookup_misses_per_user, settings.lookup_misses_per_org,
                                              settings.lookup_window)
-        self.snapshot = self._build(None)
+        try:
+            self.snapshot = self._build(None, self._first_source())
+        except BaseException:
+            if self._laid_out is not None:
+                self._laid_out.remove()
+            raise
+        self._catalog_stamp = self.snapshot.source.stamp
         self._loaded_stamp = self.config_stamp()
+        self.metrics.config_version.set(self.snapshot.source.version or 0)
 
     def operation_label(self, operation: str | None) -> str:
         """A bounded set of metric labels: the first 100 operation names seen, then 'other'. `operation` is
@@ -128,18 +156,62 @@ class Runtime:
             out.append((str(f), st.st_mtime_ns, st.st_size))
         return tuple(out)
 
-    async def watch_config(self, interval: float = 2.0) -> None:
-        """Reload when the files change on disk (validated; a bad file is refused and reported by /readyz)."""
+    async def watch_config(self, interval: float = configstore.CHECK_INTERVAL) -> None:
+        """Follow the store's active version (NOTIFY, else a look every `interval`), or reload when the files
+        change on disk; validated either way (a refused one is logged, counted and reported by /readyz)."""
+        if self.config_store is not None:
+            return await self._follow_store(interval)
         stamp = self._loaded_stamp  # what the running snapshot was built from: a change before the first look counts
         while True:
             await asyncio.sleep(interval)
             current = self.config_stamp()
             if current != stamp:
                 stamp = current
+                with contextlib.suppress(ConfigError, ConfigErrors):  # reported by _checked_build
+                    await self.reload_async()
+
+    async def _follow_store(self, interval: float) -> None:
+        assert self.config_store is not None
+        wake = asyncio.Event()
+        listener = asyncio.ensure_future(self.config_store.listen(wake))
+        unreachable = False
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), interval)
+                wake.clear()
                 try:
                     await self.reload_async()
                 except (ConfigError, ConfigErrors):
-                    log.error("configuration on disk is invalid; the running configuration stays")
+                    pass  # reported by _checked_build; the running version stays
+                except configstore.ConfigStoreUnavailable as exc:
+                    if not unreachable:  # once per outage: the running version stays meanwhile
+                        log.warning("configuration store unreachable; the running configuration stays",
+                                    extra={"operation": "config.check", "reason": exc.message[:200]})
+                    unreachable = True
+                except Exception as exc:  # never expected: the follower must outlive it, and says what it was
+                    log.error("configuration switch failed; the running configuration stays",
+                              extra={"operation": "config.switch", "reason": type(exc).__name__})
+                else:
+                    unreachable = False
+        finally:
+            listener.cancel()
+
+    def _first_source(self) -> Source:
+        """The files, or the store's active version (start refused when the store is empty or unreadable)."""
+        if self.config_store is None:
+            return Source(self.settings.catalog_path, self.settings.policies_dir)
+        version = configstore.read_active_blocking(self.settings.config_url, self.settings.audit_timeout)
+        if version is None:
+            raise configstore.NotStarted(
+                "the configuration store holds no version yet: seed it from the files with `onescreen config "
+                "import` (ONESCREEN_CATALOG and ONESCREEN_POLICIES; in Kubernetes the init container does)")
+        return self._lay_out(version.files, version.id)
+
+    def _lay_out(self, files: Mapping[str, str], version: int | None) -> Source:
+        assert self._laid_out is not None
+        cat, pol = self._laid_out.lay_out(files)
+        return Source(cat, pol, dict(files), version)
 
     async def ready(self) -> None:
         """Open the audit and consent stores once (lazily: the first request waits for it)."""
@@ -156,20 +228,31 @@ class Runtime:
             self._opened = None  # try again on the next request
             raise
 
-    def _build(self, previous: Snapshot | None) -> Snapshot:
+    def _build(self, previous: Snapshot | None, source: Source | None = None) -> Snapshot:
         # The snapshot is hundreds of thousands of objects at national scale, none of them garbage: the cyclic
         # collector would walk them again and again while they are made (measured 13.0 -> 7.6 s at 500 ledgers).
         enabled = gc.isenabled()
         gc.disable()
         try:
-            return self._build_snapshot(previous)
+            return self._build_snapshot(previous, source or Source(self.settings.catalog_path,
+                                                                   self.settings.policies_dir))
+        except (ConfigError, ConfigErrors) as exc:
+            if self._laid_out is None:
+                raise
+            # a version's errors name its files as the version does (policies/tasks/x.yaml:4: reason)
+            errors = getattr(exc, "errors", [exc])
+            raise ConfigErrors([ConfigError(self._laid_out.relative(e.file), e.line, e.reason)
+                                for e in errors]) from None
         finally:
             if enabled:
                 gc.enable()
 
-    def _build_snapshot(self, previous: Snapshot | None) -> Snapshot:
-        path = self.settings.catalog_path
-        stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path.exists() else None
+    def _build_snapshot(self, previous: Snapshot | None, source: Source) -> Snapshot:
+        path = source.catalog_path
+        if source.files is not None:  # a version: its catalog's text says whether the catalog changed
+            stamp = ("text", hashlib.sha256(source.files[configstore.CATALOG].encode()).hexdigest())
+        else:
+            stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path.exists() else None
         if previous is not None and stamp is not None and stamp == self._catalog_stamp:
             # only tasks changed: the catalog and its GraphQL schema (most of a reload at national scale) stay
             cat, schema = previous.catalog, previous.schema
@@ -177,7 +260,7 @@ class Runtime:
             cat = catalog_mod.load(path)
             schema = build_schema(cat, production=not self.settings.demo, limits=self.settings.limits,
                                   introspection=self.settings.introspection)
-        pol = policy_mod.load(self.settings.policies_dir, cat)
+        pol = policy_mod.load(source.policies_dir, cat)
         old = previous.gateway if previous else None
         connectors: dict[str, Any] = {}
         for lid, ledger in cat.ledgers.items():
@@ -192,16 +275,23 @@ class Runtime:
                 try:
                     connectors[lid] = connectors_base.create(spec)
                 except connectors_base.ConnectorConfigError as exc:
-                    raise ConfigErrors([ConfigError(str(self.settings.catalog_path), None, str(exc))]) from None
+                    raise ConfigErrors([ConfigError(str(path), None, str(exc))]) from None
         gateway = Gateway(cat.ledgers, connectors, self.metrics)
         if old is not None:
             gateway.adopt(old)
-        self._catalog_stamp = stamp  # only once the whole snapshot is built: a failed build must not mark it loaded
         return Snapshot(cat, pol, schema, gateway, self.metrics, datetime.now(timezone.utc), self.audit,
-                        self.consents, self.pseudonym_key, self.handles, self.admin, self.lookups)
+                        self.consents, self.pseudonym_key, self.handles, self.admin, self.lookups,
+                        source=dataclasses.replace(source, stamp=stamp))
 
     def reload(self) -> Snapshot:
-        """Validate the files on disk and swap them in; on any error the running snapshot stays."""
+        """Validate the files on disk (or the store's active version) and swap them in; on any error the running
+        snapshot stays."""
+        if self.config_store is not None:
+            version = configstore.read_active_blocking(self.settings.config_url, self.settings.audit_timeout)
+            if version is None or version.id == self.snapshot.source.version:
+                return self.snapshot
+            return self._swap(self.snapshot, self._checked_build(self.snapshot, self._lay_out(version.files,
+                                                                                              version.id)), None)
         stamp = self.config_stamp()
         if stamp == self._loaded_stamp:
             return self.snapshot  # nothing changed on disk (e.g. the watcher after an in-process apply)
@@ -210,28 +300,85 @@ class Runtime:
     async def reload_async(self) -> Snapshot:
         """reload(), with the snapshot built in a thread: at national scale a build takes seconds, which the
         event loop (every request in flight) must not wait for. The swap itself happens on the loop."""
+        if self.config_store is not None:
+            async with self._switching:
+                vid = await self.config_store.active_id()
+                if vid is None or vid == self.snapshot.source.version or vid == self._refused:
+                    return self.snapshot
+                version = await self.config_store.get(vid)
+                old = self.snapshot
+                source = self._lay_out(version.files, version.id)
+                return self._swap(old, await asyncio.to_thread(self._checked_build, old, source), None)
         stamp = self.config_stamp()
         if stamp == self._loaded_stamp:
             return self.snapshot
         old = self.snapshot
         return self._swap(old, await asyncio.to_thread(self._checked_build, old), stamp)
 
-    def _checked_build(self, old: Snapshot) -> Snapshot:
+    async def activate(self, changes: list[tuple[str, str | None, str | None]], *, by: str, source: str,
+                       also: Any = None) -> Snapshot:
+        """The running version with `changes` ((path, text it was made against, new text); None: no file) as a
+        new version: built and validated here first (connectors included), then made the store's active version
+        in one transaction with `also` (configstore.ConfigStore.activate), then swapped in. Any failure leaves
+        the running version, here and in the store; ConfigErrors for a version this process cannot run,
+        VersionConflict if the files it changes, or the active version, changed meanwhile."""
+        assert self.config_store is not None
+        async with self._switching:
+            old = self.snapshot
+            for path, before, _after in changes:  # the running version may have moved on since the check
+                if old.source.files.get(path) != before:
+                    raise configstore.VersionConflict(f"{path} changed since this change was made (version "
+                                                      f"{old.source.version} is running now): look at it again")
+            files = configstore.changed(old.source.files, [(path, after) for path, _before, after in changes])
+            staged = self._lay_out(files, None)
+            new = await asyncio.to_thread(self._build, old, staged)
+            try:
+                version = await self.config_store.activate(files, base=old.source.version, by=by, source=source,
+                                                           also=also)
+            except BaseException:
+                stale = [c for lid, c in new.gateway.connectors.items() if old.gateway.connectors.get(lid) is not c]
+                await _close_all(stale)
+                raise
+            return self._swap(old, dataclasses.replace(new, source=dataclasses.replace(new.source, version=version.id)),
+                              None)
+
+    def _checked_build(self, old: Snapshot, source: Source | None = None) -> Snapshot:
         try:
-            return self._build(old)
+            return self._build(old) if source is None else self._build(old, source)  # None: the files
         except (ConfigError, ConfigErrors) as exc:
-            self.config_error = f"the files on disk are invalid, the running configuration stays: {exc}"[:2000]
+            self._refuse(old, source, exc)
             raise
 
-    def _swap(self, old: Snapshot, new: Snapshot, stamp: tuple) -> Snapshot:
+    def _refuse(self, old: Snapshot, source: Source | None, exc: ConfigError | ConfigErrors) -> None:
+        """A configuration that failed validation: one JSON log line with its FILE:LINE: reasons, the metric,
+        and /readyz's warning, until a later one is taken."""
+        errors = [e.message for e in getattr(exc, "errors", [exc])]
+        if source is not None and source.version is not None:
+            self._refused = source.version
+            what = (f"configuration version {source.version} refused, the running configuration (version "
+                    f"{old.source.version}) stays")
+        else:
+            what = "the files on disk are invalid, the running configuration stays"
+        self.config_error = f"{what}: {exc}"[:2000]
+        self.metrics.config_reload_failures.inc()
+        log.error(what, extra={"outcome": "refused", "version": source.version if source else None,
+                               "errors": errors[:50]})
+
+    def _swap(self, old: Snapshot, new: Snapshot, stamp: tuple | None) -> Snapshot:
         self.config_error = None
-        self._loaded_stamp = stamp
+        self._refused = None
+        if stamp is not None:
+            self._loaded_stamp = stamp
+        self._catalog_stamp = new.source.stamp  # only now: a build that is refused or discarded marks nothing
         self.snapshot = new  # one assignment: requests already running keep `old`
+        self.metrics.config_version.set(new.source.version or 0)
+        if self._laid_out is not None:
+            self._laid_out.keep([new.source.catalog_path])
         stale = [c for lid, c in old.gateway.connectors.items() if new.gateway.connectors.get(lid) is not c]
         if stale:
             with contextlib.suppress(RuntimeError):  # no loop: a reload from a script, which closes what it opens
                 asyncio.get_running_loop().call_later(60, lambda: asyncio.ensure_future(_close_all(stale)))
-        log.info("configuration reloaded", extra={"status": "ok"})
+        log.info("configuration reloaded", extra={"status": "ok", "version": new.source.version})
         return new
 
     async def close(self) -> None:
@@ -239,6 +386,9 @@ class Runtime:
         await self.audit.close()
         await self.consents.close()
         await self.admin.close()
+        if self.config_store is not None:
+            await self.config_store.close()
+            self._laid_out.remove()
         if self._stop_agency is not None:
             self._stop_agency()
 

@@ -11,6 +11,7 @@
 | ONESCREEN_LOG_LEVEL | INFO | log level of the JSON logs |
 | ONESCREEN_TOKEN_TTL | 43200 | lifetime in seconds of demo tokens |
 | ONESCREEN_AUDIT_URL | sqlite file audit.sqlite in the data directory | audit trail and consent records (PostgreSQL in production) |
+| ONESCREEN_CONFIG_URL | production with a PostgreSQL audit store: the audit store's database; otherwise `files` | where the approved configuration lives: a database URL (versions, configstore.py; every pod follows the active one), or `files` (ONESCREEN_CATALOG and ONESCREEN_POLICIES, reloaded when they change) |
 | ONESCREEN_AUDIT_KEY | demo: generated in the data directory | hex key (>= 32 hex digits) for the keyed pseudonyms of subjects; required in production |
 | ONESCREEN_AUDIT_TIMEOUT | 5 | seconds an audit append may take, all included (connect, lock, insert, commit); then 503 |
 | ONESCREEN_AUDIT_SIGNING_KEY | demo: a key file generated in the data directory | secret: Ed25519 seed (64 hex digits) signing audit checkpoints; this or the _FILE variant is required in production |
@@ -148,6 +149,7 @@ class Settings:
     jwt_audience: str | None = None
     trusted_proxy_header: str | None = None
     trusted_proxies: tuple = ()  # ipaddress networks whose identity header is believed
+    config_url: str | None = None  # the configuration store (configstore.py); None: the files are the configuration
     shipped_catalog: Path = SHIPPED_CATALOG
     shipped_policies: Path = SHIPPED_POLICIES
 
@@ -208,7 +210,26 @@ def load(env: dict[str, str] | None = None) -> Settings:
         jwt_audience=env.get("ONESCREEN_JWT_AUDIENCE") or None,
         trusted_proxy_header=env.get("ONESCREEN_TRUSTED_PROXY_HEADER") or None,
         trusted_proxies=_networks(env, "ONESCREEN_TRUSTED_PROXIES"),
+        config_url=_config_url(env, mode),
     )
+
+
+def _config_url(env: dict[str, str], mode: str) -> str | None:
+    """ONESCREEN_CONFIG_URL: a database URL, or `files`; unset, production keeps the configuration in its
+    PostgreSQL audit store's database (shared by every pod) and anything else reads the files."""
+    raw = env.get("ONESCREEN_CONFIG_URL", "").strip()
+    if raw == "files":
+        return None
+    if raw:
+        from sqlalchemy.engine import make_url
+        try:
+            make_url(raw)
+        except Exception:
+            raise ValueError("ONESCREEN_CONFIG_URL must be a database URL (postgresql://...) or 'files'") from None
+        return raw
+    audit = env.get("ONESCREEN_AUDIT_URL") or ""
+    return audit if mode == "production" and audit.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres") \
+        else None
 
 
 def _networks(env: dict[str, str], name: str) -> tuple:

@@ -101,12 +101,16 @@ def config_configmap() -> dict:
     return resource("ConfigMap", "onescreen-config")
 
 
+def init_container(name: str = "config-import") -> dict:
+    return next(c for c in pod_spec().get("initContainers", []) if c["name"] == name)
+
+
 def volume(name: str) -> dict:
     return next(v for v in pod_spec()["volumes"] if v["name"] == name)
 
 
-def mount_path(name: str) -> str:
-    return next(m["mountPath"] for m in container()["volumeMounts"] if m["name"] == name)
+def mount_path(name: str, of: dict | None = None) -> str:
+    return next(m["mountPath"] for m in (of or container())["volumeMounts"] if m["name"] == name)
 
 
 # ---------------------------------------------------------------- the operations guide
@@ -246,7 +250,7 @@ def test_env_configmap_sets_production_and_only_known_variables():
     assert not unknown, f"onescreen-env sets variables the code never reads (typo or removed): {unknown}"
     assert env["ONESCREEN_MODE"] == "production"
     assert env["ONESCREEN_WORKERS"] == "1"
-    config_dir = mount_path("config")
+    config_dir = mount_path("config", init_container())
     assert env["ONESCREEN_CATALOG"] == f"{config_dir}/field_catalog.yaml"
     assert env["ONESCREEN_POLICIES"] == f"{config_dir}/policies"
     assert env["ONESCREEN_JWT_KEYS"].startswith(mount_path("jwt") + "/")
@@ -276,7 +280,7 @@ def test_mounted_configuration_loads_with_the_service_loaders(tmp_path):
     from oneScreen import catalog as catalog_mod, policy as policy_mod
 
     data = config_configmap()["data"]
-    mount = Path(mount_path("config"))
+    mount = Path(mount_path("config", init_container()))
     for item in volume("config")["configMap"]["items"]:
         target = tmp_path / item["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -287,6 +291,22 @@ def test_mounted_configuration_loads_with_the_service_loaders(tmp_path):
     cat = catalog_mod.load(catalog_path)
     pol = policy_mod.load(policies_dir, cat)
     assert cat.ledgers and pol.tasks
+
+
+def test_the_service_mounts_no_configuration_and_an_init_container_seeds_the_store_from_the_configmap():
+    """Issue 17: the approved configuration is a version in PostgreSQL, which every pod follows; deploy/ mounts no
+    configuration the service would need to write. The ConfigMap's files only seed an empty store, read-only."""
+    assert not any(m["name"] == "config" for m in container()["volumeMounts"]), "the service reads the store"
+    seed = init_container()
+    assert seed["image"] == container()["image"]
+    assert seed["command"] == ["onescreen", "config", "import"]  # never --replace: a store with a version stays
+    assert next(m for m in seed["volumeMounts"] if m["name"] == "config")["readOnly"] is True
+    assert [s["configMapRef"]["name"] for s in seed["envFrom"]] == ["onescreen-env"]
+    assert {e["name"] for e in seed["env"]} == {"ONESCREEN_AUDIT_URL"}  # the store is the audit store's database
+    assert "ONESCREEN_CONFIG_URL" not in env_configmap()
+    sc = seed["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["runAsNonRoot"] is True and sc["capabilities"]["drop"] == ["ALL"]
+    assert {"cpu", "memory"} <= set(seed["resources"]["limits"])
 
 
 def test_service_hpa_pdb_and_network_policy_select_the_pods():

@@ -201,7 +201,10 @@ async def test_persisted_queries_allow_list_and_automatic_persisted_queries(app_
     assert r.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_HASH_MISMATCH"
 
 
-async def test_readyz_turns_503_when_the_audit_store_or_configuration_breaks_and_back(app_with, data_dir, catalog_copy):
+async def test_readyz_turns_503_when_the_audit_store_breaks_and_warns_of_a_refused_configuration(
+        app_with, data_dir, catalog_copy):
+    """A refused configuration leaves the pod serving its running one: /readyz stays 200 and says so as a warning
+    (issue 17: with 503, a bad file reaching every pod at once took the whole service out of rotation)."""
     path = catalog_copy / "field_catalog.yaml"
     api = await app_with(ONESCREEN_CATALOG=str(path), ONESCREEN_POLICIES=str(catalog_copy / "policies"))
     assert (await api.client.get("/readyz")).status_code == 200
@@ -217,10 +220,13 @@ async def test_readyz_turns_503_when_the_audit_store_or_configuration_breaks_and
     with pytest.raises(Exception):
         api.app.state.runtime.reload()
     r = await api.client.get("/readyz")
-    assert r.status_code == 503 and "configuration" in r.json()["problems"][0]
+    assert r.status_code == 200 and r.json()["status"] == "ready" and r.json()["problems"] == []
+    assert r.json()["warnings"][0].startswith("configuration: the files on disk are invalid")
+    assert f"{path}:" in r.json()["warnings"][0]
     path.write_text(good, encoding="utf-8")
     api.app.state.runtime.reload()
-    assert (await api.client.get("/readyz")).status_code == 200
+    r = await api.client.get("/readyz")
+    assert r.status_code == 200 and r.json()["warnings"] == []
 
 
 async def test_metrics_cover_requests_ledgers_cache_policy_and_audit(api, data_dir):
