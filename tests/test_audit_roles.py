@@ -180,7 +180,8 @@ async def test_the_service_refuses_to_start_against_a_missing_or_older_store_unt
         pg_empty, data_dir, tmp_path):
     """Invariant 7: no DDL by the service; `onescreen serve` stops with the command the owner must run, and
     starts once it has run; a trail from before schema versions verifies after `audit migrate`."""
-    env = {"ONESCREEN_DATA_DIR": str(data_dir), "ONESCREEN_AUDIT_URL": pg_empty}
+    # the CLI's audit commands get a generous deadline: on a loaded machine 5 s made `audit export` print nothing
+    env = {"ONESCREEN_DATA_DIR": str(data_dir), "ONESCREEN_AUDIT_URL": pg_empty, "ONESCREEN_AUDIT_TIMEOUT": "30"}
     missing = await asyncio.to_thread(run_cli, "serve", "--port", "1", env_extra=env)
     assert missing.returncode == 1
     assert "cannot start: no audit store at this address" in missing.stderr and "onescreen audit init" in missing.stderr
@@ -208,8 +209,9 @@ async def test_the_service_refuses_to_start_against_a_missing_or_older_store_unt
             assert r.status_code == 200 and "errors" not in r.json(), r.text
     verified = await asyncio.to_thread(run_cli, "audit", "verify", env_extra=env)
     assert verified.returncode == 0 and "audit trail intact: 4 records" in verified.stdout, verified.stderr
-    exported = [json.loads(line) for line in
-                (await asyncio.to_thread(run_cli, "audit", "export", env_extra=env)).stdout.splitlines()]
+    export = await asyncio.to_thread(run_cli, "audit", "export", env_extra=env)
+    assert export.returncode == 0, export.stderr
+    exported = [json.loads(line) for line in export.stdout.splitlines()]
     assert ["request_index" in line for line in exported] == [False, False, False, True]
 
 
