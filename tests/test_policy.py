@@ -1,4 +1,6 @@
-"""Policy as data: decision tables, masking, consent, jurisdiction (invariants 1, 2 and 6)."""
+"""Policy as data: masking, consent, jurisdiction through the service (invariants 1, 2 and 6). The decision
+tables (caller, task, subject facts, field -> decision) are data: policies/tests/*.yaml, run by
+test_policy_cases.py and `onescreen policy test`."""
 from __future__ import annotations
 
 import pytest
@@ -16,37 +18,6 @@ POL = policy.load(ROOT / "policies", CAT)
 
 def caller(roles, region="11680", user="u"):
     return Caller(user, user, "org", region, frozenset(roles))
-
-
-WELFARE = caller(["welfare_officer"])
-VEHICLE = caller(["vehicle_registration_officer"], region="11000")
-HOUSING = caller(["housing_supply_officer"], region="national")
-IN, OUT = Subject(in_region=True, consented=False), Subject(in_region=False, consented=False)
-
-
-@pytest.mark.parametrize("who,task,field,subject,status,mask", [
-    (VEHICLE, "vehicle_transfer", "citizen.rrn", Subject(), Status.MASKED, "rrn"),
-    (VEHICLE, "vehicle_transfer", "citizen.vehicles", Subject(), Status.OK, None),
-    (VEHICLE, "vehicle_transfer", "citizen.mobile_phone", Subject(), Status.DENIED, None),
-    (VEHICLE, "basic_livelihood", "citizen.name", IN, Status.DENIED, None),  # not this caller's task
-    (WELFARE, "basic_livelihood", "citizen.rrn", IN, Status.OK, None),  # full value, with its legal basis
-    (WELFARE, "basic_livelihood", "citizen.name", OUT, Status.DENIED, None),  # outside the district
-    (WELFARE, "basic_livelihood", "citizen.name", Subject(), Status.DENIED, None),  # region unknown: closed
-    (WELFARE, "basic_livelihood", "citizen.monthly_premium", IN, Status.CONSENT_REQUIRED, None),
-    (WELFARE, "basic_livelihood", "citizen.monthly_premium", Subject(True, True), Status.OK, None),
-    (HOUSING, "housing_special_supply", "citizen.address", Subject(), Status.MASKED, "address"),
-    (HOUSING, "housing_special_supply", "citizen.family", Subject(), Status.MASKED, {"name": "name"}),
-    (HOUSING, "housing_special_supply", "citizen.monthly_premium", Subject(), Status.DENIED, None),
-    (HOUSING, "housing_special_supply", "citizen.name", Subject(), Status.MASKED, "name"),  # one treatment of names
-    (caller(["welfare_officer"], region=None), "basic_livelihood", "citizen.name", IN, Status.DENIED, None),
-    (caller(["welfare_officer"], region="27200"), "basic_livelihood", "citizen.name", OUT, Status.DENIED, None),
-    (caller(["welfare_officer"], region="national"), "basic_livelihood", "citizen.name", Subject(), Status.OK, None),
-])
-def test_decision_table(who, task, field, subject, status, mask):
-    d = decide(who, POL.tasks[task], field, subject)
-    assert d.status is status and d.mask == mask
-    if status is Status.DENIED:
-        assert d.reason and d.reason_en
 
 
 def test_a_nationwide_caller_needs_no_region_lookup():
