@@ -321,3 +321,20 @@ def test_a_mask_that_would_change_a_fields_type_is_refused_at_load(catalog_copy)
         policy_mod.load(catalog_copy / "policies", cat)
     assert "move_in_report.yaml:" in str(refused.value)
     assert "mask name does not apply to a field of type integer" in str(refused.value)
+
+
+def test_a_column_mask_on_a_field_that_is_no_record_is_refused_at_load(catalog_copy):
+    """A mapping masks a record's columns. On a scalar field it named the field's own column and passed
+    validation, then masking the value failed (a string has no columns): refused with file and line."""
+    from oneScreen import catalog as catalog_mod, policy as policy_mod
+    from oneScreen.errors import ConfigErrors
+
+    task = catalog_copy / "policies" / "tasks" / "move_in_report.yaml"
+    task.write_text(task.read_text(encoding="utf-8").replace(
+        "      - citizen.birth_date\n", "      - field: citizen.birth_date\n        mask: {birth_date: date_year}\n"),
+        encoding="utf-8")
+    with pytest.raises(ConfigErrors) as refused:
+        policy_mod.load(catalog_copy / "policies", catalog_mod.load(catalog_copy / "field_catalog.yaml"))
+    [error] = refused.value.errors
+    assert error.file == str(task) and error.line == 17, error.message
+    assert error.reason == "a date field masks with one strategy: mask: STRATEGY (a mapping masks a record's columns)"
