@@ -492,6 +492,8 @@ def check_mask(mask: str | Mapping[str, str], columns: tuple[Column, ...], ftype
         if ftype == "record":
             return "a record field masks per column: mask: {column: strategy}"
         return problem(mask, ftype, "a field")
+    if ftype != "record":  # masking.apply would take the value for a row of columns, and fail on it
+        return f"a {ftype} field masks with one strategy: mask: STRATEGY (a mapping masks a record's columns)"
     by_name = {c.name: c for c in columns}
     for col, strategy in mask.items():
         if col not in by_name:

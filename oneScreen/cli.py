@@ -78,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
                                     "basis for every field, catalog fields no task shows (FILE:LINE: reason)")
     p.add_argument("path", nargs="?", help="the policies directory (default: ONESCREEN_POLICIES)")
     p.add_argument("--catalog", help="the field catalog (default: ONESCREEN_CATALOG)")
-    pol.add_parser("schema", help="print the JSON Schemas of roles.yaml and the task files")
+    p = pol.add_parser("test", help="run the decision tests beside the policies (DIR/tests/*.yaml): each "
+                                    "expectation that fails as FILE:LINE: expected X, got Y (rule R); exit 1 then")
+    p.add_argument("path", nargs="?", help="the policies directory (default: ONESCREEN_POLICIES); its tests/ run")
+    p.add_argument("--catalog", help="the field catalog (default: ONESCREEN_CATALOG)")
+    pol.add_parser("schema", help="print the JSON Schemas of roles.yaml, the task files and the decision tests")
     p = pol.add_parser("explain", help="the decision for one field of one task for one user, and the rule that made it")
     p.add_argument("--user", required=True, help="a demo user id")
     p.add_argument("--task", required=True)
@@ -342,6 +346,8 @@ def _policy(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         print(f"{'FAILED' if errors else 'OK'} ({len(pol.tasks)} tasks: {errors} errors, "
               f"{len(findings) - errors} warnings)")
         return 1 if errors else 0
+    if args.policy_command == "test":
+        return _policy_test(cat, pol, Path(args.path or s.policies_dir))
     from .identity import demo_users
     users = {u.user: u for u in demo_users()}
     if args.user not in users:
@@ -381,6 +387,32 @@ def _policy(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         print(f"mask: {d.mask}")
     if d.reason:
         print(f"reason: {d.reason} / {d.reason_en}")
+    return 0
+
+
+def _policy_test(cat, pol, policies_dir: Path) -> int:
+    """`onescreen policy test`: the decision tests of policies_dir/tests against these policies."""
+    from . import policy_cases
+    try:
+        cases = policy_cases.load(policies_dir / policy_cases.DIRECTORY, cat, pol)
+    except (ConfigError, ConfigErrors) as exc:
+        for e in getattr(exc, "errors", [exc]):
+            print(e.message, file=sys.stderr)
+        return 1
+    by_case = [policy_cases.run(case, pol) for case in cases]
+    failures = [f for fs in by_case for f in fs]
+    for f in failures:
+        print(f, file=sys.stderr)
+    for code, kinds in policy_cases.uncovered(cases, pol).items():
+        print(f"{pol.tasks[code].source}: warning: no decision test of task {code} shows: {', '.join(kinds)}",
+              file=sys.stderr)
+    decisions = sum(len(case.expect) for case in cases)
+    files = len({case.file for case in cases})
+    if failures:
+        print(f"FAILED ({len(failures)} of {counted(decisions, 'decision')}, in {sum(map(bool, by_case))} of "
+              f"{counted(len(cases), 'case')})")
+        return 1
+    print(f"OK ({counted(len(cases), 'case')}, {counted(decisions, 'decision')}, {counted(files, 'file')})")
     return 0
 
 

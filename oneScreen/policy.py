@@ -343,4 +343,7 @@ def _load_task(path: Path, catalog: Catalog, roles: Mapping[str, Role]) -> Task:
 
 
 def json_schemas() -> dict[str, dict]:
-    return {"roles": RolesFile.model_json_schema(), "task": TaskFile.model_json_schema()}
+    """JSON Schemas of the policies directory's files: roles.yaml, tasks/*.yaml and tests/*.yaml."""
+    from .policy_cases import json_schema as decision_test_schema
+    return {"roles": RolesFile.model_json_schema(), "task": TaskFile.model_json_schema(),
+            "decision_test": decision_test_schema()}

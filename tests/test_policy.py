@@ -1,4 +1,6 @@
-"""Policy as data: decision tables, masking, consent, jurisdiction (invariants 1, 2 and 6)."""
+"""Policy as data: masking, consent, jurisdiction through the service (invariants 1, 2 and 6). The decision
+tables (caller, task, subject facts, field -> decision) are data: policies/tests/*.yaml, run by
+test_policy_cases.py and `onescreen policy test`."""
 from __future__ import annotations
 
 import pytest
@@ -16,37 +18,6 @@ POL = policy.load(ROOT / "policies", CAT)
 
 def caller(roles, region="11680", user="u"):
     return Caller(user, user, "org", region, frozenset(roles))
-
-
-WELFARE = caller(["welfare_officer"])
-VEHICLE = caller(["vehicle_registration_officer"], region="11000")
-HOUSING = caller(["housing_supply_officer"], region="national")
-IN, OUT = Subject(in_region=True, consented=False), Subject(in_region=False, consented=False)
-
-
-@pytest.mark.parametrize("who,task,field,subject,status,mask", [
-    (VEHICLE, "vehicle_transfer", "citizen.rrn", Subject(), Status.MASKED, "rrn"),
-    (VEHICLE, "vehicle_transfer", "citizen.vehicles", Subject(), Status.OK, None),
-    (VEHICLE, "vehicle_transfer", "citizen.mobile_phone", Subject(), Status.DENIED, None),
-    (VEHICLE, "basic_livelihood", "citizen.name", IN, Status.DENIED, None),  # not this caller's task
-    (WELFARE, "basic_livelihood", "citizen.rrn", IN, Status.OK, None),  # full value, with its legal basis
-    (WELFARE, "basic_livelihood", "citizen.name", OUT, Status.DENIED, None),  # outside the district
-    (WELFARE, "basic_livelihood", "citizen.name", Subject(), Status.DENIED, None),  # region unknown: closed
-    (WELFARE, "basic_livelihood", "citizen.monthly_premium", IN, Status.CONSENT_REQUIRED, None),
-    (WELFARE, "basic_livelihood", "citizen.monthly_premium", Subject(True, True), Status.OK, None),
-    (HOUSING, "housing_special_supply", "citizen.address", Subject(), Status.MASKED, "address"),
-    (HOUSING, "housing_special_supply", "citizen.family", Subject(), Status.MASKED, {"name": "name"}),
-    (HOUSING, "housing_special_supply", "citizen.monthly_premium", Subject(), Status.DENIED, None),
-    (HOUSING, "housing_special_supply", "citizen.name", Subject(), Status.MASKED, "name"),  # one treatment of names
-    (caller(["welfare_officer"], region=None), "basic_livelihood", "citizen.name", IN, Status.DENIED, None),
-    (caller(["welfare_officer"], region="27200"), "basic_livelihood", "citizen.name", OUT, Status.DENIED, None),
-    (caller(["welfare_officer"], region="national"), "basic_livelihood", "citizen.name", Subject(), Status.OK, None),
-])
-def test_decision_table(who, task, field, subject, status, mask):
-    d = decide(who, POL.tasks[task], field, subject)
-    assert d.status is status and d.mask == mask
-    if status is Status.DENIED:
-        assert d.reason and d.reason_en
 
 
 def test_a_nationwide_caller_needs_no_region_lookup():
@@ -350,3 +321,20 @@ def test_a_mask_that_would_change_a_fields_type_is_refused_at_load(catalog_copy)
         policy_mod.load(catalog_copy / "policies", cat)
     assert "move_in_report.yaml:" in str(refused.value)
     assert "mask name does not apply to a field of type integer" in str(refused.value)
+
+
+def test_a_column_mask_on_a_field_that_is_no_record_is_refused_at_load(catalog_copy):
+    """A mapping masks a record's columns. On a scalar field it named the field's own column and passed
+    validation, then masking the value failed (a string has no columns): refused with file and line."""
+    from oneScreen import catalog as catalog_mod, policy as policy_mod
+    from oneScreen.errors import ConfigErrors
+
+    task = catalog_copy / "policies" / "tasks" / "move_in_report.yaml"
+    task.write_text(task.read_text(encoding="utf-8").replace(
+        "      - citizen.birth_date\n", "      - field: citizen.birth_date\n        mask: {birth_date: date_year}\n"),
+        encoding="utf-8")
+    with pytest.raises(ConfigErrors) as refused:
+        policy_mod.load(catalog_copy / "policies", catalog_mod.load(catalog_copy / "field_catalog.yaml"))
+    [error] = refused.value.errors
+    assert error.file == str(task) and error.line == 17, error.message
+    assert error.reason == "a date field masks with one strategy: mask: STRATEGY (a mapping masks a record's columns)"
