@@ -24,6 +24,7 @@ from .screen import convert
 
 if TYPE_CHECKING:
     from .app import Runtime
+    from .taskbook import Plan
 
 
 class Admin:
@@ -120,6 +121,20 @@ class Admin:
         old = self.files().get(key)
         verb = "edit" if old is not None else "create"
         return await self.propose(caller, "task", f"{verb} task {code}", [FileChange(key, old, text)])
+
+    async def import_tasks(self, caller: Caller, path: Path, *, name: str | None = None, dry_run: bool = False,
+                           remove_missing: bool = False) -> "tuple[Plan, Proposal | None]":
+        """A task spreadsheet (taskbook.py) as ONE change: validated row by row (ImportInvalid lists every
+        problem), then proposed like any other change unless `dry_run` or nothing changes."""
+        from .taskbook import plan
+
+        self._require(caller, "task.propose", "import tasks")
+        the_plan = plan(path, self.files(), name=name, remove_missing=remove_missing)
+        if dry_run or not the_plan.files:
+            return the_plan, None
+        p = await self.propose(caller, "task", f"import {Path(name or path).name}: {the_plan.summary}",
+                               list(the_plan.files))
+        return the_plan, p
 
     async def preview_task(self, caller: Caller, code: str, text: str) -> tuple[list[str], list[str]]:
         """For a draft: the ledgers it touches and what it would newly disclose compared with the running version."""

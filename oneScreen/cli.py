@@ -48,6 +48,15 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(arg, required=True)
     p.add_argument("--mask")
     p.add_argument("--format")
+    p = cat.add_parser("matrix", help="the field x task matrix: allow, mask:STRATEGY, consent, - (not granted)")
+    p.add_argument("--csv", action="store_true", help="CSV (the default is an aligned table)")
+    p.add_argument("--sensitivity", action="append", default=[], help="only fields of this sensitivity (repeatable)")
+    p.add_argument("--agency", action="append", default=[], help="only fields of this agency's ledgers (repeatable)")
+    p = cat.add_parser("report", help="catalog-wide reports: unused, no-basis, idle-roles, full-view FIELD, "
+                                      "diff A B (A, B: configuration store versions or directories)")
+    p.add_argument("report", choices=["unused", "no-basis", "idle-roles", "full-view", "diff"])
+    p.add_argument("args", nargs="*", metavar="ARG")
+    p.add_argument("--csv", action="store_true")
     p = cat.add_parser("retire", help="propose retiring a field no task uses")
     p.add_argument("--id", required=True)
     p.add_argument("--user", required=True)
@@ -59,6 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     p = task.add_parser("preview", help="the ledgers a draft touches and what it newly discloses")
     p.add_argument("file")
     p.add_argument("--user", required=True)
+    p = task.add_parser("template", help="write an empty task spreadsheet (.xlsx or .csv) with the Korean headers")
+    p.add_argument("file")
+    p = task.add_parser("export", help="write the active tasks to a spreadsheet (.xlsx or .csv), one row per field")
+    p.add_argument("file")
+    p = task.add_parser("import", help="propose the tasks of a spreadsheet as ONE change (every problem as "
+                                       "FILE:SHEET:ROW:COLUMN: reason; nothing proposed while any row is wrong)")
+    p.add_argument("file")
+    p.add_argument("--user", help="the proposing admin (not needed with --dry-run)")
+    p.add_argument("--dry-run", action="store_true", help="validate and print the per-task diff; propose nothing")
+    p.add_argument("--remove-missing", action="store_true", help="also remove the tasks the spreadsheet lacks")
 
     chg = sub.add_parser("changes", help="configuration change proposals").add_subparsers(dest="changes_command",
                                                                                          required=True)
@@ -129,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         demo_config.ensure(s)  # the demo's configuration is its copy in the data directory (made on first use)
     handler = {"serve": _serve, "token": _token, "demo": _demo, "catalog": _catalog, "policy": _policy,
                "audit": _audit, "task": _admin_cli, "changes": _admin_cli, "config": _config}
+    if (args.command == "catalog" and args.catalog_command in ("matrix", "report")) or (
+            args.command == "task" and args.task_command in ("template", "export", "import")):
+        from .taskbook_cli import run
+        return run(args, s)
     if args.command == "catalog" and args.catalog_command in ("introspect", "map", "retire"):
         return _admin_cli(args, s)
     return handler[args.command](args, s)
