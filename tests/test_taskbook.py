@@ -1,0 +1,228 @@
+"""Task configurers onboard tasks from the ministry's spreadsheet (.xlsx, .csv) and auditors ask catalog-wide
+questions: through the real CLI, real files written by openpyxl and the csv module, and the real change path."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from test_catalog import run_cli
+
+HEADERS = ["사무코드", "사무명", "사무명(영문)", "근거 법령", "근거 법령(영문)", "대상 유형", "담당 역할", "관할",
+           "접수번호 예시", "요청당 대상 수", "구역", "구역(영문)", "필요 정보 항목", "마스킹", "전체값 근거", "동의 필요"]
+
+
+@pytest.fixture
+def env(catalog_copy, data_dir):
+    return {"ONESCREEN_DATA_DIR": str(data_dir), "ONESCREEN_CATALOG": str(catalog_copy / "field_catalog.yaml"),
+            "ONESCREEN_POLICIES": str(catalog_copy / "policies")}
+
+
+def task_files(catalog_copy: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((catalog_copy / "policies" / "tasks").glob("*.yaml"))}
+
+
+def write_xlsx(path: Path, rows: list[list[object]], headers: list[str] = HEADERS) -> Path:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "사무"
+    ws.append(headers)
+    for r in rows:
+        ws.append(r)
+    wb.save(path)
+    return path
+
+
+def row(**values: object) -> list[object]:
+    keys = ["code", "name", "name_en", "basis", "basis_en", "subject", "roles", "jurisdiction", "case_ref", "per",
+            "section", "section_en", "fields", "mask", "full", "consent"]
+    return [values.get(k) for k in keys]
+
+
+PENSION = dict(code="pension_check", name="연금 수급 확인", name_en="Pension eligibility check",
+               basis="국민연금법 제61조(노령연금 수급권자)", basis_en="National Pension Act, Article 61",
+               subject="국민", roles="사회복지 담당 공무원", section="신청인", section_en="Applicant")
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
+def test_the_demo_tasks_round_trip_through_the_spreadsheet_unchanged(env, catalog_copy, tmp_path, suffix):
+    before = task_files(catalog_copy)
+    sheet = tmp_path / f"tasks{suffix}"
+    exported = run_cli("task", "export", str(sheet), env_extra=env)
+    assert exported.returncode == 0, exported.stderr
+    assert f"{len(before)} tasks" in exported.stdout
+    if suffix == ".xlsx":
+        ws = openpyxl.load_workbook(sheet)["사무"]
+        assert [c.value for c in ws[1]] == HEADERS
+        codes = {r[0] for r in ws.iter_rows(min_row=2, values_only=True)}
+    else:
+        codes = {r["사무코드"] for r in csv.DictReader(io.StringIO(sheet.read_text(encoding="utf-8-sig")))}
+    assert codes == {p.removesuffix(".yaml") for p in before}
+
+    dry = run_cli("task", "import", "--dry-run", str(sheet), env_extra=env)
+    assert dry.returncode == 0, dry.stderr
+    assert f"0 new, 0 changed, 0 removed, {len(before)} unchanged" in dry.stdout
+    real = run_cli("task", "import", str(sheet), "--user", "oh.samu", env_extra=env)
+    assert real.returncode == 0, real.stderr
+    assert "nothing to change" in real.stdout
+    assert task_files(catalog_copy) == before  # byte for byte: comments and all
+    listed = run_cli("changes", "list", "--user", "kang.samu", env_extra=env)
+    assert listed.stdout.strip() == ""  # no proposal was made
+
+
+def test_every_problem_of_a_spreadsheet_is_listed_by_row_and_column_and_nothing_is_proposed(env, catalog_copy,
+                                                                                            tmp_path):
+    catalog = catalog_copy / "field_catalog.yaml"  # two citizen fields labelled alike: the label is ambiguous
+    catalog.write_text(catalog.read_text(encoding="utf-8").replace(
+        "label: 휴대전화번호, label_en: Mobile phone", "label: 주소(도로명), label_en: Mobile phone"), encoding="utf-8")
+    before = task_files(catalog_copy)
+    sheet = write_xlsx(tmp_path / "bad.xlsx", [
+        row(**PENSION, fields="성명"),                                    # 2: fine
+        row(code="pension_check", fields="citizen.pension_amount"),      # 3: unknown item
+        row(code="pension_check", fields="주소(도로명)"),                   # 4: ambiguous label
+        row(**{**PENSION, "code": "ghost_task", "roles": "마법사"}, fields="성명"),  # 5: unknown role
+        row(**{**PENSION, "code": "no_basis", "basis": None, "basis_en": None}, fields="성명"),  # 6: no legal basis
+        row(**{**PENSION, "code": "odd_mask"}, fields="성명", mask="address"),  # 7: lint: one treatment per kind
+    ])
+    result = run_cli("task", "import", str(sheet), "--user", "oh.samu", env_extra=env)
+    assert result.returncode == 1
+    err = result.stderr
+    assert (f"{sheet}:사무:3:필요 정보 항목: unknown item 'citizen.pension_amount': no field of 국민 (citizen) has "
+            "that id or label") in err
+    assert (f"{sheet}:사무:4:필요 정보 항목: ambiguous label '주소(도로명)': it names 2 fields of citizen "
+            "(citizen.address, citizen.mobile_phone); give the catalog id") in err
+    assert f"{sheet}:사무:5:담당 역할: unknown role '마법사'" in err
+    assert f"{sheet}:사무:6:근거 법령: missing legal basis: task no_basis gives none on any of its rows" in err
+    assert "nothing was proposed" in err
+    assert task_files(catalog_copy) == before
+    assert run_cli("changes", "list", "--user", "kang.samu", env_extra=env).stdout.strip() == ""
+
+    # with the row errors fixed, the lint's finding comes back on the row that caused it
+    lint_only = write_xlsx(tmp_path / "lint.xlsx", [row(**PENSION, fields="성명\n주민등록번호", mask="address")])
+    result = run_cli("task", "import", str(lint_only), "--dry-run", env_extra=env)
+    assert result.returncode == 1
+    assert (f"{lint_only}:사무:2:필요 정보 항목: task pension_check: names are masked with 'address' here "
+            "(citizen.name); the strategy for them is 'name'") in result.stderr
+
+
+def test_a_clean_import_is_one_change_with_a_per_task_diff_approved_by_a_second_admin(env, catalog_copy, tmp_path):
+    before = task_files(catalog_copy)
+    sheet = tmp_path / "onboard.xlsx"
+    assert run_cli("task", "export", str(sheet), env_extra=env).returncode == 0
+    wb = openpyxl.load_workbook(sheet)
+    ws = wb["사무"]
+    col = {c.value: i for i, c in enumerate(ws[1])}
+    for r in ws.iter_rows(min_row=2):  # housing_special_supply shows the address in full from now on
+        if r[col["사무코드"]].value == "housing_special_supply" and r[col["필요 정보 항목"]].value == "citizen.address":
+            r[col["마스킹"]].value = None
+    # one row per task, the items by Korean label in one cell, through a link
+    ws.append(row(**PENSION, fields="성명\n주민등록번호\ncitizen.residence > 주용도"))
+    wb.save(sheet)
+
+    dry = run_cli("task", "import", "--dry-run", str(sheet), env_extra=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "1 new, 1 changed" in dry.stdout
+    assert "new task pension_check" in dry.stdout and "+ citizen.residence>building.main_purpose (allow)" in dry.stdout
+    assert "widens: citizen.address newly disclosed in full" in dry.stdout
+    assert task_files(catalog_copy) == before
+
+    proposed = run_cli("task", "import", str(sheet), "--user", "oh.samu", env_extra=env)
+    assert proposed.returncode == 0, proposed.stderr
+    assert "pending" in proposed.stdout and "new task pension_check discloses 3 fields" in proposed.stdout
+    listed = run_cli("changes", "list", "--user", "kang.samu", env_extra=env).stdout.strip().splitlines()
+    assert len(listed) == 1 and "import onboard.xlsx" in listed[0]  # ONE change for the whole spreadsheet
+    change_id = listed[0].split()[0]
+    assert task_files(catalog_copy) == before  # nothing applied before the second admin
+    refused = run_cli("changes", "approve", change_id, "--user", "oh.samu", env_extra=env)
+    assert refused.returncode == 1 and "four eyes" in refused.stderr
+    approved = run_cli("changes", "approve", change_id, "--user", "kang.samu", env_extra=env)
+    assert approved.returncode == 0 and "applied" in approved.stdout
+
+    tasks = catalog_copy / "policies" / "tasks"
+    assert "citizen.residence > building.main_purpose" in (tasks / "pension_check.yaml").read_text(encoding="utf-8")
+    explain = run_cli("policy", "explain", "--user", "jung.jutaek", "--task", "housing_special_supply",
+                      "--field", "citizen.address", env_extra=env)
+    assert "OK" in explain.stdout and "MASKED" not in explain.stdout
+    again = run_cli("task", "import", "--dry-run", str(sheet), env_extra=env)
+    assert "0 new, 0 changed" in again.stdout  # what was approved is what the spreadsheet says
+
+
+def test_the_template_has_the_documented_korean_headers(env, tmp_path):
+    for name in ("t.xlsx", "t.csv"):
+        out = run_cli("task", "template", str(tmp_path / name), env_extra=env)
+        assert out.returncode == 0, out.stderr
+    assert [c.value for c in openpyxl.load_workbook(tmp_path / "t.xlsx")["사무"][1]] == HEADERS
+    assert next(csv.reader(io.StringIO((tmp_path / "t.csv").read_text(encoding="utf-8-sig")))) == HEADERS
+    bad = write_xlsx(tmp_path / "wrong.xlsx", [["x"]], headers=["사무 코드"])
+    result = run_cli("task", "import", "--dry-run", str(bad), env_extra=env)
+    assert result.returncode == 1
+    assert f"{bad}:사무:1:사무 코드: unknown column" in result.stderr
+    assert f"{bad}:사무:1:필요 정보 항목: this column is missing" in result.stderr
+
+
+# ---------------------------------------------------------------- reports
+
+
+def test_the_field_by_task_matrix_is_csv_filterable_by_sensitivity_and_agency(env):
+    out = run_cli("catalog", "matrix", "--csv", "--sensitivity", "unique_id", env_extra=env)
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert {r["sensitivity"] for r in rows} == {"unique_id"}
+    rrn = next(r for r in rows if r["field"] == "citizen.rrn")
+    assert rrn["move_in_report"] == "allow"  # full value by its basis
+    assert rrn["vehicle_transfer"] == "mask:rrn"
+    assert rrn["building_use_change"] == "-"
+    health = list(csv.DictReader(io.StringIO(run_cli("catalog", "matrix", "--csv", "--agency", "NHIS",
+                                                     env_extra=env).stdout)))
+    assert health and {r["agency"] for r in health} == {"NHIS"}
+    premium = next(r for r in health if r["field"] == "citizen.monthly_premium")
+    assert premium["basic_livelihood"] == "consent"
+
+
+def test_who_sees_the_rrn_in_full_names_tasks_roles_and_demo_users(env):
+    out = run_cli("catalog", "report", "full-view", "citizen.rrn", "--csv", env_extra=env)
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert {r["task"] for r in rows} == {"basic_livelihood", "basic_livelihood_review", "move_in_report"}
+    move_in = next(r for r in rows if r["task"] == "move_in_report")
+    assert move_in["roles"] == "resident_registration_officer" and move_in["demo users"] == "2"  # kim, multi
+    text = run_cli("catalog", "report", "full-view", "citizen.rrn", env_extra=env).stdout
+    assert "citizen.rrn in full: 3 task(s), 2 role(s), 3 demo user(s)" in text
+
+
+def test_unused_fields_idle_roles_and_fields_without_a_legal_basis_are_reported(env, catalog_copy):
+    # a task file kept in git, written without a legal basis (never through the change path, which lints it)
+    path = catalog_copy / "policies" / "tasks" / "vehicle_transfer.yaml"
+    text = path.read_text(encoding="utf-8")
+    basis = next(line for line in text.splitlines() if line.startswith("legal_basis:"))
+    path.write_text(text.replace(basis, 'legal_basis: ""'), encoding="utf-8")
+    unused = list(csv.DictReader(io.StringIO(run_cli("catalog", "report", "unused", "--csv", env_extra=env).stdout)))
+    assert "citizen.dependant_count" in {r["field"] for r in unused}
+    assert "citizen.name" not in {r["field"] for r in unused}
+    roles = list(csv.DictReader(io.StringIO(run_cli("catalog", "report", "idle-roles", "--csv",
+                                                    env_extra=env).stdout)))
+    assert {r["role"] for r in roles} == {"auditor", "catalog_admin", "citizen", "task_configurer"}
+    no_basis = list(csv.DictReader(io.StringIO(run_cli("catalog", "report", "no-basis", "--csv",
+                                                       env_extra=env).stdout)))
+    assert no_basis and {r["task"] for r in no_basis} == {"vehicle_transfer"}
+    assert {r["reason"] for r in no_basis} == {"the task names no legal basis"}
+
+
+def test_two_configurations_are_compared_task_by_task(env, catalog_copy, tmp_path):
+    import shutil
+    other = tmp_path / "other"
+    shutil.copytree(catalog_copy, other)
+    path = other / "policies" / "tasks" / "housing_special_supply.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "      - field: citizen.address\n        mask: address\n", "      - citizen.address\n"), encoding="utf-8")
+    (other / "policies" / "tasks" / "building_use_change.yaml").unlink()
+    out = run_cli("catalog", "report", "diff", str(catalog_copy), str(other), env_extra=env)
+    assert out.returncode == 0, out.stderr
+    assert "task housing_special_supply\n  widens: citizen.address newly disclosed in full (no mask)" in out.stdout
+    assert "removed task building_use_change" in out.stdout
+    assert "move_in_report" not in out.stdout
+    same = run_cli("catalog", "report", "diff", str(catalog_copy), str(catalog_copy), env_extra=env)
+    assert same.stdout.strip() == "no task differs"
