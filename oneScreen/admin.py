@@ -129,7 +129,12 @@ class Admin:
         from .taskbook import plan
 
         self._require(caller, "task.propose", "import tasks")
-        the_plan = plan(path, self.files(), name=name, remove_missing=remove_missing)
+        base = self.files()
+        snap = self.runtime.snapshot
+        source = getattr(snap, "source", None)
+        # the running snapshot is `base` loaded already when the store's version is the configuration
+        loaded = (snap.catalog, snap.policies) if source is not None and source.files == base else None
+        the_plan = await asyncio.to_thread(plan, path, base, name=name, remove_missing=remove_missing, loaded=loaded)
         if dry_run or not the_plan.files:
             return the_plan, None
         p = await self.propose(caller, "task", f"import {Path(name or path).name}: {the_plan.summary}",

@@ -1,4 +1,5 @@
-"""create_app(): the ASGI application: /graphql, /healthz, /readyz, /metrics, the demo's sign-in and the frontend.
+"""create_app(): the ASGI application: /graphql, /healthz, /readyz, /metrics, /admin/ (admin_http.py), the demo's
+sign-in and the frontend.
 
 The factory only: the running service is runtime.py, the request walk is endpoint.py (and the door,
 disclose.py). Every response carries the security headers, applied once by one middleware.
@@ -17,6 +18,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from . import admin_http
 from .audit import AuditSchemaError, AuditUnavailable
 from .endpoint import GRAPHIQL, error, graphql_endpoints, json_response
 from .http import HttpError, read_body
@@ -110,6 +112,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
+        *admin_http.routes(runtime),
     ]
     if settings.demo:
         routes += [Route("/demo/users", demo_users_endpoint), Route("/demo/token", demo_token_endpoint, methods=["POST"]),

@@ -56,10 +56,12 @@ class Matrix:
         return out.getvalue()
 
 
-def matrix(cat: Catalog, pol: Policies, *, sensitivity: Iterable[str] = (), agency: Iterable[str] = ()) -> Matrix:
-    """Every catalog field (links left out) by every task, filtered to the given sensitivities and agencies."""
-    sens, agencies = set(sensitivity), set(agency)
-    codes = tuple(sorted(pol.tasks))
+def matrix(cat: Catalog, pol: Policies, *, sensitivity: Iterable[str] = (), agency: Iterable[str] = (),
+           tasks: Iterable[str] | None = None, text: str = "", used_only: bool = False) -> Matrix:
+    """Every catalog field (links left out) by every task (or `tasks`), filtered to the given sensitivities and
+    agencies, to fields whose id or label contains `text`, and with `used_only` to fields one of the tasks uses."""
+    sens, agencies, text = set(sensitivity), set(agency), text.strip().lower()
+    codes = tuple(sorted(pol.tasks if tasks is None else (c for c in set(tasks) if c in pol.tasks)))
     grants: dict[str, dict[str, str]] = {}  # field id -> task code -> status
     for code in codes:
         for tf in pol.tasks[code].fields.values():
@@ -71,7 +73,11 @@ def matrix(cat: Catalog, pol: Policies, *, sensitivity: Iterable[str] = (), agen
     for f in sorted(cat.fields.values(), key=lambda f: f.id):
         if f.is_link or (sens and f.sensitivity not in sens) or (agencies and f.ledger.agency.id not in agencies):
             continue
+        if text and text not in f.id.lower() and text not in f.label.lower():
+            continue
         g = grants.get(f.id, {})
+        if used_only and not g:
+            continue
         rows.append((f, tuple(g.get(c, NOT_GRANTED) for c in codes)))
     return Matrix(codes, tuple(rows))
 

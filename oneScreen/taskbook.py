@@ -332,9 +332,11 @@ class Plan:
         return "\n".join([self.summary, *(c.text() for c in self.changes)]) + "\n"
 
 
-def plan(path: Path, base: Mapping[str, str], *, name: str | None = None, remove_missing: bool = False) -> Plan:
+def plan(path: Path, base: Mapping[str, str], *, name: str | None = None, remove_missing: bool = False,
+         loaded: tuple[Catalog, Policies] | None = None) -> Plan:
     """Validate the spreadsheet at `path` against the configuration `base` ({path: text}) and say what it changes.
 
+    `loaded`: `base` as already loaded (the running snapshot), so that it is not loaded again.
     ImportInvalid lists every problem as FILE:SHEET:ROW:COLUMN: reason; nothing else is raised for bad rows."""
     shown = name or str(path)
     sheet, rows, problems = read_rows(Path(path), shown)
@@ -342,10 +344,13 @@ def plan(path: Path, base: Mapping[str, str], *, name: str | None = None, remove
         problems.append(Problem(shown, sheet, MAX_ROWS + 1, "-", f"more than {MAX_ROWS} rows"))
     if problems:
         raise ImportInvalid(problems)
-    with tempfile.TemporaryDirectory(prefix="onescreen-taskbook-") as tmp:
-        cat_path, pol_dir = configstore.write_tree(base, Path(tmp) / "old")
-        cat = catalog_mod.load(cat_path)
-        old = policy_mod.load(pol_dir, cat)
+    if loaded is not None:
+        cat, old = loaded
+    else:
+        with tempfile.TemporaryDirectory(prefix="onescreen-taskbook-") as tmp:
+            cat_path, pol_dir = configstore.write_tree(base, Path(tmp) / "old")
+            cat = catalog_mod.load(cat_path)
+            old = policy_mod.load(pol_dir, cat)
     problems = []
 
     def bad(row: int, key: str, reason: str) -> None:

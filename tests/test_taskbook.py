@@ -226,3 +226,69 @@ def test_two_configurations_are_compared_task_by_task(env, catalog_copy, tmp_pat
     assert "move_in_report" not in out.stdout
     same = run_cli("catalog", "report", "diff", str(catalog_copy), str(catalog_copy), env_extra=env)
     assert same.stdout.strip() == "no task differs"
+
+
+# ---------------------------------------------------------------- the admin pages' HTTP routes
+
+
+@pytest.fixture
+async def http(make_app, catalog_copy, data_dir):
+    import httpx
+    from conftest import Api
+    app = make_app(ONESCREEN_CATALOG=str(catalog_copy / "field_catalog.yaml"),
+                   ONESCREEN_POLICIES=str(catalog_copy / "policies"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        yield Api(client, data_dir, app)
+    await app.state.runtime.close()
+
+
+async def upload(api, user: str, path: Path, dry: bool = False):
+    return await api.client.post(f"/admin/tasks/import?name={path.name}{'&dryRun=1' if dry else ''}",
+                                 content=path.read_bytes(), headers={"Authorization": f"Bearer {api.token(user)}"})
+
+
+async def test_an_uploaded_spreadsheet_answers_its_problems_by_row_or_one_change_to_approve(http, catalog_copy,
+                                                                                           tmp_path):
+    before = task_files(catalog_copy)
+    bad = write_xlsx(tmp_path / "bad.xlsx", [row(**PENSION, fields="성명"),
+                                             row(code="pension_check", fields="citizen.pension_amount")])
+    r = await upload(http, "oh.samu", bad)
+    assert r.status_code == 422
+    problems = r.json()["problems"]
+    assert [(p["row"], p["column"]) for p in problems] == [(3, "필요 정보 항목")]
+    assert problems[0]["text"].startswith("bad.xlsx:사무:3:필요 정보 항목: unknown item 'citizen.pension_amount'")
+    assert task_files(catalog_copy) == before
+
+    caseworker = await upload(http, "kim.jumin", bad)
+    assert caseworker.status_code == 403 and caseworker.json()["code"] == "ADMIN_FORBIDDEN"
+
+    good = write_xlsx(tmp_path / "good.xlsx", [row(**PENSION, fields="성명\n주민등록번호")])
+    dry = await upload(http, "oh.samu", good, dry=True)
+    assert dry.status_code == 200 and dry.json()["change"] is None
+    assert dry.json()["changes"] == [{"code": "pension_check", "kind": "added", "lines": [
+        "roles: welfare_officer", "legal basis: 국민연금법 제61조(노령연금 수급권자)", "+ citizen.name (allow)",
+        "+ citizen.rrn (mask:rrn)"]}]
+    r = await upload(http, "oh.samu", good)
+    assert r.status_code == 200, r.text
+    change = r.json()["change"]
+    assert change["status"] == "pending" and change["widening"] == ["new task pension_check discloses 2 fields"]
+    status, body = await http.gql("kang.samu", "mutation($id: ID!) { approveChange(id: $id) { status } }",
+                                  {"id": str(change["id"])})
+    assert body["data"]["approveChange"]["status"] == "applied"
+    assert "pension_check" in http.app.state.runtime.snapshot.policies.tasks
+
+
+async def test_the_reports_are_served_to_catalog_readers_as_json_and_csv(http):
+    auth = {"Authorization": f"Bearer {http.token('yoon.gamsa')}"}
+    assert (await http.client.get("/admin/reports/matrix", headers=auth)).status_code == 403  # an auditor: no
+    auth = {"Authorization": f"Bearer {http.token('han.catalog')}"}
+    r = await http.client.get("/admin/reports/matrix?sensitivity=unique_id&tasks=move", headers=auth)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["header"] == ["field", "label", "label_en", "agency", "sensitivity", "move_in_report"]
+    assert ["citizen.rrn", "주민등록번호", "Resident registration number", "MOIS", "unique_id", "allow"] in body["rows"]
+    r = await http.client.get("/admin/reports/full-view?field=citizen.rrn&format=csv", headers=auth)
+    assert r.headers["content-type"].startswith("text/csv")
+    assert {row["task"] for row in csv.DictReader(io.StringIO(r.text))} == {
+        "basic_livelihood", "basic_livelihood_review", "move_in_report"}
+    assert (await http.client.get("/admin/reports/matrix")).status_code == 401

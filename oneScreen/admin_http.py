@@ -1,0 +1,141 @@
+"""HTTP routes of the admin pages that GraphQL does not carry well: the task spreadsheet upload and the reports.
+
+POST /admin/tasks/import?name=FILE[&dryRun=1]: the spreadsheet as the raw body (up to MAX_UPLOAD bytes, within
+the body timeout), through admin.py's import (task.propose; one change, four eyes). Invalid rows answer 422
+with every problem as {row, column, reason, text}. GET /admin/reports/NAME[?format=csv]: the catalog-wide
+reports (reports.py) for the roles granted catalog.read. Same identity, rate limits and error shape as
+/graphql; no report reads a ledger, so no value can leave through one.
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from . import reports
+from .endpoint import error, json_response
+from .errors import OneScreenError, Unauthenticated
+from .http import HttpError, read_body
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+MAX_UPLOAD = 16 * 1024 * 1024  # bytes: a national task book (405 tasks x 30 fields) is well below 1 MB as .xlsx
+MAX_ROWS = 1000  # matrix rows a page asks for at once
+MAX_TASKS = 200  # matrix columns at once (the page narrows them by its task filter)
+STATUS = {"ADMIN_FORBIDDEN": 403, "IMPORT_INVALID": 422, "CHANGE_INVALID": 422, "CHANGE_REFUSED": 409}
+
+
+def routes(runtime: "Runtime") -> list[Route]:
+    async def identify(request: Request):
+        caller = runtime.verifier.identify(request.headers, request.client.host if request.client else None)
+        wait = runtime.user_rate.check(caller.user)
+        if wait is not None:
+            raise HttpError(429, "RATE_LIMITED", "too many requests; slow down and retry",
+                            {"Retry-After": str(max(1, math.ceil(wait)))})
+        return caller
+
+    async def guarded(request: Request, handler) -> Response:
+        try:
+            caller = await identify(request)
+            await runtime.ready()
+            return await handler(request, caller)
+        except Unauthenticated as exc:
+            return error(401, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})
+        except HttpError as exc:
+            return error(exc.status, exc.code, exc.message, exc.headers)
+        except OneScreenError as exc:
+            from .taskbook import ImportInvalid
+            if isinstance(exc, ImportInvalid):
+                return json_response({"code": exc.code, "message": f"{len(exc.problems)} problem(s); nothing was "
+                                      "proposed", "problems": [_problem(p) for p in exc.problems]}, 422)
+            errors = getattr(exc, "errors", None)
+            body = {"code": exc.code, "message": exc.message}
+            if errors and all(isinstance(e, str) for e in errors):
+                body["problems"] = [{"text": e} for e in errors]
+            return json_response(body, STATUS.get(exc.code, 400))
+
+    async def import_tasks(request: Request) -> Response:
+        async def run(request: Request, caller) -> Response:
+            runtime.admin._require(caller, "task.propose", "import tasks")  # before reading any upload
+            name = Path(request.query_params.get("name") or "tasks.xlsx").name
+            suffix = Path(name).suffix.lower()
+            if suffix not in (".xlsx", ".csv"):
+                raise HttpError(415, "UNSUPPORTED_MEDIA_TYPE", "upload the task spreadsheet as .xlsx or .csv")
+            body = await read_body(request, MAX_UPLOAD, runtime.settings.body_timeout)
+            dry = request.query_params.get("dryRun") in ("1", "true")
+            with tempfile.TemporaryDirectory(prefix="onescreen-upload-") as tmp:
+                path = Path(tmp) / f"upload{suffix}"
+                await asyncio.to_thread(path.write_bytes, body)
+                plan, p = await runtime.admin.import_tasks(caller, path, name=name, dry_run=dry)
+            return json_response({
+                "summary": plan.summary, "tasks": plan.tasks, "dryRun": dry,
+                "changes": [{"code": c.code, "kind": c.kind, "lines": list(c.lines)} for c in plan.changes],
+                "change": None if p is None else {"id": p.id, "status": p.status, "summary": p.summary,
+                                                  "widening": list(p.widening)}}, headers={"Cache-Control": "no-store"})
+        return await guarded(request, run)
+
+    async def report(request: Request) -> Response:
+        async def run(request: Request, caller) -> Response:
+            snap = runtime.snapshot
+            snap.policies.permissions.require(caller, "catalog.read", what="read the catalog reports")
+            name = request.path_params["name"]
+            q = request.query_params
+            header, rows, extra = _report(snap.catalog, snap.policies, name, q, runtime.settings.demo)
+            if q.get("format") == "csv":
+                return Response(reports.rows_csv(header, rows), media_type="text/csv; charset=utf-8",
+                                headers={"Content-Disposition": f'attachment; filename="{name}.csv"',
+                                         "Cache-Control": "no-store"})
+            return json_response({"header": header, "rows": rows, **extra}, headers={"Cache-Control": "no-store"})
+        return await guarded(request, run)
+
+    return [Route("/admin/tasks/import", import_tasks, methods=["POST"]),
+            Route("/admin/reports/{name}", report, methods=["GET"])]
+
+
+def _problem(p: Any) -> dict[str, Any]:
+    return {"file": p.file, "sheet": p.sheet, "row": p.row, "column": p.column, "reason": p.reason, "text": str(p)}
+
+
+def _report(cat, pol, name: str, q, demo: bool) -> tuple[list[str], list[list[Any]], dict[str, Any]]:
+    if name == "matrix":
+        text = q.get("tasks", "").strip().lower()
+        codes = [c for c, t in sorted(pol.tasks.items()) if not text or text in c or text in t.name.lower()]
+        m = reports.matrix(cat, pol, sensitivity=q.getlist("sensitivity"), agency=q.getlist("agency"),
+                           tasks=codes[:MAX_TASKS] if q.get("format") != "csv" else codes, text=q.get("q", ""),
+                           used_only=q.get("used") in ("1", "true"))
+        rows = [[f.id, f.label, f.label_en, f.ledger.agency.id, f.sensitivity, *cells] for f, cells in m.rows]
+        offset = max(0, int(q.get("offset", "0") or 0)) if (q.get("offset") or "0").isdigit() else 0
+        shown = rows if q.get("format") == "csv" else rows[offset:offset + MAX_ROWS]
+        return (["field", "label", "label_en", "agency", "sensitivity", *m.tasks], shown,
+                {"totalRows": len(rows), "totalTasks": len(codes), "offset": offset,
+                 "taskNames": {c: [pol.tasks[c].name, pol.tasks[c].name_en] for c in m.tasks}})
+    if name == "unused":
+        return (["field", "label", "agency", "ledger", "sensitivity"],
+                [[f.id, f.label, f.ledger.agency.id, f.ledger.id, f.sensitivity]
+                 for f in reports.unused_fields(cat, pol)], {})
+    if name == "no-basis":
+        return (["task", "field", "sensitivity", "reason"],
+                [[t.code, tf.id, tf.target.sensitivity, why] for t, tf, why in reports.without_basis(pol)], {})
+    if name == "idle-roles":
+        return (["role", "label", "admin actions"],
+                [[r, label, " ".join(actions)] for r, label, actions in reports.idle_roles(pol)], {})
+    if name == "full-view":
+        fid = q.get("field", "")
+        if fid not in cat.fields:
+            raise HttpError(400, "BAD_REQUEST", "give ?field= a catalog field id, e.g. citizen.rrn")
+        from .identity import demo_users
+        users = [(u.user, u.roles) for u in demo_users()] if demo else []
+        views = reports.who_sees_in_full(pol, fid)
+        roles = sorted({r for v in views for r in v.roles})
+        return (["task", "path", "roles", "consent", "basis", "demo users"],
+                [[v.task, v.path, " ".join(v.roles), v.consent, v.basis, len(reports.users_with(v.roles, users))]
+                 for v in views], {"tasks": len(views), "roles": roles,
+                                   "users": len(reports.users_with(roles, users))})
+    raise HttpError(404, "NOT_FOUND", "reports: matrix, unused, no-basis, idle-roles, full-view")
