@@ -6,7 +6,7 @@ import {$, fill, h} from "./dom.js";
 import {pick, t} from "./i18n.js";
 import {clearAlert, clearStatus, handleError, may, token} from "./ui.js";
 
-export const PAGES = ["catalog", "mapping", "task", "changes"];
+export const PAGES = ["catalog", "mapping", "task", "changes", "import", "reports"];
 
 export const AQ = {
   catalog: `query AdminCatalog { catalog {
@@ -52,7 +52,8 @@ export function resetAdmin() {
 }
 
 /** The action each admin page needs (roles.yaml grants actions to roles; the server refuses anyway). */
-const PAGE_ACTION = {catalog: "catalog.read", mapping: "catalog.propose", task: "task.propose", changes: "changes.read"};
+const PAGE_ACTION = {catalog: "catalog.read", mapping: "catalog.propose", task: "task.propose", changes: "changes.read",
+                     import: "task.propose", reports: "catalog.read"};
 
 /** Whether the signed-in user may open an admin page. */
 export function mayOpen(page) {
@@ -170,6 +171,8 @@ export function summaryText(summary) {
     [/^create task (\w+)$/, (m) => t("admin.summary.createTask", {task: taskLabel(m[1])})],
     [/^edit task (\w+)$/, (m) => t("admin.summary.editTask", {task: taskLabel(m[1])})],
     [/^restore the version before change (\d+)$/, (m) => t("admin.summary.restore", {id: m[1]})],
+    [/^import (.+): (\d+) tasks? in the spreadsheet: (\d+) new, (\d+) changed, (\d+) removed, (\d+) unchanged$/,
+      (m) => t("admin.summary.import", {file: m[1], n: m[2], added: m[3], changed: m[4], removed: m[5]})],
   ];
   for (const [re, fn] of rules) {
     const m = re.exec(summary);

@@ -11,9 +11,12 @@ import {renderCatalogPage, bindCatalogPage} from "./admin-catalog.js";
 import {renderMappingPage, bindMappingPage, openMapping} from "./admin-mapping.js";
 import {renderTaskPage, bindTaskPage} from "./admin-task.js";
 import {renderChangesPage, loadChanges} from "./admin-changes.js";
+import {renderImportPage, bindImportPage, resetImport} from "./admin-import.js";
+import {renderReportsPage, bindReportsPage, resetReports} from "./admin-reports.js";
 import {announce, clearAlert, show, state} from "./ui.js";
 
-const RENDER = {catalog: renderCatalogPage, mapping: renderMappingPage, task: renderTaskPage, changes: renderChangesPage};
+const RENDER = {catalog: renderCatalogPage, mapping: renderMappingPage, task: renderTaskPage, changes: renderChangesPage,
+                import: renderImportPage, reports: renderReportsPage};
 
 export {isAdmin};
 
@@ -53,13 +56,16 @@ export function renderAdmin() {
 /** Sign-out: forget the admin pages' data and erase what they showed or what was typed into them. */
 export function resetAdmin() {
   resetAdminState();
+  resetImport();
+  resetReports();
   for (const sel of ["#admin-ledgers", "#admin-fields", "#admin-field-count", "#admin-columns", "#admin-map-result",
                      "#task-sections", "#task-picker-groups", "#task-picker-count", "#task-preview-box", "#task-result",
-                     "#changes-pending", "#changes-history", "#changes-done"]) {
+                     "#changes-pending", "#changes-history", "#changes-done", "#import-result", "#report-matrix",
+                     "#report-other"]) {
     $(sel).replaceChildren();
   }
   for (const sel of ["#admin-field-filter", "#admin-ledger-form", "#admin-map-form", "#admin-task-open",
-                     "#admin-task-form"]) {
+                     "#admin-task-form", "#admin-import-form", "#admin-matrix-form", "#admin-report-form"]) {
     $(sel).reset();
   }
   for (const sel of ["#admin-map-form", "#admin-task-form", "#admin-map-result", "#task-preview-box", "#task-result",
@@ -93,5 +99,7 @@ export function bindAdmin() {
   bindCatalogPage();
   bindMappingPage();
   bindTaskPage();
+  bindImportPage();
+  bindReportsPage();
   syncAdmin();
 }

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from .runtime import Runtime
 
 MAX_UPLOAD = 16 * 1024 * 1024  # bytes: a national task book (405 tasks x 30 fields) is well below 1 MB as .xlsx
-MAX_ROWS = 1000  # matrix rows a page asks for at once
-MAX_TASKS = 200  # matrix columns at once (the page narrows them by its task filter)
+MAX_ROWS = 200  # matrix rows a page shows at once (the CSV has them all)
+MAX_TASKS = 40  # matrix columns a page shows at once (narrowed by its task filter; the CSV has them all)
 STATUS = {"ADMIN_FORBIDDEN": 403, "IMPORT_INVALID": 422, "CHANGE_INVALID": 422, "CHANGE_REFUSED": 409}
 
 
