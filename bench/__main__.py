@@ -1,6 +1,6 @@
 """`python -m bench [NAME ...] [--smoke] [--profile] [--keep]`: run the benchmarks, print every target.
 
-NAME is one or more of: fanout peers fetch config memory audit hostile (default: all seven, in that order).
+NAME is one or more of: fanout peers fetch config memory audit hostile tasks (default: all eight, in that order).
 --smoke   tiny loads, seconds each; targets are printed but not judged (CI runs this; never asserts time)
 --profile also record the oneScreen worker with py-spy under load (extra, unmeasured runs) and print top frames
 --keep    keep the temporary directory (generated configs, logs, raw profiles)
@@ -21,7 +21,7 @@ from .common import (Result, Run, fmt, machine, pg_available, pg_settings, print
                      tmpdir)
 
 BENCHES = {"fanout": "fanout", "peers": "peers", "fetch": "fetch_economy", "config": "config_scale",
-           "memory": "memory", "audit": "audit_rate", "hostile": "hostile"}
+           "memory": "memory", "audit": "audit_rate", "hostile": "hostile", "tasks": "taskbook_scale"}
 
 
 def main(argv: list[str] | None = None) -> int:

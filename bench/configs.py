@@ -171,6 +171,10 @@ TYPES = ("string", "string", "string", "integer", "number", "date", "boolean")
 SENSITIVITY = ("public", "internal", "personal", "personal", "sensitive")
 
 
+def _sensitive(fid: str) -> bool:
+    return SENSITIVITY[int(fid[-2:]) % len(SENSITIVITY)] == "sensitive"
+
+
 def scale_config(directory: Path, n_ledgers: int, n_fields: int, n_tasks: int) -> tuple[Path, Path, dict[str, str]]:
     """A catalog of n_ledgers (>= 10) x n_fields (one ledger in 10 REST, the rest SQL; one in 7 with many rows per
     subject), a link from every subject type to the next, and n_tasks tasks of 30 fields (some through the
@@ -239,10 +243,12 @@ def scale_config(directory: Path, n_ledgers: int, n_fields: int, n_tasks: int) -
         for j in range(FIELDS_PER_TASK):
             if j % 10 == 9:  # every tenth field through the link to the next subject type
                 target = nxt[(t * 7 + j * 13) % len(nxt)]
-                picks.append(f"{link_of[s]} > {target}")
+                path = f"{link_of[s]} > {target}"
+                # sensitive data shown in full names its own basis (policy lint, as any configuration must pass)
+                picks.append({"field": path, "full_value_basis": "벤치마크"} if _sensitive(target) else path)
             else:
                 fid = own[(t * 31 + j * 17) % len(own)]
-                if fid.endswith("_f00"):
+                if fid.endswith("_f00") or _sensitive(fid):
                     picks.append({"field": fid, "full_value_basis": "벤치마크"})
                 elif j == 3:
                     picks.append({"field": fid, "consent": True})
