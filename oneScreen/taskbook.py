@@ -499,7 +499,7 @@ def plan(path: Path, base: Mapping[str, str], *, name: str | None = None, remove
         fname = by_code.get(code)
         if fname and fname != f"{code}.yaml":
             new_files.pop(f"{configstore.POLICIES}/tasks/{fname}", None)
-    new_pol = _load_and_lint(new_files, emitted, drafts, shown, sheet)
+    new_pol = _load_and_lint(new_files, emitted, drafts, shown, sheet, cat)
     changes = task_diff(old, new_pol, set(drafts) | (set(old.tasks) - set(drafts) if remove_missing else set()))
     files = []
     for c in changes:
@@ -516,15 +516,18 @@ def plan(path: Path, base: Mapping[str, str], *, name: str | None = None, remove
 
 
 def _load_and_lint(files: Mapping[str, str], emitted: Mapping[str, _Emitted], drafts: Mapping[str, _Draft],
-                   shown: str, sheet: str) -> Policies:
-    from .lint import lint
+                   shown: str, sheet: str, cat: Catalog) -> Policies:
+    """The policies as they would be, loaded over the running catalog (an import changes no catalog), and the
+    lint's errors of the tasks the sheet writes (the others are as they run; the proposal lints them all again)."""
+    from .lint import _task as lint_task
 
+    policies = {k: v for k, v in files.items() if k.startswith(f"{configstore.POLICIES}/")}
     with tempfile.TemporaryDirectory(prefix="onescreen-taskbook-") as tmp:
-        cat_path, pol_dir = configstore.write_tree(files, Path(tmp) / "new")
+        _cat_path, pol_dir = configstore.write_tree(policies, Path(tmp) / "new")
         try:
-            cat = catalog_mod.load(cat_path)
             pol = policy_mod.load(pol_dir, cat)
-            found = [(f.file, f.line, f.reason) for f in lint(cat, pol) if f.error]
+            found = [(f.file, f.line, f.reason) for code in emitted if code in pol.tasks
+                     for f in lint_task(cat, pol.tasks[code]) if f.error]
         except ConfigErrors as exc:
             found = [(e.file, e.line, e.reason) for e in exc.errors]
         except ConfigError as exc:
