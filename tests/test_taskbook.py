@@ -292,3 +292,34 @@ async def test_the_reports_are_served_to_catalog_readers_as_json_and_csv(http):
     assert {row["task"] for row in csv.DictReader(io.StringIO(r.text))} == {
         "basic_livelihood", "basic_livelihood_review", "move_in_report"}
     assert (await http.client.get("/admin/reports/matrix")).status_code == 401
+
+
+def test_with_a_configuration_store_an_import_is_a_new_version_and_versions_diff_task_by_task(data_dir, tmp_path):
+    """Production keeps the configuration in PostgreSQL: the import proposes against the active version, the
+    approval activates the next one, and `catalog report diff 1 2` says what changed, task by task."""
+    from sqlalchemy.engine import make_url
+
+    from conftest import need_service
+    from sqlservers import PG_URL, _create_database, _run, drop_database, pg_available, unique_db_name
+    from test_config_store import seed
+
+    need_service(pg_available(), f"PostgreSQL is not reachable at {PG_URL}")
+    name = unique_db_name("onescreen_taskbook")
+    _run(_create_database(make_url(PG_URL), name))
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        assert seed(url).id == 1
+        env = {"ONESCREEN_DATA_DIR": str(data_dir), "ONESCREEN_CONFIG_URL": url}
+        sheet = write_xlsx(tmp_path / "pension.xlsx", [row(**PENSION, fields="성명\n주민등록번호")])
+        proposed = run_cli("task", "import", str(sheet), "--user", "oh.samu", env_extra=env)
+        assert proposed.returncode == 0, proposed.stderr
+        change_id = next(line for line in proposed.stdout.splitlines() if line.startswith("change ")).split()[1]
+        approved = run_cli("changes", "approve", change_id.rstrip(":"), "--user", "kang.samu", env_extra=env)
+        assert approved.returncode == 0 and "applied" in approved.stdout, approved.stderr
+        diff = run_cli("catalog", "report", "diff", "1", "2", env_extra=env)
+        assert diff.returncode == 0, diff.stderr
+        assert diff.stdout.startswith("new task pension_check\n") and "+ citizen.rrn (mask:rrn)" in diff.stdout
+        exported = run_cli("task", "export", str(tmp_path / "active.csv"), env_extra=env)
+        assert exported.returncode == 0 and "7 tasks" in exported.stdout  # the store's active version
+    finally:
+        drop_database(PG_URL, name)
