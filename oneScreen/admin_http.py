@@ -111,7 +111,7 @@ def _report(cat, pol, name: str, q, demo: bool) -> tuple[list[str], list[list[An
                            tasks=codes[:MAX_TASKS] if q.get("format") != "csv" else codes, text=q.get("q", ""),
                            used_only=q.get("used") in ("1", "true"))
         rows = [[f.id, f.label, f.label_en, f.ledger.agency.id, f.sensitivity, *cells] for f, cells in m.rows]
-        offset = max(0, int(q.get("offset", "0") or 0)) if (q.get("offset") or "0").isdigit() else 0
+        offset = int(q["offset"]) if q.get("offset", "").isdigit() else 0
         shown = rows if q.get("format") == "csv" else rows[offset:offset + MAX_ROWS]
         return (["field", "label", "label_en", "agency", "sensitivity", *m.tasks], shown,
                 {"totalRows": len(rows), "totalTasks": len(codes), "offset": offset,
