@@ -323,3 +323,53 @@ def test_with_a_configuration_store_an_import_is_a_new_version_and_versions_diff
         assert exported.returncode == 0 and "7 tasks" in exported.stdout  # the store's active version
     finally:
         drop_database(PG_URL, name)
+
+
+def excel_style_xlsx(path: Path, rows: list[list[str]], doctype: str = "") -> Path:
+    """A workbook as Excel writes it: shared strings (openpyxl writes inline ones), the sheet named in the
+    workbook's relationships, a second sheet before it."""
+    import zipfile
+    from xml.sax.saxutils import escape
+    strings: list[str] = []
+
+    def ref(i: int, j: int) -> str:
+        return f"{chr(65 + j)}{i + 1}"
+
+    cells = []
+    for i, r in enumerate(rows):
+        cs = []
+        for j, v in enumerate(r):
+            strings.append(v)
+            cs.append(f'<c r="{ref(i, j)}" t="s"><v>{len(strings) - 1}</v></c>')
+        cells.append(f'<row r="{i + 1}">{"".join(cs)}</row>')
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("xl/workbook.xml", f'{doctype}<workbook xmlns="{main}" xmlns:r="{rel}"><sheets>'
+                   f'<sheet name="안내" sheetId="1" r:id="rId2"/><sheet name="사무" sheetId="2" r:id="rId1"/>'
+                   '</sheets></workbook>')
+        z.writestr("xl/_rels/workbook.xml.rels", '<Relationships xmlns="http://schemas.openxmlformats.org/package/'
+                   '2006/relationships"><Relationship Id="rId1" Target="worksheets/sheet2.xml" Type="ws"/>'
+                   '<Relationship Id="rId2" Target="worksheets/sheet1.xml" Type="ws"/></Relationships>')
+        z.writestr("xl/sharedStrings.xml", f'<sst xmlns="{main}">' + "".join(
+            f"<si><r><t>{escape(s[:2])}</t></r><r><t>{escape(s[2:])}</t></r></si>" for s in strings) + "</sst>")
+        z.writestr("xl/worksheets/sheet1.xml", f'<worksheet xmlns="{main}"><sheetData/></worksheet>')
+        z.writestr("xl/worksheets/sheet2.xml", f'<worksheet xmlns="{main}"><sheetData>{"".join(cells)}'
+                   "</sheetData></worksheet>")
+    return path
+
+
+def test_a_workbook_saved_by_excel_is_read_and_a_damaged_one_is_refused_by_name(env, tmp_path):
+    rows = [HEADERS, [str(v or "") for v in row(**PENSION, fields="성명\n주민등록번호")]]
+    sheet = excel_style_xlsx(tmp_path / "excel.xlsx", rows)
+    dry = run_cli("task", "import", "--dry-run", str(sheet), env_extra=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "new task pension_check" in dry.stdout and "+ citizen.rrn (mask:rrn)" in dry.stdout
+    damaged = tmp_path / "damaged.xlsx"
+    damaged.write_bytes(b"PK\x03\x04 not really a workbook")
+    result = run_cli("task", "import", "--dry-run", str(damaged), env_extra=env)
+    assert result.returncode == 1 and f"{damaged}:-:0:-: not a readable .xlsx workbook" in result.stderr
+    entities = excel_style_xlsx(tmp_path / "entities.xlsx", rows,
+                                doctype='<!DOCTYPE w [<!ENTITY a "aaaaaaaaaa">]>')
+    result = run_cli("task", "import", "--dry-run", str(entities), env_extra=env)
+    assert result.returncode == 1 and "DOCTYPE" in result.stderr
