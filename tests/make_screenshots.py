@@ -23,7 +23,7 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 from oneScreen.demo import ledgers as demo_ledgers  # noqa: E402
 from test_frontend import CHROMIUM, Site, field, gangnam_citizens, launch, open_screen, serve, sign_in  # noqa: E402
-from test_taskbook import PENSION, row, write_xlsx  # noqa: E402
+from test_taskbook import PENSION, row as sheet_row, write_xlsx  # noqa: E402
 
 VIEWPORT = {"width": 1280, "height": 800}
 
@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             import_page.click("#nav-admin-import")
             sheet = Path(tmp) / "사무목록.xlsx"
             write_xlsx(sheet, [
-                row(**PENSION, fields="성명\n주민등록번호\ncitizen.residence > 주용도"),
-                row(code="pension_check", fields="연금 수령액"),
-                row(**{**PENSION, "code": "disability_check", "name": "장애인 등록 확인", "basis": None,
+                sheet_row(**PENSION, fields="성명\n주민등록번호\ncitizen.residence > 주용도"),
+                sheet_row(code="pension_check", fields="연금 수령액"),
+                sheet_row(**{**PENSION, "code": "disability_check", "name": "장애인 등록 확인", "basis": None,
                        "roles": "사회복지 담당 공무원, 연금 담당자"}, fields="성명"),
             ])
             import_page.set_input_files("#import-file", str(sheet))
