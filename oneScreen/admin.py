@@ -170,6 +170,14 @@ class Admin:
             return dict(source.files)
         return read_files(self.config.catalog_path, self.config.policies_dir)
 
+    def _running_catalog(self, base: dict[str, str]) -> Any:
+        """The snapshot's catalog when it is the one `base` holds (a store's version carries its text; files on
+        disk may have changed since the snapshot was read), else None: candidate() loads it."""
+        source = getattr(self.runtime.snapshot, "source", None)
+        if source is not None and source.files is not None and source.files.get(CATALOG) == base.get(CATALOG):
+            return self.runtime.snapshot.catalog
+        return None
+
     def _keyed(self, files: "list[FileChange] | tuple[FileChange, ...]") -> list[FileChange]:
         return [FileChange(self.config.key(f.path), f.old, f.new) for f in files]
 
@@ -198,7 +206,8 @@ class Admin:
         files = self._keyed(files)
         async with self.lock:
             base = self._check_base(files)
-            new_cat, new_pol = candidate(base, files, shown=self._shown())  # ChangeInvalid: nothing stored or changed
+            new_cat, new_pol = candidate(base, files, shown=self._shown(),  # ChangeInvalid: nothing stored or changed
+                                         catalog=self._running_catalog(base))
             snap = self.runtime.snapshot
             reasons = widening(snap.catalog, snap.policies, new_cat, new_pol)
             p = await self.store.add(kind, summary, caller.user, files, reasons)
@@ -220,7 +229,8 @@ class Admin:
             if p.status != "pending":
                 raise ChangeRefused(f"change {change_id} is {p.status}, not pending")
             try:
-                candidate(self._check_base(self._keyed(p.files)), self._keyed(p.files), shown=self._shown())
+                base = self._check_base(self._keyed(p.files))
+                candidate(base, self._keyed(p.files), shown=self._shown(), catalog=self._running_catalog(base))
             except (ChangeRefused, ChangeInvalid):
                 await self.store.decide(change_id, "stale", caller.user)
                 raise

@@ -62,6 +62,12 @@ def lint(catalog: Catalog, policies: Policies) -> list[Finding]:
     return findings + _unshown(catalog, policies) + catalog_warnings
 
 
+def errors(catalog: Catalog, policies: Policies) -> list[Finding]:
+    """The lint's errors only (what refuses a change): each task's; the warnings (fields no task shows, the
+    catalog's own) are left out, and the catalog file is not read again for them."""
+    return [f for task in policies.tasks.values() for f in _task(catalog, task) if f.error]
+
+
 def _task(catalog: Catalog, task: Task) -> list[Finding]:
     data, lines = yamlfile.load(Path(task.source))
     line_of: dict[str, int | None] = {}  # task field id -> line of its entry
