@@ -129,11 +129,9 @@ class Admin:
         from .taskbook import plan
 
         self._require(caller, "task.propose", "import tasks")
-        base = self.files()
         snap = self.runtime.snapshot
-        source = getattr(snap, "source", None)
-        # the running snapshot is `base` loaded already when the store's version is the configuration
-        loaded = (snap.catalog, snap.policies) if source is not None and source.files == base else None
+        base = self.files()
+        loaded = (snap.catalog, snap.policies) if self._is_running(snap, base) else None
         the_plan = await asyncio.to_thread(plan, path, base, name=name, remove_missing=remove_missing, loaded=loaded)
         if dry_run or not the_plan.files:
             return the_plan, None
@@ -170,13 +168,20 @@ class Admin:
             return dict(source.files)
         return read_files(self.config.catalog_path, self.config.policies_dir)
 
+    def _is_running(self, snap: Any, base: dict[str, str], only: str | None = None) -> bool:
+        """Whether snapshot `snap` was loaded from `base` (or from its file `only`): a store's version carries
+        its text; files count when none changed on disk since the snapshot read them."""
+        source = getattr(snap, "source", None)
+        if source is None:
+            return False
+        if source.files is not None:
+            return source.files == base if only is None else source.files.get(only) == base.get(only)
+        return self.runtime.files_unchanged()
+
     def _running_catalog(self, base: dict[str, str]) -> Any:
-        """The snapshot's catalog when it is the one `base` holds (a store's version carries its text; files on
-        disk may have changed since the snapshot was read), else None: candidate() loads it."""
-        source = getattr(self.runtime.snapshot, "source", None)
-        if source is not None and source.files is not None and source.files.get(CATALOG) == base.get(CATALOG):
-            return self.runtime.snapshot.catalog
-        return None
+        """The snapshot's catalog when it is the one `base` holds, else None: candidate() loads it."""
+        snap = self.runtime.snapshot
+        return snap.catalog if self._is_running(snap, base, CATALOG) else None
 
     def _keyed(self, files: "list[FileChange] | tuple[FileChange, ...]") -> list[FileChange]:
         return [FileChange(self.config.key(f.path), f.old, f.new) for f in files]

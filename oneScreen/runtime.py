@@ -156,6 +156,11 @@ class Runtime:
             out.append((str(f), st.st_mtime_ns, st.st_size))
         return tuple(out)
 
+    def files_unchanged(self) -> bool:
+        """When the files are the configuration: whether they are as the running snapshot read them (their
+        modification times and sizes), so that what it loaded can stand for them (admin.py's validations)."""
+        return self.config_store is None and self.config_stamp() == self._loaded_stamp
+
     async def watch_config(self, interval: float = configstore.CHECK_INTERVAL) -> None:
         """Follow the store's active version (NOTIFY, else a look every `interval`), or reload when the files
         change on disk; validated either way (a refused one is logged, counted and reported by /readyz)."""

@@ -15,7 +15,7 @@ from oneScreen.settings import ROOT
 
 pytestmark = pytest.mark.bench  # `pytest -m bench`: .ci/run's own step; the plain `pytest -q` leaves them out
 
-BENCHMARKS = ("fanout", "peers", "fetch", "config", "memory", "audit", "hostile")
+BENCHMARKS = ("fanout", "peers", "fetch", "config", "memory", "audit", "hostile", "tasks")
 
 
 def test_bench_smoke_runs_every_benchmark_from_the_repository_alone(tmp_path):
@@ -24,7 +24,7 @@ def test_bench_smoke_runs_every_benchmark_from_the_repository_alone(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONESCREEN_")}
     env["PEER_BENCH_DIR"] = str(tmp_path / "no-peer-bench")
     out = subprocess.run([sys.executable, "-m", "bench", "--smoke"], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=420)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     lines = out.stdout.splitlines()
     for name in BENCHMARKS:
