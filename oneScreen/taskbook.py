@@ -29,7 +29,7 @@ from .catalog import Catalog, Field, check_mask
 from .changes import FileChange
 from .errors import ConfigError, ConfigErrors, OneScreenError, counted
 from .policy import CASE_REF_PATTERN, Policies
-from .reports import TaskChange, mask_text, task_diff
+from .reports import TaskChange, mask_text, same_task, task_diff
 
 SHEET = "사무"
 # (key, Korean header, what goes in it): the documented layout, in the template's order
@@ -611,7 +611,7 @@ def plan(path: Path, base: Mapping[str, str], *, name: str | None = None, remove
         fname = by_code.get(code)
         if fname and fname != f"{code}.yaml":
             new_files.pop(f"{configstore.POLICIES}/tasks/{fname}", None)
-    new_pol = _load_and_lint(new_files, emitted, drafts, shown, sheet, cat)
+    new_pol = _load_and_lint(new_files, emitted, drafts, shown, sheet, cat, old)
     changes = task_diff(old, new_pol, set(drafts) | (set(old.tasks) - set(drafts) if remove_missing else set()))
     files = []
     for c in changes:
@@ -628,9 +628,10 @@ def plan(path: Path, base: Mapping[str, str], *, name: str | None = None, remove
 
 
 def _load_and_lint(files: Mapping[str, str], emitted: Mapping[str, _Emitted], drafts: Mapping[str, _Draft],
-                   shown: str, sheet: str, cat: Catalog) -> Policies:
+                   shown: str, sheet: str, cat: Catalog, old: Policies) -> Policies:
     """The policies as they would be, loaded over the running catalog (an import changes no catalog), and the
-    lint's errors of the tasks the sheet writes (the others are as they run; the proposal lints them all again)."""
+    lint's errors of the tasks the sheet changes (a task the same as it runs lints as it does; the proposal
+    lints them all again)."""
     from .lint import _task as lint_task
 
     policies = {k: v for k, v in files.items() if k.startswith(f"{configstore.POLICIES}/")}
@@ -638,8 +639,10 @@ def _load_and_lint(files: Mapping[str, str], emitted: Mapping[str, _Emitted], dr
         _cat_path, pol_dir = configstore.write_tree(policies, Path(tmp) / "new")
         try:
             pol = policy_mod.load(pol_dir, cat)
-            found = [(f.file, f.line, f.reason) for code in emitted if code in pol.tasks
-                     for f in lint_task(cat, pol.tasks[code]) if f.error]
+            changed = [code for code in emitted if code in pol.tasks
+                       and (code not in old.tasks or not same_task(old.tasks[code], pol.tasks[code]))]
+            found = [(f.file, f.line, f.reason) for code in changed for f in lint_task(cat, pol.tasks[code])
+                     if f.error]
         except ConfigErrors as exc:
             found = [(e.file, e.line, e.reason) for e in exc.errors]
         except ConfigError as exc:
