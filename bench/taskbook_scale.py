@@ -161,6 +161,7 @@ def _chromium(run: Run, res: Result, d: Path, catalog: Path, policies: Path, env
             page.click("#nav-admin-reports")
             page.wait_for_selector("#matrix-agency option >> nth=1", state="attached")
             open_s = time.perf_counter() - t
+            page.wait_for_selector("#status:has-text('카탈로그 보고서 화면입니다.')", state="attached")
             page.fill("#matrix-tasks", "task_00")  # a task filter, as a configurer narrows the columns
             t = time.perf_counter()
             page.click("#matrix-show")
@@ -175,6 +176,7 @@ def _chromium(run: Run, res: Result, d: Path, catalog: Path, policies: Path, env
             page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
             matrix_all_s = time.perf_counter() - t
             page.click("#nav-admin-import")
+            page.wait_for_selector("#status:has-text('사무 일괄 등록 화면입니다.')", state="attached")
             page.set_input_files("#import-file", str(sheet))
             t = time.perf_counter()
             page.click("#import-check")

@@ -34,7 +34,8 @@ export async function goAdmin(page, opts = {}) {
   $(`#admin-${page}-title`).focus();
   announce(t("admin.loading"));
   try {
-    await loadCatalog({force: true});  // what other admins changed meanwhile
+    // what other admins changed meanwhile; the import page needs none of it (at 25,000 fields it takes seconds)
+    if (page !== "import") await loadCatalog({force: true});
     if (page === "changes") await loadChanges();
     const ledger = page === "mapping" ? opts.ledger || admin.mapping.ledger : null;
     if (ledger) await openMapping(ledger);
