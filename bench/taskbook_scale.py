@@ -176,7 +176,7 @@ def _chromium(run: Run, res: Result, d: Path, catalog: Path, policies: Path, env
             page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
             matrix_all_s = time.perf_counter() - t
             page.click("#nav-admin-import")
-            page.wait_for_selector("#status:has-text('사무 일괄 등록 화면입니다.')", state="attached")
+            page.wait_for_selector("#view-admin-import:not([hidden])")
             page.set_input_files("#import-file", str(sheet))
             t = time.perf_counter()
             page.click("#import-check")
