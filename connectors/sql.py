@@ -55,7 +55,7 @@ class SqlConnector:
         self._engine_kwargs: dict[str, Any] = {}
         if backend != "sqlite":
             self._engine_kwargs.update(pool_size=spec.max_connections, max_overflow=0, pool_pre_ping=True,
-                                       pool_recycle=1800)
+                                       pool_recycle=1800, connect_args=_driver_timeouts(backend, spec.budget))
         self._engine: AsyncEngine | None = None
         self.backend = backend
 
@@ -147,6 +147,19 @@ class SqlConnector:
     async def close(self) -> None:
         if self._engine is not None:
             await self._engine.dispose()
+
+
+def _driver_timeouts(backend: str, budget: float | None) -> dict[str, float]:
+    """The driver's own bounds, at the gateway's budget: the gateway answers the screen at the budget whatever
+    the driver does (gateway.within), and these make a read it gave up on end soon after, so a dead server does
+    not keep the ledger's connection slots (asyncpg: connect and each statement; aiomysql: connect)."""
+    if budget is None:
+        return {}
+    if backend == "postgresql":
+        return {"timeout": budget, "command_timeout": budget}
+    if backend in ("mysql", "mariadb"):
+        return {"connect_timeout": budget}
+    return {}
 
 
 def _retryable(exc: sa.exc.SQLAlchemyError) -> bool:
