@@ -212,10 +212,6 @@ class Gateway:
             if self._inflight.get((lid, key)) is read.flight:
                 del self._inflight[(lid, key)]
 
-    async def _fetch(self, lid: str, connector: Connector, keys: list[str], columns: tuple[str, ...]) -> Any:
-        async with self.limits[lid]:  # held until the read has ended, its clean-up after a time-out included
-            return await connector.fetch(keys, columns)
-
     async def _call(self, ledger: Ledger, keys: list[str], columns: tuple[str, ...]) -> dict[str, list[Row]]:
         """One logical read: within the ledger's timeout budget, through its breaker and concurrency limit,
         retrying retryable failures with jittered backoff. Raises ConnectorError with an operator's reason."""
@@ -235,8 +231,11 @@ class Gateway:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise asyncio.TimeoutError
-                with span("ledger.fetch", ledger=ledger.id, keys=len(keys), columns=len(columns), attempt=attempt):
-                    result = await within(self._fetch(ledger.id, connector, keys, columns), remaining)
+                async with asyncio.timeout(remaining):
+                    with span("ledger.fetch", ledger=ledger.id, keys=len(keys), columns=len(columns),
+                              attempt=attempt):
+                        async with self.limits[ledger.id]:
+                            result = await connector.fetch(keys, columns)
             except Exception as exc:  # ConnectorError, TimeoutError, or a connector bug: all cost this ledger only
                 retryable = isinstance(exc, asyncio.TimeoutError) or getattr(exc, "retryable", False)
                 reason, reason_ko = _reason(exc, ledger), _reason_ko(exc, ledger)
@@ -261,48 +260,14 @@ class Gateway:
                      columns: Sequence[str], limit: int) -> list[Row]:
         self.m[ledger.id].ledger_fetches.inc()
         try:
-            return await within(self.connectors[ledger.id].search(equals, contains, columns, limit), ledger.timeout)
+            return await asyncio.wait_for(
+                self.connectors[ledger.id].search(equals, contains, columns, limit), ledger.timeout)
         except Exception as exc:
             self.m[ledger.id].ledger_errors.inc()
             raise ConnectorError(_reason(exc, ledger), reason_ko=_reason_ko(exc, ledger)) from None
 
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self.connectors.values()), return_exceptions=True)
-
-
-_abandoned: set[asyncio.Task[Any]] = set()  # reads given up on, still cleaning up: kept alive until they end
-
-
-async def within(read: Any, seconds: float) -> Any:
-    """The result of the coroutine `read` if it ends within `seconds`; else TimeoutError at `seconds`, not later.
-
-    `asyncio.timeout` and `wait_for` cancel the read and then wait for it to end. A cancelled SQLAlchemy/asyncpg
-    read still gives its connection up on the dead socket, which on a blackholed network took 2-3 s more (screens
-    of 3.96-5.03 s under a 3 s timeout). So the read runs as a task of its own: on time-out it is cancelled and
-    left to clean up in the background (holding its concurrency slot until it has), and the screen goes on.
-    Owns the time half of invariant 5: a ledger that does not answer costs its own fields and its timeout."""
-    task = asyncio.ensure_future(read)
-    try:
-        done, _ = await asyncio.wait((task,), timeout=seconds)
-    except asyncio.CancelledError:  # the request itself was cancelled (client gone, request time-out)
-        _abandon(task)
-        raise
-    if done:
-        return task.result()
-    _abandon(task)
-    raise asyncio.TimeoutError
-
-
-def _abandon(task: asyncio.Task[Any]) -> None:
-    task.cancel()
-    _abandoned.add(task)
-    task.add_done_callback(_ended)
-
-
-def _ended(task: asyncio.Task[Any]) -> None:
-    _abandoned.discard(task)
-    if not task.cancelled():
-        task.exception()  # retrieved: a failure while giving up is expected and says nothing new
 
 
 def _project(rows: Sequence[Row], columns: Sequence[str]) -> tuple[Row, ...]:

@@ -31,7 +31,7 @@ async def test_a_held_postgresql_ledger_ends_every_screen_within_its_timeout_and
     assert text.count(block) == 1
     path.write_text(text.replace(block, f"timeout: {TIMEOUT}\n    {block}", 1), encoding="utf-8")
     pg = make_url(pg_demo_url)
-    rrns = citizens(data_dir, 40)
+    rrns = citizens(data_dir, 30)
     async with TcpProxy(pg.host or "127.0.0.1", pg.port or 5432) as proxy:
         app = make_app(ONESCREEN_CATALOG=str(path), ONESCREEN_POLICIES=str(catalog_copy / "policies"),
                        ONESCREEN_DSN_MOLIT_VEHICLE=pg.set(host="127.0.0.1", port=proxy.port)
@@ -53,9 +53,10 @@ async def test_a_held_postgresql_ledger_ends_every_screen_within_its_timeout_and
 
                 proxy.hold()
                 took: list[float] = []
-                # one screen alone meets the pooled connection (pre-ping, query); then waves wider than the
-                # pool make new connections (connect) while the held ones are still being given up
-                waves = [rrns[1:2], rrns[2:12], rrns[12:24], rrns[24:40]]
+                # one screen alone meets the pooled connection (pre-ping, query); the waves after it make new
+                # connections (connect) while the held ones are still being given up. Small waves: what is
+                # measured is the wait for the ledger, not a shared 2-core machine's queue of screens
+                waves = [rrns[1:2]] + [rrns[i:i + 4] for i in range(2, 30, 4)]
                 for n, wave in enumerate(waves):
                     done = await asyncio.gather(*(screen(r, f"2026-차량-{n:04d}") for r in wave))
                     for seconds, fields in done:
