@@ -72,7 +72,7 @@ async def resolve_subject_search(info: Info, type: str, query: str, task: strawb
         raise gql_error(err) from None
     out = []
     for handle, results in matches:
-        fields = [FieldValue.of(t.fields[pid], r) if pid in t.fields else None for pid, r in results.items()]
+        fields = [FieldValue.of(t.fields[pid], r, t) if pid in t.fields else None for pid, r in results.items()]
         out.append(SubjectMatch(id=strawberry.ID(handle), subject_type=type, fields=[f for f in fields if f]))
     return SubjectSearch(matches=out, truncated=truncated, limit=SEARCH_LIMIT)
 
