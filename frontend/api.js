@@ -147,6 +147,7 @@ export const Q = {
       unavailableLedgers { ledger agency name nameEn reason }
       sections { title titleEn fields {
         id label labelEn type value display status reason reasonEn badValues { row column reason reasonEn }
+        explanation { kind rule label labelEn basis basisEn }
         source { agency agencyName agencyNameEn ledger ledgerName ledgerNameEn readAt lastUpdated cached }
       } }
     }
