@@ -25,8 +25,10 @@ export const AQ = {
   preview: `query PreviewTask($code: ID!, $yaml: String!) { previewTask(code: $code, yaml: $yaml) { ledgers newlyDisclosed } }`,
   propose: `mutation ProposeTask($code: ID!, $yaml: String!) {
     proposeTask(code: $code, yaml: $yaml) { id status widening diff proposer summary } }`,
-  changes: `query Changes { changes { id kind summary proposer createdAt status diff widening approver decidedAt files } }`,
-  approve: `mutation ApproveChange($id: ID!) { approveChange(id: $id) { id status approver summary } }`,
+  changes: `query Changes { changes { id kind summary proposer createdAt status diff widening approver decidedAt files
+                                      comment } }`,
+  approve: `mutation ApproveChange($id: ID!, $comment: String) {
+    approveChange(id: $id, comment: $comment) { id status approver summary comment } }`,
   reject: `mutation RejectChange($id: ID!) { rejectChange(id: $id) { id status approver summary } }`,
   restore: `mutation RestoreVersion($change: ID!) { restoreVersion(change: $change) { id status widening summary } }`,
 };
@@ -212,8 +214,9 @@ export function showProblem(err, box = null) {
   const [first, ...rest] = String(err.message || "").split("\n");
   const lines = err.code === "CHANGE_INVALID" ? rest.filter(Boolean) : [];
   const detail = err.code === "CHANGE_INVALID" ? null : first;
+  const fourEyes = err.code === "CHANGE_REFUSED" && /four eyes/i.test(err.message);
   const parts = [
-    h("p", {class: "problem__title"}, t(`admin.err.${err.code}`)),
+    h("p", {class: "problem__title"}, t(fourEyes ? "admin.err.fourEyesTitle" : `admin.err.${err.code}`)),
     /four eyes/i.test(err.message) ? h("p", {class: "problem__why"}, t("admin.err.fourEyes")) : null,
     detail ? h("p", {class: "problem__detail", lang: "en"}, detail) : null,
     lines.length ? h("ul", {class: "problem__lines"}, lines.map((l) => h("li", {lang: "en"}, h("code", {}, l)))) : null,

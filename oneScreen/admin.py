@@ -14,8 +14,8 @@ from connectors.base import ConnectorError
 
 from .audit import AuditEvent
 from .catalog import FieldType, propose_type
-from .changes import (ChangeInvalid, ChangeRefused, ChangeStore, Config, FileChange, Proposal, candidate, decide_in,
-                      edit_catalog, tasks_using, widening, write_atomically, _flow)
+from .changes import (COMMENT_MAX, ChangeInvalid, ChangeRefused, ChangeStore, Config, FileChange, FourEyes, Proposal,
+                      candidate, decide_in, edit_catalog, tasks_using, widening, write_atomically, _flow)
 from .configstore import CATALOG, POLICIES, read_files
 from .errors import AdminForbidden, ConfigError, ConfigErrors, counted  # noqa: F401 - AdminForbidden: importable here
 from .permissions import Permissions
@@ -189,14 +189,20 @@ class Admin:
 
     # ------------------------------------------------------------ deciding
 
-    async def approve(self, caller: Caller, change_id: int) -> Proposal:
+    async def approve(self, caller: Caller, change_id: int, comment: str | None = None) -> Proposal:
+        """Apply a pending change that widens access: only an admin other than its proposer may, with an
+        optional comment kept with the approval (in the change and in its audit event)."""
         self._require(caller, DECIDE, "approve changes")  # before the lookup: no probing of ids
+        comment = (comment or "").strip() or None
+        if comment is not None and len(comment) > COMMENT_MAX:
+            raise ChangeInvalid([f"comment: at most {COMMENT_MAX} characters (it has {len(comment)})"])
         await self.runtime.ready()
         async with self.lock:
             p = await self.store.get(change_id)
             self._require(caller, _action(p, "approve"), "approve this change")
             if p.proposer == caller.user:
-                raise ChangeRefused("four eyes: a change that widens access must be approved by a different admin")
+                raise FourEyes(f"four eyes: you proposed change {change_id}, and a change that widens access must "
+                               "be approved by a different admin; nothing was changed (it is still pending)")
             if p.status != "pending":
                 raise ChangeRefused(f"change {change_id} is {p.status}, not pending")
             try:
@@ -204,7 +210,7 @@ class Admin:
             except (ChangeRefused, ChangeInvalid):
                 await self.store.decide(change_id, "stale", caller.user)
                 raise
-            return await self._apply(p, caller, caller.user)
+            return await self._apply(p, caller, caller.user, comment)
 
     async def reject(self, caller: Caller, change_id: int) -> Proposal:
         self._require(caller, DECIDE, "reject changes")
@@ -215,12 +221,12 @@ class Admin:
         await self._audit(caller, "rejected", p)
         return p
 
-    async def _apply(self, p: Proposal, caller: Caller, approver: str | None) -> Proposal:
+    async def _apply(self, p: Proposal, caller: Caller, approver: str | None, comment: str | None = None) -> Proposal:
         files = self._keyed(p.files)
         if self.runtime.config_store is not None:
             # a new version, active in one transaction with this change's status; every pod follows it
             async def decided(conn: Any) -> None:
-                await decide_in(conn, p.id, "applied", approver)
+                await decide_in(conn, p.id, "applied", approver, comment)
             try:
                 await self.runtime.activate([(str(f.path), f.old, f.new) for f in files], by=approver or p.proposer,
                                             source=f"change {p.id}", also=decided)
@@ -235,7 +241,7 @@ class Admin:
             except Exception:
                 write_atomically([FileChange(f.path, f.new, f.old) for f in real])  # validated before; never expected
                 raise
-            p = await self.store.decide(p.id, "applied", approver)
+            p = await self.store.decide(p.id, "applied", approver, comment)
         await self._audit(caller, "applied", p)
         return p
 
@@ -279,7 +285,8 @@ class Admin:
             organisation=caller.org, role=",".join(self._permissions.granting(caller, CHANGE_ACTIONS)), task="",
             legal_basis="", case_ref="", subject_type="", subject="", fields=(), ledgers=(), client="",
             detail={"change": p.id, "action": action, "summary": p.summary, "proposer": p.proposer,
-                    "approver": p.approver, "widening": list(p.widening), "diff": p.diff[:50_000]}))
+                    "approver": p.approver, "comment": p.comment, "widening": list(p.widening),
+                    "diff": p.diff[:50_000]}))
 
     async def close(self) -> None:
         await self.store.close()

@@ -34,12 +34,14 @@ class ChangeProposal:
     approver: Optional[str]
     decided_at: Optional[str]
     files: list[str]
+    comment: Optional[str] = strawberry.field(description="the approver's comment, given with the approval")
 
     @staticmethod
     def of(p: Proposal) -> "ChangeProposal":
         return ChangeProposal(id=strawberry.ID(str(p.id)), kind=p.kind, summary=p.summary, proposer=p.proposer,
                               created_at=p.created_at, status=p.status, diff=p.diff, widening=list(p.widening),
-                              approver=p.approver, decided_at=p.decided_at, files=[str(f.path) for f in p.files])
+                              approver=p.approver, decided_at=p.decided_at, files=[str(f.path) for f in p.files],
+                              comment=p.comment)
 
 
 @strawberry.type
@@ -119,9 +121,10 @@ async def propose_task(info: Info, code: strawberry.ID, yaml: str) -> ChangeProp
     return await _run(admin.save_task(caller, str(code), yaml))
 
 
-async def approve_change(info: Info, id: strawberry.ID) -> ChangeProposal:
+async def approve_change(info: Info, id: strawberry.ID, comment: Optional[str] = None) -> ChangeProposal:
+    """Approve a pending change (not one's own: four eyes), with an optional comment kept with the approval."""
     admin, caller = _admin(info)
-    return await _run(admin.approve(caller, _id(id)))
+    return await _run(admin.approve(caller, _id(id), comment))
 
 
 async def reject_change(info: Info, id: strawberry.ID) -> ChangeProposal:
