@@ -268,17 +268,27 @@ class Consent:
 class FieldDecision:
     id: strawberry.ID
     status: FieldStatus
+    label: str = strawberry.field(description=(
+        "the field's path as people read it: the catalog's Korean labels joined with › (the id where the catalog "
+        "no longer has a field of it)"))
+    label_en: str
 
 
 @strawberry.type
 class AccessRecord:
     at: datetime
     user: str
+    user_name: Optional[str] = strawberry.field(description="the officer's name, as their sign-in gave it (null in "
+                                                            "records written before names were recorded)")
     organisation: str
     role: str
     task: strawberry.ID
+    task_name: Optional[str] = strawberry.field(description="the task's name (null: the task no longer exists)")
+    task_name_en: Optional[str]
     legal_basis: str
     case_ref: str
+    consent_based: bool = strawberry.field(description=(
+        "fields that need the subject's consent were disclosed: the read rests on the recorded consent"))
     fields: list[FieldDecision]
 
 
