@@ -105,7 +105,7 @@ function confirmApprove(c, summary) {
                               "aria-describedby": "approve-intro"},
     h("form", {method: "dialog", novalidate: true},
       h("h2", {id: "approve-title"}, t("admin.changes.confirmTitle", {id: c.id})),
-      h("p", {id: "approve-intro"}, t("admin.changes.confirmIntro", {summary, n: c.widening.length})),
+      h("p", {id: "approve-intro"}, t("admin.changes.confirmIntro", {title: summary, n: c.widening.length})),
       c.widening.length ? wideningList(c.widening) : null,
       h("div", {class: "field-row"},
         h("label", {for: "approve-comment"}, t("admin.changes.commentLabel")), input,

@@ -8,7 +8,7 @@ import {addStrings, pick, t} from "./i18n.js";
 
 addStrings({
   ko: {
-    "explain.why": "왜 이렇게 보이나요?",
+    "explain.show": "{kind} 보기",
     "explain.rule": "규칙",
     "explain.basis": "근거",
     "explain.kind.MASK": "가림 규칙",
@@ -17,7 +17,7 @@ addStrings({
     "explain.kind.CONSENT": "동의 필요 규칙",
   },
   en: {
-    "explain.why": "Why is it shown like this?",
+    "explain.show": "Why: {kind}",
     "explain.rule": "Rule",
     "explain.basis": "Basis",
     "explain.kind.MASK": "Masking rule",
@@ -41,8 +41,7 @@ export function renderExplanation(result, label) {
   const e = explanationOf(result);
   if (!e) return null;
   return h("details", {class: "explain", "data-kind": e.kind},
-    h("summary", {},
-      h("span", {class: "explain__kind"}, t(`explain.kind.${e.kind}`)), " ", t("explain.why"),
+    h("summary", {}, t("explain.show", {kind: t(`explain.kind.${e.kind}`)}),
       h("span", {class: "sr-only"}, ` (${label})`)),
     h("dl", {class: "explain__body"},
       h("dt", {}, t("explain.rule")), h("dd", {class: "explain__rule"}, pick(e.label, e.labelEn),
