@@ -299,6 +299,10 @@ const KO = {
   "admin.changes.commentMissing": "승인 의견을 입력하세요.",
   "admin.changes.confirm": "승인하고 적용",
   "admin.changes.cancel": "취소",
+  "admin.task.new.gains": "새로 공개",
+  "admin.task.new.unmasked": "새로 전체 공개",
+  "admin.task.new.mask": "가림 방식 변경",
+  "admin.task.new.consent": "동의 없이 공개",
 };
 
 const EN = {
@@ -596,6 +600,10 @@ const EN = {
   "admin.changes.commentMissing": "Type an approval comment.",
   "admin.changes.confirm": "Approve and apply",
   "admin.changes.cancel": "Cancel",
+  "admin.task.new.gains": "Newly disclosed",
+  "admin.task.new.unmasked": "Newly in full",
+  "admin.task.new.mask": "Mask changes",
+  "admin.task.new.consent": "Without consent now",
 };
 
 /** Merge the admin pages' strings into the app's tables (once, when this module is first imported). */

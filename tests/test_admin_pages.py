@@ -454,6 +454,25 @@ def test_own_proposals_cannot_be_approved_and_an_approval_is_confirmed_with_a_co
     assert back["status"] == "applied"  # taking the field out again narrows: at once
 
 
+def test_the_preview_marks_the_fields_a_draft_newly_discloses_in_the_layout(as_user, admin_site):
+    page = as_user("oh.samu")
+    open_task(page, "housing_special_supply")
+    first = page.locator("#task-sections .task-section").first
+    address = first.locator(".task-field[data-field='citizen.address']")
+    address.locator("input[data-rule=full]").check()
+    address.locator("input[data-rule=basis]").fill("주택공급에 관한 규칙 제23조")
+    page.fill("#task-picker-filter", "성별")
+    page.locator("button.pick[data-pick='citizen.sex']").click()
+    page.click("#task-preview")
+    layout = page.locator("#task-preview-box .preview-screen")
+    shown = layout.locator(".field[data-field='citizen.address']")
+    expect(shown).to_have_attribute("data-new", "unmasked")
+    expect(shown.locator(".new-tag")).to_have_text("새로 전체 공개")  # in words, the colour only repeats it
+    expect(layout.locator(".field[data-field='citizen.sex'] .new-tag")).to_have_text("새로 공개")
+    expect(layout.locator(".field[data-field='citizen.birth_date']")).not_to_have_attribute("data-new", re.compile("."))
+    expect(layout.locator(".field--new")).to_have_count(2)
+
+
 def test_axe_finds_no_serious_or_critical_violations_on_the_admin_pages(as_user, admin_site):
     source = axe_source()
     need_service(source is not None, f"axe-core {AXE_VERSION} is not cached in {AXE_DIR} and npm could not fetch it")
