@@ -19,7 +19,8 @@ export const AQ = {
     tasks { code name nameEn legalBasis legalBasisEn subject roles jurisdiction caseRefExample subjectsPerRequest yaml
             sections { title titleEn fields { field id mask fullValueBasis consent } } }
   } }`,
-  columns: `query LedgerColumns($ledger: ID!) { ledgerColumns(ledger: $ledger) { name type fields proposedType } }`,
+  columns: `query LedgerColumns($ledger: ID!) {
+    ledgerColumns(ledger: $ledger) { name type fields proposedType samples } }`,
   map: `mutation ProposeFieldMapping($input: FieldMappingInput!) {
     proposeFieldMapping(input: $input) { id status widening diff summary } }`,
   preview: `query PreviewTask($code: ID!, $yaml: String!) { previewTask(code: $code, yaml: $yaml) { ledgers newlyDisclosed } }`,

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, Mapping, get_args
 
 from connectors.base import ConnectorError
 
+from . import masking
 from .audit import AuditEvent
-from .catalog import FieldType, propose_type
+from .catalog import Field, FieldType, propose_type
 from .changes import (COMMENT_MAX, ChangeInvalid, ChangeRefused, ChangeStore, Config, FileChange, FourEyes, Proposal,
                       candidate, decide_in, edit_catalog, tasks_using, widening, write_atomically, _flow)
 from .configstore import CATALOG, POLICIES, read_files
@@ -53,6 +54,32 @@ class Admin:
                 for c in f.source_columns:
                     mapped.setdefault(c, []).append(f.id)
         return [(name, typ, sorted(mapped.get(name, [])), propose_type(name, typ)) for name, typ in columns.items()]
+
+    async def samples(self, caller: Caller, ledger_id: str, columns: list[str]) -> dict[str, list[str]]:
+        """Up to SAMPLES values of each column, to map by: shown as they are only where every field mapped to the
+        column is public or internal and carries no personal data; masked otherwise, and always for a column no
+        field maps yet (nobody has said what it holds). Empty where the source cannot be sampled (a lookup-only
+        REST ledger). The values go to the admin's response only: never to a log, an error or the audit trail."""
+        self._require(caller, "catalog.introspect", "introspect ledgers")
+        cat = self.runtime.snapshot.catalog
+        if ledger_id not in cat.ledgers or not columns:
+            return {}
+        by_column: dict[str, list[Field]] = {}
+        for f in cat.fields.values():
+            if f.ledger.id == ledger_id:
+                for c in f.source_columns:
+                    by_column.setdefault(c, []).append(f)
+        connector = self.runtime.snapshot.gateway.connectors[ledger_id]
+        try:
+            rows = await connector.search({}, {}, list(columns), SAMPLES)
+        except ConnectorError:
+            return {}
+        out: dict[str, list[str]] = {}
+        for name in columns:
+            fields = by_column.get(name, [])
+            values = [row.get(name) for row in rows if isinstance(row, Mapping)]
+            out[name] = [_sample(v, fields, name) for v in values if v not in (None, "") and not isinstance(v, (dict, list))]
+        return out
 
     async def list(self, caller: Caller, status: str | None = None) -> list[Proposal]:
         self._require(caller, "changes.read", "see configuration changes")
@@ -297,6 +324,26 @@ class Admin:
 
     def _require(self, caller: Caller, action: str | tuple[str, ...], what: str) -> None:
         self._permissions.require(caller, action, what=what)
+
+
+SAMPLES = 3  # sample values per column on the mapping page
+_OPEN = frozenset({"public", "internal"})
+
+
+def _sample(value: Any, fields: "list[Field]", column: str) -> str:
+    """One sample value as the mapping page shows it: as is for a column that only feeds open fields, else masked
+    with the field's own strategy (masking.py) or, lacking one, to its shape (first character, separators)."""
+    text = str(value)[:60]
+    is_open = bool(fields) and all(
+        f.sensitivity in _OPEN and not any(c.personal_data for c in f.columns if c.column == column) for f in fields)
+    if is_open:
+        return text
+    for f in fields:
+        strategy = f.mask if isinstance(f.mask, str) else next(
+            (f.mask.get(c.name) for c in f.columns if c.column == column), None) if f.mask else None
+        if strategy in masking.STRATEGIES:
+            return str(masking.apply(strategy, text))
+    return "".join(ch if i == 0 or not ch.isalnum() else "*" for i, ch in enumerate(text))
 
 
 DECIDE = ("catalog.approve", "task.approve")  # approve or reject a change of some kind: checked before its lookup

@@ -473,6 +473,26 @@ def test_the_preview_marks_the_fields_a_draft_newly_discloses_in_the_layout(as_u
     expect(layout.locator(".field--new")).to_have_count(2)
 
 
+def test_the_mapping_page_shows_sample_values_masked_for_personal_columns(as_user, admin_site):
+    page = as_user("han.catalog")
+    page.click("#nav-admin-mapping")
+    page.select_option("#admin-map-ledger", "mois.resident")
+    page.click("#admin-map-load")
+    rrn = page.locator("#admin-columns tr[data-column='rrn'] .samples li")
+    expect(rrn).to_have_count(3)
+    assert all(re.fullmatch(r"\d{6}-\d\*{6}", v) for v in rrn.all_inner_texts())
+    shown = " ".join(page.locator("#admin-columns .samples").all_inner_texts())
+    for row in admin_site.rows("mois_resident:SELECT rrn, mbl_telno FROM resident"):
+        assert row["rrn"] not in shown and (not row["mbl_telno"] or row["mbl_telno"] not in shown)
+    expect(page.locator("#admin-columns thead")).to_contain_text("예시 값 (개인정보는 가림)")
+    page.select_option("#admin-map-ledger", "molit.land")
+    page.click("#admin-map-load")
+    expect(page.locator("#admin-columns tr[data-column='pblntfPclnd'] .samples li")).to_have_count(3)
+    prices = page.locator("#admin-columns tr[data-column='pblntfPclnd'] .samples li").all_inner_texts()
+    known = {str(r[0]) for r in admin_site.rows("molit_land:SELECT pblntfPclnd FROM land")}
+    assert prices and set(prices) <= known  # a public column: as it is
+
+
 def test_axe_finds_no_serious_or_critical_violations_on_the_admin_pages(as_user, admin_site):
     source = axe_source()
     need_service(source is not None, f"axe-core {AXE_VERSION} is not cached in {AXE_DIR} and npm could not fetch it")

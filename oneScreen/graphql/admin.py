@@ -19,6 +19,10 @@ class SourceColumn:
     proposed_type: str = strawberry.field(description=(
         "the catalog type proposed for the column: string for identifiers (keys, numbers, codes) and for integers "
         "wider than JSON clients hold exactly, else the type its source type maps to"))
+    samples: list[str] = strawberry.field(description=(
+        "up to three sample values of the column, to map by: masked unless every field mapped to it is public or "
+        "internal and carries no personal data (always masked while no field maps it); empty where the source "
+        "cannot be sampled"))
 
 
 @strawberry.type
@@ -80,9 +84,11 @@ async def ledger_columns(info: Info, ledger: strawberry.ID) -> list[SourceColumn
     admin, caller = _admin(info)
     try:
         cols = await admin.introspect(caller, str(ledger))
+        samples = await admin.samples(caller, str(ledger), [c[0] for c in cols])
     except OneScreenError as err:
         raise gql_error(err) from None
-    return [SourceColumn(name=n, type=t, fields=[strawberry.ID(f) for f in fs], proposed_type=p)
+    return [SourceColumn(name=n, type=t, fields=[strawberry.ID(f) for f in fs], proposed_type=p,
+                         samples=samples.get(n, []))
             for n, t, fs, p in cols]
 
 
