@@ -244,6 +244,8 @@ class Admin:
         await self.runtime.ready()
         p = await self.store.get(change_id)
         self._require(caller, _action(p, "approve"), "reject this change")
+        if p.status != "pending":
+            raise ChangeRefused(f"change {change_id} is {p.status}, not pending")
         p = await self.store.decide(change_id, "rejected", caller.user)
         await self._audit(caller, "rejected", p)
         return p

@@ -330,7 +330,12 @@ def _add_missing_columns(sync_conn: Any) -> None:
     """A store made before the approval comment existed gains its column (nullable: older rows have none)."""
     have = {c["name"] for c in sa.inspect(sync_conn).get_columns(changes_table.name)}
     if "comment" not in have:
-        sync_conn.execute(sa.text(f"ALTER TABLE {changes_table.name} ADD COLUMN comment TEXT"))
+        alter = f"ALTER TABLE {changes_table.name} ADD COLUMN comment TEXT"
+        try:
+            sync_conn.execute(sa.text(alter))
+        except sa.exc.DBAPIError:
+            raise ChangeRefused(f"the change store's table {changes_table.name} has no column comment and this role "
+                                f"may not add it: run `{alter}` as the table's owner") from None
 
 
 def _now() -> str:

@@ -493,6 +493,21 @@ def test_the_mapping_page_shows_sample_values_masked_for_personal_columns(as_use
     assert prices and set(prices) <= known  # a public column: as it is
 
 
+def test_a_refusal_is_told_in_the_pages_language(as_user, admin_site):
+    """A change decided in another window meanwhile: the server's refusal (English, stable) reads in Korean."""
+    original = task_file(admin_site, "building_use_change").read_text(encoding="utf-8")
+    wider = original.replace("roles: [building_permit_officer]", "roles: [building_permit_officer, auditor]")
+    pid = call(admin_site, "oh.samu", PROPOSE_TASK, {"c": "building_use_change", "y": wider})["data"]["proposeTask"]["id"]
+    page = as_user("kang.samu")
+    page.click("#nav-admin-changes")
+    expect(pending_card(page, pid)).to_be_visible()
+    call(admin_site, "oh.samu", """mutation($id: ID!) { rejectChange(id: $id) { id } }""", {"id": pid})
+    page.click(f"button[data-action=reject][data-id='{pid}']")
+    alert = page.locator("#alert")
+    expect(alert).to_contain_text(f"변경 #{pid}은(는) 이미 결정되었습니다")
+    expect(alert).to_contain_text("거부됨")  # its status, in Korean
+
+
 def test_axe_finds_no_serious_or_critical_violations_on_the_admin_pages(as_user, admin_site):
     source = axe_source()
     need_service(source is not None, f"axe-core {AXE_VERSION} is not cached in {AXE_DIR} and npm could not fetch it")
