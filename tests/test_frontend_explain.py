@@ -62,7 +62,10 @@ def test_axe_finds_nothing_serious_in_the_explanations(page, site):
     need_service(source is not None, f"axe-core {AXE_VERSION} is not cached in {AXE_DIR} and npm could not fetch it")
     row = gangnam_citizens(site, 1, offset=6)[0]
     open_screen(page, site, "lee.bokji", "basic_livelihood", f"{row['name']} {row['birth_date']}", "2026-복지-0053")
-    for d in page.locator("details.explain").all():
+    disclosures = page.locator("details.explain")
+    expect(disclosures.first).to_be_visible()
+    assert disclosures.count() >= 5  # the full RRN, the family, the consent-gated fields
+    for d in disclosures.all():
         d.locator("summary").click()
     assert axe(page, source, "screen with explanations open") == []
 
