@@ -147,6 +147,7 @@ export const Q = {
       unavailableLedgers { ledger agency name nameEn reason }
       sections { title titleEn fields {
         id label labelEn type value display status reason reasonEn badValues { row column reason reasonEn }
+        explanation { kind rule label labelEn basis basisEn }
         source { agency agencyName agencyNameEn ledger ledgerName ledgerNameEn readAt lastUpdated cached }
       } }
     }
@@ -157,9 +158,12 @@ export const Q = {
       task method exception noticeDeferred recordedBy at
     }
   }`,
-  accessHistory: `query AccessHistory($subject: ID!, $first: Int, $after: String) {
-    accessHistory(subject: $subject, first: $first, after: $after) {
-      entries { at user organisation role task legalBasis caseRef fields { id status } }
+  accessHistory: `query AccessHistory($subject: ID, $subjectType: String, $first: Int, $after: String, $user: String,
+                                       $task: ID, $caseRef: String, $since: DateTime, $until: DateTime) {
+    accessHistory(subject: $subject, subjectType: $subjectType, first: $first, after: $after, user: $user,
+                  task: $task, caseRef: $caseRef, since: $since, until: $until) {
+      entries { at user userName organisation role task taskName taskNameEn legalBasis caseRef consentBased
+                fields { id status label labelEn } }
       nextCursor
     }
   }`,

@@ -7,6 +7,7 @@
 import {ApiError, Q, gql} from "./api.js";
 import {$, $$, append, fill, h, uid} from "./dom.js";
 import {columnLabel, pick, t} from "./i18n.js";
+import {renderExplanation} from "./explain.js";
 import {announce, badge, clearAlert, errorMessage, formatCell, formatTime, handleError, matchSummary, state,
         token} from "./ui.js";
 
@@ -253,6 +254,8 @@ function renderField(tf) {
     }
   }
   if (source && SHOWN.has(status)) append(body, renderSource(source, sourceId));
+  const why = renderExplanation(result, label);  // which rule masked, denied or showed it in full, and why
+  if (why) append(body, why);
   return node;
 }
 
