@@ -19,6 +19,7 @@ from typing import Callable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from .audit.events import AuditSchemaError
 from .errors import BadRequest, OneScreenError
 
 METHODS = ("written", "electronic", "oral")
@@ -51,8 +52,9 @@ class ConsentUnavailable(OneScreenError):
     code = "CONSENT_STORE_UNAVAILABLE"
 
 
-class ConsentSchemaError(ConsentUnavailable):
-    """The consent table is of an older shape and this database role may not bring it up to date."""
+class ConsentSchemaError(AuditSchemaError):
+    """The consent table (at the audit store's address) is of an older shape and this database role may not
+    bring it up to date: like an audit store of another schema version, the service must not start."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from oneScreen import catalog as catalog_mod, policy
+from oneScreen.audit import AuditSchemaError
 from oneScreen.consent import ConsentSchemaError, ConsentStore
 from oneScreen.errors import ConfigErrors
 
@@ -255,6 +256,7 @@ async def test_an_existing_postgres_consent_store_is_brought_up_by_audit_init_wh
         with pytest.raises(ConsentSchemaError) as err:
             await store.open()
         assert "onescreen audit init" in err.value.message and "valid_until" in err.value.message
+        assert isinstance(err.value, AuditSchemaError)  # the start stops with it, as for an older audit store
     finally:
         await store.close()
 
