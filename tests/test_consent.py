@@ -29,7 +29,8 @@ GATED = ("citizen.insured_type", "citizen.monthly_premium", "citizen.workplace_n
 SCREEN = """query($t: ID!, $s: ID!, $c: String!) { screen(task: $t, subject: $s, caseRef: $c) {
   caseRef consent { id caseRef method recordedBy validUntil reusedFrom }
   reusableConsents { id caseRef method recordedBy at validUntil }
-  sections { fields { id status value consentBased consent { method recordedBy recordedAt caseRef reusedFrom } } } } }"""
+  sections { fields { id status value consentBased
+    consent { method recordedBy recordedAt caseRef reusedFrom } } } } }"""
 RECORD = """mutation($t: ID!, $s: ID!, $c: String!) { recordConsent(task: $t, subject: $s, caseRef: $c,
   method: "written") { id caseRef validUntil reusedFrom } }"""
 REUSE = """mutation($t: ID!, $s: ID!, $f: String!, $to: String!) { reuseConsent(task: $t, subject: $s, fromCase: $f,

@@ -288,7 +288,8 @@ class ConsentMark:
     recorded_by: str
     recorded_at: datetime
     case_ref: str
-    valid_until: Optional[str] = strawberry.field(description="the last day (KST, YYYY-MM-DD) it is valid; null: no end")
+    valid_until: Optional[str] = strawberry.field(
+        description="the last day (KST, YYYY-MM-DD) it is valid; null: no end")
     reused_from: Optional[strawberry.ID]
 
     @staticmethod
