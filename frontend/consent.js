@@ -16,10 +16,10 @@ function methodText(c) {
 }
 
 /** "서면 동의 · 기록 lee.bokji · 2026-12-04 16:20:00 KST · 건 2026-복지-0002 · 2027-03-03까지" */
-function consentFacts(c, {at = c.at ?? c.recordedAt} = {}) {
-  const parts = [methodText(c), t("consent.by", {user: c.recordedBy}), formatTime(new Date(at)),
+function consentFacts(c, {validity = true} = {}) {
+  const parts = [methodText(c), t("consent.by", {user: c.recordedBy}), formatTime(new Date(c.at ?? c.recordedAt)),
                  t("consent.case", {caseRef: c.caseRef})];
-  parts.push(c.validUntil ? t("consent.until", {date: c.validUntil}) : t("consent.noEnd"));
+  if (validity) parts.push(c.validUntil ? t("consent.until", {date: c.validUntil}) : t("consent.noEnd"));
   if (c.reusedFrom) parts.push(t("consent.reused"));
   return parts.join(" · ");
 }
@@ -28,7 +28,7 @@ function consentFacts(c, {at = c.at ?? c.recordedAt} = {}) {
 export function consentMark(result) {
   if (!result?.consentBased || !result.consent) return null;
   return h("p", {class: "field__consent", "data-consent": "based"},
-    h("span", {class: "consent-tag"}, t("consent.based")), " ", consentFacts(result.consent));
+    h("span", {class: "consent-tag"}, t("consent.based")), " ", consentFacts(result.consent, {validity: false}));
 }
 
 function gatedFields() {

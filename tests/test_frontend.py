@@ -690,7 +690,8 @@ def test_counts_agree_with_their_words_in_english(page, site):
         const i18n = await import("/i18n.js");
         await import("/admin-i18n.js");
         i18n.setLang("en");
-        const all = {n: 0, m: 0, total: 0, unmapped: 0, task: "T", title: "S", page: 1, problems: "", id: 7};
+        const all = {n: 0, m: 0, total: 0, unmapped: 0, task: "T", title: "S", page: 1, problems: "", id: 7,
+                     caseRef: "2026-0001"};
         const out = {};
         for (const k of keys) {
           out[k] = [1, 2].map((c) => i18n.t(k, {...all, n: c, m: c, total: c, unmapped: c}));
