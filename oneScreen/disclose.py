@@ -180,9 +180,13 @@ class Door:
             return None if not reusable else []
         key = self.check_subject(task.subject, subject)
         pseudonym = self.pseudonym(task.subject, key)
-        if not reusable:
-            return await self._consent_in_force(task, pseudonym, case_ref)
-        return await self.snapshot.consents.reusable(task.code, pseudonym, case_ref)
+        try:
+            if not reusable:
+                return await self._consent_in_force(task, pseudonym, case_ref)
+            return await self.snapshot.consents.reusable(task.code, pseudonym, case_ref)
+        except ConsentUnavailable:  # the screen is served; its consent-gated fields stayed closed (_facts)
+            log.warning("consent store unreadable; no consent shown on the screen", extra={"task": task.code})
+            return None if not reusable else []
 
     async def _consent_in_force(self, task: Task, pseudonym: str, case_ref: str) -> Any:
         """The consent that opens the consent-gated fields of this task, subject and case today (or None), read
@@ -376,10 +380,12 @@ class Door:
         if region is not None:
             in_region = region.status is Status.OK and self.caller.covers(region.value)
         if _asks_consent(task, paths, self.snapshot.decided if stable else None):
+            pseudonym = self.pseudonym(subject_type, key)
             try:
-                consented = await self._consent_in_force(task, self.pseudonym(subject_type, key), case_ref) is not None
+                consented = await self._consent_in_force(task, pseudonym, case_ref) is not None
             except ConsentUnavailable:
                 log.warning("consent store unreadable; consent-gated fields stay closed", extra={"task": task.code})
+                self._in_force[(task.code, pseudonym, case_ref)] = None  # the screen then shows none either
                 consented = False
         return Subject(in_region, consented)
 

@@ -167,6 +167,17 @@ async def test_reuse_is_refused_for_another_subject_another_task_or_a_consent_no
     assert s["reusableConsents"] == []  # an expired consent is not offered either
 
 
+async def test_an_unreadable_consent_store_keeps_the_gated_fields_closed_and_serves_the_rest(api, data_dir):
+    rrn = citizens(data_dir, 1, GANGNAM)[0]
+    await api.gql("lee.bokji", RECORD, {"t": TASK, "s": rrn, "c": "2026-복지-0300"})
+    with sqlite3.connect(data_dir / "audit.sqlite") as conn:
+        conn.execute("ALTER TABLE onescreen_consent RENAME TO onescreen_consent_away")
+    s = await screen(api, rrn, "2026-복지-0300")
+    assert set(gated(s).values()) == {"CONSENT_REQUIRED"}  # fail closed
+    assert s["consent"] is None and s["reusableConsents"] == []
+    assert fields_of(s)["citizen.name"]["status"] == "OK"
+
+
 # ---------------------------------------------------------------- the task key and existing stores
 
 def _with_validity(catalog_copy, task: str, line: str):
