@@ -201,6 +201,19 @@ def test_a_bad_consent_validity_is_refused_with_file_and_line(catalog_copy, task
     assert (e.file, e.line) == (str(path), lineno) and reason in e.message, e.message
 
 
+def test_a_consent_kept_valid_longer_is_a_widening_change(catalog_copy):
+    """Four eyes (changes.widening): a consent that opens its case's fields for more days discloses more."""
+    from oneScreen.changes import widening
+    cat = catalog_mod.load(catalog_copy / "field_catalog.yaml")
+    before = policy.load(catalog_copy / "policies", cat)
+    task = catalog_copy / "policies" / "tasks" / "basic_livelihood.yaml"
+    text = task.read_text(encoding="utf-8")
+    for changed, widens in (("consent_valid_days: 30\n", False), ("consent_valid_days: 365\n", True), ("", True)):
+        task.write_text(text.replace("consent_valid_days: 90\n", changed), encoding="utf-8")
+        reasons = widening(cat, before, cat, policy.load(catalog_copy / "policies", cat))
+        assert any("consent stays valid longer" in r for r in reasons) is widens, (changed, reasons)
+
+
 OLD = sa.MetaData()  # the consent table as the versions before issue 18 made it
 sa.Table("onescreen_consent", OLD,
          sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
