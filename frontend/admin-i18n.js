@@ -45,7 +45,8 @@ const KO = {
   "admin.status.stale": "기준 파일 변경으로 무효",
 
   "admin.err.CHANGE_INVALID": "변경 내용이 올바르지 않아 아무것도 바뀌지 않았습니다. 아래 파일과 줄을 확인하세요.",
-  "admin.err.CHANGE_REFUSED": "변경이 거부되었습니다.",
+  "admin.err.CHANGE_REFUSED": "요청한 작업을 할 수 없습니다. 아무것도 바뀌지 않았습니다.",
+  "admin.err.fourEyesTitle": "내가 제안한 변경은 승인할 수 없습니다. 변경은 거부되지 않았고 승인 대기 중입니다.",
   "admin.err.ADMIN_FORBIDDEN": "이 관리 작업을 할 권한이 없습니다.",
   "admin.err.fourEyes": "4안 원칙: 접근을 넓히는 변경은 제안한 사람이 아닌 다른 관리자가 승인해야 합니다.",
 
@@ -292,6 +293,26 @@ const KO = {
   "admin.changes.approved": "변경 #{id}을(를) 승인했습니다: {status}.",
   "admin.changes.rejected": "변경 #{id}을(를) 거부했습니다.",
   "admin.changes.restored": "변경 #{id} 이전 버전으로 되돌리는 변경 #{newId}을(를) 제안했습니다: {status}.",
+  "admin.changes.comment": "승인 의견",
+  "admin.changes.confirmTitle": "변경 #{id} 승인",
+  "admin.changes.confirmIntro": "「{title}」을(를) 승인하면 바로 적용되어 접근이 넓어집니다 (사유 {n}건).",
+  "admin.changes.commentLabel": "승인 의견 (필수)",
+  "admin.changes.commentHint": "왜 승인하는지 적으세요. 승인과 함께 변경 이력과 감사 기록에 남습니다.",
+  "admin.changes.commentMissing": "승인 의견을 입력하세요.",
+  "admin.changes.confirm": "승인하고 적용",
+  "admin.changes.cancel": "취소",
+  "admin.refused.decided": "변경 #{id}은(는) 이미 결정되었습니다 ({status}). 승인 대기 중인 변경만 결정할 수 있습니다.",
+  "admin.refused.notPending": "변경 #{id}은(는) 이미 결정되었습니다. 승인 대기 중인 변경만 결정할 수 있습니다.",
+  "admin.refused.stale": "이 변경을 제안한 뒤 {file} 파일이 바뀌었습니다. 지금 파일을 기준으로 다시 제안하세요.",
+  "admin.refused.neverApplied": "변경 #{id}은(는) 적용된 적이 없어 되돌릴 수 없습니다.",
+  "admin.refused.noSuchChange": "그런 번호의 변경이 없습니다.",
+  "admin.refused.inUse": "항목 {field}은(는) 아직 사무 {tasks}에서 쓰고 있어 폐지할 수 없습니다.",
+  "admin.mapping.samples": "예시 값 (개인정보는 가림)",
+  "admin.mapping.noSamples": "예시 없음",
+  "admin.task.new.gains": "새로 공개",
+  "admin.task.new.unmasked": "새로 전체 공개",
+  "admin.task.new.mask": "가림 방식 변경",
+  "admin.task.new.consent": "동의 없이 공개",
 };
 
 const EN = {
@@ -336,7 +357,8 @@ const EN = {
   "admin.status.stale": "Stale (its files changed)",
 
   "admin.err.CHANGE_INVALID": "The change is invalid; nothing was changed. Check these files and lines.",
-  "admin.err.CHANGE_REFUSED": "The change was refused.",
+  "admin.err.CHANGE_REFUSED": "This could not be done; nothing was changed.",
+  "admin.err.fourEyesTitle": "You cannot approve your own change. It was not rejected: it is still pending.",
   "admin.err.ADMIN_FORBIDDEN": "You may not do this admin operation.",
   "admin.err.fourEyes": "Four eyes: a change that widens access must be approved by an admin other than its proposer.",
 
@@ -582,6 +604,26 @@ const EN = {
   "admin.changes.approved": "Change #{id} approved: {status}.",
   "admin.changes.rejected": "Change #{id} rejected.",
   "admin.changes.restored": "Change #{newId} proposed, restoring the version before change #{id}: {status}.",
+  "admin.changes.comment": "Approval comment",
+  "admin.changes.confirmTitle": "Approve change #{id}",
+  "admin.changes.confirmIntro": "Approving “{title}” applies it at once and widens access ({n} {n|reason|reasons}).",
+  "admin.changes.commentLabel": "Approval comment (required)",
+  "admin.changes.commentHint": "Say why you approve it. It is kept with the approval, in the history and the audit trail.",
+  "admin.changes.commentMissing": "Type an approval comment.",
+  "admin.changes.confirm": "Approve and apply",
+  "admin.changes.cancel": "Cancel",
+  "admin.refused.decided": "Change #{id} has been decided already ({status}): only pending changes can be decided.",
+  "admin.refused.notPending": "Change #{id} has been decided already: only pending changes can be decided.",
+  "admin.refused.stale": "{file} changed after this change was proposed: propose it again from the file as it is now.",
+  "admin.refused.neverApplied": "Change #{id} was never applied, so there is nothing to restore.",
+  "admin.refused.noSuchChange": "There is no change with that number.",
+  "admin.refused.inUse": "{field} is still used by the tasks {tasks}, so it cannot be retired.",
+  "admin.mapping.samples": "Sample values (personal data masked)",
+  "admin.mapping.noSamples": "no samples",
+  "admin.task.new.gains": "Newly disclosed",
+  "admin.task.new.unmasked": "Newly in full",
+  "admin.task.new.mask": "Mask changes",
+  "admin.task.new.consent": "Without consent now",
 };
 
 /** Merge the admin pages' strings into the app's tables (once, when this module is first imported). */

@@ -321,6 +321,7 @@ function renderPreview() {
     return;
   }
   const draft = admin.task.draft;
+  const fresh = newlyDisclosedFields(p.newlyDisclosed, draft);
   fill(box,
     h("h2", {id: "task-preview-title", tabindex: "-1"}, t("admin.task.previewTitle")),
     h("p", {class: "note", id: "task-preview-stale", hidden: p.yaml === admin.task.yaml}, t("admin.task.previewStale")),
@@ -337,9 +338,29 @@ function renderPreview() {
       h("dl", {class: "fields"}, s.fields.map((f) => {
         const target = fieldOf(f.id.split(">").pop());
         const label = target ? pick(target.label, target.labelEn) : f.id;
-        return h("div", {class: "field", "data-field": f.id},
-          h("dt", {class: "field__label"}, label), h("dd", {class: "field__body"}, ruleSummary(f, target)));
+        const why = fresh.get(f.id);  // newly disclosed: said in words, the colour only repeats it
+        return h("div", {class: `field${why ? " field--new" : ""}`, "data-field": f.id, "data-new": why || null},
+          h("dt", {class: "field__label"}, label), h("dd", {class: "field__body"},
+            why ? [h("span", {class: "new-tag"}, t(`admin.task.new.${why}`)), " "] : null, ruleSummary(f, target)));
       }))))));
+}
+
+/** The fields of the draft that the preview's reasons say it newly discloses: id -> how (gains, unmasked,
+    mask, consent, or every field of a new task). */
+function newlyDisclosedFields(reasons, draft) {
+  const out = new Map();
+  for (const r of reasons || []) {
+    let m = /^task \w+: gains field (\S+)$/.exec(r);
+    if (m) { out.set(m[1], "gains"); continue; }
+    m = /^task \w+: (\S+) is no longer masked$/.exec(r);
+    if (m) { out.set(m[1], "unmasked"); continue; }
+    m = /^task \w+: (\S+) changes its mask from .+ to .+$/.exec(r);
+    if (m) { out.set(m[1], "mask"); continue; }
+    m = /^task \w+: (\S+) no longer needs consent$/.exec(r);
+    if (m) { out.set(m[1], "consent"); continue; }
+    if (/^new task \w+ discloses/.test(r)) for (const s of draft.sections) for (const f of s.fields) out.set(f.id, "gains");
+  }
+  return out;
 }
 
 /** How a caseworker will see a field: the full value (and why), masked (how), after consent. */

@@ -8,6 +8,7 @@ import {Q, gql} from "./api.js";
 import {bindConsent, consentMark, renderConsentPanel} from "./consent.js";
 import {$, $$, append, fill, h, uid} from "./dom.js";
 import {columnLabel, pick, t} from "./i18n.js";
+import {renderExplanation} from "./explain.js";
 import {announce, badge, clearAlert, formatCell, formatTime, handleError, matchSummary, state,
         token} from "./ui.js";
 
@@ -253,6 +254,8 @@ function renderField(tf) {
   }
   append(body, consentMark(result));  // shown on the case's consent: how, by whom, when, for which case
   if (source && SHOWN.has(status)) append(body, renderSource(source, sourceId));
+  const why = renderExplanation(result, label);  // which rule masked, denied or showed it in full, and why
+  if (why) append(body, why);
   return node;
 }
 

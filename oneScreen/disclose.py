@@ -23,6 +23,7 @@ from cryptography.fernet import InvalidToken
 
 from . import masking
 from .audit import AuditEvent, FieldDecision, pseudonymise
+from .audit.store import HistoryFilter
 from .batch import Batcher
 from .catalog import Field, path_id
 from .consent import ConsentUnavailable
@@ -196,16 +197,28 @@ class Door:
             self._in_force[k] = await self.snapshot.consents.find(task.code, pseudonym, case_ref)
         return self._in_force[k]
 
-    async def access_history(self, subject: str, first: int, after: str | None) -> tuple[list, str | None]:
-        """Who saw a citizen's data: for auditors, and for the citizen themselves. ValueError: `after` is not
-        a cursor this service gave out."""
-        st = self.snapshot.catalog.subject_types["citizen"]
+    async def access_history(self, subject: str | None, first: int, after: str | None, subject_type: str = "citizen",
+                             filters: HistoryFilter | None = None) -> tuple[list, str | None]:
+        """Who saw a subject's data: for auditors (a citizen, a building, a parcel, ...), and for a citizen about
+        themselves (`subject` None: the key they signed in as). ValueError: `after` is not a cursor this service
+        gave out."""
+        if subject_type not in self.snapshot.catalog.subject_types:
+            raise BadRequest("subjectType must be one of: " + ", ".join(sorted(self.snapshot.catalog.subject_types)))
+        st = self.snapshot.catalog.subject_types[subject_type]
+        if subject is None:
+            if self.caller.subject is None or subject_type != "citizen":
+                raise BadRequest(f"subject: give the {st.key_label_en} ({st.key_label}) whose history to read")
+            subject = self.caller.subject
         key = self.check_subject(st.id, subject)
-        if not self.snapshot.policies.permissions.allowed(self.caller, "access_history.read", key):
+        may = self.snapshot.policies.permissions.allowed
+        if not may(self.caller, "access_history.read", key if subject_type == "citizen" else None):
+            if self.caller.subject is not None:  # a citizen signed in as themselves, asking for someone else
+                raise TaskForbidden("you may read only your own access history (the one of the resident "
+                                    "registration number you signed in with)")
             raise TaskForbidden("access history is for auditors, and for citizens about themselves")
         if not 1 <= first <= 100:
             raise BadRequest("first must be between 1 and 100")
-        return await self.snapshot.audit.history(self.pseudonym(st.id, key), first, after)
+        return await self.snapshot.audit.history(self.pseudonym(st.id, key), first, after, filters=filters)
 
     def events(self) -> list[AuditEvent]:
         """The request's audit events: one per subject disclosed (or searched), then consent and security events."""
@@ -214,8 +227,21 @@ class Door:
             ledgers = tuple(sorted({r.source.ledger for r in d.results.values() if r.source is not None}))
             out.append(self._event("search" if d.case_ref == "" else "disclosure", d.task, d.case_ref,
                                    d.subject_type, self.pseudonym(d.subject_type, d.key),
-                                   tuple(FieldDecision(pid, r.status.value) for pid, r in sorted(d.results.items())), ledgers))
+                                   tuple(FieldDecision(pid, r.status.value) for pid, r in sorted(d.results.items())), ledgers,
+                                   self._reader(d)))
         return out + self.extra_events
+
+    def _reader(self, d: "Disclosure") -> dict:
+        """What an access history shows of a disclosure beyond ids: the officer's name (from their sign-in), and
+        whether consent-gated fields were disclosed because the subject's consent was recorded."""
+        detail: dict = {"user_name": self.caller.name}
+        gated = d.task.fields
+        if any(r.status in _SHOWN and pid in gated and gated[pid].consent for pid, r in d.results.items()):
+            detail["consent_based"] = True
+            used = self._in_force.get((d.task.code, self.pseudonym(d.subject_type, d.key), d.case_ref))
+            if used is not None:  # the consent record of this case the disclosure rests on
+                detail["consent_id"] = used.id
+        return detail
 
     def _event(self, kind: str, task: Task, case_ref: str, subject_type: str, subject: str,
                fields: tuple[FieldDecision, ...], ledgers: tuple[str, ...], detail: dict | None = None) -> AuditEvent:
@@ -395,6 +421,9 @@ class Door:
 
 def _day(d: Any) -> str | None:
     return None if d is None else d.isoformat()
+
+
+_SHOWN = frozenset({Status.OK, Status.MASKED, Status.PARTIAL})  # a field whose value was disclosed
 
 
 @dataclass(frozen=True, slots=True)

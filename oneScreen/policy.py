@@ -223,6 +223,11 @@ def decide(caller: Caller, task: Task, field_path: str, subject: Subject = Subje
     if tf.consent and subject.consented is not True:
         return Decision(Status.CONSENT_REQUIRED, "정보주체의 동의(또는 예외 사유)가 필요합니다",
                         "the subject's consent (or an exception) must be recorded first", rule="consent required")
+    return allowed_decision(tf)
+
+
+def allowed_decision(tf: TaskField) -> Decision:
+    """The decision for a field of the task's set once every rule of access passed: masked or in full."""
     if tf.mask is not None and tf.full_value_basis is None:
         return Decision(Status.MASKED, None, None, mask=tf.mask, rule=f"mask {tf.mask}")
     basis = f"full value: {tf.full_value_basis}" if tf.full_value_basis else "in the task's field set"

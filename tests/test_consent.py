@@ -127,6 +127,11 @@ async def test_reusing_a_consent_for_another_case_is_explicit_audited_and_then_o
     # the other cases stay closed: only the case named was opened
     assert set(gated(await screen(api, rrn, "2026-복지-0020")).values()) == {"CONSENT_REQUIRED"}
 
+    with sqlite3.connect(data_dir / "audit.sqlite") as conn:  # each disclosure names the consent it rests on
+        rests_on = [json.loads(d).get("consent_id") for c, d in conn.execute(
+            "SELECT case_ref, detail FROM onescreen_audit WHERE kind = 'disclosure' AND case_ref = '2026-복지-0011'")]
+    assert rests_on[-1] == int(reused["id"]) and rests_on[0] is None
+
     events = consent_events(data_dir)
     assert [(case, d.get("act")) for case, _, d in events] == [("2026-복지-0002", None), ("2026-복지-0011", "reuse")]
     case, fields, detail = events[1]

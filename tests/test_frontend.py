@@ -991,11 +991,11 @@ def test_the_auditor_pages_through_a_citizens_access_history(page, site):
     expect(rows).to_have_count(10)
     first = rows.first.locator("td").all_inner_texts()
     assert AS_OF.fullmatch(first[0])
-    assert first[1:7] == ["kim.jumin", "서울특별시 종로구청 민원여권과", "주민등록 담당 공무원", "move_in_report",
+    assert first[1:7] == ["김주민 (kim.jumin)", "서울특별시 종로구청 민원여권과", "주민등록 담당 공무원", "전입신고",
                           "주민등록법 제16조(거주지 이동에 따른 신고)", "AUD-23"]
     outcomes = rows.first.locator(".history-fields li")
-    expect(outcomes.filter(has_text="정상")).to_contain_text("citizen.name")
-    expect(outcomes.filter(has_text="일부 가림")).to_have_text("일부 가림 citizen.mobile_phone")
+    expect(outcomes.filter(has_text="정상")).to_contain_text("성명")
+    expect(outcomes.filter(has_text="일부 가림")).to_have_text("일부 가림 휴대전화번호")
     expect(page.locator("#audit-prev")).to_be_disabled()
     page.click("#audit-next")
     expect(page.locator("#audit-page")).to_have_text("2쪽")

@@ -10,6 +10,7 @@ from graphql import GraphQLError
 from strawberry.scalars import JSON
 
 from ..catalog import Field
+from .. import explain as explain_mod
 from ..errors import OneScreenError
 from ..consent import Consent as ConsentModel
 from ..policy import Status, Task as TaskModel, TaskField
@@ -118,6 +119,25 @@ class BadValue:
 
 
 @strawberry.type
+class FieldExplanation:
+    """Why a field holds what it holds: the policy rule that decided it and its basis. Never a value."""
+
+    kind: str = strawberry.field(description=(
+        "MASK (masked by a rule), FULL_VALUE (shown in full under a legal basis), FIELD_SET (in the task's "
+        "field set), DENY (denied by a rule), CONSENT (needs the subject's consent)"))
+    rule: str = strawberry.field(description="the rule, as `onescreen policy explain` and the decision tests name it")
+    label: str = strawberry.field(description="what the rule does, in Korean (labelEn: in English)")
+    label_en: str
+    basis: str = strawberry.field(description="why: the legal basis or the task's rule, in Korean (basisEn: English)")
+    basis_en: str
+
+    @staticmethod
+    def of(e: explain_mod.Explanation) -> "FieldExplanation":
+        return FieldExplanation(kind=e.kind, rule=e.rule, label=e.label, label_en=e.label_en, basis=e.basis,
+                                basis_en=e.basis_en)
+
+
+@strawberry.type
 class FieldValue:
     id: strawberry.ID
     label: str
@@ -139,7 +159,8 @@ class FieldValue:
         "the consent this field is shown on (consentBased), else null"))
 
     @staticmethod
-    def of(tf: TaskField, r: FieldResult, consent: "ConsentModel | None" = None) -> "FieldValue":
+    def of(tf: TaskField, r: FieldResult, task: Optional[TaskModel] = None,
+           consent: "ConsentModel | None" = None) -> "FieldValue":
         s = r.source
         source = None if s is None else FieldSource(
             agency=s.agency, agency_name=s.agency_name, agency_name_en=s.agency_name_en, ledger=strawberry.ID(s.ledger),
@@ -150,8 +171,20 @@ class FieldValue:
                           display=display(r.value), status=FieldStatus[r.status.value], reason=r.reason,
                           reason_en=r.reason_en, source=source,
                           bad_values=[BadValue(row=b.row, column=b.column, reason=b.reason, reason_en=b.reason_en)
-                                      for b in r.bad],
+                                      for b in r.bad], _task=task, _tf=tf, _result=r,
                           **_consent_based(tf, r, consent))
+
+    _task: strawberry.Private[Optional[TaskModel]] = None
+    _tf: strawberry.Private[Optional[TaskField]] = None
+    _result: strawberry.Private[Optional[FieldResult]] = None
+
+    @strawberry.field(description="why the field holds what it holds: which policy rule masked, denied or showed it "
+                                  "in full, and its legal basis (null where the field was not decided by a task)")
+    def explanation(self) -> Optional[FieldExplanation]:
+        if self._task is None or self._tf is None or self._result is None:
+            return None
+        r = self._result
+        return FieldExplanation.of(explain_mod.explain(self._task, self._tf, r.status, r.rule))
 
 
 def _consent_based(tf: TaskField, r: FieldResult, consent: "ConsentModel | None") -> dict:
@@ -223,7 +256,8 @@ class Screen:
         return Screen(task=Task.of(task), subject=strawberry.ID(subject), subject_type=task.subject,
                       case_ref=case_ref, request_id=strawberry.ID(request_id),
                       sections=[ScreenSection(title=s.title, title_en=s.title_en,
-                                              fields=[FieldValue.of(by_id[f.id], f.result, consent) for f in s.fields])
+                                              fields=[FieldValue.of(by_id[f.id], f.result, task, consent)
+                                                      for f in s.fields])
                                 for s in sections],
                       unavailable_ledgers=list(failed.values()),
                       consent=None if consent is None else Consent.of(consent),
@@ -303,17 +337,27 @@ class ConsentMark:
 class FieldDecision:
     id: strawberry.ID
     status: FieldStatus
+    label: str = strawberry.field(description=(
+        "the field's path as people read it: the catalog's Korean labels joined with › (the id where the catalog "
+        "no longer has a field of it)"))
+    label_en: str
 
 
 @strawberry.type
 class AccessRecord:
     at: datetime
     user: str
+    user_name: Optional[str] = strawberry.field(description="the officer's name, as their sign-in gave it (null in "
+                                                            "records written before names were recorded)")
     organisation: str
     role: str
     task: strawberry.ID
+    task_name: Optional[str] = strawberry.field(description="the task's name (null: the task no longer exists)")
+    task_name_en: Optional[str]
     legal_basis: str
     case_ref: str
+    consent_based: bool = strawberry.field(description=(
+        "fields that need the subject's consent were disclosed: the read rests on the recorded consent"))
     fields: list[FieldDecision]
 
 
