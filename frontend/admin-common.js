@@ -16,7 +16,7 @@ export const AQ = {
     subjectTypes { id label labelEn }
     roles { id label labelEn actions }
     maskStrategies
-    tasks { code name nameEn legalBasis legalBasisEn subject roles jurisdiction caseRefExample subjectsPerRequest yaml
+    tasks { code name nameEn legalBasis legalBasisEn subject roles jurisdiction caseRefExample subjectsPerRequest consentValidDays yaml
             sections { title titleEn fields { field id mask fullValueBasis consent } } }
   } }`,
   columns: `query LedgerColumns($ledger: ID!) {

@@ -204,6 +204,10 @@ def widening(old_cat: catalog_mod.Catalog, old: policy_mod.Policies,
                 reasons.append(f"task {code}: {fid} changes its mask from {a.mask} to {b.mask}")
             if a.consent and not b.consent:
                 reasons.append(f"task {code}: {fid} no longer needs consent")
+        if o.consent_valid_days is not None and (t.consent_valid_days is None
+                                                 or t.consent_valid_days > o.consent_valid_days):
+            reasons.append(f"task {code}: a consent stays valid longer ({o.consent_valid_days} days -> "
+                           f"{t.consent_valid_days or 'no end'})")
         if o.jurisdiction == "own_region" and t.jurisdiction != "own_region":
             reasons.append(f"task {code}: no longer limited to the caseworker's region")
     used = {f.id for t in old.tasks.values() for tf in t.fields.values() for f in tf.path}

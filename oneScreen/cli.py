@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from . import settings as settings_mod
-from .errors import ConfigError, ConfigErrors, counted
+from .errors import ConfigError, ConfigErrors, OneScreenError, counted
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--field", required=True, help="field path, e.g. citizen.rrn or 'citizen.residence > building.name'")
     p.add_argument("--subject", metavar="KEY", help="decide for this subject: its region and consent are read as "
                    "the service reads them (from its ledger and the consent store)")
+    p.add_argument("--case-ref", metavar="CASE", help="with --subject: the case whose consent counts (a consent "
+                   "opens the fields of its own case only)")
     p.add_argument("--in-region", choices=["yes", "no"], help="without --subject: assume the subject is (not) in the "
                    "user's region (default: not, and said so)")
     p.add_argument("--consented", choices=["yes", "no"], help="without --subject: assume consent is (not) recorded "
@@ -372,7 +374,7 @@ def _policy(args: argparse.Namespace, s: settings_mod.Settings) -> int:
                   file=sys.stderr)
             return 2
         try:
-            facts, notes = asyncio.run(_subject_facts(s, caller, task, field_id, args.subject))
+            facts, notes = asyncio.run(_subject_facts(s, caller, task, field_id, args.subject, args.case_ref))
         except ValueError as exc:
             print(exc, file=sys.stderr)
             return 2
@@ -433,7 +435,7 @@ def _assumptions(pol, caller, task, field_id: str, facts) -> list[str]:
     return out
 
 
-async def _subject_facts(s: settings_mod.Settings, caller, task, field_id: str, key: str):
+async def _subject_facts(s: settings_mod.Settings, caller, task, field_id: str, key: str, case_ref: str | None):
     """The facts the service would use for subject `key` (its region, its consent), read the way the service
     reads them, and one line each saying what they are (never the key or a value read)."""
     from .disclose import Door
@@ -446,11 +448,19 @@ async def _subject_facts(s: settings_mod.Settings, caller, task, field_id: str, 
         if not st.key_pattern.match(key):
             raise ValueError(f"--subject is not a valid {st.key_label_en} ({st.key_label}), the key of task "
                              f"{task.code}'s subject type {st.id}")
-        await runtime.ready()
         tf = task.fields.get(field_id)
+        if tf is not None and tf.consent and case_ref is None:
+            raise ValueError(f"give --case-ref: {tf.id} is consent-gated, and a consent opens the fields of its "
+                             "own case only")
         door = Door(caller, snap, "policy-explain")
+        if case_ref is not None:
+            try:
+                door.check_case_ref(case_ref)
+            except OneScreenError as exc:
+                raise ValueError(f"--case-ref: {exc.message}") from None
+        await runtime.ready()
         facts = await door._facts(task, task.subject, key, [tf.path] if tf else [], False,
-                                  await door._region(task, task.subject, key))
+                                  await door._region(task, task.subject, key), case_ref or "")
     finally:
         await runtime.close()
     notes = []
@@ -460,7 +470,8 @@ async def _subject_facts(s: settings_mod.Settings, caller, task, field_id: str, 
                      else f"subject: NOT in {caller.user}'s region ({caller.region}), or not found in {where}, as "
                      "read from it")
     if facts.consented is not None:
-        notes.append(f"subject: consent for task {task.code} is {'recorded' if facts.consented else 'NOT recorded'}")
+        notes.append(f"subject: consent for task {task.code} and case {case_ref} is "
+                     f"{'in force' if facts.consented else 'NOT in force (none recorded for this case, or expired)'}")
     if facts.in_region is None and facts.consented is None:
         notes.append("subject: no rule for this field depends on the subject")
     return facts, notes

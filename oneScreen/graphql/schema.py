@@ -1,7 +1,7 @@
 """The GraphQL schema of one configuration snapshot: static types plus the catalog's typed objects.
 
 Every resolver of a disclosure calls one entrance of the door (disclose.Door: screen, search,
-record_consent, access_history; typed.py calls `subject`) and shapes its answer. `Schema.run` executes
+record_consent, reuse_consent, access_history; typed.py calls `subject`) and shapes its answer. `Schema.run` executes
 a request: the query limits (limits.py, invariant 10) before validation, then graphql-core, or the
 compiled plan of fast.py; anything unexpected leaves as "Internal error", never its text."""
 from __future__ import annotations
@@ -58,9 +58,11 @@ async def resolve_screen(info: Info, task: strawberry.ID, subject: strawberry.ID
     try:
         t, sections = await door.screen(str(task), str(subject), case_ref,
                                         None if fields is None else [str(f) for f in fields])
+        gated = [f.result for s in sections for f in s.fields if t.fields[f.id].consent]
+        consent = await door.screen_consents(t, str(subject), case_ref, gated, reusable=False) if gated else None
     except OneScreenError as err:
         raise gql_error(err) from None
-    return Screen.of(t, str(subject), case_ref, door.request_id, sections)
+    return Screen.of(t, str(subject), case_ref, door.request_id, sections, consent)
 
 
 async def resolve_subject_search(info: Info, type: str, query: str, task: strawberry.ID) -> SubjectSearch:
@@ -146,8 +148,21 @@ async def resolve_record_consent(info: Info, task: strawberry.ID, subject: straw
         c = await info.context.record_consent(str(task), str(subject), case_ref, method, exception)
     except OneScreenError as err:
         raise gql_error(err) from None
-    return Consent(task=strawberry.ID(c.task), case_ref=c.case_ref, method=c.method, exception=c.exception,
-                   notice_deferred=c.notice_deferred, recorded_by=c.recorded_by, at=c.at)
+    return Consent.of(c)
+
+
+async def resolve_reuse_consent(info: Info, task: strawberry.ID, subject: strawberry.ID, from_case: str,
+                                to_case: str) -> Consent:
+    """Reuse the consent in force for case `fromCase` for case `toCase`, of the same task and subject.
+
+    A consent opens the fields of its own case only; carrying it to another case is this explicit act, allowed
+    while it is valid (never extending it), for a caller who may record consent for the subject, and audited
+    as a consent event of its own (with reused_from)."""
+    try:
+        c = await info.context.reuse_consent(str(task), str(subject), from_case, to_case)
+    except OneScreenError as err:
+        raise gql_error(err) from None
+    return Consent.of(c)
 
 
 def build_schema(catalog: Catalog, *, production: bool = False, limits: Limits = Limits(),
@@ -169,6 +184,7 @@ def build_schema(catalog: Catalog, *, production: bool = False, limits: Limits =
     query = strawberry.type(type("Query", (), ns))
     mutation = strawberry.type(type("Mutation", (), {
         "record_consent": strawberry.field(resolver=resolve_record_consent, description=resolve_record_consent.__doc__),
+        "reuse_consent": strawberry.field(resolver=resolve_reuse_consent, description=resolve_reuse_consent.__doc__),
         **{name: strawberry.field(resolver=fn, description=fn.__doc__) for name, fn in admin_api.MUTATIONS.items()}}))
     rules = []
     if not (introspection if introspection is not None else not production):
