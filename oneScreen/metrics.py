@@ -50,6 +50,9 @@ class Metrics:
                                      "(each spends the caller's lookup budget)", registry=r)
         self.lookup_refusals = Counter("onescreen_lookup_budget_refusals", "Requests refused because a lookup "
                                        "budget was spent (LOOKUP_BUDGET_EXCEEDED)", ["scope"], registry=r)
+        # counter: rate_limit (the request went on: fail open) or lookup_budget (refused: fail closed)
+        self.shared_counter_failures = Counter("onescreen_shared_counter_failures", "Checks of a shared counter "
+                                               "(Redis) that got no answer in time", ["counter"], registry=r)
 
     def bound(self, metric: Any, *values: str) -> Any:
         """`metric.labels(*values)`, made once per metric and label values: labels() validates its arguments
