@@ -129,3 +129,41 @@ async def test_a_redis_killed_while_serving_closes_lookups_and_opens_rate_limits
     assert r.status_code == 503 and r.json()["errors"][0]["extensions"]["code"] == "LOOKUP_BUDGET_UNAVAILABLE"
     assert await api.fetches() == before
     assert (await api.post("jung.jutaek", ME)).status_code == 200  # fail open
+
+
+def test_production_refuses_to_start_with_what_cannot_be_shared(data_dir, tmp_path):
+    """A production pod with a local audit file, or with no Redis for its limits, would keep its own trail or
+    its own counts: `onescreen serve` refuses to start and says what to set. Counting per process is allowed
+    only when ONESCREEN_COUNTERS=per-process says so."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from test_catalog import run_cli
+    from test_identity import production_env
+    keys = tmp_path / "sso.pem"
+    keys.write_bytes(rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    env = {k: v for k, v in production_env(data_dir, keys).items() if k.startswith("ONESCREEN_")}
+
+    sqlite = run_cli("serve", env_extra={**env, "ONESCREEN_AUDIT_URL": f"sqlite+aiosqlite:///{tmp_path / 'a.db'}"})
+    assert sqlite.returncode == 1
+    assert "cannot start: production mode needs ONESCREEN_AUDIT_URL to point at PostgreSQL" in sqlite.stderr
+
+    no_redis = {k: v for k, v in env.items() if k != "ONESCREEN_COUNTERS"}
+    refused = run_cli("serve", env_extra=no_redis)
+    assert refused.returncode == 1
+    assert "cannot start: production mode needs ONESCREEN_REDIS_URL" in refused.stderr
+    assert "ONESCREEN_COUNTERS=per-process" in refused.stderr
+    shared = run_cli("serve", env_extra={**no_redis, "ONESCREEN_COUNTERS": "shared"})
+    assert shared.returncode == 1 and "ONESCREEN_COUNTERS=shared needs ONESCREEN_REDIS_URL" in shared.stderr
+    wrong = run_cli("serve", env_extra={**no_redis, "ONESCREEN_COUNTERS": "local"})
+    assert wrong.returncode != 0 and "ONESCREEN_COUNTERS must be 'shared' or 'per-process'" in wrong.stderr
+
+    from oneScreen.app import create_app
+    from oneScreen.counters import InProcessRateLimits
+    from oneScreen.settings import load as load_settings
+    full = production_env(data_dir, keys)  # ONESCREEN_COUNTERS=per-process, explicitly: it starts
+    app = create_app(load_settings(full), full)
+    assert isinstance(app.state.runtime.rate_limits, InProcessRateLimits)
+    import asyncio
+    asyncio.run(app.state.runtime.close())
