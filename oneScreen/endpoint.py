@@ -92,6 +92,7 @@ def graphql_endpoints(runtime: Runtime) -> tuple[Callable[[Request], Awaitable[R
                 audit_started = time.perf_counter()
                 await runtime.audit.append_many(events)  # invariant 7: durable before anything is sent
                 m.audit_latency.observe(time.perf_counter() - audit_started)
+                m.committed()
         except AuditUnavailable as exc:
             runtime.refused(exc)
             m.audit_failures.inc()

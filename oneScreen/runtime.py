@@ -105,7 +105,7 @@ class Runtime:
         handle_key = hashlib.sha256(b"onescreen subject handles\0" + self.pseudonym_key).digest()
         self.handles = Fernet(base64.urlsafe_b64encode(handle_key))
         self.audit = audit_setup.service_store(settings, self.env)
-        self.metrics.audit_last_commit.set_function(lambda: self.audit.last_commit or 0.0)
+        self.metrics.watch_last_commit(lambda: self.audit.last_commit or 0.0)
         self.consents = ConsentStore(async_url(settings.audit_url).render_as_string(hide_password=False))
         # the configuration store, and the change proposals beside it (one transaction activates both)
         self.config_store = configstore.ConfigStore(settings.config_url, settings.audit_timeout) \
