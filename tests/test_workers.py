@@ -88,8 +88,8 @@ def test_metrics_of_two_workers_are_summed_whichever_worker_answers(data_dir, pg
             return scrapes
 
         scrapes = asyncio.run(load())
+        for text in scrapes:
+            ok = [line for line in text.splitlines() if line.startswith('onescreen_graphql_requests_total{outcome="ok"}')]
+            assert len(ok) == 1 and float(ok[0].rsplit(" ", 1)[1]) == 120, ok
         assert [d.name.startswith("onescreen-metrics-") for d in tmp.iterdir()] == [True]
-    for text in scrapes:
-        ok = [line for line in text.splitlines() if line.startswith('onescreen_graphql_requests_total{outcome="ok"}')]
-        assert len(ok) == 1 and float(ok[0].rsplit(" ", 1)[1]) == 120, ok
     assert list(tmp.iterdir()) == []  # the run's metric files are gone with it
