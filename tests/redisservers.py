@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -80,13 +81,42 @@ class PrivateRedis:
         self.proc.wait(timeout=10)
 
 
+class SilentServer:
+    """A loopback port that accepts connections and never answers (a hung Redis): every call waits its bound.
+    `connections` counts the connections made to it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def connections(self) -> int:
+        return len(self.held)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+        self._thread.join(timeout=5)
+
+
 @contextlib.contextmanager
-def silent_server() -> Iterator[int]:
-    """A loopback port that accepts connections and never answers (a hung Redis): every call waits its bound."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
+def silent_server() -> Iterator[SilentServer]:
+    server = SilentServer()
     try:
-        yield sock.getsockname()[1]
+        yield server
     finally:
-        sock.close()
+        server.close()

@@ -18,6 +18,7 @@ from test_lookups import GUESS, api_with, guesses, metric  # noqa: F401 (a fixtu
 from test_screen import citizens
 
 ME = "{ me { user } }"
+PATIENT = {"ONESCREEN_REDIS_TIMEOUT": "5"}  # where Redis must answer: a loaded test machine is slow, not a fault
 
 
 @pytest.fixture
@@ -36,16 +37,16 @@ def private_redis(tmp_path):
 async def test_a_users_and_an_organisations_rate_limit_hold_across_two_pods(api_with, redis_env, data_dir):  # noqa: F811
     """Two service instances (two pods) on one Redis: a user's 6 a minute (a burst of 1) spent on one is spent
     on the other; so is an organisation's, across its users."""
-    a = await api_with(**redis_env, ONESCREEN_RATE_USER_PER_MIN="6")
-    b = await api_with(**redis_env, ONESCREEN_RATE_USER_PER_MIN="6")
+    a = await api_with(**redis_env, **PATIENT, ONESCREEN_RATE_USER_PER_MIN="6")
+    b = await api_with(**redis_env, **PATIENT, ONESCREEN_RATE_USER_PER_MIN="6")
     assert (await a.post("kim.jumin", ME)).status_code == 200
     r = await b.post("kim.jumin", ME)
     assert r.status_code == 429 and r.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
     assert 1 <= int(r.headers["Retry-After"]) <= 10
     assert (await b.post("park.geonchuk", ME)).status_code == 200  # another user has their own limit
 
-    c = await api_with(**redis_env, ONESCREEN_RATE_USER_PER_MIN="0", ONESCREEN_RATE_ORG_PER_MIN="6")
-    d = await api_with(**redis_env, ONESCREEN_RATE_USER_PER_MIN="0", ONESCREEN_RATE_ORG_PER_MIN="6")
+    c = await api_with(**redis_env, **PATIENT, ONESCREEN_RATE_USER_PER_MIN="0", ONESCREEN_RATE_ORG_PER_MIN="6")
+    d = await api_with(**redis_env, **PATIENT, ONESCREEN_RATE_USER_PER_MIN="0", ONESCREEN_RATE_ORG_PER_MIN="6")
     one = token_with(data_dir, "staff.one", ["caseworker"], org="공유기관")
     two = token_with(data_dir, "staff.two", ["caseworker"], org="공유기관")
     assert (await c.post(None, ME, token=one)).status_code == 200
@@ -53,7 +54,7 @@ async def test_a_users_and_an_organisations_rate_limit_hold_across_two_pods(api_
 
 
 async def test_each_request_is_one_round_trip_to_redis_for_both_limits(api_with, private_redis):  # noqa: F811
-    api = await api_with(ONESCREEN_REDIS_URL=private_redis.url, ONESCREEN_RATE_USER_PER_MIN="6000",
+    api = await api_with(ONESCREEN_REDIS_URL=private_redis.url, **PATIENT, ONESCREEN_RATE_USER_PER_MIN="6000",
                          ONESCREEN_RATE_ORG_PER_MIN="60000")
     assert (await api.post("kim.jumin", ME)).status_code == 200  # the first loads the script (NOSCRIPT, LOAD)
     assert private_redis.command_calls("script|load") == 1
@@ -65,8 +66,8 @@ async def test_each_request_is_one_round_trip_to_redis_for_both_limits(api_with,
 
 
 async def test_the_lookup_budget_holds_across_two_pods(api_with, redis_env, data_dir):  # noqa: F811
-    a = await api_with(**redis_env, ONESCREEN_LOOKUP_MISSES_PER_USER="2")
-    b = await api_with(**redis_env, ONESCREEN_LOOKUP_MISSES_PER_USER="2")
+    a = await api_with(**redis_env, **PATIENT, ONESCREEN_LOOKUP_MISSES_PER_USER="2")
+    b = await api_with(**redis_env, **PATIENT, ONESCREEN_LOOKUP_MISSES_PER_USER="2")
     wrong = guesses(data_dir, citizens(data_dir, 1)[0], 3)
     assert (await a.post("jung.jutaek", GUESS, {"g": wrong[0]})).status_code == 200  # a miss, on pod a
     assert (await b.post("jung.jutaek", GUESS, {"g": wrong[1]})).status_code == 200  # a miss, on pod b
@@ -80,17 +81,18 @@ async def test_the_lookup_budget_holds_across_two_pods(api_with, redis_env, data
 
 async def test_a_hung_redis_lets_requests_through_at_one_timeout_per_few_seconds(api_with, caplog):  # noqa: F811
     """Rate limits fail open: a Redis that accepts connections and never answers costs the first request its
-    bound (ONESCREEN_REDIS_TIMEOUT); the breaker then lets the next ones through without asking, each counted
-    in onescreen_shared_counter_failures_total, and one log line says so."""
-    with silent_server() as port:
-        api = await api_with(ONESCREEN_REDIS_URL=f"redis://127.0.0.1:{port}/0", ONESCREEN_REDIS_TIMEOUT="0.5",
+    bound (ONESCREEN_REDIS_TIMEOUT); the breaker then lets the next ones through without asking Redis (one
+    connection, not ten), each counted in onescreen_shared_counter_failures_total, and one log line says so."""
+    with silent_server() as hung:
+        api = await api_with(ONESCREEN_REDIS_URL=f"redis://127.0.0.1:{hung.port}/0", ONESCREEN_REDIS_TIMEOUT="1",
                              ONESCREEN_RATE_USER_PER_MIN="6")
         started = time.monotonic()
         with caplog.at_level(logging.INFO, logger="onescreen.counters"):
             statuses = [(await api.post("kim.jumin", ME)).status_code for _ in range(10)]
         took = time.monotonic() - started
+        assert hung.connections == 1  # asked once: the nine others did not wait for it
     assert statuses == [200] * 10  # a limit of 1 in a burst: the old in-process limiter refused 9 of them
-    assert took < 2.5, f"10 requests took {took:.2f} s: more than one wait of 0.5 s on the hung Redis"
+    assert took < 5, f"10 requests took {took:.2f} s: more than one wait of 1 s on the hung Redis"
     assert await metric(api, 'onescreen_shared_counter_failures_total{counter="rate_limit"}') == 10
     lines = [r for r in caplog.records if r.name == "onescreen.counters"]
     assert len(lines) == 1 and lines[0].levelno == logging.ERROR and lines[0].__dict__["reason"] == "TimeoutError"
@@ -118,7 +120,7 @@ async def test_lookups_by_identifier_are_refused_when_redis_is_unreachable_and_n
 
 async def test_a_redis_killed_while_serving_closes_lookups_and_opens_rate_limits(
         api_with, private_redis, data_dir):  # noqa: F811
-    api = await api_with(ONESCREEN_REDIS_URL=private_redis.url, ONESCREEN_RATE_USER_PER_MIN="6")
+    api = await api_with(ONESCREEN_REDIS_URL=private_redis.url, **PATIENT, ONESCREEN_RATE_USER_PER_MIN="6")
     rrn = citizens(data_dir, 1)[0]
     r = await api.post("jung.jutaek", GUESS, {"g": rrn})
     assert r.status_code == 200 and r.json()["data"]["citizen"]["name"]
@@ -167,3 +169,14 @@ def test_production_refuses_to_start_with_what_cannot_be_shared(data_dir, tmp_pa
     assert isinstance(app.state.runtime.rate_limits, InProcessRateLimits)
     import asyncio
     asyncio.run(app.state.runtime.close())
+
+
+async def test_a_demo_without_redis_says_once_at_start_that_it_counts_in_its_own_process(make_app, caplog):
+    app = make_app()
+    with caplog.at_level(logging.INFO):
+        async with app.router.lifespan_context(app):
+            pass
+    said = [r for r in caplog.records if "counted in this process only" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.WARNING
+    from oneScreen.counters import InProcessRateLimits
+    assert isinstance(app.state.runtime.rate_limits, InProcessRateLimits)
