@@ -98,6 +98,10 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         if settings.demo:
             log.warning("DEMO MODE: synthetic demo ledgers and demo users; never use with real data",
                         extra={"mode": "demo"})
+        if runtime.shared_counters is None:  # said once, at start
+            log.warning("rate limits and lookup budgets are counted in this process only (no ONESCREEN_REDIS_URL, "
+                        "or ONESCREEN_COUNTERS=per-process): each limit holds per process, not for the service",
+                        extra={"mode": settings.mode, "operation": "counters"})
         try:  # a store that is missing or of another schema version stops the start (invariant 7)
             await runtime.ready()
         except AuditSchemaError as exc:

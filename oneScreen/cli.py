@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -182,7 +183,17 @@ def _serve(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         # The configuration was validated (and demo files and keys created) above, once, before any worker
         # starts; each worker then builds its own app from the same environment. SIGHUP restarts workers.
         asyncio.run(runtime.close())
-        uvicorn.run("oneScreen.app:worker_app", factory=True, workers=workers, **common)
+        # Metrics of every worker, summed by /metrics (metrics.py): a fresh directory of this run's files, set
+        # before the workers start (prometheus_client reads it when imported), removed when they have stopped.
+        import shutil
+        import tempfile
+        from .metrics import MULTIPROC_DIR
+        metrics_dir = tempfile.mkdtemp(prefix="onescreen-metrics-")
+        os.environ[MULTIPROC_DIR] = metrics_dir
+        try:
+            uvicorn.run("oneScreen.app:worker_app", factory=True, workers=workers, **common)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         return 0
     signal.signal(signal.SIGHUP, on_hup)
     uvicorn.run(app, **common)

@@ -27,6 +27,7 @@ from .audit.store import HistoryFilter
 from .batch import Batcher
 from .catalog import Field, path_id
 from .consent import ConsentUnavailable
+from .counters import LookupBudgetUnavailable
 from .errors import BadRequest, OneScreenError, OutsideJurisdiction, TaskForbidden, TooManySubjects
 from .lookups import LookupBudgetExceeded, Spent
 from .permissions import TASK_USE
@@ -67,6 +68,7 @@ class Door:
     subject_cap: tuple[int, str] | None = None  # the smallest subjects_per_request of the request's tasks, and which
     refused: OneScreenError | None = None  # the whole request is refused: nothing more is read
     retry_after: float | None = None  # set when a lookup by identifier was refused for the lookup budget (429)
+    budget_unavailable: bool = False  # the shared lookup budget could not be checked (503, nothing read)
     budgeted: bool = False  # the request's first lookup by identifier passed the budget check
     _in_force: dict = field(default_factory=dict)  # (task, pseudonym, case) -> the consent in force, or None
 
@@ -379,6 +381,9 @@ class Door:
             if self.retry_after is None:  # once per request: what was refused, never the identifiers
                 self._budget_refused(task, exc)
             self.retry_after = max(self.retry_after or 0.0, exc.retry_after)
+            raise
+        except LookupBudgetUnavailable:
+            self.budget_unavailable = True  # fail closed: no lookup by identifier without its budget
             raise
 
     def _budget_refused(self, task: Task, exc: LookupBudgetExceeded) -> None:
