@@ -27,14 +27,15 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/onescreen
 WORKDIR /src
 # README.md is the package's long_description (setup.cfg), so it is needed to build.
-COPY pyproject.toml setup.cfg README.md field_catalog.yaml ./
+COPY pyproject.toml setup.cfg README.md constraints.txt field_catalog.yaml ./
 COPY oneScreen ./oneScreen
 COPY connectors ./connectors
 COPY policies ./policies
 COPY frontend ./frontend
 # A plain install: the web screens, catalog and policies are the package's data files (share/onescreen);
-# asyncpg and aiomysql are dependencies. All wheels: no compiler needed.
-RUN /opt/onescreen/bin/pip install . \
+# asyncpg, aiomysql and redis are dependencies, at the tested versions (constraints.txt). All wheels: no
+# compiler needed.
+RUN /opt/onescreen/bin/pip install -c constraints.txt . \
  && /opt/onescreen/bin/python -m compileall -q /opt/onescreen/lib/python3.11/site-packages
 
 # ---------------------------------------------------------------- runtime

@@ -394,14 +394,15 @@ class Identity:
 
 def base_env(**extra: str) -> dict[str, str]:
     """The environment of a oneScreen process: ours without ONESCREEN_*, rate limits and lookup budgets off (one
-    bench user at up to c=128: a lookup by identifier counts against the budget while in flight), and the
+    bench user at up to c=128: a lookup by identifier counts against the budget while in flight; counted per
+    process, explicitly, as production needs Redis otherwise), and the
     configuration read from its files: each server has a catalog of its own over a shared audit database (where
     production keeps one store of versions), and where a snapshot comes from changes no request's path (older
     builds, which icount compares with, ignore the variable)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONESCREEN_")}
     env.update(ONESCREEN_RATE_USER_PER_MIN="0", ONESCREEN_RATE_ORG_PER_MIN="0", ONESCREEN_LOOKUP_MISSES_PER_USER="0",
                ONESCREEN_LOOKUP_MISSES_PER_ORG="0", ONESCREEN_WORKERS="1", PYTHONDONTWRITEBYTECODE="1",
-               ONESCREEN_CONFIG_URL="files")
+               ONESCREEN_CONFIG_URL="files", ONESCREEN_COUNTERS="per-process")
     env.update(extra)
     return env
 

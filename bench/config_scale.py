@@ -20,7 +20,7 @@ import weakref
 from pathlib import Path
 
 from . import profile as prof
-from .common import (ROOT, SERVER_CPU, Identity, Result, Run, Target, base_env, init_audit_store, rss_mb, say,
+from .common import (ROOT, SERVER_CPU, Identity, Result, Run, Target, base_env, rss_mb, say,
                      table)
 from .configs import scale_config
 
@@ -39,8 +39,7 @@ def run_bench(run: Run) -> Result:
         tasks = max(1, round(n * TASKS_PER_LEDGER))
         d = run.tmp / f"scale-{n}"
         catalog, policies, env = scale_config(d, n, FIELDS, tasks)
-        audit = f"sqlite+aiosqlite:///{d / 'audit.sqlite'}"
-        init_audit_store(audit)
+        audit = run.audit_url()  # production refuses any audit store but PostgreSQL
         env = base_env(**identity.env(), **env, ONESCREEN_CATALOG=str(catalog), ONESCREEN_POLICIES=str(policies),
                        ONESCREEN_DATA_DIR=str(d / "data"), ONESCREEN_AUDIT_URL=audit)
         cmd = run.pin(SERVER_CPU) + [sys.executable, "-m", "bench.config_scale", "--child"]

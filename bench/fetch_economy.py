@@ -19,7 +19,7 @@ import re
 import sqlite3
 from typing import Any
 
-from .common import LEDGERS, Identity, Result, Run, Target, base_env, init_audit_store, say, table
+from .common import LEDGERS, Identity, Result, Run, Target, base_env, say, table
 from .configs import peer_config, rest_connector, sql_connector, sqlite_ledgers
 from .servers import SERVICE_KEY, start_emulator
 
@@ -128,10 +128,11 @@ def _ratio(r: dict) -> float | None:
 
 
 def run_bench(run: Run) -> Result:
-    return asyncio.run(_run(run))
+    audit_url = run.audit_url()  # before the loop: making the store runs its own (production: PostgreSQL only)
+    return asyncio.run(_run(run, audit_url))
 
 
-async def _run(run: Run) -> Result:
+async def _run(run: Run, audit_url: str) -> Result:
     from oneScreen.app import create_app
     from oneScreen.settings import load as load_settings
 
@@ -144,7 +145,7 @@ async def _run(run: Run) -> Result:
     cfg = peer_config(run.tmp / "fetch-sql", sql_connector("BENCH_SQLITE_DSN"), cache_ttl=0, batch=100)
     env = base_env(**identity.env(), ONESCREEN_CATALOG=str(cfg.catalog), ONESCREEN_POLICIES=str(cfg.policies),
                    ONESCREEN_DATA_DIR=str(run.tmp / "data-fetch"),
-                   ONESCREEN_AUDIT_URL=init_audit_store(f"sqlite+aiosqlite:///{run.tmp / 'fetch-audit.sqlite'}"),
+                   ONESCREEN_AUDIT_URL=audit_url,
                    BENCH_SQLITE_DSN=f"sqlite+aiosqlite:///{db}")
     app = create_app(load_settings(env), env)
     task = app.state.runtime.snapshot.policies.tasks[cfg.task]
@@ -164,7 +165,7 @@ async def _run(run: Run) -> Result:
     rows += demo_rows
 
     # --- REST reference: what an agency API sends for the same screen
-    rest_row = await _rest(run, identity)
+    rest_row = await _rest(run, identity, audit_url)
     if rest_row:
         rows.append(rest_row)
 
@@ -221,7 +222,7 @@ async def _demo(run: Run) -> list[dict]:
     return rows
 
 
-async def _rest(run: Run, identity: Identity) -> dict | None:
+async def _rest(run: Run, identity: Identity, audit_url: str) -> dict | None:
     from oneScreen.app import create_app
     from oneScreen.settings import load as load_settings
     from .common import http
@@ -232,7 +233,7 @@ async def _rest(run: Run, identity: Identity) -> dict | None:
         cfg = peer_config(run.tmp / "fetch-rest", rest_connector("BENCH_LEDGER_URL", "BENCH_LEDGER_KEY"), cache_ttl=0)
         env = base_env(**identity.env(), ONESCREEN_CATALOG=str(cfg.catalog), ONESCREEN_POLICIES=str(cfg.policies),
                        ONESCREEN_DATA_DIR=str(run.tmp / "data-fetch-rest"),
-                       ONESCREEN_AUDIT_URL=init_audit_store(f"sqlite+aiosqlite:///{run.tmp / 'fetch-rest-audit.sqlite'}"),
+                       ONESCREEN_AUDIT_URL=audit_url,
                        BENCH_LEDGER_URL=url, BENCH_LEDGER_KEY=SERVICE_KEY)
         app = create_app(load_settings(env), env)
         try:

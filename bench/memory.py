@@ -18,7 +18,7 @@ import threading
 import time
 import tracemalloc
 
-from .common import Identity, Result, Run, Target, base_env, init_audit_store, rss_mb, say, table
+from .common import Identity, Result, Run, Target, base_env, rss_mb, say, table
 from .configs import ROLE, peer_config, sql_connector, sqlite_ledgers
 
 NAME = "memory"
@@ -47,7 +47,7 @@ async def _run(run: Run) -> Result:
     cfg = peer_config(run.tmp / "memory", sql_connector("BENCH_SQLITE_DSN"), cache_ttl=3600, cache_size=cache)
     env = base_env(**identity.env(), ONESCREEN_CATALOG=str(cfg.catalog), ONESCREEN_POLICIES=str(cfg.policies),
                    ONESCREEN_DATA_DIR=str(run.tmp / "data-memory"),
-                   ONESCREEN_AUDIT_URL=init_audit_store(f"sqlite+aiosqlite:///{run.tmp / 'memory-audit.sqlite'}"),
+                   ONESCREEN_AUDIT_URL=run.audit_url(),
                    BENCH_SQLITE_DSN=f"sqlite+aiosqlite:///{db}")
     runtime = Runtime(load_settings(env), env)
     snap = runtime.snapshot

@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .base import ConnectorConfigError, ConnectorError, Row, SourceSpec, async_url
+from .base import ConnectorConfigError, ConnectorError, Row, SourceSpec, async_url, unwaited
 
 
 
@@ -55,7 +55,7 @@ class SqlConnector:
         self._engine_kwargs: dict[str, Any] = {}
         if backend != "sqlite":
             self._engine_kwargs.update(pool_size=spec.max_connections, max_overflow=0, pool_pre_ping=True,
-                                       pool_recycle=1800)
+                                       pool_recycle=1800, connect_args=_driver_timeouts(backend, spec.budget))
         self._engine: AsyncEngine | None = None
         self.backend = backend
 
@@ -85,7 +85,18 @@ class SqlConnector:
     def _table(self, columns: Sequence[str]) -> sa.TableClause:
         return sa.table(self.table_name, *(sa.column(c) for c in columns), schema=self.schema)
 
+    # Each read runs unwaited: cancelled at its budget, it ends then, and gives its connection up in the background.
     async def fetch(self, keys: Sequence[str], columns: Sequence[str]) -> dict[str, list[Row]]:
+        return await unwaited(self._fetch(keys, columns))
+
+    async def search(self, equals: Mapping[str, Any], contains: Mapping[str, str],
+                     columns: Sequence[str], limit: int) -> list[Row]:
+        return await unwaited(self._search(equals, contains, columns, limit))
+
+    async def columns(self) -> dict[str, str]:
+        return await unwaited(self._columns())
+
+    async def _fetch(self, keys: Sequence[str], columns: Sequence[str]) -> dict[str, list[Row]]:
         key_col = self.spec.key_column
         cols = list(dict.fromkeys([key_col, *columns]))
         t = self._table(cols)
@@ -109,8 +120,8 @@ class SqlConnector:
                                  reason_ko=f"데이터베이스에 연결하지 못했습니다 ({exc.__class__.__name__})") from None
         return out
 
-    async def search(self, equals: Mapping[str, Any], contains: Mapping[str, str],
-                     columns: Sequence[str], limit: int) -> list[Row]:
+    async def _search(self, equals: Mapping[str, Any], contains: Mapping[str, str],
+                      columns: Sequence[str], limit: int) -> list[Row]:
         key_col = self.spec.key_column
         cols = list(dict.fromkeys([key_col, *columns]))
         t = self._table(list(dict.fromkeys([*cols, *equals, *contains])))
@@ -128,7 +139,7 @@ class SqlConnector:
             raise ConnectorError(f"connection failed ({exc.__class__.__name__})", retryable=True,
                                  reason_ko=f"데이터베이스에 연결하지 못했습니다 ({exc.__class__.__name__})") from None
 
-    async def columns(self) -> dict[str, str]:
+    async def _columns(self) -> dict[str, str]:
         def inspect(sync_conn: Any) -> dict[str, str]:
             insp = sa.inspect(sync_conn)
             return {c["name"]: str(c["type"]) for c in insp.get_columns(self.table_name, schema=self.schema)}
@@ -147,6 +158,19 @@ class SqlConnector:
     async def close(self) -> None:
         if self._engine is not None:
             await self._engine.dispose()
+
+
+def _driver_timeouts(backend: str, budget: float | None) -> dict[str, float]:
+    """The driver's own bounds, at the gateway's budget: the gateway answers the screen at the budget whatever
+    the driver does (`unwaited`), and these make a read it gave up on end soon after, so a dead server does
+    not keep the ledger's connection slots (asyncpg: connect and each statement; aiomysql: connect)."""
+    if budget is None:
+        return {}
+    if backend == "postgresql":
+        return {"timeout": budget, "command_timeout": budget}
+    if backend in ("mysql", "mariadb"):
+        return {"connect_timeout": budget}
+    return {}
 
 
 def _retryable(exc: sa.exc.SQLAlchemyError) -> bool:

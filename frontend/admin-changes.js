@@ -54,6 +54,7 @@ function card(c) {
   if (!pending) {
     meta.push(["admin.changes.decider", c.approver || t(c.status === "applied" ? "admin.changes.atOnce" : "admin.changes.nobody")]);
     meta.push(["admin.changes.decided", c.decidedAt ? shortTime(c.decidedAt) : "—"]);
+    if (c.comment) meta.push(["admin.changes.comment", c.comment]);
   }
   const diff = diffView(c.diff, t("admin.changes.diffLabel", {id: c.id}));
   return h("article", {class: `change${pending ? " change--pending" : ""}`, "data-change": c.id, "data-status": c.status,
@@ -67,12 +68,14 @@ function card(c) {
     pending
       ? [h("h4", {}, t("admin.result.diff")), diff]
       : h("details", {class: "change__details"}, h("summary", {}, t("admin.changes.showDiff", {id: c.id})), diff),
-    pending && mine ? h("p", {class: "note four-eyes-note"}, t("admin.changes.ownNote")) : null,
+    pending && mine ? h("p", {class: "note four-eyes-note", id: `change-${c.id}-own`}, t("admin.changes.ownNote")) : null,
     pending && !mayDecide(c.kind) ? h("p", {class: "note"}, t(`admin.changes.notYours.${c.kind}`)) : null,
     h("div", {class: "change__actions"},
       pending && mayDecide(c.kind) ? [
+        // four eyes: one's own proposal cannot be approved, so its button is off and the note says why
         h("button", {type: "button", class: "btn btn--primary", "data-action": "approve", "data-id": c.id,
-                     "aria-label": t("admin.changes.approveLabel", {label}), onclick: () => decide(c.id, "approve")},
+                     disabled: mine, "aria-describedby": mine ? `change-${c.id}-own` : null,
+                     "aria-label": t("admin.changes.approveLabel", {label}), onclick: () => confirmApprove(c, summary)},
           t("admin.changes.approve")),
         h("button", {type: "button", class: "btn btn--danger", "data-action": "reject", "data-id": c.id,
                      "aria-label": t("admin.changes.rejectLabel", {label}), onclick: () => decide(c.id, "reject")},
@@ -89,7 +92,52 @@ const ANSWER = {approve: "approveChange", reject: "rejectChange", restore: "rest
 const DOING = {approve: "admin.changes.approving", reject: "admin.changes.rejecting", restore: "admin.changes.restoring"};
 const DONE = {approve: "admin.changes.approved", reject: "admin.changes.rejected", restore: "admin.changes.restored"};
 
-async function decide(id, action) {
+/** Approving asks first: a modal dialog that names the change and its widening, and takes the approver's
+    comment (kept with the approval). Escape or Cancel closes it with nothing done; the focus returns. */
+function confirmApprove(c, summary) {
+  if (busy) return;
+  const opener = document.activeElement;
+  const errorId = "approve-comment-error";
+  const input = h("textarea", {id: "approve-comment", rows: "3", maxlength: "1000", required: true,
+                               "aria-describedby": `approve-comment-hint ${errorId}`});
+  const error = h("p", {class: "field-error", id: errorId, role: "alert"});
+  const dialog = h("dialog", {class: "dialog approve-dialog", id: "approve-dialog", "aria-labelledby": "approve-title",
+                              "aria-describedby": "approve-intro"},
+    h("form", {method: "dialog", novalidate: true},
+      h("h2", {id: "approve-title"}, t("admin.changes.confirmTitle", {id: c.id})),
+      h("p", {id: "approve-intro"}, t("admin.changes.confirmIntro", {title: summary, n: c.widening.length})),
+      c.widening.length ? wideningList(c.widening) : null,
+      h("div", {class: "field-row"},
+        h("label", {for: "approve-comment"}, t("admin.changes.commentLabel")), input,
+        h("p", {class: "hint", id: "approve-comment-hint"}, t("admin.changes.commentHint")), error),
+      h("div", {class: "dialog__actions"},
+        h("button", {type: "submit", class: "btn btn--primary", id: "approve-confirm", value: "approve"},
+          t("admin.changes.confirm")),
+        h("button", {type: "button", class: "btn", id: "approve-cancel", onclick: () => dialog.close()},
+          t("admin.changes.cancel")))));
+  dialog.querySelector("form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const comment = input.value.trim();
+    if (!comment) {
+      error.textContent = t("admin.changes.commentMissing");
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      return;
+    }
+    dialog.close();
+    decide(c.id, "approve", comment);
+  });
+  dialog.addEventListener("close", () => {
+    dialog.remove();
+    if (!busy && opener && document.contains(opener)) opener.focus();
+  });
+  document.getElementById("approve-dialog")?.remove();
+  document.body.append(dialog);
+  dialog.showModal();
+  input.focus();
+}
+
+async function decide(id, action, comment = null) {
   if (busy) return;
   busy = true;
   clearAlert();
@@ -97,7 +145,7 @@ async function decide(id, action) {
   node?.setAttribute("aria-busy", "true");
   announce(t(DOING[action], {id}));
   try {
-    const data = await call(AQ[action], action === "restore" ? {change: id} : {id});
+    const data = await call(AQ[action], action === "restore" ? {change: id} : action === "approve" ? {id, comment} : {id});
     const p = data[ANSWER[action]];
     await loadChanges();
     if (p.status === "applied") await loadCatalog({force: true});

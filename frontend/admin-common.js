@@ -16,17 +16,20 @@ export const AQ = {
     subjectTypes { id label labelEn }
     roles { id label labelEn actions }
     maskStrategies
-    tasks { code name nameEn legalBasis legalBasisEn subject roles jurisdiction caseRefExample subjectsPerRequest yaml
+    tasks { code name nameEn legalBasis legalBasisEn subject roles jurisdiction caseRefExample subjectsPerRequest consentValidDays yaml
             sections { title titleEn fields { field id mask fullValueBasis consent } } }
   } }`,
-  columns: `query LedgerColumns($ledger: ID!) { ledgerColumns(ledger: $ledger) { name type fields proposedType } }`,
+  columns: `query LedgerColumns($ledger: ID!) {
+    ledgerColumns(ledger: $ledger) { name type fields proposedType samples } }`,
   map: `mutation ProposeFieldMapping($input: FieldMappingInput!) {
     proposeFieldMapping(input: $input) { id status widening diff summary } }`,
   preview: `query PreviewTask($code: ID!, $yaml: String!) { previewTask(code: $code, yaml: $yaml) { ledgers newlyDisclosed } }`,
   propose: `mutation ProposeTask($code: ID!, $yaml: String!) {
     proposeTask(code: $code, yaml: $yaml) { id status widening diff proposer summary } }`,
-  changes: `query Changes { changes { id kind summary proposer createdAt status diff widening approver decidedAt files } }`,
-  approve: `mutation ApproveChange($id: ID!) { approveChange(id: $id) { id status approver summary } }`,
+  changes: `query Changes { changes { id kind summary proposer createdAt status diff widening approver decidedAt files
+                                      comment } }`,
+  approve: `mutation ApproveChange($id: ID!, $comment: String) {
+    approveChange(id: $id, comment: $comment) { id status approver summary comment } }`,
   reject: `mutation RejectChange($id: ID!) { rejectChange(id: $id) { id status approver summary } }`,
   restore: `mutation RestoreVersion($change: ID!) { restoreVersion(change: $change) { id status widening summary } }`,
 };
@@ -162,6 +165,23 @@ export function wideningText(reason) {
   return reason;
 }
 
+/** A refusal of the server (admin.py, changes.py: stable English wording) in the page's language, or null. */
+export function refusalText(message) {
+  const rules = [
+    [/^change (\d+) is (\w+), not pending$/, (m) => t("admin.refused.decided", {id: m[1], status: t(`admin.status.${m[2]}`)})],
+    [/^change (\d+) is not pending$/, (m) => t("admin.refused.notPending", {id: m[1]})],
+    [/^(\S+) changed since this change was proposed/, (m) => t("admin.refused.stale", {file: m[1]})],
+    [/^change (\d+) was never applied$/, (m) => t("admin.refused.neverApplied", {id: m[1]})],
+    [/^there is no change with that id$/, () => t("admin.refused.noSuchChange")],
+    [/^field (\S+) is still used by tasks ([^;]+);/, (m) => t("admin.refused.inUse", {field: pathLabel(m[1]), tasks: m[2]})],
+  ];
+  for (const [re, fn] of rules) {
+    const m = re.exec(String(message || ""));
+    if (m) return fn(m);
+  }
+  return null;
+}
+
 /** A change's summary (the server's, English, stable wording: admin.py) in the page's language, ids kept. */
 export function summaryText(summary) {
   const rules = [
@@ -215,9 +235,11 @@ export function showProblem(err, box = null) {
   const [first, ...rest] = String(err.message || "").split("\n");
   const lines = err.code === "CHANGE_INVALID" ? rest.filter(Boolean) : [];
   const detail = err.code === "CHANGE_INVALID" ? null : first;
+  const fourEyes = err.code === "CHANGE_REFUSED" && /four eyes/i.test(err.message);
   const parts = [
-    h("p", {class: "problem__title"}, t(`admin.err.${err.code}`)),
+    h("p", {class: "problem__title"}, t(fourEyes ? "admin.err.fourEyesTitle" : `admin.err.${err.code}`)),
     /four eyes/i.test(err.message) ? h("p", {class: "problem__why"}, t("admin.err.fourEyes")) : null,
+    !fourEyes && refusalText(err.message) ? h("p", {class: "problem__why"}, refusalText(err.message)) : null,
     detail ? h("p", {class: "problem__detail", lang: "en"}, detail) : null,
     lines.length ? h("ul", {class: "problem__lines"}, lines.map((l) => h("li", {lang: "en"}, h("code", {}, l)))) : null,
     err.requestId ? h("p", {class: "hint"}, t("err.requestId", {id: err.requestId})) : null,

@@ -64,8 +64,8 @@ function renderColumns() {
   const name = ledger ? pick(ledger.name, ledger.nameEn) : m.ledger;
   const unmapped = m.columns.filter((c) => !c.fields.length);
   const headingId = "admin-columns-title";
-  const cols = ["admin.mapping.column", "admin.mapping.sourceType", "admin.mapping.state", "admin.mapping.fields",
-                "admin.catalog.actions"];
+  const cols = ["admin.mapping.column", "admin.mapping.sourceType", "admin.mapping.samples", "admin.mapping.state",
+                "admin.mapping.fields", "admin.catalog.actions"];
   fill(box,
     h("h2", {id: headingId, tabindex: "-1"}, t("admin.mapping.columnsOf", {ledger: name})),
     h("p", {class: "count", id: "admin-columns-summary"},
@@ -80,6 +80,10 @@ function renderColumns() {
                           "data-mapped": mapped ? "true" : "false"},
             h("th", {scope: "row"}, h("code", {}, c.name)),
             h("td", {}, c.type),
+            // sample values to map by: the server masks them unless the column only feeds open fields
+            h("td", {class: "samples-cell"}, c.samples?.length
+              ? h("ul", {class: "plain-list samples"}, c.samples.map((v) => h("li", {}, h("code", {}, v))))
+              : h("span", {class: "placeholder"}, t("admin.mapping.noSamples"))),
             h("td", {}, h("span", {class: `mapstate mapstate--${mapped ? "mapped" : "unmapped"}`},
               t(mapped ? "admin.mapping.mapped" : "admin.mapping.unmapped"))),
             h("td", {}, mapped

@@ -23,6 +23,7 @@ function draftOf(def) {
     subject: def.subject, roles: [...def.roles], jurisdiction: def.jurisdiction || "national",
     caseRefExample: def.caseRefExample || "",
     subjectsPerRequest: def.subjectsPerRequest || 1,
+    consentValidDays: def.consentValidDays ?? null,
     sections: def.sections.map((s) => ({title: s.title, titleEn: s.titleEn, fields: s.fields.map((f) => ({
       id: f.id, field: f.field, mask: f.mask ?? null, fullValueBasis: f.fullValueBasis ?? null, consent: Boolean(f.consent),
       full: Boolean(f.fullValueBasis)}))})),
@@ -31,7 +32,7 @@ function draftOf(def) {
 
 function emptyDraft() {
   return {code: "", name: "", nameEn: "", legalBasis: "", legalBasisEn: "", subject: "citizen", roles: [],
-          jurisdiction: "national", caseRefExample: "", subjectsPerRequest: 1, sections: [{title: "", titleEn: "", fields: []}]};
+          jurisdiction: "national", caseRefExample: "", subjectsPerRequest: 1, consentValidDays: null, sections: [{title: "", titleEn: "", fields: []}]};
 }
 
 function openDraft(code) {
@@ -109,6 +110,8 @@ function renderBasics() {
   fill($("#task-jurisdiction"), ["national", "own_region"].map((j) =>
     h("option", {value: j, selected: j === draft.jurisdiction}, t(`admin.task.jurisdiction.${j}`))));
   if ($("#task-subjects").value !== String(draft.subjectsPerRequest)) $("#task-subjects").value = draft.subjectsPerRequest;
+  const days = draft.consentValidDays === null ? "" : String(draft.consentValidDays);
+  if ($("#task-consent-days").value !== days) $("#task-consent-days").value = days;
   // the roles a task may name: those roles.yaml grants no catalog or task change action
   const caseworkerRoles = admin.catalog.roles.filter((r) => !r.actions.some((a) => /^(catalog|task)\./.test(a)));
   fill($("#task-roles"), caseworkerRoles.map((r) => {
@@ -318,6 +321,7 @@ function renderPreview() {
     return;
   }
   const draft = admin.task.draft;
+  const fresh = newlyDisclosedFields(p.newlyDisclosed, draft);
   fill(box,
     h("h2", {id: "task-preview-title", tabindex: "-1"}, t("admin.task.previewTitle")),
     h("p", {class: "note", id: "task-preview-stale", hidden: p.yaml === admin.task.yaml}, t("admin.task.previewStale")),
@@ -334,9 +338,29 @@ function renderPreview() {
       h("dl", {class: "fields"}, s.fields.map((f) => {
         const target = fieldOf(f.id.split(">").pop());
         const label = target ? pick(target.label, target.labelEn) : f.id;
-        return h("div", {class: "field", "data-field": f.id},
-          h("dt", {class: "field__label"}, label), h("dd", {class: "field__body"}, ruleSummary(f, target)));
+        const why = fresh.get(f.id);  // newly disclosed: said in words, the colour only repeats it
+        return h("div", {class: `field${why ? " field--new" : ""}`, "data-field": f.id, "data-new": why || null},
+          h("dt", {class: "field__label"}, label), h("dd", {class: "field__body"},
+            why ? [h("span", {class: "new-tag"}, t(`admin.task.new.${why}`)), " "] : null, ruleSummary(f, target)));
       }))))));
+}
+
+/** The fields of the draft that the preview's reasons say it newly discloses: id -> how (gains, unmasked,
+    mask, consent, or every field of a new task). */
+function newlyDisclosedFields(reasons, draft) {
+  const out = new Map();
+  for (const r of reasons || []) {
+    let m = /^task \w+: gains field (\S+)$/.exec(r);
+    if (m) { out.set(m[1], "gains"); continue; }
+    m = /^task \w+: (\S+) is no longer masked$/.exec(r);
+    if (m) { out.set(m[1], "unmasked"); continue; }
+    m = /^task \w+: (\S+) changes its mask from .+ to .+$/.exec(r);
+    if (m) { out.set(m[1], "mask"); continue; }
+    m = /^task \w+: (\S+) no longer needs consent$/.exec(r);
+    if (m) { out.set(m[1], "consent"); continue; }
+    if (/^new task \w+ discloses/.test(r)) for (const s of draft.sections) for (const f of s.fields) out.set(f.id, "gains");
+  }
+  return out;
 }
 
 /** How a caseworker will see a field: the full value (and why), masked (how), after consent. */
@@ -466,6 +490,9 @@ function onBasics(event) {
                  "task-case-ref": "caseRefExample"};
     if (target.id === "task-subjects") {
       d.subjectsPerRequest = Number(target.value) || 1;  // the server checks the range (1-1000)
+    } else if (target.id === "task-consent-days") {
+      // empty: no end; the server checks the range (1-3650) and that the task has a consent-gated field
+      d.consentValidDays = target.value.trim() === "" ? null : Number(target.value);
     } else {
       if (!(target.id in map)) return;
       d[map[target.id]] = target.value.trim();
@@ -592,6 +619,7 @@ export function bindTaskPage() {
   $("#task-subject").addEventListener("change", onBasics);
   $("#task-jurisdiction").addEventListener("change", onBasics);
   $("#task-subjects").addEventListener("input", onBasics);
+  $("#task-consent-days").addEventListener("input", onBasics);
   $("#task-roles").addEventListener("change", onBasics);
   $("#task-add-section").addEventListener("click", addSection);
   $("#task-propose").addEventListener("click", onPropose);

@@ -44,7 +44,7 @@ export function commentsByKey(text) {
 
 /**
  * draft: {code, name, nameEn, legalBasis, legalBasisEn, subject, roles: [ids], jurisdiction, caseRefExample,
- *        subjectsPerRequest,
+ *        subjectsPerRequest, consentValidDays (null: none),
  *         sections: [{title, titleEn, fields: [{field, mask, fullValueBasis, consent}]}]}
  * original: the file's text when editing an existing task ("" for a new one).
  */
@@ -52,6 +52,7 @@ export function taskYaml(draft, original = "") {
   const comments = commentsByKey(original);
   const explicitJurisdiction = /^jurisdiction:/m.test(original || "");
   const explicitSubjects = /^subjects_per_request:/m.test(original || "");
+  const consentDays = draft.consentValidDays ?? null;
   const out = [];
   const key = (k, value) => {
     for (const c of comments[k] || []) out.push(c);
@@ -68,6 +69,7 @@ export function taskYaml(draft, original = "") {
   if (draft.caseRefExample) key("case_ref_example", scalar(draft.caseRefExample));
   const subjects = draft.subjectsPerRequest ?? 1;
   if (subjects !== 1 || explicitSubjects) key("subjects_per_request", String(subjects));
+  if (consentDays !== null) key("consent_valid_days", String(consentDays));
   key("sections");
   for (const section of draft.sections) {
     out.push(`  - title: ${scalar(section.title)}`);

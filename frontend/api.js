@@ -145,21 +145,33 @@ export const Q = {
     screen(task: $task, subject: $subject, caseRef: $caseRef, fields: $fields) {
       subject caseRef requestId
       unavailableLedgers { ledger agency name nameEn reason }
+      consent { id caseRef method exception recordedBy at validUntil reusedFrom }
+      reusableConsents { id caseRef method exception recordedBy at validUntil }
       sections { title titleEn fields {
         id label labelEn type value display status reason reasonEn badValues { row column reason reasonEn }
+        explanation { kind rule label labelEn basis basisEn }
         source { agency agencyName agencyNameEn ledger ledgerName ledgerNameEn readAt lastUpdated cached }
+        consentBased consent { method exception recordedBy recordedAt caseRef validUntil reusedFrom }
       } }
     }
   }`,
   recordConsent: `mutation RecordConsent($task: ID!, $subject: ID!, $caseRef: String!, $method: String!,
                                          $exception: String) {
     recordConsent(task: $task, subject: $subject, caseRef: $caseRef, method: $method, exception: $exception) {
-      task method exception noticeDeferred recordedBy at
+      id task caseRef method exception noticeDeferred recordedBy at validUntil
     }
   }`,
-  accessHistory: `query AccessHistory($subject: ID!, $first: Int, $after: String) {
-    accessHistory(subject: $subject, first: $first, after: $after) {
-      entries { at user organisation role task legalBasis caseRef fields { id status } }
+  reuseConsent: `mutation ReuseConsent($task: ID!, $subject: ID!, $fromCase: String!, $toCase: String!) {
+    reuseConsent(task: $task, subject: $subject, fromCase: $fromCase, toCase: $toCase) {
+      id task caseRef method exception recordedBy at validUntil reusedFrom
+    }
+  }`,
+  accessHistory: `query AccessHistory($subject: ID, $subjectType: String, $first: Int, $after: String, $user: String,
+                                       $task: ID, $caseRef: String, $since: DateTime, $until: DateTime) {
+    accessHistory(subject: $subject, subjectType: $subjectType, first: $first, after: $after, user: $user,
+                  task: $task, caseRef: $caseRef, since: $since, until: $until) {
+      entries { at user userName organisation role task taskName taskNameEn legalBasis caseRef consentBased
+                fields { id status label labelEn } }
       nextCursor
     }
   }`,

@@ -137,7 +137,7 @@ function signOut({announceIt = true} = {}) {
   // erase everything the session showed or typed
   for (const sel of ["#task-list", "#task-count", "#task-summary", "#matches-body", "#screen-meta", "#screen-title",
                      "#screen-code",
-                     "#sections", "#unavailable", "#audit-results", "#audit-page", "#who"]) {
+                     "#sections", "#unavailable", "#consent-panel", "#audit-results", "#audit-page", "#who"]) {
     $(sel).replaceChildren();
   }
   for (const sel of ["#task-search", "#case-ref", "#subject-query", "#audit-rrn", "#token-input"]) $(sel).value = "";

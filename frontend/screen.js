@@ -2,12 +2,14 @@
 // badge saying why not (masked, denied, consent required, not found, unavailable), a value read only in part
 // (partial) with its reason, each bad value in its own cell with its reason, its source (the ledger's last
 // update, the time of the read) on hover and focus; per-section loading states; retry of one ledger's fields;
-// and the consent dialog.
+// the consent panel and each consent-based value's mark (consent.js).
 
-import {ApiError, Q, gql} from "./api.js";
+import {Q, gql} from "./api.js";
+import {bindConsent, consentMark, renderConsentPanel} from "./consent.js";
 import {$, $$, append, fill, h, uid} from "./dom.js";
 import {columnLabel, pick, t} from "./i18n.js";
-import {announce, badge, clearAlert, errorMessage, formatCell, formatTime, handleError, matchSummary, state,
+import {renderExplanation} from "./explain.js";
+import {announce, badge, clearAlert, formatCell, formatTime, handleError, matchSummary, state,
         token} from "./ui.js";
 
 const STATUS_NEEDS_ATTENTION = new Set(["DENIED", "NOT_FOUND", "UNAVAILABLE", "CONSENT_REQUIRED", "PARTIAL"]);
@@ -68,6 +70,8 @@ export async function loadScreen({fields = null, focusField = null, retryLedger 
   } else {
     state.screen.requestId = screen.requestId;
     state.screen.loadedAt = new Date();
+    state.screen.consent = screen.consent ?? null;  // the consent in force for this case (consent.js)
+    state.screen.reusable = screen.reusableConsents || [];
     renderScreen();
   }
   if (retryLedger) {
@@ -97,6 +101,7 @@ export function renderScreen() {
   if (!state.task || !state.screen) return;
   renderScreenHeader();
   renderUnavailable();
+  renderConsentPanel();
   const focusedField = document.activeElement?.closest?.("#sections .field")?.dataset.field;
   fill($("#sections"), state.task.sections.map((section, i) => {
     const titleId = `section-${i}-title`;
@@ -242,17 +247,15 @@ function renderField(tf) {
       }
     }
     if (reason) append(body, h("p", {class: "field__reason"}, t("status.reason", {reason})));
-    if (status === "CONSENT_REQUIRED") {
-      append(body, h("button", {type: "button", class: "btn btn--small consent",
-                                "aria-label": t("consent.actionLabel", {label}),
-                                onclick: () => openConsent(id)}, t("consent.action")));
-    }
     if (status === "UNAVAILABLE" && source) {
       append(body, h("button", {type: "button", class: "btn btn--small retry",
                                 onclick: () => retryLedger(source.ledger)}, t("screen.retry")));
     }
   }
+  append(body, consentMark(result));  // shown on the case's consent: how, by whom, when, for which case
   if (source && SHOWN.has(status)) append(body, renderSource(source, sourceId));
+  const why = renderExplanation(result, label);  // which rule masked, denied or showed it in full, and why
+  if (why) append(body, why);
   return node;
 }
 
@@ -307,61 +310,10 @@ function renderRecords(fieldId, rows, labelId, sourceId, label, badAt = new Set(
         : h("td", {}, formatCell(row?.[c]))))))));
 }
 
-// ------------------------------------------------------------------ consent
-
-function openConsent(fieldId) {
-  state.consentField = fieldId;
-  const form = $("#consent-form");
-  form.reset();
-  $("#consent-exception-code").disabled = true;
-  $("#consent-error").textContent = "";
-  $("#consent-dialog").showModal();
-  $("#consent-written").focus();
-}
-
-function onConsentMethodChange() {
-  const picked = $("input[name=consent-method]:checked")?.value;
-  $("#consent-exception-code").disabled = picked !== "exception";
-}
-
-async function onConsentSubmit(event) {
-  event.preventDefault();
-  const picked = $("input[name=consent-method]:checked")?.value;
-  if (!picked) {
-    $("#consent-error").textContent = t("consent.pick");
-    $("#consent-written").focus();
-    return;
-  }
-  const exception = picked === "exception" ? $("#consent-exception-code").value : null;
-  const button = $("#consent-submit");
-  button.disabled = true;
-  try {
-    const data = await gql(token(), Q.recordConsent, {
-      task: state.task.code, subject: state.match.id, caseRef: state.caseRef, method: picked, exception});
-    const c = data.recordConsent;
-    $("#consent-dialog").close();
-    const method = c.exception ? t(`consent.${c.exception}`) : t(`consent.${c.method}`);
-    announce(t(c.noticeDeferred ? "consent.recordedDeferred" : "consent.recorded", {method}));
-    await loadScreen({focusField: state.consentField});
-  } catch (err) {
-    if (err instanceof ApiError && err.code === "UNAUTHENTICATED") {
-      $("#consent-dialog").close();
-      handleError(err);
-    } else {
-      const rid = err?.requestId ? ` (${t("err.requestId", {id: err.requestId})})` : "";
-      $("#consent-error").textContent = errorMessage(err) + rid;  // the dialog stays open: try again or cancel
-    }
-  } finally {
-    button.disabled = false;
-  }
-}
-
 export function bindScreen() {
   $("#reload").addEventListener("click", () => { clearAlert(); loadScreen(); });
   $("#print").addEventListener("click", () => window.print());
-  $("#consent-form").addEventListener("submit", onConsentSubmit);
-  $("#consent-form").addEventListener("change", onConsentMethodChange);
-  $("#consent-cancel").addEventListener("click", () => $("#consent-dialog").close());
+  bindConsent();
   // Escape hides a value's source tooltip (WCAG 1.4.13) until the focus moves on
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && document.activeElement?.closest?.(".field")) {

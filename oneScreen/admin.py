@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, Mapping, get_args
 
 from connectors.base import ConnectorError
 
+from . import masking
 from .audit import AuditEvent
-from .catalog import FieldType, propose_type
-from .changes import (ChangeInvalid, ChangeRefused, ChangeStore, Config, FileChange, Proposal, candidate, decide_in,
-                      edit_catalog, tasks_using, widening, write_atomically, _flow)
+from .catalog import Field, FieldType, propose_type
+from .changes import (COMMENT_MAX, ChangeInvalid, ChangeRefused, ChangeStore, Config, FileChange, FourEyes, Proposal,
+                      candidate, decide_in, edit_catalog, tasks_using, widening, write_atomically, _flow)
 from .configstore import CATALOG, POLICIES, read_files
 from .errors import AdminForbidden, ConfigError, ConfigErrors, counted  # noqa: F401 - AdminForbidden: importable here
 from .permissions import Permissions
@@ -54,6 +55,32 @@ class Admin:
                 for c in f.source_columns:
                     mapped.setdefault(c, []).append(f.id)
         return [(name, typ, sorted(mapped.get(name, [])), propose_type(name, typ)) for name, typ in columns.items()]
+
+    async def samples(self, caller: Caller, ledger_id: str, columns: list[str]) -> dict[str, list[str]]:
+        """Up to SAMPLES values of each column, to map by: shown as they are only where every field mapped to the
+        column is public or internal and carries no personal data; masked otherwise, and always for a column no
+        field maps yet (nobody has said what it holds). Empty where the source cannot be sampled (a lookup-only
+        REST ledger). The values go to the admin's response only: never to a log, an error or the audit trail."""
+        self._require(caller, "catalog.introspect", "introspect ledgers")
+        cat = self.runtime.snapshot.catalog
+        if ledger_id not in cat.ledgers or not columns:
+            return {}
+        by_column: dict[str, list[Field]] = {}
+        for f in cat.fields.values():
+            if f.ledger.id == ledger_id:
+                for c in f.source_columns:
+                    by_column.setdefault(c, []).append(f)
+        connector = self.runtime.snapshot.gateway.connectors[ledger_id]
+        try:
+            rows = await connector.search({}, {}, list(columns), SAMPLES)
+        except ConnectorError:
+            return {}
+        out: dict[str, list[str]] = {}
+        for name in columns:
+            fields = by_column.get(name, [])
+            values = [row.get(name) for row in rows if isinstance(row, Mapping)]
+            out[name] = [_sample(v, fields, name) for v in values if v not in (None, "") and not isinstance(v, (dict, list))]
+        return out
 
     async def list(self, caller: Caller, status: str | None = None) -> list[Proposal]:
         self._require(caller, "changes.read", "see configuration changes")
@@ -223,14 +250,20 @@ class Admin:
 
     # ------------------------------------------------------------ deciding
 
-    async def approve(self, caller: Caller, change_id: int) -> Proposal:
+    async def approve(self, caller: Caller, change_id: int, comment: str | None = None) -> Proposal:
+        """Apply a pending change that widens access: only an admin other than its proposer may, with an
+        optional comment kept with the approval (in the change and in its audit event)."""
         self._require(caller, DECIDE, "approve changes")  # before the lookup: no probing of ids
+        comment = (comment or "").strip() or None
+        if comment is not None and len(comment) > COMMENT_MAX:
+            raise ChangeInvalid([f"comment: at most {COMMENT_MAX} characters (it has {len(comment)})"])
         await self.runtime.ready()
         async with self.lock:
             p = await self.store.get(change_id)
             self._require(caller, _action(p, "approve"), "approve this change")
             if p.proposer == caller.user:
-                raise ChangeRefused("four eyes: a change that widens access must be approved by a different admin")
+                raise FourEyes(f"four eyes: you proposed change {change_id}, and a change that widens access must "
+                               "be approved by a different admin; nothing was changed (it is still pending)")
             if p.status != "pending":
                 raise ChangeRefused(f"change {change_id} is {p.status}, not pending")
             try:
@@ -239,23 +272,25 @@ class Admin:
             except (ChangeRefused, ChangeInvalid):
                 await self.store.decide(change_id, "stale", caller.user)
                 raise
-            return await self._apply(p, caller, caller.user)
+            return await self._apply(p, caller, caller.user, comment)
 
     async def reject(self, caller: Caller, change_id: int) -> Proposal:
         self._require(caller, DECIDE, "reject changes")
         await self.runtime.ready()
         p = await self.store.get(change_id)
         self._require(caller, _action(p, "approve"), "reject this change")
+        if p.status != "pending":
+            raise ChangeRefused(f"change {change_id} is {p.status}, not pending")
         p = await self.store.decide(change_id, "rejected", caller.user)
         await self._audit(caller, "rejected", p)
         return p
 
-    async def _apply(self, p: Proposal, caller: Caller, approver: str | None) -> Proposal:
+    async def _apply(self, p: Proposal, caller: Caller, approver: str | None, comment: str | None = None) -> Proposal:
         files = self._keyed(p.files)
         if self.runtime.config_store is not None:
             # a new version, active in one transaction with this change's status; every pod follows it
             async def decided(conn: Any) -> None:
-                await decide_in(conn, p.id, "applied", approver)
+                await decide_in(conn, p.id, "applied", approver, comment)
             try:
                 await self.runtime.activate([(str(f.path), f.old, f.new) for f in files], by=approver or p.proposer,
                                             source=f"change {p.id}", also=decided)
@@ -270,7 +305,7 @@ class Admin:
             except Exception:
                 write_atomically([FileChange(f.path, f.new, f.old) for f in real])  # validated before; never expected
                 raise
-            p = await self.store.decide(p.id, "applied", approver)
+            p = await self.store.decide(p.id, "applied", approver, comment)
         await self._audit(caller, "applied", p)
         return p
 
@@ -314,7 +349,8 @@ class Admin:
             organisation=caller.org, role=",".join(self._permissions.granting(caller, CHANGE_ACTIONS)), task="",
             legal_basis="", case_ref="", subject_type="", subject="", fields=(), ledgers=(), client="",
             detail={"change": p.id, "action": action, "summary": p.summary, "proposer": p.proposer,
-                    "approver": p.approver, "widening": list(p.widening), "diff": p.diff[:50_000]}))
+                    "approver": p.approver, "comment": p.comment, "widening": list(p.widening),
+                    "diff": p.diff[:50_000]}))
 
     async def close(self) -> None:
         await self.store.close()
@@ -325,6 +361,26 @@ class Admin:
 
     def _require(self, caller: Caller, action: str | tuple[str, ...], what: str) -> None:
         self._permissions.require(caller, action, what=what)
+
+
+SAMPLES = 3  # sample values per column on the mapping page
+_OPEN = frozenset({"public", "internal"})
+
+
+def _sample(value: Any, fields: "list[Field]", column: str) -> str:
+    """One sample value as the mapping page shows it: as is for a column that only feeds open fields, else masked
+    with the field's own strategy (masking.py) or, lacking one, to its shape (first character, separators)."""
+    text = str(value)[:60]
+    is_open = bool(fields) and all(
+        f.sensitivity in _OPEN and not any(c.personal_data for c in f.columns if c.column == column) for f in fields)
+    if is_open:
+        return text
+    for f in fields:
+        strategy = f.mask if isinstance(f.mask, str) else next(
+            (f.mask.get(c.name) for c in f.columns if c.column == column), None) if f.mask else None
+        if strategy in masking.STRATEGIES:
+            return str(masking.apply(strategy, text))
+    return "".join(ch if i == 0 or not ch.isalnum() else "*" for i, ch in enumerate(text))
 
 
 DECIDE = ("catalog.approve", "task.approve")  # approve or reject a change of some kind: checked before its lookup

@@ -35,10 +35,10 @@ STATUS = {"ADMIN_FORBIDDEN": 403, "IMPORT_INVALID": 422, "CHANGE_INVALID": 422, 
 def routes(runtime: "Runtime") -> list[Route]:
     async def identify(request: Request):
         caller = runtime.verifier.identify(request.headers, request.client.host if request.client else None)
-        wait = runtime.user_rate.check(caller.user)
-        if wait is not None:
+        refused = await runtime.rate_limits.check(caller.user, caller.org or caller.user)  # as /graphql does
+        if refused is not None:
             raise HttpError(429, "RATE_LIMITED", "too many requests; slow down and retry",
-                            {"Retry-After": str(max(1, math.ceil(wait)))})
+                            {"Retry-After": str(max(1, math.ceil(refused[1])))})
         return caller
 
     async def guarded(request: Request, handler) -> Response:

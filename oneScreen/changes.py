@@ -46,11 +46,17 @@ changes_table = sa.Table(
     sa.Column("widening", sa.Text, nullable=False),  # JSON list of reasons
     sa.Column("approver", sa.String(128)),
     sa.Column("decided_at", sa.String(40)),
+    sa.Column("comment", sa.Text),  # the approver's comment, given with the approval (added later: see open())
 )
+COMMENT_MAX = 1000  # characters of an approval's comment
 
 
 class ChangeRefused(OneScreenError):
     code = "CHANGE_REFUSED"
+
+
+class FourEyes(ChangeRefused):
+    """An admin's approval of their own proposal: refused, and nothing was rejected or changed."""
 
 
 class ChangeInvalid(OneScreenError):
@@ -81,6 +87,7 @@ class Proposal:
     widening: tuple[str, ...]
     approver: str | None
     decided_at: str | None
+    comment: str | None = None  # the approver's comment
 
 
 # ---------------------------------------------------------------- YAML editing that keeps comments
@@ -204,6 +211,10 @@ def widening(old_cat: catalog_mod.Catalog, old: policy_mod.Policies,
                 reasons.append(f"task {code}: {fid} changes its mask from {a.mask} to {b.mask}")
             if a.consent and not b.consent:
                 reasons.append(f"task {code}: {fid} no longer needs consent")
+        if o.consent_valid_days is not None and (t.consent_valid_days is None
+                                                 or t.consent_valid_days > o.consent_valid_days):
+            reasons.append(f"task {code}: a consent stays valid longer ({o.consent_valid_days} days -> "
+                           f"{t.consent_valid_days or 'no end'})")
         if o.jurisdiction == "own_region" and t.jurisdiction != "own_region":
             reasons.append(f"task {code}: no longer limited to the caseworker's region")
     used = {f.id for t in old.tasks.values() for tf in t.fields.values() for f in tf.path}
@@ -275,6 +286,7 @@ class ChangeStore:
     async def open(self) -> None:
         async with self.engine.begin() as conn:
             await conn.run_sync(_meta.create_all)
+            await conn.run_sync(_add_missing_columns)
 
     async def add(self, kind: str, summary: str, proposer: str, files: list[FileChange], widening: list[str]) -> Proposal:
         now = _now()
@@ -301,20 +313,20 @@ class ChangeStore:
         async with self.engine.connect() as conn:
             return [_proposal(r) for r in (await conn.execute(q)).mappings()]
 
-    async def decide(self, pid: int, status: str, approver: str | None) -> Proposal:
+    async def decide(self, pid: int, status: str, approver: str | None, comment: str | None = None) -> Proposal:
         async with self.engine.begin() as conn:
-            await decide_in(conn, pid, status, approver)
+            await decide_in(conn, pid, status, approver, comment)
         return await self.get(pid)
 
     async def close(self) -> None:
         await self.engine.dispose()
 
 
-async def decide_in(conn: Any, pid: int, status: str, approver: str | None) -> None:
+async def decide_in(conn: Any, pid: int, status: str, approver: str | None, comment: str | None = None) -> None:
     """Decide a pending change within the transaction of `conn` (with the version it activates, configstore.py)."""
     result = await conn.execute(changes_table.update().where(
         changes_table.c.id == pid, changes_table.c.status == "pending").values(
-        status=status, approver=approver, decided_at=_now()))
+        status=status, approver=approver, decided_at=_now(), comment=comment))
     if result.rowcount != 1:
         raise ChangeRefused(f"change {pid} is not pending")
 
@@ -322,7 +334,19 @@ async def decide_in(conn: Any, pid: int, status: str, approver: str | None) -> N
 def _proposal(r: Any) -> Proposal:
     files = tuple(FileChange(Path(f["path"]), f["old"], f["new"]) for f in json.loads(r["files"]))
     return Proposal(r["id"], r["kind"], r["summary"], r["proposer"], r["created_at"], r["status"], files, r["diff"],
-                    tuple(json.loads(r["widening"])), r["approver"], r["decided_at"])
+                    tuple(json.loads(r["widening"])), r["approver"], r["decided_at"], r.get("comment"))
+
+
+def _add_missing_columns(sync_conn: Any) -> None:
+    """A store made before the approval comment existed gains its column (nullable: older rows have none)."""
+    have = {c["name"] for c in sa.inspect(sync_conn).get_columns(changes_table.name)}
+    if "comment" not in have:
+        alter = f"ALTER TABLE {changes_table.name} ADD COLUMN comment TEXT"
+        try:
+            sync_conn.execute(sa.text(alter))
+        except sa.exc.DBAPIError:
+            raise ChangeRefused(f"the change store's table {changes_table.name} has no column comment and this role "
+                                f"may not add it: run `{alter}` as the table's owner") from None
 
 
 def _now() -> str:

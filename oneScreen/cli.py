@@ -5,12 +5,13 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
 import sys
 from pathlib import Path
 
 from . import settings as settings_mod
-from .errors import ConfigError, ConfigErrors, counted
+from .errors import ConfigError, ConfigErrors, OneScreenError, counted
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--field", required=True, help="field path, e.g. citizen.rrn or 'citizen.residence > building.name'")
     p.add_argument("--subject", metavar="KEY", help="decide for this subject: its region and consent are read as "
                    "the service reads them (from its ledger and the consent store)")
+    p.add_argument("--case-ref", metavar="CASE", help="with --subject: the case whose consent counts (a consent "
+                   "opens the fields of its own case only)")
     p.add_argument("--in-region", choices=["yes", "no"], help="without --subject: assume the subject is (not) in the "
                    "user's region (default: not, and said so)")
     p.add_argument("--consented", choices=["yes", "no"], help="without --subject: assume consent is (not) recorded "
@@ -203,7 +206,17 @@ def _serve(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         # The configuration was validated (and demo files and keys created) above, once, before any worker
         # starts; each worker then builds its own app from the same environment. SIGHUP restarts workers.
         asyncio.run(runtime.close())
-        uvicorn.run("oneScreen.app:worker_app", factory=True, workers=workers, **common)
+        # Metrics of every worker, summed by /metrics (metrics.py): a fresh directory of this run's files, set
+        # before the workers start (prometheus_client reads it when imported), removed when they have stopped.
+        import shutil
+        import tempfile
+        from .metrics import MULTIPROC_DIR
+        metrics_dir = tempfile.mkdtemp(prefix="onescreen-metrics-")
+        os.environ[MULTIPROC_DIR] = metrics_dir
+        try:
+            uvicorn.run("oneScreen.app:worker_app", factory=True, workers=workers, **common)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         return 0
     signal.signal(signal.SIGHUP, on_hup)
     uvicorn.run(app, **common)
@@ -395,7 +408,7 @@ def _policy(args: argparse.Namespace, s: settings_mod.Settings) -> int:
                   file=sys.stderr)
             return 2
         try:
-            facts, notes = asyncio.run(_subject_facts(s, caller, task, field_id, args.subject))
+            facts, notes = asyncio.run(_subject_facts(s, caller, task, field_id, args.subject, args.case_ref))
         except ValueError as exc:
             print(exc, file=sys.stderr)
             return 2
@@ -456,7 +469,7 @@ def _assumptions(pol, caller, task, field_id: str, facts) -> list[str]:
     return out
 
 
-async def _subject_facts(s: settings_mod.Settings, caller, task, field_id: str, key: str):
+async def _subject_facts(s: settings_mod.Settings, caller, task, field_id: str, key: str, case_ref: str | None):
     """The facts the service would use for subject `key` (its region, its consent), read the way the service
     reads them, and one line each saying what they are (never the key or a value read)."""
     from .disclose import Door
@@ -469,11 +482,19 @@ async def _subject_facts(s: settings_mod.Settings, caller, task, field_id: str, 
         if not st.key_pattern.match(key):
             raise ValueError(f"--subject is not a valid {st.key_label_en} ({st.key_label}), the key of task "
                              f"{task.code}'s subject type {st.id}")
-        await runtime.ready()
         tf = task.fields.get(field_id)
+        if tf is not None and tf.consent and case_ref is None:
+            raise ValueError(f"give --case-ref: {tf.id} is consent-gated, and a consent opens the fields of its "
+                             "own case only")
         door = Door(caller, snap, "policy-explain")
+        if case_ref is not None:
+            try:
+                door.check_case_ref(case_ref)
+            except OneScreenError as exc:
+                raise ValueError(f"--case-ref: {exc.message}") from None
+        await runtime.ready()
         facts = await door._facts(task, task.subject, key, [tf.path] if tf else [], False,
-                                  await door._region(task, task.subject, key))
+                                  await door._region(task, task.subject, key), case_ref or "")
     finally:
         await runtime.close()
     notes = []
@@ -483,7 +504,8 @@ async def _subject_facts(s: settings_mod.Settings, caller, task, field_id: str, 
                      else f"subject: NOT in {caller.user}'s region ({caller.region}), or not found in {where}, as "
                      "read from it")
     if facts.consented is not None:
-        notes.append(f"subject: consent for task {task.code} is {'recorded' if facts.consented else 'NOT recorded'}")
+        notes.append(f"subject: consent for task {task.code} and case {case_ref} is "
+                     f"{'in force' if facts.consented else 'NOT in force (none recorded for this case, or expired)'}")
     if facts.in_region is None and facts.consented is None:
         notes.append("subject: no rule for this field depends on the subject")
     return facts, notes

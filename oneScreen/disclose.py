@@ -3,8 +3,8 @@
 decide (policy.py) -> plan (planner.py, screen.one_stage) -> read (batch.py, gateway.py) -> recombine
 (screen.py) -> mask (masking.py) -> the audit events (`Door.events()`, written by the endpoint before any
 byte of the response leaves). GraphQL parses, validates, calls an entrance of the door (`screen`,
-`subject`, `search`, `record_consent`, `access_history`) and shapes its result; it never decides, reads
-or masks.
+`subject`, `search`, `record_consent`, `reuse_consent`, `access_history`) and shapes its result; it never
+decides, reads or masks.
 
 Owns invariants 1 (deny by default: a field no rule allows is DENIED), 2 (a denied field is never read:
 only allowed paths reach the planner), 6 (a masked field leaves masked) and, with batch.py, 3 across a
@@ -23,9 +23,11 @@ from cryptography.fernet import InvalidToken
 
 from . import masking
 from .audit import AuditEvent, FieldDecision, pseudonymise
+from .audit.store import HistoryFilter
 from .batch import Batcher
 from .catalog import Field, path_id
 from .consent import ConsentUnavailable
+from .counters import LookupBudgetUnavailable
 from .errors import BadRequest, OneScreenError, OutsideJurisdiction, TaskForbidden, TooManySubjects
 from .lookups import LookupBudgetExceeded, Spent
 from .permissions import TASK_USE
@@ -66,7 +68,9 @@ class Door:
     subject_cap: tuple[int, str] | None = None  # the smallest subjects_per_request of the request's tasks, and which
     refused: OneScreenError | None = None  # the whole request is refused: nothing more is read
     retry_after: float | None = None  # set when a lookup by identifier was refused for the lookup budget (429)
+    budget_unavailable: bool = False  # the shared lookup budget could not be checked (503, nothing read)
     budgeted: bool = False  # the request's first lookup by identifier passed the budget check
+    _in_force: dict = field(default_factory=dict)  # (task, pseudonym, case) -> the consent in force, or None
 
     def __post_init__(self) -> None:
         self.batcher = Batcher(self.snapshot.gateway, lambda: self.refused)
@@ -110,40 +114,113 @@ class Door:
 
     async def record_consent(self, task_code: str, subject: str, case_ref: str, method: str,
                              exception: str | None) -> Any:
-        """Record that the subject consented (or that an exception applies) for a consent-gated task: only a
-        caller who could read the consent-gated fields once it is recorded may (the task's roles and the
-        caller's jurisdiction over the subject, as for reading). Audited as a `consent` event."""
+        """Record that the subject consented (or that an exception applies) for a consent-gated task and ONE case:
+        it opens the consent-gated fields of that case alone, for the task's `consent_valid_days`. Only a caller
+        who could read those fields once it is recorded may (the task's roles and the caller's jurisdiction over
+        the subject, as for reading). Audited as a `consent` event."""
         from .consent import validate
 
-        t = self.snapshot.policies.task_for(self.caller, task_code)
-        key = self.check_subject(t.subject, subject, t)
-        self.check_case_ref(case_ref)
-        if not t.needs_consent:
-            raise BadRequest(f"task {t.code} has no consent-gated field")
+        t, key, pseudonym = await self._consent_subject(task_code, subject, (case_ref,))
         validate(method, exception)
-        allowed = may_record_consent(self.caller, t, Subject(in_region=await self.in_region(t, t.subject, key)))
-        if not allowed.allowed:
-            raise OutsideJurisdiction(f"you may not record consent for this subject: {allowed.reason_en}")
-        pseudonym = self.pseudonym(t.subject, key)
         consent = await self.snapshot.consents.record(
             task=t.code, subject=pseudonym, case_ref=case_ref, method=method, exception=exception,
-            recorded_by=self.caller.user, organisation=self.caller.org)
+            recorded_by=self.caller.user, organisation=self.caller.org, valid_days=t.consent_valid_days)
+        self._in_force[(t.code, pseudonym, case_ref)] = consent
         self.extra_events.append(self._event(
             "consent", t, case_ref, t.subject, pseudonym,
             tuple(FieldDecision(tf.id, "CONSENT_RECORDED") for tf in t.fields.values() if tf.consent), (),
-            {"method": method, "exception": exception}))
+            {"method": method, "exception": exception, "consent_id": consent.id,
+             "valid_until": _day(consent.valid_until)}))
         return consent
 
-    async def access_history(self, subject: str, first: int, after: str | None) -> tuple[list, str | None]:
-        """Who saw a citizen's data: for auditors, and for the citizen themselves. ValueError: `after` is not
-        a cursor this service gave out."""
-        st = self.snapshot.catalog.subject_types["citizen"]
+    async def reuse_consent(self, task_code: str, subject: str, from_case: str, to_case: str) -> Any:
+        """Reuse the consent in force for case `from_case` for case `to_case`: the same task and the same subject
+        only (the consent is looked up by both), while it is valid, by a caller who may record consent for the
+        subject. An explicit act: a record of its own (`reused_from`, the original's validity, never longer), and
+        a `consent` audit event of its own with `reused_from`. A consent is never carried to another case silently."""
+        t, key, pseudonym = await self._consent_subject(task_code, subject, (from_case, to_case))
+        if from_case == to_case:
+            raise BadRequest("fromCase and toCase are the same case: a consent already serves its own case")
+        consents = self.snapshot.consents
+        source = await consents.find(t.code, pseudonym, from_case)
+        if source is None:
+            raise BadRequest(f"no consent for task {t.code} is in force for fromCase for this subject (none was "
+                             "recorded, or it expired): record the subject's consent for this case instead")
+        if await consents.find(t.code, pseudonym, to_case) is not None:
+            raise BadRequest("toCase has a consent in force already: there is nothing to reuse")
+        consent = await consents.record(
+            task=t.code, subject=pseudonym, case_ref=to_case, method=source.method, exception=source.exception,
+            recorded_by=self.caller.user, organisation=self.caller.org, reused=source)
+        self._in_force[(t.code, pseudonym, to_case)] = consent
+        self.extra_events.append(self._event(
+            "consent", t, to_case, t.subject, pseudonym,
+            tuple(FieldDecision(tf.id, "CONSENT_REUSED") for tf in t.fields.values() if tf.consent), (),
+            {"act": "reuse", "method": source.method, "exception": source.exception, "consent_id": consent.id,
+             "reused_from": source.id, "from_case": from_case, "valid_until": _day(consent.valid_until)}))
+        return consent
+
+    async def _consent_subject(self, task_code: str, subject: str, case_refs: Sequence[str]) -> tuple[Task, str, str]:
+        """The task, subject key and pseudonym of a consent act, after its checks: a consent-gated task the caller
+        may perform, valid case references, and the caller's right to read the gated fields once consented."""
+        t = self.snapshot.policies.task_for(self.caller, task_code)
+        key = self.check_subject(t.subject, subject, t)
+        for case_ref in case_refs:
+            self.check_case_ref(case_ref)
+        if not t.needs_consent:
+            raise BadRequest(f"task {t.code} has no consent-gated field")
+        allowed = may_record_consent(self.caller, t, Subject(in_region=await self.in_region(t, t.subject, key)))
+        if not allowed.allowed:
+            raise OutsideJurisdiction(f"you may not record consent for this subject: {allowed.reason_en}")
+        return t, key, self.pseudonym(t.subject, key)
+
+    async def screen_consents(self, task: Task, subject: str, case_ref: str, results: Iterable[FieldResult],
+                              reusable: bool) -> Any:
+        """For a screen already disclosed: the consent in force for its case (or None) and, with `reusable`, the
+        valid consents of the subject's other cases of the task that could be reused for it. Nothing when the
+        task has no consent-gated field or the caller may not read them for this subject (`results`, those of the
+        screen's consent-gated fields, hold a DENIED one)."""
+        if not task.needs_consent or any(r.status is Status.DENIED for r in results):
+            return None if not reusable else []
+        key = self.check_subject(task.subject, subject)
+        pseudonym = self.pseudonym(task.subject, key)
+        try:
+            if not reusable:
+                return await self._consent_in_force(task, pseudonym, case_ref)
+            return await self.snapshot.consents.reusable(task.code, pseudonym, case_ref)
+        except ConsentUnavailable:  # the screen is served; its consent-gated fields stayed closed (_facts)
+            log.warning("consent store unreadable; no consent shown on the screen", extra={"task": task.code})
+            return None if not reusable else []
+
+    async def _consent_in_force(self, task: Task, pseudonym: str, case_ref: str) -> Any:
+        """The consent that opens the consent-gated fields of this task, subject and case today (or None), read
+        once per request."""
+        k = (task.code, pseudonym, case_ref)
+        if k not in self._in_force:
+            self._in_force[k] = await self.snapshot.consents.find(task.code, pseudonym, case_ref)
+        return self._in_force[k]
+
+    async def access_history(self, subject: str | None, first: int, after: str | None, subject_type: str = "citizen",
+                             filters: HistoryFilter | None = None) -> tuple[list, str | None]:
+        """Who saw a subject's data: for auditors (a citizen, a building, a parcel, ...), and for a citizen about
+        themselves (`subject` None: the key they signed in as). ValueError: `after` is not a cursor this service
+        gave out."""
+        if subject_type not in self.snapshot.catalog.subject_types:
+            raise BadRequest("subjectType must be one of: " + ", ".join(sorted(self.snapshot.catalog.subject_types)))
+        st = self.snapshot.catalog.subject_types[subject_type]
+        if subject is None:
+            if self.caller.subject is None or subject_type != "citizen":
+                raise BadRequest(f"subject: give the {st.key_label_en} ({st.key_label}) whose history to read")
+            subject = self.caller.subject
         key = self.check_subject(st.id, subject)
-        if not self.snapshot.policies.permissions.allowed(self.caller, "access_history.read", key):
+        may = self.snapshot.policies.permissions.allowed
+        if not may(self.caller, "access_history.read", key if subject_type == "citizen" else None):
+            if self.caller.subject is not None:  # a citizen signed in as themselves, asking for someone else
+                raise TaskForbidden("you may read only your own access history (the one of the resident "
+                                    "registration number you signed in with)")
             raise TaskForbidden("access history is for auditors, and for citizens about themselves")
         if not 1 <= first <= 100:
             raise BadRequest("first must be between 1 and 100")
-        return await self.snapshot.audit.history(self.pseudonym(st.id, key), first, after)
+        return await self.snapshot.audit.history(self.pseudonym(st.id, key), first, after, filters=filters)
 
     def events(self) -> list[AuditEvent]:
         """The request's audit events: one per subject disclosed (or searched), then consent and security events."""
@@ -152,8 +229,21 @@ class Door:
             ledgers = tuple(sorted({r.source.ledger for r in d.results.values() if r.source is not None}))
             out.append(self._event("search" if d.case_ref == "" else "disclosure", d.task, d.case_ref,
                                    d.subject_type, self.pseudonym(d.subject_type, d.key),
-                                   tuple(FieldDecision(pid, r.status.value) for pid, r in sorted(d.results.items())), ledgers))
+                                   tuple(FieldDecision(pid, r.status.value) for pid, r in sorted(d.results.items())), ledgers,
+                                   self._reader(d)))
         return out + self.extra_events
+
+    def _reader(self, d: "Disclosure") -> dict:
+        """What an access history shows of a disclosure beyond ids: the officer's name (from their sign-in), and
+        whether consent-gated fields were disclosed because the subject's consent was recorded."""
+        detail: dict = {"user_name": self.caller.name}
+        gated = d.task.fields
+        if any(r.status in _SHOWN and pid in gated and gated[pid].consent for pid, r in d.results.items()):
+            detail["consent_based"] = True
+            used = self._in_force.get((d.task.code, self.pseudonym(d.subject_type, d.key), d.case_ref))
+            if used is not None:  # the consent record of this case the disclosure rests on
+                detail["consent_id"] = used.id
+        return detail
 
     def _event(self, kind: str, task: Task, case_ref: str, subject_type: str, subject: str,
                fields: tuple[FieldDecision, ...], ledgers: tuple[str, ...], detail: dict | None = None) -> AuditEvent:
@@ -233,7 +323,7 @@ class Door:
         found: bool | None = None
         try:
             region = await self._region(task, subject_type, key)
-            facts = await self._facts(task, subject_type, key, paths, stable, region)
+            facts = await self._facts(task, subject_type, key, paths, stable, region, case_ref)
             memo = self.snapshot.decided if stable else None
             d = _decide(self.caller, task, paths, facts, memo)
             for status, n in d.counts:
@@ -292,6 +382,9 @@ class Door:
                 self._budget_refused(task, exc)
             self.retry_after = max(self.retry_after or 0.0, exc.retry_after)
             raise
+        except LookupBudgetUnavailable:
+            self.budget_unavailable = True  # fail closed: no lookup by identifier without its budget
+            raise
 
     def _budget_refused(self, task: Task, exc: LookupBudgetExceeded) -> None:
         m = self.snapshot.metrics
@@ -311,21 +404,31 @@ class Door:
         await self.snapshot.lookups.settle(spent, found)
 
     async def _facts(self, task: Task, subject_type: str, key: str, paths: list, stable: bool,
-                     region: FieldResult | None) -> Subject:
-        """What the policy needs to know of the subject: region (jurisdiction) and consent, only when a rule asks."""
+                     region: FieldResult | None, case_ref: str) -> Subject:
+        """What the policy needs to know of the subject: region (jurisdiction) and consent, only when a rule asks.
+        Consent is that of this task, subject AND case, valid today: another case's consent opens nothing."""
         in_region = consented = None
         if region is not None:
             in_region = region.status is Status.OK and self.caller.covers(region.value)
         if _asks_consent(task, paths, self.snapshot.decided if stable else None):
+            pseudonym = self.pseudonym(subject_type, key)
             try:
-                consented = await self.snapshot.consents.has(task.code, self.pseudonym(subject_type, key))
+                consented = await self._consent_in_force(task, pseudonym, case_ref) is not None
             except ConsentUnavailable:
                 log.warning("consent store unreadable; consent-gated fields stay closed", extra={"task": task.code})
+                self._in_force[(task.code, pseudonym, case_ref)] = None  # the screen then shows none either
                 consented = False
         return Subject(in_region, consented)
 
     def pseudonym(self, subject_type: str, key: str) -> str:
         return pseudonymise(self.snapshot.pseudonym_key, subject_type, key)
+
+
+def _day(d: Any) -> str | None:
+    return None if d is None else d.isoformat()
+
+
+_SHOWN = frozenset({Status.OK, Status.MASKED, Status.PARTIAL})  # a field whose value was disclosed
 
 
 @dataclass(frozen=True, slots=True)

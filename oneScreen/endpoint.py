@@ -48,12 +48,11 @@ def graphql_endpoints(runtime: Runtime) -> tuple[Callable[[Request], Awaitable[R
         except Unauthenticated as exc:
             m.requests.labels("unauthenticated").inc()
             return error(401, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})
-        for limiter, key in ((runtime.user_rate, caller.user), (runtime.org_rate, caller.org or caller.user)):
-            wait = limiter.check(key)
-            if wait is not None:
-                m.requests.labels("rate_limited").inc()
-                return error(429, "RATE_LIMITED", "too many requests; slow down and retry",
-                             {"Retry-After": str(max(1, math.ceil(wait)))})
+        refused = await runtime.rate_limits.check(caller.user, caller.org or caller.user)  # one Redis round trip
+        if refused is not None:
+            m.requests.labels("rate_limited").inc()
+            return error(429, "RATE_LIMITED", "too many requests; slow down and retry",
+                         {"Retry-After": str(max(1, math.ceil(refused[1])))})
         try:
             gql = await read_request(request, allow_get=settings.allow_get, persisted=runtime.persisted,
                                      body_timeout=settings.body_timeout, max_tokens=settings.limits.max_tokens)
@@ -82,7 +81,9 @@ def graphql_endpoints(runtime: Runtime) -> tuple[Callable[[Request], Awaitable[R
         out["extensions"] = {"requestId": request_id}
         status = 400 if result.errors and not executed and gql.media_type == GRAPHQL_RESPONSE else 200
         headers = {"X-Request-Id": request_id}
-        if door.retry_after is not None:  # a lookup by identifier was refused: the caller's lookup budget is spent
+        if door.budget_unavailable:  # the shared lookup budget could not be checked: no lookup by identifier ran
+            status = 503
+        elif door.retry_after is not None:  # a lookup by identifier was refused: the caller's lookup budget is spent
             status, headers["Retry-After"] = 429, str(math.ceil(door.retry_after))
         body = orjson.dumps(out)  # before the audit write: a response that cannot be sent is never recorded as sent
         try:
@@ -91,6 +92,7 @@ def graphql_endpoints(runtime: Runtime) -> tuple[Callable[[Request], Awaitable[R
                 audit_started = time.perf_counter()
                 await runtime.audit.append_many(events)  # invariant 7: durable before anything is sent
                 m.audit_latency.observe(time.perf_counter() - audit_started)
+                m.committed()
         except AuditUnavailable as exc:
             runtime.refused(exc)
             m.audit_failures.inc()
@@ -99,7 +101,7 @@ def graphql_endpoints(runtime: Runtime) -> tuple[Callable[[Request], Awaitable[R
             return error(503, exc.code, exc.message, {"X-Request-Id": request_id})
         elapsed = time.perf_counter() - started
         m.bound(m.request_latency, runtime.operation_label(gql.operation_label)).observe(elapsed)
-        m.bound(m.requests, "ok" if not result.errors else "lookup_budget" if status == 429 else "errors").inc()
+        m.bound(m.requests, "ok" if not result.errors else "lookup_budget" if status in (429, 503) else "errors").inc()
         log.info("graphql request", extra={"request_id": request_id, "user": caller.user, "org": caller.org,
                                            "operation": gql.operation_label, "duration_ms": round(elapsed * 1000, 1),
                                            "errors": len(result.errors or [])})

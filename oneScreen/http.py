@@ -183,7 +183,9 @@ class PersistedQueries:
 
 
 class RateLimiter:
-    """Token buckets per key (user, organisation), bounded in memory: idle buckets expire."""
+    """Token buckets per key (user, organisation), bounded in memory: idle buckets expire. One process's count:
+    counters.InProcessRateLimits uses it where the limits are not shared (a demo, ONESCREEN_COUNTERS=per-process);
+    counters.RedisRateLimits counts the same figures for every pod."""
 
     def __init__(self, per_minute: int, burst: int | None = None, max_keys: int = 100_000) -> None:
         self.rate = per_minute / 60.0

@@ -5,7 +5,7 @@ ledger confirms it: a caller may confirm an RRN their task denies by guessing it
 one unit of a sliding-window budget before anything is read, and gets it back when the subject is found (or
 nothing was learnt); past the budget, lookups by identifier are refused (`LOOKUP_BUDGET_EXCEEDED`, 429).
 Owns the lookup-budget part of invariant 11 behind `LookupBudget`; `InProcessLookupBudget` counts in one
-process only (docs/OPERATIONS.md states the resulting bound), a shared store can implement the same interface.
+process only (a demo, or ONESCREEN_COUNTERS=per-process); counters.RedisLookupBudget is the shared one.
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ class Spent:
     """One lookup by identifier in flight, counted against each of `keys` until it is settled."""
 
     keys: tuple[tuple[str, str], ...]
+    token: str = ""  # a shared store's name for this lookup (counters.RedisLookupBudget)
 
 
 class LookupBudget(Protocol):

@@ -71,6 +71,9 @@ class TaskFile(_Model):
     subjects_per_request: int = PField(
         1, ge=1, le=1000, description="subjects one request may look up for this task: 1 for a caseworker's "
                                       "screen; a batch task (e.g. a periodic review) says how many")
+    consent_valid_days: int | None = PField(None, ge=1, le=3650, description=(
+        "how many days a consent (or exception) recorded for a case opens its consent-gated fields, counting the "
+        "day it is recorded (KST); absent: until the case is closed. A consent is bound to its case either way"))
     sections: list[SectionSpec] = PField(min_length=1)
 
 
@@ -126,6 +129,7 @@ class Task:
     jurisdiction: str = "national"
     case_ref_example: str | None = None
     subjects_per_request: int = 1
+    consent_valid_days: int | None = None  # a consent's validity in days (None: no end); bound to its case always
 
     @property
     def needs_consent(self) -> bool:
@@ -219,6 +223,11 @@ def decide(caller: Caller, task: Task, field_path: str, subject: Subject = Subje
     if tf.consent and subject.consented is not True:
         return Decision(Status.CONSENT_REQUIRED, "정보주체의 동의(또는 예외 사유)가 필요합니다",
                         "the subject's consent (or an exception) must be recorded first", rule="consent required")
+    return allowed_decision(tf)
+
+
+def allowed_decision(tf: TaskField) -> Decision:
+    """The decision for a field of the task's set once every rule of access passed: masked or in full."""
     if tf.mask is not None and tf.full_value_basis is None:
         return Decision(Status.MASKED, None, None, mask=tf.mask, rule=f"mask {tf.mask}")
     basis = f"full value: {tf.full_value_basis}" if tf.full_value_basis else "in the task's field set"
@@ -335,11 +344,13 @@ def _load_task(path: Path, catalog: Catalog, roles: Mapping[str, Role]) -> Task:
     if spec.jurisdiction == "own_region" and spec.subject in catalog.subject_types \
             and catalog.subject_types[spec.subject].region_field is None:
         err(("jurisdiction",), f"subject type {spec.subject!r} has no region_field in the catalog")
+    if spec.consent_valid_days is not None and not any(tf.consent for tf in all_fields.values()):
+        err(("consent_valid_days",), "consent_valid_days is set but no field of the task has consent: true")
     if errors:
         raise ConfigErrors(errors)
     return Task(spec.code, spec.name, spec.name_en, spec.legal_basis, spec.legal_basis_en, spec.subject,
                 frozenset(spec.roles), tuple(sections), all_fields, file, spec.jurisdiction, spec.case_ref_example,
-                spec.subjects_per_request)
+                spec.subjects_per_request, spec.consent_valid_days)
 
 
 def json_schemas() -> dict[str, dict]:

@@ -39,7 +39,9 @@ class CallerSpec(_Model):
 
 class SubjectSpec(_Model):
     in_region: bool | None = PField(None, description="the subject is in the caller's region (absent: not known)")
-    consented: bool | None = PField(None, description="consent is recorded for the task (absent: not known)")
+    consented: bool | None = PField(None, description=(
+        "a consent is in force for the task, the subject AND the request's case (recorded for that case, or reused "
+        "for it, and valid on the day); absent: not known"))
 
 
 class ExpectSpec(_Model):

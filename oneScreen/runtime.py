@@ -29,7 +29,7 @@ from cryptography.fernet import Fernet
 from connectors import base as connectors_base
 from connectors.base import async_url
 
-from . import catalog as catalog_mod, configstore, policy as policy_mod
+from . import catalog as catalog_mod, configstore, counters, policy as policy_mod
 from .audit import AuditStore, AuditUnavailable
 from .audit import setup as audit_setup
 from .catalog import Catalog
@@ -37,10 +37,10 @@ from .consent import ConsentStore
 from .errors import ConfigError, ConfigErrors
 from .gateway import Gateway
 from .graphql import build_schema
-from .http import PersistedQueries, RateLimiter
+from .http import PersistedQueries
 from .identity import Verifier, demo_key
 from .keyfile import local_key
-from .lookups import InProcessLookupBudget, LookupBudget
+from .lookups import LookupBudget
 from .metrics import Metrics
 from .policy import Policies
 from .settings import Settings
@@ -97,14 +97,15 @@ class Runtime:
             self._stop_agency = None
             self.verifier = Verifier(keys_path=settings.jwt_keys, issuer=settings.jwt_issuer,
                                      audience=settings.jwt_audience, **proxy)
-        if not settings.demo and not self.env.get("ONESCREEN_AUDIT_URL"):
-            raise ValueError("production mode needs ONESCREEN_AUDIT_URL (the shared PostgreSQL audit store): "
-                             "a local file would not be shared by the workers, nor backed up")
+        if not settings.demo and not _is_postgresql(self.env.get("ONESCREEN_AUDIT_URL") or ""):
+            raise ValueError("production mode needs ONESCREEN_AUDIT_URL to point at PostgreSQL (postgresql://user@"
+                             "host/db): the audit trail, consent records and configuration must be shared by every "
+                             "pod and worker; a local file (SQLite) would be private to one of them, nor backed up")
         self.pseudonym_key = _pseudonym_key(settings, self.env)
         handle_key = hashlib.sha256(b"onescreen subject handles\0" + self.pseudonym_key).digest()
         self.handles = Fernet(base64.urlsafe_b64encode(handle_key))
         self.audit = audit_setup.service_store(settings, self.env)
-        self.metrics.audit_last_commit.set_function(lambda: self.audit.last_commit or 0.0)
+        self.metrics.watch_last_commit(lambda: self.audit.last_commit or 0.0)
         self.consents = ConsentStore(async_url(settings.audit_url).render_as_string(hide_password=False))
         # the configuration store, and the change proposals beside it (one transaction activates both)
         self.config_store = configstore.ConfigStore(settings.config_url, settings.audit_timeout) \
@@ -122,10 +123,8 @@ class Runtime:
         self._catalog_stamp: tuple | None = None
         self.persisted = PersistedQueries(settings.persisted_queries, settings.persisted_only,
                                           settings.limits.max_chars)
-        self.user_rate = RateLimiter(settings.rate_user_per_min)
-        self.org_rate = RateLimiter(settings.rate_org_per_min)
-        self.lookups = InProcessLookupBudget(settings.lookup_misses_per_user, settings.lookup_misses_per_org,
-                                             settings.lookup_window)
+        # rate limits and lookup budgets: in Redis, shared by every pod, or counted in this process (counters.py)
+        self.rate_limits, self.lookups, self.shared_counters = counters.build(settings, self.metrics)
         try:
             self.snapshot = self._build(None, self._first_source())
         except BaseException:
@@ -394,12 +393,18 @@ class Runtime:
         if self.config_store is not None:
             await self.config_store.close()
             self._laid_out.remove()
+        if self.shared_counters is not None:
+            await self.shared_counters.close()
         if self._stop_agency is not None:
             self._stop_agency()
 
     def refused(self, exc: AuditUnavailable) -> None:
         """Count a request refused because the audit trail could not be written (invariant 7 failing closed)."""
         self.metrics.audit_refused.labels(exc.reason).inc()
+
+
+def _is_postgresql(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
 
 
 def _pseudonym_key(settings: Settings, env: Mapping[str, str]) -> bytes:

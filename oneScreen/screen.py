@@ -65,6 +65,7 @@ class FieldResult(NamedTuple):
     source: Source | None = None
     bad: tuple[BadCell, ...] = ()  # cells shown as None because their value cannot be shown (see convert)
     partial: tuple[int, int] | None = None  # (rows read, rows the ledger has) when it was read only in part
+    rule: str | None = None  # the policy rule that denied it without a read (explain.py); None for a read field
 
 
 class NotConvertible(ValueError):
@@ -444,7 +445,7 @@ class ScreenSection:
 
 
 def denied(decision: Decision) -> FieldResult:
-    return FieldResult(decision.status, None, decision.reason, decision.reason_en, None)
+    return FieldResult(decision.status, None, decision.reason, decision.reason_en, None, rule=decision.rule)
 
 
 def assemble(task: Task, results: Mapping[str, FieldResult]) -> tuple[ScreenSection, ...]:

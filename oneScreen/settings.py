@@ -30,6 +30,10 @@
 | ONESCREEN_LOOKUP_MISSES_PER_USER | 20 | lookups by identifier that find nothing, per user and window (0: off); LOOKUP_BUDGET_EXCEEDED (429) beyond |
 | ONESCREEN_LOOKUP_MISSES_PER_ORG | 200 | the same per organisation (0: off) |
 | ONESCREEN_LOOKUP_WINDOW | 600 | seconds of the lookup budgets' sliding window |
+| ONESCREEN_REDIS_URL | - | Redis (redis://host:6379/0) holding the rate limits and lookup budgets of every pod (counters.py); required in production unless ONESCREEN_COUNTERS=per-process |
+| ONESCREEN_REDIS_TIMEOUT | 0.25 | seconds one Redis call may take (connect included); then rate limits let the request through and lookups by identifier are refused |
+| ONESCREEN_REDIS_PREFIX | onescreen: | prefix of every Redis key (several services or tests may share one Redis) |
+| ONESCREEN_COUNTERS | shared with ONESCREEN_REDIS_URL, else per-process | `shared` (Redis) or `per-process` (each process counts alone: the limits hold per process); production refuses per-process unless it is set explicitly |
 | ONESCREEN_REQUEST_TIMEOUT | 30 | seconds a GraphQL request may take |
 | ONESCREEN_MAX_CHARS / _TOKENS / _DEPTH / _ALIASES | 12288 / 3000 / 12 / 200 | query limits (graphql/limits.py) |
 | ONESCREEN_MAX_FIELDS / _REPEATS / _DIRECTIVES / _SUBJECTS / _COST | 8000 / 30 / 50 / 100 / 6000 | query limits |
@@ -149,6 +153,11 @@ class Settings:
     jwt_audience: str | None = None
     trusted_proxy_header: str | None = None
     trusted_proxies: tuple = ()  # ipaddress networks whose identity header is believed
+    redis_url: str | None = None  # the shared counters (counters.py); None: counted in each process
+    redis_timeout: float = 0.25
+    redis_prefix: str = "onescreen:"
+    counters: str = "per-process"  # "shared" (Redis) or "per-process"
+    counters_explicit: bool = False  # ONESCREEN_COUNTERS was set (production accepts per-process only so)
     config_url: str | None = None  # the configuration store (configstore.py); None: the files are the configuration
     shipped_catalog: Path = SHIPPED_CATALOG
     shipped_policies: Path = SHIPPED_POLICIES
@@ -211,7 +220,19 @@ def load(env: dict[str, str] | None = None) -> Settings:
         trusted_proxy_header=env.get("ONESCREEN_TRUSTED_PROXY_HEADER") or None,
         trusted_proxies=_networks(env, "ONESCREEN_TRUSTED_PROXIES"),
         config_url=_config_url(env, mode),
+        redis_url=env.get("ONESCREEN_REDIS_URL") or None,
+        redis_timeout=_positive(env, "ONESCREEN_REDIS_TIMEOUT", 0.25, float),
+        redis_prefix=env.get("ONESCREEN_REDIS_PREFIX", "onescreen:"),
+        counters=_counters(env),
+        counters_explicit=bool(env.get("ONESCREEN_COUNTERS")),
     )
+
+
+def _counters(env: dict[str, str]) -> str:
+    raw = env.get("ONESCREEN_COUNTERS") or ""
+    if raw and raw not in ("shared", "per-process"):
+        raise ValueError(f"ONESCREEN_COUNTERS must be 'shared' or 'per-process', not {raw!r}")
+    return raw or ("shared" if env.get("ONESCREEN_REDIS_URL") else "per-process")
 
 
 def _config_url(env: dict[str, str], mode: str) -> str | None:

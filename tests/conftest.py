@@ -37,6 +37,14 @@ def need_service(available: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_databases() -> Iterator[None]:
+    """Drops the PostgreSQL databases tests made for the session (sqlservers.session_pg_database)."""
+    yield
+    import sqlservers
+    sqlservers.drop_session_databases()
+
+
 @pytest.fixture(scope="session")
 def demo_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo ledgers, generated once per test session."""

@@ -78,6 +78,33 @@ def mariadb_available() -> bool:
     return _driver_installed("aiomysql") and _port_open(MARIADB_URL, 3306) and _can_connect(MARIADB_URL)
 
 
+_SESSION_DATABASES: list[str] = []
+
+
+def session_pg_database(prefix: str) -> str:
+    """A new empty PostgreSQL database (plain postgresql:// URL) that lives until the test session ends
+    (conftest drops it); skips, or fails under ONESCREEN_REQUIRE_SERVICES=1, without PostgreSQL."""
+    need_service(_pg_up(), f"PostgreSQL is not reachable at {PG_URL}")
+    name = unique_db_name(prefix)
+    _run(_create_database(make_url(PG_URL), name))
+    _SESSION_DATABASES.append(name)
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_session_databases() -> None:
+    while _SESSION_DATABASES:
+        drop_database(PG_URL, _SESSION_DATABASES.pop())
+
+
+_PG_UP: list[bool] = []
+
+
+def _pg_up() -> bool:
+    if not _PG_UP:
+        _PG_UP.append(pg_available())
+    return _PG_UP[0]
+
+
 # ---------------------------------------------------------------- loading
 def unique_db_name(prefix: str = "onescreen_demo") -> str:
     return f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"

@@ -182,9 +182,7 @@ def test_a_mapped_column_added_to_a_task_and_approved_by_a_second_admin_is_on_th
     oh.locator("#task-result button.to-changes").click()
     card = pending_card(oh, change)
     expect(card.locator(".four-eyes-note")).to_be_visible()
-    card.locator("button[data-action=approve]").click()
-    expect(card.locator(".change__problem [role=alert]")).to_contain_text("4안 원칙")
-    expect(card.locator(".change__problem")).to_contain_text("four eyes")
+    expect(card.locator("button[data-action=approve]")).to_be_disabled()
     expect(card).to_have_attribute("data-status", "pending")
 
     # a second task configurer approves it on the changes page
@@ -193,6 +191,8 @@ def test_a_mapped_column_added_to_a_task_and_approved_by_a_second_admin_is_on_th
     card = pending_card(kang, change)
     expect(card.locator(".widening")).to_contain_text(NEW_FIELD)
     card.locator("button[data-action=approve]").click()
+    kang.fill("#approve-comment", "차량 확인용 항목 추가에 동의")
+    kang.click("#approve-confirm")
     expect(kang.locator("#changes-done")).to_contain_text(f"#{change}")
     expect(kang.locator(f"#changes-history article[data-change='{change}']")).to_have_attribute("data-status", "applied")
     assert f"      - {NEW_FIELD}\n" in task_file(admin_site, "move_in_report").read_text(encoding="utf-8")
@@ -309,6 +309,10 @@ def test_the_changes_page_works_with_the_keyboard_alone(as_user, admin_site):
 
     tab_to(page, f"button[data-action=approve][data-id='{approve_id}']", limit=120)
     page.keyboard.press("Enter")
+    expect(page.locator("#approve-comment")).to_be_focused()  # approving asks first, with a comment
+    page.keyboard.type("성별 항목 추가 승인")
+    tab_to(page, "#approve-confirm", limit=10)
+    page.keyboard.press("Enter")
     expect(page.locator(f"#changes-history article[data-change='{approve_id}']")).to_have_attribute("data-status", "applied")
     assert "      - citizen.sex\n" in task_file(admin_site, "vehicle_transfer").read_text(encoding="utf-8")
 
@@ -348,9 +352,17 @@ def test_proposals_are_titled_in_the_pages_language_and_a_refused_approval_ends_
     title = pending_card(page, pid).locator("h3")
     expect(title).to_contain_text("사무 전입신고 (move_in_report) 수정")
     assert "edit task" not in title.inner_text()
+    expect(page.locator(f"button[data-action=approve][data-id='{pid}']")).to_be_disabled()
     pause_timers(page)
+    # a page that offered it anyway (the button forced on): the server's four-eyes refusal, in Korean
+    page.locator(f"button[data-action=approve][data-id='{pid}']").evaluate("b => { b.disabled = false; }")
     page.click(f"button[data-action=approve][data-id='{pid}']")
-    expect(pending_card(page, pid).locator(".change__problem")).to_contain_text("다른 관리자가 승인")
+    page.fill("#approve-comment", "내 변경")
+    page.click("#approve-confirm")
+    problem = pending_card(page, pid).locator(".change__problem")
+    expect(problem).to_contain_text("내가 제안한 변경은 승인할 수 없습니다")
+    expect(problem).to_contain_text("다른 관리자가 승인")
+    assert "거부되었습니다" not in problem.inner_text()
     page.clock.run_for(1000)
     expect(page.locator("#status")).to_have_text("")
     page.click("#lang-toggle")
@@ -395,6 +407,105 @@ def test_admin_pages_are_korean_first_with_an_english_toggle(as_user, admin_site
     expect(page.locator("#changes-history-title")).to_have_text("History")
     page.click("#lang-toggle")
     expect(page.locator("#changes-history-title")).to_have_text("변경 이력")
+
+
+def test_own_proposals_cannot_be_approved_and_an_approval_is_confirmed_with_a_comment(as_user, admin_site):
+    """Four eyes in the UI: Approve is off on one's own proposal, and the note it points to says why; another
+    admin's Approve asks first (Cancel changes nothing), needs a comment, and the history shows the comment."""
+    source = axe_source()
+    original = task_file(admin_site, "vehicle_transfer").read_text(encoding="utf-8")
+    wider = original.replace("      - citizen.vehicles\n", "      - citizen.vehicles\n      - citizen.birth_date\n")
+    assert wider != original
+    pid = call(admin_site, "oh.samu", PROPOSE_TASK, {"c": "vehicle_transfer", "y": wider})["data"]["proposeTask"]["id"]
+    oh = as_user("oh.samu")
+    oh.click("#nav-admin-changes")
+    approve = pending_card(oh, pid).locator("button[data-action=approve]")
+    expect(approve).to_be_disabled()
+    note = oh.locator(f"#{approve.get_attribute('aria-describedby')}")
+    expect(note).to_have_text("내가 제안한 변경입니다. 4안 원칙에 따라 다른 관리자가 승인해야 합니다.")
+    expect(pending_card(oh, pid).locator("button[data-action=reject]")).to_be_enabled()  # withdrawing is not approving
+
+    kang = as_user("kang.samu")
+    kang.click("#nav-admin-changes")
+    approve = pending_card(kang, pid).locator("button[data-action=approve]")
+    expect(approve).to_be_enabled()
+    approve.click()
+    dialog = kang.locator("#approve-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator(".widening")).to_contain_text("citizen.birth_date")
+    if source is not None:
+        assert axe(kang, source, "approve dialog") == []
+    kang.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    expect(approve).to_be_focused()
+    expect(pending_card(kang, pid)).to_have_attribute("data-status", "pending")
+    approve.click()
+    kang.click("#approve-confirm")  # no comment yet
+    expect(kang.locator("#approve-comment-error")).to_have_text("승인 의견을 입력하세요.")
+    expect(kang.locator("#approve-comment")).to_be_focused()
+    kang.fill("#approve-comment", "양도인 생년월일 확인 필요 (민원 개선 과제)")
+    kang.click("#approve-confirm")
+    done = kang.locator(f"#changes-history article[data-change='{pid}']")
+    expect(done).to_have_attribute("data-status", "applied")
+    expect(done.locator(".change__meta")).to_contain_text("양도인 생년월일 확인 필요 (민원 개선 과제)")
+    changes = call(admin_site, "kang.samu", "{ changes { id comment approver } }")["data"]["changes"]
+    assert {"id": pid, "comment": "양도인 생년월일 확인 필요 (민원 개선 과제)", "approver": "kang.samu"} in changes
+    back = call(admin_site, "oh.samu", PROPOSE_TASK, {"c": "vehicle_transfer", "y": original})["data"]["proposeTask"]
+    assert back["status"] == "applied"  # taking the field out again narrows: at once
+
+
+def test_the_preview_marks_the_fields_a_draft_newly_discloses_in_the_layout(as_user, admin_site):
+    page = as_user("oh.samu")
+    open_task(page, "housing_special_supply")
+    first = page.locator("#task-sections .task-section").first
+    address = first.locator(".task-field[data-field='citizen.address']")
+    address.locator("input[data-rule=full]").check()
+    address.locator("input[data-rule=basis]").fill("주택공급에 관한 규칙 제23조")
+    page.fill("#task-picker-filter", "성별")
+    page.locator("button.pick[data-pick='citizen.sex']").click()
+    page.click("#task-preview")
+    layout = page.locator("#task-preview-box .preview-screen")
+    shown = layout.locator(".field[data-field='citizen.address']")
+    expect(shown).to_have_attribute("data-new", "unmasked")
+    expect(shown.locator(".new-tag")).to_have_text("새로 전체 공개")  # in words, the colour only repeats it
+    expect(layout.locator(".field[data-field='citizen.sex'] .new-tag")).to_have_text("새로 공개")
+    expect(layout.locator(".field[data-field='citizen.birth_date']")).not_to_have_attribute("data-new", re.compile("."))
+    expect(layout.locator(".field--new")).to_have_count(2)
+
+
+def test_the_mapping_page_shows_sample_values_masked_for_personal_columns(as_user, admin_site):
+    page = as_user("han.catalog")
+    page.click("#nav-admin-mapping")
+    page.select_option("#admin-map-ledger", "mois.resident")
+    page.click("#admin-map-load")
+    rrn = page.locator("#admin-columns tr[data-column='rrn'] .samples li")
+    expect(rrn).to_have_count(3)
+    assert all(re.fullmatch(r"\d{6}-\d\*{6}", v) for v in rrn.all_inner_texts())
+    shown = " ".join(page.locator("#admin-columns .samples").all_inner_texts())
+    for row in admin_site.rows("mois_resident:SELECT rrn, mbl_telno FROM resident"):
+        assert row["rrn"] not in shown and (not row["mbl_telno"] or row["mbl_telno"] not in shown)
+    expect(page.locator("#admin-columns thead")).to_contain_text("예시 값 (개인정보는 가림)")
+    page.select_option("#admin-map-ledger", "molit.land")
+    page.click("#admin-map-load")
+    expect(page.locator("#admin-columns tr[data-column='pblntfPclnd'] .samples li")).to_have_count(3)
+    prices = page.locator("#admin-columns tr[data-column='pblntfPclnd'] .samples li").all_inner_texts()
+    known = {str(r[0]) for r in admin_site.rows("molit_land:SELECT pblntfPclnd FROM land")}
+    assert prices and set(prices) <= known  # a public column: as it is
+
+
+def test_a_refusal_is_told_in_the_pages_language(as_user, admin_site):
+    """A change decided in another window meanwhile: the server's refusal (English, stable) reads in Korean."""
+    original = task_file(admin_site, "building_use_change").read_text(encoding="utf-8")
+    wider = original.replace("roles: [building_permit_officer]", "roles: [building_permit_officer, auditor]")
+    pid = call(admin_site, "oh.samu", PROPOSE_TASK, {"c": "building_use_change", "y": wider})["data"]["proposeTask"]["id"]
+    page = as_user("kang.samu")
+    page.click("#nav-admin-changes")
+    expect(pending_card(page, pid)).to_be_visible()
+    call(admin_site, "oh.samu", """mutation($id: ID!) { rejectChange(id: $id) { id } }""", {"id": pid})
+    page.click(f"button[data-action=reject][data-id='{pid}']")
+    alert = page.locator("#alert")
+    expect(alert).to_contain_text(f"변경 #{pid}은(는) 이미 결정되었습니다")
+    expect(alert).to_contain_text("거부됨")  # its status, in Korean
 
 
 def test_axe_finds_no_serious_or_critical_violations_on_the_admin_pages(as_user, admin_site):

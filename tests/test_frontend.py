@@ -403,7 +403,7 @@ def test_consent_required_fields_open_after_consent_is_recorded(page, site):
     assert value(page, "citizen.name") == row["name"]  # the rest of the screen is there meanwhile
     first_id = page.locator("[data-meta=request-id]").inner_text()
 
-    field(page, "citizen.insured_type").locator("button.consent").click()
+    page.click("#consent-open")  # one consent action per screen
     dialog = page.locator("#consent-dialog")
     expect(dialog).to_be_visible()
     page.click("#consent-submit")  # no method chosen: the dialog says so and stays
@@ -419,6 +419,64 @@ def test_consent_required_fields_open_after_consent_is_recorded(page, site):
     assert value(page, "citizen.monthly_premium") == f"{nhis['mthly_prm']:,}"
     assert value(page, "citizen.workplace_name") == (nhis["workplace_nm"] or "값 없음")
     expect(page.locator("#sections .field[data-status=CONSENT_REQUIRED]")).to_have_count(0)
+
+
+def test_one_consent_action_per_screen_confirms_visibly_and_marks_each_consent_based_value(page, site):
+    """Issue 18: one consent action for the screen (not a button per field), bound to the screen's case; a
+    visible confirmation after recording; every value shown on consent says so (method, recorder, time, case);
+    another case of the same subject is not opened by it, but offers it for reuse, applied only once confirmed."""
+    row = gangnam_citizens(site, 1, offset=5)[0]
+    open_screen(page, site, "lee.bokji", "basic_livelihood", f"{row['name']} {row['birth_date']}", "2026-복지-0002")
+    panel = page.locator("#consent-panel")
+    expect(panel).to_be_visible()
+    expect(panel).to_contain_text("4개 항목은 이 건(2026-복지-0002)에 대한 정보주체의 동의")
+    expect(page.locator("button.consent")).to_have_count(1)  # one action for the four gated fields
+    expect(page.locator("#sections button.consent")).to_have_count(0)
+    page.click("#consent-open")
+    expect(page.locator("#consent-case")).to_have_text("적용 대상 건: 2026-복지-0002")
+    page.check("#consent-oral")
+    page.click("#consent-submit")
+    expect(page.locator("#consent-dialog")).to_be_hidden()
+    confirmation = page.locator("#consent-in-force")
+    expect(confirmation).to_be_visible()
+    expect(confirmation).to_contain_text("동의를 기록했습니다. 이 건(2026-복지-0002)의 동의 항목을 표시합니다")
+    expect(confirmation).to_contain_text("구두 동의 · 기록자 lee.bokji")
+    expect(page.locator("#sections .field[data-status=CONSENT_REQUIRED]")).to_have_count(0)
+    marks = page.locator("#sections .field__consent")
+    expect(marks).to_have_count(4)
+    for fid in ("citizen.insured_type", "citizen.monthly_premium", "citizen.workplace_name",
+                "citizen.insurance_dependants"):
+        mark = field(page, fid).locator(".field__consent")
+        expect(mark).to_contain_text("동의 근거")
+        expect(mark).to_contain_text("구두 동의 · 기록자 lee.bokji")
+        expect(mark).to_contain_text("건 2026-복지-0002")
+        expect(mark).to_contain_text(re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} KST"))
+    expect(field(page, "citizen.name").locator(".field__consent")).to_have_count(0)  # the task's own basis
+
+    # another case of the same subject: nothing opened, the consent offered for reuse, applied when confirmed
+    page.click("#new-search")
+    search_subject(page, "2026-복지-0011", f"{row['name']} {row['birth_date']}")
+    page.click("#matches-body button.select")
+    wait_screen(page)
+    expect(page.locator("#sections .field[data-status=CONSENT_REQUIRED]")).to_have_count(4)
+    expect(page.locator("#sections .field__consent")).to_have_count(0)
+    offer = panel.locator("li[data-reuse-case='2026-복지-0002']")
+    expect(offer).to_contain_text("구두 동의 · 기록자 lee.bokji")
+    offer.locator("button.consent-reuse__ask").click()
+    expect(offer.locator(".consent-reuse__confirm")).to_contain_text("건 2026-복지-0002에 기록된 동의를 이 건(2026-복지-0011)에도")
+    assert focused(page, ".consent-reuse__yes")
+    page.keyboard.press("Enter")  # the confirmation, by keyboard
+    expect(page.locator("#consent-in-force")).to_contain_text("다른 건의 동의를 이 건(2026-복지-0011)에 재사용했습니다")
+    expect(page.locator("#sections .field[data-status=CONSENT_REQUIRED]")).to_have_count(0)
+    expect(field(page, "citizen.insured_type").locator(".field__consent")).to_contain_text("건 2026-복지-0011")
+    expect(field(page, "citizen.insured_type").locator(".field__consent")).to_contain_text("다른 건에서 재사용")
+    page.click("#lang-toggle")
+    expect(field(page, "citizen.insured_type").locator(".field__consent")).to_contain_text(
+        "On consent Oral consent · recorded by lee.bokji")
+    page.click("#lang-toggle")
+    source = axe_source()
+    if source is not None:  # axe stays clean with the panel, its confirmation and the marks
+        assert axe(page, source, "screen with a consent in force") == []
 
 
 def test_building_screen_shows_the_unavailable_ledger_and_retries_only_its_fields(page, site):
@@ -534,7 +592,7 @@ def test_the_whole_flow_with_the_keyboard_alone(page, site):
 
     tab_to(page, ".field[data-field='citizen.rrn'] .value")  # the source shows on keyboard focus
     expect(field(page, "citizen.rrn").locator(".source")).to_be_visible()
-    tab_to(page, "button.consent")
+    tab_to(page, "#consent-open")
     page.keyboard.press("Enter")
     expect(page.locator("#consent-dialog")).to_be_visible()
     assert focused(page, "#consent-written")
@@ -634,7 +692,7 @@ def test_counts_agree_with_their_words_in_english(page, site):
         i18n.setLang("en");
         const all = {n: 0, m: 0, total: 0, unmapped: 0, task: "T", title: "S", page: 1, problems: "", id: 7,
                      file: "t.xlsx", added: 1, changed: 0, removed: 0, totalTasks: 405, roles: 1, users: 1, field: "F",
-                     code: "c"};
+                     code: "c", caseRef: "2026-0001"};
         const out = {};
         for (const k of keys) {
           out[k] = [1, 2].map((c) => i18n.t(k, {...all, n: c, m: c, total: c, unmapped: c}));
@@ -934,11 +992,11 @@ def test_the_auditor_pages_through_a_citizens_access_history(page, site):
     expect(rows).to_have_count(10)
     first = rows.first.locator("td").all_inner_texts()
     assert AS_OF.fullmatch(first[0])
-    assert first[1:7] == ["kim.jumin", "서울특별시 종로구청 민원여권과", "주민등록 담당 공무원", "move_in_report",
+    assert first[1:7] == ["김주민 (kim.jumin)", "서울특별시 종로구청 민원여권과", "주민등록 담당 공무원", "전입신고",
                           "주민등록법 제16조(거주지 이동에 따른 신고)", "AUD-23"]
     outcomes = rows.first.locator(".history-fields li")
-    expect(outcomes.filter(has_text="정상")).to_contain_text("citizen.name")
-    expect(outcomes.filter(has_text="일부 가림")).to_have_text("일부 가림 citizen.mobile_phone")
+    expect(outcomes.filter(has_text="정상")).to_contain_text("성명")
+    expect(outcomes.filter(has_text="일부 가림")).to_have_text("일부 가림 휴대전화번호")
     expect(page.locator("#audit-prev")).to_be_disabled()
     page.click("#audit-next")
     expect(page.locator("#audit-page")).to_have_text("2쪽")
@@ -1066,7 +1124,7 @@ def test_axe_finds_no_serious_or_critical_violations(page, site):
     found += axe(page, source, "screen")
     field(page, "citizen.name").locator(".value").focus()
     found += axe(page, source, "screen with a source tooltip")
-    field(page, "citizen.insured_type").locator("button.consent").click()
+    page.click("#consent-open")  # one consent action per screen
     expect(page.locator("#consent-dialog")).to_be_visible()
     found += axe(page, source, "consent dialog")
     page.keyboard.press("Escape")

@@ -33,8 +33,10 @@ def keys(tmp_path):
 
 
 def production_env(data_dir, keys_path, **extra):
-    """A production environment over the demo ledgers, with its audit store initialised as its owner would
-    (`onescreen audit init`: production never creates it)."""
+    """A production environment over the demo ledgers, with its audit store on PostgreSQL (production refuses
+    any other) initialised as its owner would (`onescreen audit init`: production never creates it). Unless
+    `extra` names them: the configuration is the files (a store would need a seeded version), and the rate
+    limits and lookup budgets are counted per process (explicitly: production needs Redis otherwise)."""
     demo = data_dir / "demo"
     dsn = {"ONESCREEN_DSN_MOIS_RESIDENT": "mois_resident", "ONESCREEN_DSN_COURT_FAMILY": "court_family",
            "ONESCREEN_DSN_MOLIT_BUILDING": "molit_building", "ONESCREEN_DSN_MOLIT_LAND": "molit_land",
@@ -42,13 +44,31 @@ def production_env(data_dir, keys_path, **extra):
     env = {k: f"sqlite:///{demo / (v + '.sqlite')}" for k, v in dsn.items()}
     env.update(ONESCREEN_MODE="production", ONESCREEN_JWT_KEYS=str(keys_path), ONESCREEN_JWT_ISSUER=CLAIMS["iss"],
                ONESCREEN_JWT_AUDIENCE=CLAIMS["aud"], ONESCREEN_AUDIT_KEY="ab" * 32,
-               ONESCREEN_AUDIT_URL=f"sqlite+aiosqlite:///{data_dir / 'audit-prod.sqlite'}",
                ONESCREEN_AUDIT_SIGNING_KEY="cd" * 32, ONESCREEN_AUDIT_WITNESS_DIR=str(data_dir / "witness-prod"),
                ONESCREEN_URL_MOLIT_BLDG_HUB="http://127.0.0.1:9", ONESCREEN_KEY_MOLIT_BLDG_HUB="k")
+    if "ONESCREEN_AUDIT_URL" not in extra:
+        env.update(ONESCREEN_AUDIT_URL=production_audit_url(data_dir), ONESCREEN_CONFIG_URL="files")
+    if "ONESCREEN_REDIS_URL" not in extra:
+        env["ONESCREEN_COUNTERS"] = "per-process"
     env.update(extra)
-    if not (data_dir / "audit-prod.sqlite").exists():
-        in_thread(AuditStore(env["ONESCREEN_AUDIT_URL"]).init())
     return env_for(data_dir, **env)
+
+
+def production_audit_url(data_dir) -> str:
+    """The PostgreSQL audit store of `data_dir`'s production tests: a database of its own for the session,
+    initialised once (with the consent and change tables beside it, as `onescreen audit init` does)."""
+    marker = data_dir / "audit-prod.url"
+    if marker.exists():
+        return marker.read_text()
+    from oneScreen.changes import _meta as changes_meta
+    from oneScreen.configstore import COMPANIONS
+    from oneScreen.consent import _meta as consent_meta
+    from sqlservers import session_pg_database
+    url = session_pg_database("onescreen_prod")
+    companions = [(consent_meta, "SELECT, INSERT"), (changes_meta, "SELECT, INSERT, UPDATE"), *COMPANIONS]
+    in_thread(AuditStore(url).init(companions=companions))
+    marker.write_text(url)
+    return url
 
 
 def in_thread(coro):

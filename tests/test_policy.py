@@ -223,14 +223,18 @@ async def test_policy_explain_decides_for_a_given_subject_from_its_own_facts(api
     assert lines[0].startswith("DENIED ") and lines[1].startswith("subject: NOT in lee.bokji's region (11680)")
     assert not any(inside in line or outside in line for line in lines)  # the key is never printed back
 
-    code, lines, _ = await explain(*field, "citizen.monthly_premium", "--subject", inside)
+    code, _, err = await explain(*field, "citizen.monthly_premium", "--subject", inside)
+    assert code == 2 and "give --case-ref" in err  # a consent is bound to its case: which one must be said
+    code, lines, _ = await explain(*field, "citizen.monthly_premium", "--subject", inside, "--case-ref", "W-9")
     assert lines[0].startswith("CONSENT_REQUIRED ")
-    assert "subject: consent for task basic_livelihood is NOT recorded" in lines
+    assert lines[2].startswith("subject: consent for task basic_livelihood and case W-9 is NOT in force")
     _, ok = await api.gql("lee.bokji", """mutation($s: ID!) { recordConsent(task: "basic_livelihood", subject: $s,
         caseRef: "W-9", method: "written") { method } }""", {"s": inside})
     assert ok["data"]["recordConsent"] == {"method": "written"}
-    code, lines, _ = await explain(*field, "citizen.monthly_premium", "--subject", inside)
-    assert lines[0].startswith("OK ") and "subject: consent for task basic_livelihood is recorded" in lines
+    code, lines, _ = await explain(*field, "citizen.monthly_premium", "--subject", inside, "--case-ref", "W-9")
+    assert lines[0].startswith("OK ") and "subject: consent for task basic_livelihood and case W-9 is in force" in lines
+    code, lines, _ = await explain(*field, "citizen.monthly_premium", "--subject", inside, "--case-ref", "W-10")
+    assert lines[0].startswith("CONSENT_REQUIRED ")  # another case of the same subject: its consent opens nothing
 
     code, lines, err = await explain(*field, "citizen.rrn", "--subject", "not-an-rrn")
     assert code == 2 and "--subject is not a valid Resident registration number" in err and "not-an-rrn" not in err
@@ -259,7 +263,7 @@ async def test_consent_is_recorded_only_within_the_callers_jurisdiction(api, dat
     consents = api.app.state.runtime.consents
     pseudonym = api.app.state.runtime.snapshot.pseudonym_key
     from oneScreen.audit import pseudonymise
-    assert not await consents.has("basic_livelihood", pseudonymise(pseudonym, "citizen", suwon))
+    assert not await consents.has("basic_livelihood", pseudonymise(pseudonym, "citizen", suwon), "C-9")
     _, body = await api.gql(None, SCREEN, {"t": "basic_livelihood", "s": suwon, "c": "C-9"}, token=suwon_officer)
     assert fields_of(body["data"]["screen"])["citizen.monthly_premium"]["status"] == "CONSENT_REQUIRED"
     # the district's own officer records it, and the field opens

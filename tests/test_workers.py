@@ -59,3 +59,37 @@ def test_two_workers_share_a_postgresql_audit_store_and_lose_no_record(data_dir,
     assert {r["request_id"] for r in records} == pids  # every response has its durable record, none lost
     workers_log = (tmp_path / "server.log").read_text()
     assert workers_log.count("DEMO MODE") >= 2  # both workers served
+
+
+def test_metrics_of_two_workers_are_summed_whichever_worker_answers(data_dir, pg_audit_url, tmp_path):
+    """`onescreen serve --workers 2`: /metrics counts every worker's requests (prometheus_client's multiprocess
+    mode, in a fresh directory made for the run and removed after it), not the answering worker's alone."""
+    init = run_cli("audit", "init", env_extra={"ONESCREEN_DATA_DIR": str(data_dir), "ONESCREEN_AUDIT_URL": pg_audit_url})
+    assert init.returncode == 0, init.stderr
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    with serve(data_dir, tmp_path / "server.log", "--workers", "2", ready="/readyz", ONESCREEN_AUDIT_URL=pg_audit_url,
+               ONESCREEN_RATE_USER_PER_MIN="0", ONESCREEN_RATE_ORG_PER_MIN="0", TMPDIR=str(tmp)) as base:
+        token = run_cli("token", "--user", "jung.jutaek", env_extra={"ONESCREEN_DATA_DIR": str(data_dir)}).stdout.strip()
+
+        async def load() -> list[str]:
+            async with httpx.AsyncClient(base_url=base, timeout=30,
+                                         headers={"Authorization": f"Bearer {token}"}) as c:
+                sem = asyncio.Semaphore(16)
+
+                async def one() -> int:
+                    async with sem:
+                        return (await c.post("/graphql", json={"query": "{ me { user } }"})).status_code
+                assert await asyncio.gather(*(one() for _ in range(120))) == [200] * 120
+            scrapes = []
+            for _ in range(6):  # a new connection each time: either worker may answer
+                async with httpx.AsyncClient(base_url=base, timeout=30) as c:
+                    scrapes.append((await c.get("/metrics")).text)
+            return scrapes
+
+        scrapes = asyncio.run(load())
+        for text in scrapes:
+            ok = [line for line in text.splitlines() if line.startswith('onescreen_graphql_requests_total{outcome="ok"}')]
+            assert len(ok) == 1 and float(ok[0].rsplit(" ", 1)[1]) == 120, ok
+        assert [d.name.startswith("onescreen-metrics-") for d in tmp.iterdir()] == [True]
+    assert list(tmp.iterdir()) == []  # the run's metric files are gone with it

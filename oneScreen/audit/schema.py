@@ -191,6 +191,8 @@ async def _create(conn: AsyncConnection, t: Tables, companions: Sequence[tuple[s
     await conn.run_sync(t.metadata.create_all)
     for meta, _ in companions:
         await conn.run_sync(meta.create_all)
+        if "upgrade" in meta.info:  # a companion's table made by an older version gets its new columns
+            await conn.run_sync(meta.info["upgrade"])
     if postgres:
         from . import postgres as pg
         for sql in pg.functions_sql(t.names):

@@ -38,6 +38,18 @@ _TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,39}")
 
 
 @dataclass(frozen=True)
+class HistoryFilter:
+    """What an access-history listing is narrowed to: an officer (user id), a task code, a case reference, and a
+    period [since, until) of aware datetimes. None: any."""
+
+    user: str | None = None
+    task: str | None = None
+    case_ref: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Checkpointing:
     """How the store seals checkpoints: with which key, into which witness directory, how often."""
 
@@ -263,15 +275,27 @@ class AuditStore:
                                                            "reason": type(exc).__name__})
             raise AuditUnavailable(message, reason="connection") from None
 
-    async def history(self, subject: str, first: int = 20, after: str | None = None
-                      ) -> tuple[list[StoredRecord], str | None]:
-        """One subject's disclosure records, newest first: (page, cursor of the next page or None)."""
+    async def history(self, subject: str, first: int = 20, after: str | None = None, *,
+                      filters: HistoryFilter | None = None) -> tuple[list[StoredRecord], str | None]:
+        """One subject's disclosure records, newest first: (page, cursor of the next page or None), narrowed by
+        `filters` (the same filters must come with every page of one listing)."""
         if first < 1:
             raise BadRequest("first must be at least 1")
         first = min(first, MAX_PAGE)
         before = _decode_cursor(after) if after else None
         t = self.table
         q = sa.select(t).where(t.c.subject == subject, t.c.kind == "disclosure")
+        if filters is not None:
+            if filters.user is not None:
+                q = q.where(t.c.user_id == filters.user)
+            if filters.task is not None:
+                q = q.where(t.c.task == filters.task)
+            if filters.case_ref is not None:
+                q = q.where(t.c.case_ref == filters.case_ref)
+            if filters.since is not None:
+                q = q.where(t.c.at >= filters.since)
+            if filters.until is not None:
+                q = q.where(t.c.at < filters.until)
         if before is not None:
             q = q.where(t.c.seq < before)
         q = q.order_by(t.c.seq.desc()).limit(first + 1)

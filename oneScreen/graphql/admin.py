@@ -19,6 +19,10 @@ class SourceColumn:
     proposed_type: str = strawberry.field(description=(
         "the catalog type proposed for the column: string for identifiers (keys, numbers, codes) and for integers "
         "wider than JSON clients hold exactly, else the type its source type maps to"))
+    samples: list[str] = strawberry.field(description=(
+        "up to three sample values of the column, to map by: masked unless every field mapped to it is public or "
+        "internal and carries no personal data (always masked while no field maps it); empty where the source "
+        "cannot be sampled"))
 
 
 @strawberry.type
@@ -34,12 +38,14 @@ class ChangeProposal:
     approver: Optional[str]
     decided_at: Optional[str]
     files: list[str]
+    comment: Optional[str] = strawberry.field(description="the approver's comment, given with the approval")
 
     @staticmethod
     def of(p: Proposal) -> "ChangeProposal":
         return ChangeProposal(id=strawberry.ID(str(p.id)), kind=p.kind, summary=p.summary, proposer=p.proposer,
                               created_at=p.created_at, status=p.status, diff=p.diff, widening=list(p.widening),
-                              approver=p.approver, decided_at=p.decided_at, files=[str(f.path) for f in p.files])
+                              approver=p.approver, decided_at=p.decided_at, files=[str(f.path) for f in p.files],
+                              comment=p.comment)
 
 
 @strawberry.type
@@ -78,9 +84,11 @@ async def ledger_columns(info: Info, ledger: strawberry.ID) -> list[SourceColumn
     admin, caller = _admin(info)
     try:
         cols = await admin.introspect(caller, str(ledger))
+        samples = await admin.samples(caller, str(ledger), [c[0] for c in cols])
     except OneScreenError as err:
         raise gql_error(err) from None
-    return [SourceColumn(name=n, type=t, fields=[strawberry.ID(f) for f in fs], proposed_type=p)
+    return [SourceColumn(name=n, type=t, fields=[strawberry.ID(f) for f in fs], proposed_type=p,
+                         samples=samples.get(n, []))
             for n, t, fs, p in cols]
 
 
@@ -119,9 +127,10 @@ async def propose_task(info: Info, code: strawberry.ID, yaml: str) -> ChangeProp
     return await _run(admin.save_task(caller, str(code), yaml))
 
 
-async def approve_change(info: Info, id: strawberry.ID) -> ChangeProposal:
+async def approve_change(info: Info, id: strawberry.ID, comment: Optional[str] = None) -> ChangeProposal:
+    """Approve a pending change (not one's own: four eyes), with an optional comment kept with the approval."""
     admin, caller = _admin(info)
-    return await _run(admin.approve(caller, _id(id)))
+    return await _run(admin.approve(caller, _id(id), comment))
 
 
 async def reject_change(info: Info, id: strawberry.ID) -> ChangeProposal:

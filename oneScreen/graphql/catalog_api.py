@@ -98,6 +98,9 @@ class TaskDefinition:
     case_ref_example: Optional[str]
     subjects_per_request: int
     sections: list[TaskDefinitionSection]
+    consent_valid_days: Optional[int] = strawberry.field(default=None, description=(
+        "days a consent recorded for a case opens its consent-gated fields (counting the day it is recorded); "
+        "null: no end"))
     yaml: str  # the task file as it is on disk (the base a change's diff is taken against)
 
 
@@ -169,7 +172,7 @@ def _definition(t: TaskModel, cat: Catalog) -> TaskDefinition:
                               legal_basis_en=t.legal_basis_en, subject=t.subject, roles=sorted(t.roles),
                               jurisdiction=t.jurisdiction, case_ref_example=t.case_ref_example,
                               subjects_per_request=t.subjects_per_request,
-                              sections=sections, yaml=text)
+                              consent_valid_days=t.consent_valid_days, sections=sections, yaml=text)
     sections = []
     for s in spec.sections:
         rules = []
@@ -186,7 +189,8 @@ def _definition(t: TaskModel, cat: Catalog) -> TaskDefinition:
                           legal_basis=spec.legal_basis, legal_basis_en=spec.legal_basis_en, subject=spec.subject,
                           roles=list(spec.roles), jurisdiction=spec.jurisdiction,
                           case_ref_example=spec.case_ref_example,
-                          subjects_per_request=spec.subjects_per_request, sections=sections, yaml=text)
+                          subjects_per_request=spec.subjects_per_request,
+                          consent_valid_days=spec.consent_valid_days, sections=sections, yaml=text)
 
 
 QUERIES = {"catalog": catalog}

@@ -1,7 +1,7 @@
 """The GraphQL schema of one configuration snapshot: static types plus the catalog's typed objects.
 
 Every resolver of a disclosure calls one entrance of the door (disclose.Door: screen, search,
-record_consent, access_history; typed.py calls `subject`) and shapes its answer. `Schema.run` executes
+record_consent, reuse_consent, access_history; typed.py calls `subject`) and shapes its answer. `Schema.run` executes
 a request: the query limits (limits.py, invariant 10) before validation, then graphql-core, or the
 compiled plan of fast.py; anything unexpected leaves as "Internal error", never its text."""
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from bisect import bisect_left
+from datetime import datetime
 from inspect import isawaitable
 from typing import Any, Optional
 
@@ -24,6 +25,7 @@ from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRul
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import Info
 
+from ..audit.store import HistoryFilter
 from ..catalog import Catalog
 from ..disclose import SEARCH_LIMIT
 from ..errors import BadRequest, OneScreenError
@@ -56,9 +58,11 @@ async def resolve_screen(info: Info, task: strawberry.ID, subject: strawberry.ID
     try:
         t, sections = await door.screen(str(task), str(subject), case_ref,
                                         None if fields is None else [str(f) for f in fields])
+        gated = [f.result for s in sections for f in s.fields if t.fields[f.id].consent]
+        consent = await door.screen_consents(t, str(subject), case_ref, gated, reusable=False) if gated else None
     except OneScreenError as err:
         raise gql_error(err) from None
-    return Screen.of(t, str(subject), case_ref, door.request_id, sections)
+    return Screen.of(t, str(subject), case_ref, door.request_id, sections, consent)
 
 
 async def resolve_subject_search(info: Info, type: str, query: str, task: strawberry.ID) -> SubjectSearch:
@@ -72,7 +76,7 @@ async def resolve_subject_search(info: Info, type: str, query: str, task: strawb
         raise gql_error(err) from None
     out = []
     for handle, results in matches:
-        fields = [FieldValue.of(t.fields[pid], r) if pid in t.fields else None for pid, r in results.items()]
+        fields = [FieldValue.of(t.fields[pid], r, t) if pid in t.fields else None for pid, r in results.items()]
         out.append(SubjectMatch(id=strawberry.ID(handle), subject_type=type, fields=[f for f in fields if f]))
     return SubjectSearch(matches=out, truncated=truncated, limit=SEARCH_LIMIT)
 
@@ -82,22 +86,56 @@ async def resolve_subjects(info: Info, type: str, query: str, task: strawberry.I
     return (await resolve_subject_search(info, type, query, task)).matches
 
 
-async def resolve_access_history(info: Info, subject: strawberry.ID, first: int = 20,
-                                 after: Optional[str] = None) -> AccessHistory:
-    """Who saw a citizen's data, when, for which task and legal basis: for auditors, and for the citizen themselves."""
+async def resolve_access_history(info: Info, subject: Optional[strawberry.ID] = None, first: int = 20,
+                                 after: Optional[str] = None, subject_type: str = "citizen",
+                                 user: Optional[str] = None, task: Optional[strawberry.ID] = None,
+                                 case_ref: Optional[str] = None, since: Optional[datetime] = None,
+                                 until: Optional[datetime] = None) -> AccessHistory:
+    """Who saw a subject's data, when, for which task and legal basis: for auditors (a citizen, a building, a
+    parcel: `subjectType`), and for a citizen about themselves (`subject` left out: the one they signed in as).
+    Narrowed by officer (`user` id), `task`, `caseRef` and the period [since, until); send the same filters
+    with every page."""
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise gql_error(BadRequest(f"{name} must carry a time zone offset, e.g. 2026-12-01T00:00:00+09:00"))
+    filters = HistoryFilter(user or None, str(task) if task else None, case_ref or None, since, until)
+    ctx = info.context
     try:
-        records, cursor = await info.context.access_history(str(subject), first, after)
+        records, cursor = await ctx.access_history(None if subject is None else str(subject), first, after,
+                                                   subject_type, filters)
     except OneScreenError as err:
         raise gql_error(err) from None
     except ValueError:
         raise gql_error(BadRequest("after is not a cursor this service gave out")) from None
-    entries = [AccessRecord(at=r.at, user=r.event.user, organisation=r.event.organisation, role=r.event.role,
-                            task=strawberry.ID(r.event.task), legal_basis=r.event.legal_basis,
-                            case_ref=r.event.case_ref,
-                            fields=[FieldDecisionType(id=strawberry.ID(f.id), status=FieldStatus[f.status])
-                                    for f in r.event.fields])
-               for r in records]
+    catalog, tasks = ctx.snapshot.catalog, ctx.snapshot.policies.tasks
+    entries = []
+    for r in records:
+        e = r.event
+        t = tasks.get(e.task)
+        detail = e.detail if isinstance(e.detail, dict) else {}
+        consent = detail.get("consent_based") is True or (  # records before it was recorded: the task's rules
+            "consent_based" not in detail and "user_name" not in detail and t is not None and any(
+                f.status in ("OK", "MASKED", "PARTIAL") and f.id in t.fields and t.fields[f.id].consent
+                for f in e.fields))
+        name = detail.get("user_name")
+        entries.append(AccessRecord(
+            at=r.at, user=e.user, user_name=name if isinstance(name, str) and name else None,
+            organisation=e.organisation, role=e.role, task=strawberry.ID(e.task),
+            task_name=t.name if t else None, task_name_en=t.name_en if t else None, legal_basis=e.legal_basis,
+            case_ref=e.case_ref, consent_based=consent,
+            fields=[FieldDecisionType(id=strawberry.ID(f.id), status=FieldStatus[f.status],
+                                      **dict(zip(("label", "label_en"), path_labels(catalog, f.id))))
+                    for f in e.fields]))
     return AccessHistory(entries=entries, next_cursor=cursor)
+
+
+def path_labels(catalog: Catalog, path: str) -> tuple[str, str]:
+    """`citizen.residence>building.parcel>parcel.pnu` as people read it, in Korean and English: each field's label
+    joined with ›; a field the catalog no longer has is shown by its id."""
+    parts = [catalog.fields.get(p) for p in path.split(">")]
+    ko = " › ".join(f.label if f is not None else p for f, p in zip(parts, path.split(">")))
+    en = " › ".join(f.label_en if f is not None else p for f, p in zip(parts, path.split(">")))
+    return ko, en
 
 
 async def resolve_record_consent(info: Info, task: strawberry.ID, subject: strawberry.ID, case_ref: str,
@@ -110,8 +148,21 @@ async def resolve_record_consent(info: Info, task: strawberry.ID, subject: straw
         c = await info.context.record_consent(str(task), str(subject), case_ref, method, exception)
     except OneScreenError as err:
         raise gql_error(err) from None
-    return Consent(task=strawberry.ID(c.task), case_ref=c.case_ref, method=c.method, exception=c.exception,
-                   notice_deferred=c.notice_deferred, recorded_by=c.recorded_by, at=c.at)
+    return Consent.of(c)
+
+
+async def resolve_reuse_consent(info: Info, task: strawberry.ID, subject: strawberry.ID, from_case: str,
+                                to_case: str) -> Consent:
+    """Reuse the consent in force for case `fromCase` for case `toCase`, of the same task and subject.
+
+    A consent opens the fields of its own case only; carrying it to another case is this explicit act, allowed
+    while it is valid (never extending it), for a caller who may record consent for the subject, and audited
+    as a consent event of its own (with reused_from)."""
+    try:
+        c = await info.context.reuse_consent(str(task), str(subject), from_case, to_case)
+    except OneScreenError as err:
+        raise gql_error(err) from None
+    return Consent.of(c)
 
 
 def build_schema(catalog: Catalog, *, production: bool = False, limits: Limits = Limits(),
@@ -133,6 +184,7 @@ def build_schema(catalog: Catalog, *, production: bool = False, limits: Limits =
     query = strawberry.type(type("Query", (), ns))
     mutation = strawberry.type(type("Mutation", (), {
         "record_consent": strawberry.field(resolver=resolve_record_consent, description=resolve_record_consent.__doc__),
+        "reuse_consent": strawberry.field(resolver=resolve_reuse_consent, description=resolve_reuse_consent.__doc__),
         **{name: strawberry.field(resolver=fn, description=fn.__doc__) for name, fn in admin_api.MUTATIONS.items()}}))
     rules = []
     if not (introspection if introspection is not None else not production):
