@@ -62,6 +62,8 @@ def test_an_upload_with_errors_lists_them_by_row_and_a_clean_one_is_approved_by_
     card = kang.locator(f"#changes-pending article[data-change='{change_id}']")
     expect(card).to_contain_text("good.xlsx")
     card.locator("button[data-action=approve]").click()
+    kang.fill("#approve-comment", "연금 확인 사무 일괄 등록 승인")
+    kang.click("#approve-confirm")
     expect(kang.locator(f"#changes-history article[data-change='{change_id}']")).to_have_attribute(
         "data-status", "applied")
     assert "citizen.residence > building.main_purpose" in task_file(admin_site, "pension_check").read_text(
