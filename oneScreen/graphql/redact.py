@@ -44,8 +44,10 @@ def redacted(errors: list[GraphQLError], query: str, variables: Any, operation_n
 def _piece(piece: str, sent: set[str]) -> str:
     if len(piece) >= 2 and piece[0] == piece[-1] and piece[0] in "'\"":
         text = piece[1:-1]
-        # "..." inside quotes: graphql-core's inspect() shortened a long value to its head and tail
-        return PLACEHOLDER if text in sent or "..." in text else piece
+        # "..." inside quotes: graphql-core's inspect() shortened a long value to its head and tail; a quoted
+        # piece holding what was sent inside it: a scalar's message quoting the repr of a whole object sent
+        return PLACEHOLDER if text in sent or "..." in text or any(len(s) >= 3 and s in text for s in sent) \
+            else piece
     text = piece.rstrip(".")  # a bare value at the end of a sentence
     return PLACEHOLDER + piece[len(text):] if text and text in sent else piece
 
