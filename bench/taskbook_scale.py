@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import (ROOT, Identity, Proc, Result, Run, Target, base_env, free_port, http, init_audit_store, say,
+from .common import (ROOT, Identity, Proc, Result, Run, Target, base_env, free_port, http, say,
                      table, wait_http)
 from .configs import scale_config
 
@@ -126,8 +126,7 @@ def _chromium(run: Run, res: Result, d: Path, catalog: Path, policies: Path, env
         res.not_measured["matrix page in chromium"] = "chromium is not installed"
         return
     identity = Identity(run.tmp)
-    audit = f"sqlite+aiosqlite:///{d / 'audit.sqlite'}"
-    init_audit_store(audit)
+    audit = run.audit_url()  # production refuses any audit store but PostgreSQL
     port = free_port()
     (d / "data").mkdir(exist_ok=True)
     env = base_env(**identity.env(), **env_extra, ONESCREEN_CATALOG=str(catalog), ONESCREEN_POLICIES=str(policies),
