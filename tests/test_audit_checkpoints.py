@@ -158,11 +158,14 @@ async def test_verify_from_a_trusted_checkpoint_reads_only_the_records_after_it(
 async def test_checkpoints_are_sealed_every_n_records_every_t_seconds_and_on_a_clean_stop(paths):
     store = make_store(paths, every_records=10, every_seconds=3600)
     await store.open()
-    for i in range(25):
-        await store.append(event(i))
-    async with asyncio.timeout(10):  # the sealer runs beside the writer: wait for it, bounded
-        while store.sealer.last is None or store.sealer.last.seq < 20:
-            await asyncio.sleep(0.01)
+    # the sealer runs beside the writer and seals what is pending when it wakes: a sealer slower than 25
+    # appends (a loaded machine) sealed all 25 in one checkpoint, so each batch waits for its seal, bounded
+    for batch in (range(0, 10), range(10, 25)):
+        for i in batch:
+            await store.append(event(i))
+        async with asyncio.timeout(10):
+            while store.sealer.last is None or store.sealer.last.seq < (10 if batch.start == 0 else 20):
+                await asyncio.sleep(0.01)
     await store.close()  # a clean stop seals the rest
     again = AuditStore(sqlite_url(paths["db"]))
     cps = await again.checkpoints()
