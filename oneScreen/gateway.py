@@ -22,6 +22,7 @@ from cachetools import TTLCache
 from connectors.base import Connector, ConnectorError, Row, Truncated
 
 from .catalog import Ledger
+from .ledgercache import LedgerCache, share_bytes
 from .metrics import Metrics
 from .planner import Fetch
 from .resilience import CLOSED, STATE_VALUE, CircuitBreaker, backoff
@@ -81,14 +82,14 @@ class _Read(NamedTuple):
 
 class Gateway:
     def __init__(self, ledgers: Mapping[str, Ledger], connectors: Mapping[str, Connector], metrics: Metrics,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, cache_mb: float = 64.0) -> None:
         self.ledgers = dict(ledgers)
         self.connectors = dict(connectors)
         self.metrics = metrics
+        cached = [lid for lid, l in ledgers.items() if l.cache_ttl > 0 and l.cache_size > 0]
+        share = share_bytes(cache_mb, len(cached))  # each cache: cache_size entries AND an equal share of the bytes
         self.caches: dict[str, TTLCache] = {
-            lid: TTLCache(maxsize=l.cache_size, ttl=l.cache_ttl)
-            for lid, l in ledgers.items() if l.cache_ttl > 0 and l.cache_size > 0
-        }
+            lid: LedgerCache(ledgers[lid].cache_size, share, ledgers[lid].cache_ttl) for lid in cached}
         self._inflight: dict[tuple[str, str], _InFlight] = {}
         self.breakers = {lid: CircuitBreaker(l.breaker_failures, l.breaker_reset, clock, lid)
                          for lid, l in ledgers.items()}
@@ -103,8 +104,8 @@ class Gateway:
         """Keep the warm state (caches, breakers, limits) of ledgers a reload did not change."""
         for lid, ledger in self.ledgers.items():
             if old.ledgers.get(lid) == ledger:
-                if lid in old.caches and lid in self.caches:
-                    self.caches[lid] = old.caches[lid]
+                if lid in old.caches and lid in self.caches and old.caches[lid].maxsize == self.caches[lid].maxsize:
+                    self.caches[lid] = old.caches[lid]  # (a new byte share starts cold: its bound holds at once)
                 self.breakers[lid] = old.breakers[lid]
                 self.limits[lid] = old.limits[lid]
 

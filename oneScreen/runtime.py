@@ -280,7 +280,7 @@ class Runtime:
                     connectors[lid] = connectors_base.create(spec)
                 except connectors_base.ConnectorConfigError as exc:
                     raise ConfigErrors([ConfigError(str(path), None, str(exc))]) from None
-        gateway = Gateway(cat.ledgers, connectors, self.metrics)
+        gateway = Gateway(cat.ledgers, connectors, self.metrics, cache_mb=self.settings.cache_mb)
         if old is not None:
             gateway.adopt(old)
         return Snapshot(cat, pol, schema, gateway, self.metrics, datetime.now(timezone.utc), self.audit,

@@ -37,6 +37,7 @@
 | ONESCREEN_REQUEST_TIMEOUT | 30 | seconds a GraphQL request may take |
 | ONESCREEN_MAX_CHARS / _TOKENS / _DEPTH / _ALIASES | 12288 / 3000 / 12 / 200 | query limits (graphql/limits.py) |
 | ONESCREEN_MAX_FIELDS / _REPEATS / _DIRECTIVES / _SUBJECTS / _COST | 8000 / 30 / 50 / 100 / 6000 | query limits |
+| ONESCREEN_CACHE_MB | 64 | bytes (MB) the ledger caches of one worker hold together, each cached ledger an equal share (ledgercache.py); each also holds at most its catalog `cache_size` entries |
 | ONESCREEN_WORKERS | 1 | worker processes of `onescreen serve` |
 | ONESCREEN_MAX_HEADER_BYTES | 16384 | largest request head (request line and headers); 431 beyond |
 | ONESCREEN_HEADER_TIMEOUT | 10 | seconds a connection has to send a whole request head; 408 and closed beyond |
@@ -143,6 +144,7 @@ class Settings:
     request_timeout: float
     limits: Limits
     workers: int
+    cache_mb: float
     max_header_bytes: int
     header_timeout: float
     body_timeout: float
@@ -209,6 +211,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         request_timeout=float(env.get("ONESCREEN_REQUEST_TIMEOUT", "30")),
         limits=Limits(**{attr: int(env[name]) for name, attr in LIMIT_VARIABLES.items() if env.get(name)}),
         workers=int(env.get("ONESCREEN_WORKERS", "1")),
+        cache_mb=_positive(env, "ONESCREEN_CACHE_MB", 64.0, float),
         max_header_bytes=_positive(env, "ONESCREEN_MAX_HEADER_BYTES", 16384, int),
         header_timeout=_positive(env, "ONESCREEN_HEADER_TIMEOUT", 10.0, float),
         body_timeout=_positive(env, "ONESCREEN_BODY_TIMEOUT", 10.0, float),
