@@ -1,9 +1,11 @@
 """`python -m bench [NAME ...] [--smoke] [--profile] [--keep]`: run the benchmarks, print every target.
 
-NAME is one or more of: fanout peers fetch config memory audit hostile tasks (default: all eight, in that order).
+NAME is one or more of: fanout peers fetch config memory heap audit hostile tasks openloop cores (default: all
+eleven, in that order).
 --smoke   tiny loads, seconds each; targets are printed but not judged (CI runs this; never asserts time)
 --profile also record the oneScreen worker with py-spy under load (extra, unmeasured runs) and print top frames
 --keep    keep the temporary directory (generated configs, logs, raw profiles)
+--minutes N  the length of `memory`'s soak (default 2; 10 for the figure in BENCHMARKS.md; smoke: 20 s)
 
 BENCH_WITHOUT=wrk,node,peers,postgres (environment) runs as if those were missing (to check the skips).
 """
@@ -21,7 +23,8 @@ from .common import (Result, Run, fmt, machine, pg_available, pg_settings, print
                      tmpdir)
 
 BENCHES = {"fanout": "fanout", "peers": "peers", "fetch": "fetch_economy", "config": "config_scale",
-           "memory": "memory", "audit": "audit_rate", "hostile": "hostile", "tasks": "taskbook_scale"}
+           "memory": "memory", "heap": "heap", "audit": "audit_rate", "hostile": "hostile", "tasks": "taskbook_scale",
+           "openloop": "openloop", "cores": "cores"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,12 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke", action="store_true", help="tiny loads; print, do not judge")
     p.add_argument("--profile", action="store_true", help="py-spy profiles of the oneScreen worker under load")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--minutes", type=float, help="length of the memory soak in minutes (default 2)")
     args = p.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHES]
     if unknown:
         p.error(f"unknown benchmark {unknown[0]!r} (known: {' '.join(BENCHES)})")
     names = args.names or list(BENCHES)
-    run = Run(smoke=args.smoke, tmp=tmpdir("onescreen-bench-"), profile=args.profile,
+    run = Run(smoke=args.smoke, tmp=tmpdir("onescreen-bench-"), profile=args.profile, minutes=args.minutes,
               argv=sys.argv[1:] if argv is None else argv)
     started = time.monotonic()
     say(f"oneScreen benchmarks{' (SMOKE: tiny loads, nothing judged)' if run.smoke else ''}: {' '.join(names)}")

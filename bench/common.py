@@ -95,6 +95,7 @@ class Run:
     smoke: bool
     tmp: Path
     profile: bool = False
+    minutes: float | None = None  # `bench memory --minutes N`: the soak's length
     results: list[Result] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     argv: list[str] = field(default_factory=list)
@@ -106,7 +107,8 @@ class Run:
         return smoke if self.smoke else full
 
     def command(self, bench: str) -> str:
-        flags = " --smoke" if self.smoke else ""
+        soak = self.minutes and ("memory" in bench.split() or not bench.strip())
+        flags = (" --smoke" if self.smoke else "") + (f" --minutes {self.minutes:g}" if soak else "")
         return f"cd {ROOT} && {shlex.quote(sys.executable)} -m bench {bench}{flags}"
 
     def pin(self, cpu: str) -> list[str]:

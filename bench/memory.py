@@ -1,147 +1,113 @@
-"""5. Memory over time: RSS across 100,000 screens with the ledger caches full (bounded: no growth).
+"""5. Memory that levels off: a served oneScreen's RSS over a soak at c=32 over more distinct subjects than its
+caches hold (`python -m bench memory --minutes N`; default 2 minutes, 10 for the figure in BENCHMARKS.md).
 
-In-process, without HTTP (100,000 screens through the server would take longer than the whole suite may):
-the plain-Python path of a request, Door.disclose() (disclose.py), i.e. policy decisions, the batcher, screen.resolve()
-through the gateway (cache, single-flight, breaker, SQL connectors on SQLite) and masking, for the
-30-field peer screen. Each ledger's cache holds at most 2,000 subjects and the screens pick subjects at
-random among 2,200, so from about 10,000 screens on every cache is full and evicting (about 1 read in 11
-misses and goes to SQLite). 32 screens run at a time. RSS is sampled every 5,000 screens; the growth is
-judged from the first sample with full caches after 20,000 screens to the last. With --profile,
-tracemalloc runs from that sample on and the allocation sites that grew are printed.
+`onescreen serve` (production mode, one worker on CPU 1, the typed query with variables, policy, masking, the
+durable audit record) reads the six 20 ms ledgers of the emulator with caching on (cache_ttl 3600 s,
+cache_size 1,000,000 entries: the byte bound is the one that binds) and ONESCREEN_CACHE_MB=32. wrk (c=32,
+bench/distinct.lua: every request another subject, K1001, K1002, ...) loads it for the whole soak, so the
+caches fill and then evict; RSS is read from /proc every few seconds.
+
+The bound stated: the RSS the same server reaches under the same load with caching off (ONESCREEN_CACHE_MB
+so small that no record fits: the process's working set at c=32), measured first over a quarter of the soak,
+plus ONESCREEN_CACHE_MB. Targets: RSS at the end within 10% of that bound, and growth over the soak's second
+half under 5% of it (levelled off). The number of /metrics samples is printed at the start and the end (a
+label set that grows with subjects or users would show there). What grows inside the process, in-process with
+tracemalloc: `python -m bench heap --profile`.
 """
 from __future__ import annotations
 
-import asyncio
-import gc
-import random
 import threading
 import time
-import tracemalloc
 
-from .common import Identity, Result, Run, Target, base_env, rss_mb, say, table
-from .configs import ROLE, peer_config, sql_connector, sqlite_ledgers
+from .common import Identity, Load, Result, Run, Target, metric_sum, metrics, rss_mb, say, table, wrk
+from .configs import peer_config, rest_connector
+from .openloop import EXTRA, arrivals
+from .servers import Server, start_emulator, start_onescreen
 
 NAME = "memory"
-TITLE = "Memory over time: RSS across 100,000 screens with the cache full"
-SCREENS, SUBJECTS, CACHE, CONC, EVERY = 100_000, 2_200, 2_000, 32, 5_000
+TITLE = "Memory that levels off: served RSS over a soak at c=32, more distinct subjects than the caches hold"
+CACHE_MB = 32
+CONC = 32
+
+
+def _soak(run: Run, server: Server, seconds: float, every: float, label: str,
+          first: int) -> tuple[list[tuple[float, float, int]], str, float]:
+    """Load `server` for `seconds` (wrk c=32 distinct subjects, or bench.arrivals' closed loop without wrk) while
+    sampling its RSS; [(elapsed s, RSS MB, /metrics samples)], the load's command, screens/s."""
+    out: dict[str, object] = {}
+
+    def load() -> None:
+        try:
+            if run.has_wrk:
+                got: Load = wrk(run, server.url, CONC, seconds, body_file=server.body, headers=server.headers,
+                                distinct=True)
+                out["command"], out["rps"] = got.command, got.rps
+            else:
+                got2, cmd = arrivals(run, server, 0, seconds, closed=CONC, first=first)
+                out["command"], out["rps"] = cmd, got2["ok_rate"]
+        except Exception as exc:  # noqa: BLE001 - reported by the caller
+            out["error"] = exc
+
+    t = threading.Thread(target=load, name=f"soak-{label}")
+    t0 = time.monotonic()
+    t.start()
+    samples = [(0.0, rss_mb(server.proc.pid), len(metrics(server.base)))]
+    while t.is_alive():
+        t.join(timeout=every)
+        if t.is_alive() or not samples or time.monotonic() - t0 - samples[-1][0] > every / 2:
+            samples.append((time.monotonic() - t0, rss_mb(server.proc.pid), len(metrics(server.base))))
+    if "error" in out:
+        raise out["error"]  # type: ignore[misc]
+    return samples, str(out["command"]), float(out["rps"])  # type: ignore[arg-type]
 
 
 def run_bench(run: Run) -> Result:
-    try:
-        import uvloop
-        return uvloop.run(_run(run))
-    except ImportError:
-        return asyncio.run(_run(run))
-
-
-async def _run(run: Run) -> Result:
-    from oneScreen.disclose import Door
-    from oneScreen.runtime import Runtime
-    from oneScreen.policy import Caller
-    from oneScreen.settings import load as load_settings
-
     res = Result(NAME, TITLE)
-    screens, subjects, cache, every = (SCREENS, SUBJECTS, CACHE, EVERY) if not run.smoke else (2_000, 240, 200, 250)
+    minutes = run.minutes or (2.0 if not run.smoke else 20 / 60)
+    seconds = minutes * 60
+    ref_seconds = max(seconds / 4, 8 if run.smoke else 30)
+    every = max(2.0, seconds / 24)
+    cache_mb = CACHE_MB if not run.smoke else 4
+    if not run.has_wrk:
+        say("  note: wrk is not installed: the load is bench.arrivals' closed loop at c=32 (Python, on CPU 0)")
+    emu, ledger_url = start_emulator(run, 20.0)
     identity = Identity(run.tmp)
-    db = sqlite_ledgers(run.tmp / "memory-ledgers.sqlite", subjects)
-    cfg = peer_config(run.tmp / "memory", sql_connector("BENCH_SQLITE_DSN"), cache_ttl=3600, cache_size=cache)
-    env = base_env(**identity.env(), ONESCREEN_CATALOG=str(cfg.catalog), ONESCREEN_POLICIES=str(cfg.policies),
-                   ONESCREEN_DATA_DIR=str(run.tmp / "data-memory"),
-                   ONESCREEN_AUDIT_URL=run.audit_url(),
-                   BENCH_SQLITE_DSN=f"sqlite+aiosqlite:///{db}")
-    runtime = Runtime(load_settings(env), env)
-    snap = runtime.snapshot
-    task = snap.policies.tasks[cfg.task]
-    paths = [tf.path for tf in task.fields.values()]
-    caller = Caller("bench.user", "Bench User", "BENCH", "national", frozenset({ROLE}))
-    rng = random.Random(20260101)
-    caches = snap.gateway.caches
-    samples: list[tuple[int, float, int, float, int]] = []
-    statuses: dict[str, int] = {}
-
-    async def one(i: int) -> None:
-        door = Door(caller, snap, f"bench-{i}")
-        results = await door.disclose(task, "person", f"K{rng.randint(1, subjects)}", paths, "BENCH-0001")
-        if i % 997 == 0:
-            for r in results.values():
-                statuses[r.status.value] = statuses.get(r.status.value, 0) + 1
-
-    if run.profile:  # from the start: blocks allocated before tracing and freed later would look like growth
-        screens = min(screens, 30_000)
-        say(f"  --profile: tracemalloc on from the start (about 10x slower): {screens:,} screens only")
-        tracemalloc.start(12)
-    gc.collect()
-    rss_start = rss_mb()
-    start_at = max(screens // 5, every)
-    traced = None
-    objects_at_base: tuple[int, int] | None = None
-    t0 = time.perf_counter()
-    try:
-        done, next_sample = 0, every
-        while done < screens:
-            n = min(CONC, screens - done)
-            await asyncio.gather(*(one(done + k) for k in range(n)))
-            done += n
-            if done >= next_sample or done == screens:
-                next_sample += every
-                cached = sum(len(c) for c in caches.values())
-                samples.append((done, rss_mb(), cached, time.perf_counter() - t0, threading.active_count()))
-                if objects_at_base is None and done >= start_at:
-                    objects_at_base = (done, len(gc.get_objects()))
-                if run.profile and traced is None and done >= start_at and cached >= cache * len(caches):
-                    traced = tracemalloc.take_snapshot()
-        objects_at_end = len(gc.get_objects())
-        pools = [getattr(getattr(c, "engine", None), "pool", None) for c in snap.gateway.connectors.values()]
-        pool_status = "; ".join(p.status() for p in pools if p)
-    finally:
-        await runtime.close()
-    elapsed = time.perf_counter() - t0
-    full = cache * len(caches)
-    if traced is not None:
-        gc.collect()
-        grown = tracemalloc.take_snapshot().compare_to(traced, "traceback")
-        tracemalloc.stop()
-        say("  tracemalloc: allocation sites that grew after the caches were full (top 8, size / count):")
-        for st in grown[:8]:
-            frames = [f for f in st.traceback.format(limit=12) if f.strip().startswith("File")]
-            where = " <- ".join(f.strip().replace("File ", "").split(", in ")[0].rsplit("/", 2)[-1]
-                                for f in reversed(frames[-4:]))
-            say(f"    {st.size_diff / 1024:+9.1f} KiB {st.count_diff:+7d} blocks  {where}")
-    rows = [[f"{n:,}", f"{rss:.1f}", f"{rss - rss_start:+.1f}", f"{c:,} / {full:,}", th, f"{t:.1f}"]
-            for n, rss, c, t, th in samples]
-    table(["screens", "RSS MB", "vs start", "cached subjects (all ledgers)", "threads", "elapsed s"], rows)
-    if objects_at_base:
-        say(f"  Python objects tracked by the gc: {objects_at_base[1]:,} at {objects_at_base[0]:,} screens, "
-            f"{objects_at_end:,} at the end")
-    say("  SQL connection pools at the end (one engine per ledger; each aiosqlite connection is a thread with its "
-        f"own SQLite page cache): {pool_status}")
-    hits = runtime.metrics.cache_hits.collect()[0].samples
-    misses = runtime.metrics.cache_misses.collect()[0].samples
-    h = sum(s.value for s in hits if s.name.endswith("_total"))
-    m = sum(s.value for s in misses if s.name.endswith("_total"))
-    say(f"  {screens:,} screens in {elapsed:.1f} s ({screens / elapsed:,.0f} screens/s, {CONC} at a time); "
-        f"cache hit ratio {h / max(h + m, 1):.2f}; field statuses sampled: {statuses}")
-    say(f"  command: {run.command(NAME)}")
-    base = next(((n, rss) for n, rss, c, _, _ in samples if n >= start_at and c >= full), None)
-    if base is None or samples[-1][0] <= base[0]:
-        res.targets.append(Target("RSS growth after the caches are full", None, 5.0, "<=", "%",
-                                  "caches never filled"))
-        return res
-    end_rss = samples[-1][1]
-    growth = end_rss - base[1]
-    tail = [(n, rss) for n, rss, _, _, _ in samples if n >= base[0]]
-    slope = _slope(tail) * 100_000
-    res.targets.append(Target(f"RSS growth from {base[0]:,} to {samples[-1][0]:,} screens (caches full)",
-                              100 * growth / base[1], 5.0, "<=", "%",
-                              f"{base[1]:.1f} -> {end_rss:.1f} MB, {growth:+.1f} MB; trend {slope:+.1f} MB per 100k"))
+    cfg = peer_config(run.tmp / "memory", rest_connector("BENCH_LEDGER_URL", "BENCH_LEDGER_KEY", prefix="/ledger",
+                                                         **EXTRA), cache_ttl=3600, cache_size=1_000_000)
+    runs: dict[str, tuple[list[tuple[float, float, int]], str, float, Server]] = {}
+    first = 1_000_001
+    for label, mb, secs in (("no cache (reference)", "0.001", ref_seconds), ("soak", str(cache_mb), seconds)):
+        s = start_onescreen(run, f"memory-{label.split()[0]}", cfg, identity, ledger_url=ledger_url,
+                            audit_url=run.audit_url(), env_extra={"ONESCREEN_CACHE_MB": mb})
+        s.body = run.tmp / f"memory-variables-{label.split()[0]}.json"
+        s.body.write_bytes(cfg.variables_body("K1"))
+        say(f"  {label}: ONESCREEN_CACHE_MB={mb}, {secs:.0f} s at c={CONC}, RSS every {every:.0f} s ...")
+        samples, cmd, rps = _soak(run, s, secs, every, label, first)
+        first += 10_000_000
+        m = metrics(s.base)
+        hits, misses = metric_sum(m, "onescreen_cache_hits_total"), metric_sum(m, "onescreen_cache_misses_total")
+        say(f"  {label}: {rps:.0f} screens/s, cache hit ratio {hits / max(hits + misses, 1):.3f} "
+            f"({misses:,.0f} subject reads missed: more distinct subjects than the caches hold)")
+        runs[label] = (samples, cmd, rps, s)
+        s.proc.stop()
+    emu.stop()
+    ref, soak = runs["no cache (reference)"][0], runs["soak"][0]
+    rows = [[f"{t:.0f}", f"{r:.1f}", f"{r - soak[0][1]:+.1f}", n] for t, r, n in soak]
+    table(["soak s", "RSS MB", "vs start", "/metrics samples"], rows)
+    base = max(r for _, r, _ in ref[len(ref) // 2:])  # the working set at c=32 without cache (its second half)
+    bound = base + cache_mb
+    end = soak[-1][1]
+    half = [r for t, r, _ in soak if t >= soak[-1][0] / 2]
+    growth = soak[-1][1] - half[0]
+    say(f"  reference without cache: RSS {ref[0][1]:.1f} MB idle -> {base:.1f} MB under load (max of its second "
+        f"half); stated bound = {base:.1f} + ONESCREEN_CACHE_MB {cache_mb} = {bound:.1f} MB")
+    say(f"  soak: RSS {soak[0][1]:.1f} MB idle -> {end:.1f} MB after {soak[-1][0]:.0f} s; second half "
+        f"{half[0]:.1f} -> {end:.1f} MB ({growth:+.1f} MB); /metrics samples {soak[0][2]} -> {soak[-1][2]}")
+    say(f"  command: {runs['soak'][1]}")
+    res.targets.append(Target(f"RSS at the end of a {seconds / 60:.3g}-minute soak / stated bound", end / bound, 1.10, "<=",
+                              "x", f"{end:.1f} MB vs {bound:.1f} MB ({base:.1f} MB without cache + {cache_mb} MB)"))
+    res.targets.append(Target("RSS growth over the soak's second half / stated bound", 100 * growth / bound, 5.0,
+                              "<=", "%", f"{half[0]:.1f} -> {end:.1f} MB"))
+    if minutes < 10 and not run.smoke:
+        res.notes.append(f"a {minutes:g}-minute soak; the figure in BENCHMARKS.md is `--minutes 10`")
     return res
-
-
-def _slope(points: list[tuple[int, float]]) -> float:
-    n = len(points)
-    if n < 2:
-        return 0.0
-    mx = sum(p[0] for p in points) / n
-    my = sum(p[1] for p in points) / n
-    den = sum((p[0] - mx) ** 2 for p in points)
-    return sum((p[0] - mx) * (p[1] - my) for p in points) / den if den else 0.0

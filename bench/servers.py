@@ -46,8 +46,10 @@ def start_emulator(run: Run, latency_ms: float = 20.0) -> tuple[Proc, str]:
 
 
 def start_onescreen(run: Run, name: str, cfg: PeerConfig, identity: Identity, *, ledger_url: str,
-                    audit_url: str, check: bool = True, env_extra: dict[str, str] | None = None) -> Server:
-    """`onescreen serve` (production mode: RS256 tokens, durable audit) over a generated catalog, on CPU 1."""
+                    audit_url: str, check: bool = True, env_extra: dict[str, str] | None = None,
+                    cpus: str = SERVER_CPU) -> Server:
+    """`onescreen serve` (production mode: RS256 tokens, durable audit) over a generated catalog, on CPU 1
+    (`cpus`: another set, e.g. "0,1" for both cores)."""
     port = free_port()
     data = run.tmp / f"data-{name}"
     data.mkdir(exist_ok=True)
@@ -55,7 +57,7 @@ def start_onescreen(run: Run, name: str, cfg: PeerConfig, identity: Identity, *,
                    ONESCREEN_AUDIT_URL=audit_url, ONESCREEN_DATA_DIR=str(data), ONESCREEN_HOST="127.0.0.1",
                    ONESCREEN_PORT=str(port), BENCH_LEDGER_URL=ledger_url, BENCH_LEDGER_KEY=SERVICE_KEY,
                    **(env_extra or {}))
-    proc = Proc(f"oneScreen ({name})", run.pin(SERVER_CPU) + [sys.executable, "-m", "oneScreen.cli", "serve"],
+    proc = Proc(f"oneScreen ({name})", run.pin(cpus) + [sys.executable, "-m", "oneScreen.cli", "serve"],
                 env=env, cwd=run.tmp, log=run.tmp / f"onescreen-{name}.log")
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/healthz", proc)
@@ -157,17 +159,19 @@ def uvicorn_fast() -> list[str]:
     return []
 
 
-def peer_b_command(port: int) -> list[str]:
+def peer_b_command(port: int, workers: int = 1) -> list[str]:
     return [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT), "bench.peer_b:app", "--host", "127.0.0.1",
-            "--port", str(port), *uvicorn_fast(), "--no-access-log", "--log-level", "warning"]
+            "--port", str(port), *uvicorn_fast(), "--no-access-log", "--log-level", "warning",
+            *(["--workers", str(workers)] if workers > 1 else [])]
 
 
-def start_python_peer(run: Run, peer: str, ledger_url: str) -> Server:
-    """Peer B (bench/peer_b.py, this interpreter) or C (peer-bench's, in its own pinned venv), on CPU 1."""
+def start_python_peer(run: Run, peer: str, ledger_url: str, *, workers: int = 1, cpus: str = SERVER_CPU) -> Server:
+    """Peer B (bench/peer_b.py, this interpreter) or C (peer-bench's, in its own pinned venv), on CPU 1 (B: `cpus`
+    and `workers`, uvicorn's --workers, for `bench cores`)."""
     port = free_port()
     env = base_env(LEDGER_URL=ledger_url)
     if peer == "B":
-        proc = Proc("peer B", run.pin(SERVER_CPU) + peer_b_command(port), env=env, cwd=run.tmp,
+        proc = Proc("peer B", run.pin(cpus) + peer_b_command(port, workers), env=env, cwd=run.tmp,
                     log=run.tmp / "peer-B.log")
         server = Server(PEER_NAMES["B"], proc, f"http://127.0.0.1:{port}/screen?key=K1", None, {})
         wait_http(server.url, proc)
