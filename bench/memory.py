@@ -104,8 +104,9 @@ def run_bench(run: Run) -> Result:
     say(f"  soak: RSS {soak[0][1]:.1f} MB idle -> {end:.1f} MB after {soak[-1][0]:.0f} s; second half "
         f"{half[0]:.1f} -> {end:.1f} MB ({growth:+.1f} MB); /metrics samples {soak[0][2]} -> {soak[-1][2]}")
     say(f"  command: {runs['soak'][1]}")
-    res.targets.append(Target(f"RSS at the end of a {seconds / 60:.3g}-minute soak / stated bound", end / bound, 1.10, "<=",
-                              "x", f"{end:.1f} MB vs {bound:.1f} MB ({base:.1f} MB without cache + {cache_mb} MB)"))
+    res.targets.append(Target(f"RSS at the end of a {seconds / 60:.3g}-minute soak / stated bound", end / bound,
+                              1.10, "<=", "x",
+                              f"{end:.1f} MB vs {bound:.1f} MB ({base:.1f} MB without cache + {cache_mb} MB)"))
     res.targets.append(Target("RSS growth over the soak's second half / stated bound", 100 * growth / bound, 5.0,
                               "<=", "%", f"{half[0]:.1f} -> {end:.1f} MB"))
     if minutes < 10 and not run.smoke:
