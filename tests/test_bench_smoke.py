@@ -15,7 +15,7 @@ from oneScreen.settings import ROOT
 
 pytestmark = pytest.mark.bench  # `pytest -m bench`: .ci/run's own step; the plain `pytest -q` leaves them out
 
-BENCHMARKS = ("fanout", "peers", "fetch", "config", "memory", "audit", "hostile", "tasks")
+BENCHMARKS = ("fanout", "peers", "fetch", "config", "memory", "heap", "audit", "hostile", "tasks", "openloop", "cores")
 
 
 def test_bench_smoke_runs_every_benchmark_from_the_repository_alone(tmp_path):
@@ -24,7 +24,7 @@ def test_bench_smoke_runs_every_benchmark_from_the_repository_alone(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONESCREEN_")}
     env["PEER_BENCH_DIR"] = str(tmp_path / "no-peer-bench")
     out = subprocess.run([sys.executable, "-m", "bench", "--smoke"], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=420)
+                         text=True, timeout=720)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     lines = out.stdout.splitlines()
     for name in BENCHMARKS:
@@ -34,6 +34,65 @@ def test_bench_smoke_runs_every_benchmark_from_the_repository_alone(tmp_path):
         assert any(f"peer {peer}: NOT MEASURED (an external peer: peer-bench is not at {tmp_path}" in line
                    for line in summary), (peer, "\n".join(summary))
     assert any(line.startswith("  B starlette+aiohttp") for line in lines), out.stdout[-4000:]  # B was served
+    for target in ("memory  RSS at the end of a", "openloop oneScreen p99 at 50% of B's capacity",
+                   "cores   oneScreen screens/s, 2 workers / 1 worker"):  # each new bench measured something
+        row = next((line for line in summary if line.startswith(f"  {target}")), None)
+        assert row is not None and "NOT MEASURED" not in row and " - " not in row, (target, "\n".join(summary))
+
+
+def test_the_open_loop_generator_does_not_wait_for_answers(tmp_path):
+    """bench/arrivals.py (behind `bench openloop`) sends at its rate whatever the server answers: against a server
+    that takes 0.5 s per request, 1 s at 40/s sends all 40 and has many in flight at once (a closed loop of one
+    connection would have sent 2, one at a time); each request asks for another subject."""
+    import asyncio
+    import json
+    import threading
+
+    from aiohttp import web
+
+    from conftest import free_port
+
+    seen: list[str] = []
+    state = {"in_flight": 0, "peak": 0}
+
+    async def slow(request):
+        seen.append(request.query["key"])
+        state["in_flight"] += 1
+        state["peak"] = max(state["peak"], state["in_flight"])
+        await asyncio.sleep(0.5)
+        state["in_flight"] -= 1
+        return web.json_response({"ok": True})
+
+    port = free_port()
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+
+    def serve():
+        asyncio.set_event_loop(loop)
+        app = web.Application()
+        app.router.add_get("/screen", slow)
+        runner = web.AppRunner(app)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    ready.wait(10)
+    try:
+        out = subprocess.run([sys.executable, "-m", "bench.arrivals", f"http://127.0.0.1:{port}/screen?key=K1",
+                              "--rate", "40", "--seconds", "1"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=60)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        t.join(10)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(next(l for l in out.stdout.splitlines() if l.startswith("ARRIVALS ")).split(" ", 1)[1])
+    assert got["sent"] == 40 and got["ok"] == 40 and got["errors"] == 0, got
+    assert state["peak"] > 5, state  # open loop: requests went out while earlier ones were still unanswered
+    assert len(set(seen)) == 40 and "K1" not in seen, seen[:5]  # another subject each time
 
 
 def test_the_loop_queueing_model_runs():
