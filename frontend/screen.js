@@ -9,7 +9,7 @@ import {bindConsent, consentMark, renderConsentPanel} from "./consent.js";
 import {$, $$, append, fill, h, uid} from "./dom.js";
 import {columnLabel, pick, t} from "./i18n.js";
 import {renderExplanation} from "./explain.js";
-import {announce, badge, clearAlert, formatCell, formatTime, handleError, matchSummary, state,
+import {announce, badge, clearAlert, formatCell, formatTime, handleError, hooks, isBadHandle, matchSummary, state,
         token} from "./ui.js";
 
 const STATUS_NEEDS_ATTENTION = new Set(["DENIED", "NOT_FOUND", "UNAVAILABLE", "CONSENT_REQUIRED", "PARTIAL"]);
@@ -48,6 +48,10 @@ export async function loadScreen({fields = null, focusField = null, retryLedger 
   }
   if (generation !== state.generation || !state.screen) return; // the caseworker moved on meanwhile
   for (const id of ids) state.loading.delete(id);
+  if (failure && !partial && isBadHandle(failure)) {
+    hooks.expired();  // app.js: back to the search, which says to search again
+    return;
+  }
   if (failure) {
     for (const id of ids) state.screen.failed.add(id);
     if (partial) updateFields(ids); else renderScreen();
