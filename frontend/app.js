@@ -413,6 +413,7 @@ function applyRoute(route) {
     }
     const caseRef = route.caseRef && CASE_REF_RE.test(route.caseRef) && !PERSONAL_IN_CASE_REF.test(route.caseRef)
       ? route.caseRef : "";
+    const same = state.task?.code === task.code && state.caseRef === caseRef;
     if (state.task?.code !== task.code) {
       state.matches = null;
       state.query = "";
@@ -422,7 +423,7 @@ function applyRoute(route) {
     state.caseRef = caseRef;
     $("#case-ref").value = caseRef;
     if (route.view === "screen" && caseRef && isHandle(route.subject)) {
-      if (state.view === "screen" && state.screen && state.match?.id === route.subject) return;
+      if (same && state.view === "screen" && state.screen && state.match?.id === route.subject) return;
       leaveScreen();
       state.match = (state.matches || []).find((m) => m.id === route.subject) || {id: route.subject, fields: []};
       show("screen");
