@@ -325,4 +325,18 @@ export function bindScreen() {
     }
   });
   document.addEventListener("focusin", () => $$(".tip-dismissed").forEach((n) => n.classList.remove("tip-dismissed")));
+  // a dialog closing gives the focus back to the button that opened it, often inside a value's field: its source
+  // stays closed until the focus moves on (it would cover the values under it)
+  // (or the pointer left resting on a value where the dialog's button was)
+  for (const dialog of $$("dialog")) {
+    dialog.addEventListener("close", () => {
+      for (const node of $$("#sections .field")) {
+        if (node.matches(":hover") || node.contains(document.activeElement)) node.classList.add("tip-dismissed");
+      }
+    });
+  }
+  document.addEventListener("pointerover", (event) => {  // the pointer moved to another value: its source shows
+    const over = event.target.closest?.(".field");
+    for (const node of $$(".tip-dismissed")) if (node !== over) node.classList.remove("tip-dismissed");
+  });
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from test_frontend import (AXE_DIR, AXE_VERSION, axe, axe_source, browser, gangnam_citizens,  # noqa: F401
+from test_frontend import (axe, axe_source, browser, gangnam_citizens,  # noqa: F401
                            jongno_citizen, page, search_subject, sign_in, site, wait_screen, choose_task)
 
 try:
@@ -125,3 +125,43 @@ def test_an_expired_or_unknown_handle_asks_to_search_again(page, site):
     source = axe_source()
     if source is not None:
         assert axe(page, source, "an expired handle") == []
+
+
+def test_the_source_tooltip_covers_no_value_widens_no_phone_and_closes_for_a_dialog(browser, site):
+    """At 390 px a value's source takes its own line (the old tooltip lay over the values under it and reached past
+    the page's edge); while a dialog is open no source shows, and none is left open after it."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="ko-KR", timezone_id="Asia/Seoul")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        row = gangnam_citizens(site, 1, offset=9)[0]
+        sign_in(page, site, "lee.bokji")
+        choose_task(page, "basic_livelihood")
+        search_subject(page, "2026-복지-0065", row["rrn"])
+        page.click("#matches-body button.select")
+        wait_screen(page)
+        tips = page.locator("#sections .field .source")
+        for fid in ("citizen.name", "citizen.address"):
+            value = page.locator(f"#sections .field[data-field='{fid}'] .value").first
+            value.focus()
+            tip = page.locator(f"#sections .field[data-field='{fid}'] .source")
+            expect(tip).to_be_visible()
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            box = tip.bounding_box()
+            covered = page.evaluate("""(box) => [...document.querySelectorAll('#sections .field .value')]
+                .map((v) => v.getBoundingClientRect())
+                .filter((r) => r.width && r.left < box.x + box.width && box.x < r.right
+                               && r.top < box.y + box.height && box.y < r.bottom).length""", box)
+            assert covered == 0, fid
+        page.click("#consent-open")
+        expect(page.locator("#consent-dialog")).to_be_visible()
+        page.locator("#sections .field[data-field='citizen.name']").hover(force=True)
+        assert sum(1 for i in range(tips.count()) if tips.nth(i).is_visible()) == 0
+        page.keyboard.press("Escape")
+        expect(page.locator("#consent-dialog")).to_be_hidden()
+        assert sum(1 for i in range(tips.count()) if tips.nth(i).is_visible()) == 0
+        source = axe_source()
+        if source is not None:
+            assert axe(page, source, "a phone screen") == []
+    finally:
+        context.close()
