@@ -58,8 +58,9 @@ class Connector(Protocol):
         rows were not all read is answered with `Truncated` (how many rows exist)."""
 
     async def search(self, equals: Mapping[str, Any], contains: Mapping[str, str],
-                     columns: Sequence[str], limit: int) -> list[Row]:
-        """Rows matching every `equals` column and every `contains` substring, at most `limit`."""
+                     columns: Sequence[str], limit: int, order: Sequence[str] = ()) -> list[Row]:
+        """Rows matching every `equals` column and every `contains` substring, at most `limit`, sorted by the
+        `order` columns and then the key (a stable order: the same rows, in the same order, every time)."""
 
     async def columns(self) -> dict[str, str]:
         """The source's columns and their types (for `catalog validate --check-sources`)."""

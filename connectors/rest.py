@@ -240,7 +240,7 @@ class RestConnector:
         return results
 
     async def search(self, equals: Mapping[str, Any], contains: Mapping[str, str],
-                     columns: Sequence[str], limit: int) -> list[Row]:
+                     columns: Sequence[str], limit: int, order: Sequence[str] = ()) -> list[Row]:
         raise ConnectorError("this ledger cannot be searched", reason_ko="이 대장은 검색할 수 없습니다")
 
     async def columns(self) -> dict[str, str]:

@@ -90,8 +90,8 @@ class SqlConnector:
         return await unwaited(self._fetch(keys, columns))
 
     async def search(self, equals: Mapping[str, Any], contains: Mapping[str, str],
-                     columns: Sequence[str], limit: int) -> list[Row]:
-        return await unwaited(self._search(equals, contains, columns, limit))
+                     columns: Sequence[str], limit: int, order: Sequence[str] = ()) -> list[Row]:
+        return await unwaited(self._search(equals, contains, columns, limit, order))
 
     async def columns(self) -> dict[str, str]:
         return await unwaited(self._columns())
@@ -121,14 +121,15 @@ class SqlConnector:
         return out
 
     async def _search(self, equals: Mapping[str, Any], contains: Mapping[str, str],
-                      columns: Sequence[str], limit: int) -> list[Row]:
+                      columns: Sequence[str], limit: int, order: Sequence[str] = ()) -> list[Row]:
         key_col = self.spec.key_column
         cols = list(dict.fromkeys([key_col, *columns]))
-        t = self._table(list(dict.fromkeys([*cols, *equals, *contains])))
+        t = self._table(list(dict.fromkeys([*cols, *equals, *contains, *order])))
         conds = [t.c[c] == v for c, v in equals.items()]
         if contains:
             conds.append(sa.or_(*(t.c[c].icontains(v, autoescape=True) for c, v in contains.items())))
-        stmt = sa.select(*(t.c[c] for c in cols)).where(*conds).order_by(t.c[key_col]).limit(limit)
+        stmt = sa.select(*(t.c[c] for c in cols)).where(*conds).order_by(
+            *(t.c[c] for c in dict.fromkeys(order) if c != key_col), t.c[key_col]).limit(limit)
         try:
             async with self.engine.connect() as conn:
                 result = await conn.execute(stmt)

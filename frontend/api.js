@@ -138,7 +138,7 @@ export const Q = {
   subjects: `query Subjects($type: String!, $query: String!, $task: ID!) {
     subjectSearch(type: $type, query: $query, task: $task) {
       matches { id subjectType fields { id label labelEn value display status } }
-      truncated limit
+      truncated limit total totalExact
     }
   }`,
   screen: `query Screen($task: ID!, $subject: ID!, $caseRef: String!, $fields: [ID!]) {

@@ -10,8 +10,11 @@ import {bindAdmin, goAdmin, isAdmin, renderAdmin, resetAdmin} from "./admin.js";
 import {bindScreen, loadScreen, renderScreen} from "./screen.js";
 import {announce, badge, canSeeHistory, clearAlert, handleError, hooks, matchSummary, renderHeader, resetState,
         setFieldError, show, showAlert, state, token} from "./ui.js";
+import {go as goRoute, isHandle, parse as parseRoute} from "./route.js";
 
 const LANG_KEY = "onescreen.lang";
+let pendingRoute = null;  // the view a URL named before sign-in (a reload, a bookmark, a second tab)
+let restoring = false;    // a view shown from the URL (Back, reload): the URL stays as it is
 const CASE_REF_RE = /^[0-9A-Za-z가-힣._:/-]{1,64}$/u;
 // the server's check (graphql/context.py PERSONAL_IN_CASE_REF): no RRN or phone number in a case reference
 const PERSONAL_IN_CASE_REF = /(?<![0-9])[0-9]{6}[-._:/]?[0-9]{7}(?![0-9])|(?<![0-9])(?:82[-._:/]?0?|0)(?:2|[3-6][1-5]|70|1[016789]|50[0-9])[-._:/]?[0-9]{3,4}[-._:/]?[0-9]{4}(?![0-9])/u;
@@ -116,7 +119,22 @@ async function signIn(bearer) {
   state.tasks = data.tasks || [];
   clearAlert();
   announce(t("signin.done", {name: data.me.name}));
-  if (state.tasks.length) {
+  const route = pendingRoute;
+  pendingRoute = null;
+  restoring = true;  // the first view after sign-in takes the place of the URL that was there
+  try {
+    land(route);
+  } finally {
+    restoring = false;
+  }
+  goRoute(currentRoute(), {replace: true});
+}
+
+function land(route) {
+  const admin = route?.view?.startsWith("admin-");
+  if (route && (route.view === "audit" ? canSeeHistory() : admin ? isAdmin() : state.tasks.length)) {
+    applyRoute(route);
+  } else if (state.tasks.length) {
     goTasks();
   } else if (canSeeHistory()) {
     goAudit();
@@ -130,6 +148,9 @@ async function signIn(bearer) {
 
 function signOut({announceIt = true} = {}) {
   session.token = null;
+  // signed out by the caseworker: the URL forgets the view; an expired sign-in returns there after signing in
+  if (announceIt) goRoute({view: "signin"}, {replace: true});
+  else pendingRoute = parseRoute(window.location.hash);
   const dialog = $("#consent-dialog");
   if (dialog.open) dialog.close();
   resetState();
@@ -253,21 +274,27 @@ async function onSubjectSubmit(event) {
   const query = queryInput.value.trim();
   const personal = PERSONAL_IN_CASE_REF.test(caseRef);
   const caseOk = CASE_REF_RE.test(caseRef) && !personal;
-  setFieldError(caseInput, $("#case-ref-error"),
-                caseOk ? "" : t(personal ? "subject.caseRefPersonal" : "subject.caseRefInvalid"));
-  setFieldError(queryInput, $("#subject-query-error"), query ? "" : t("subject.queryEmpty"));
+  setFieldError(caseInput, $("#case-ref-error"), caseOk ? "" : t(
+    !caseRef ? "subject.caseRefEmpty" : personal ? "subject.caseRefPersonal" : "subject.caseRefInvalid"));
+  const checked = checkQuery(query);
+  setFieldError(queryInput, $("#subject-query-error"), checked.error);
   if (!caseOk) { caseInput.focus(); return; }
-  if (!query) { queryInput.focus(); return; }
+  if (checked.error) { queryInput.focus(); return; }
+  const sent = checked.query;
+  if (sent !== query) queryInput.value = sent;  // the RRN as the register writes it: 900101-1234567
   state.caseRef = caseRef;
-  state.query = query;
+  state.query = sent;
+  goRoute(currentRoute(), {replace: true});  // the case reference joins the URL (an RRN never does)
   const button = $("#subject-submit");
   button.disabled = true;
   $("#subject-form").setAttribute("aria-busy", "true");
   announce(t("subject.searching"));
   try {
-    const data = await gql(token(), Q.subjects, {type: state.task.subjectType, query, task: state.task.code});
+    const data = await gql(token(), Q.subjects, {type: state.task.subjectType, query: sent, task: state.task.code});
     state.matches = data.subjectSearch.matches || [];
     state.matchesCut = data.subjectSearch.truncated;
+    state.matchesTotal = data.subjectSearch.total;
+    state.matchesExact = data.subjectSearch.totalExact;
     renderMatches();
     announce(matchCount());
     const first = $("#matches-body button.select");
@@ -309,11 +336,27 @@ function renderMatches() {
                                  onclick: () => chooseMatch(m)}, t("subject.select")))))))));
 }
 
-/** "대상 3건을 찾았습니다", or, when the server cut the list, that there are more than these and what to do. */
+/** "대상 3건을 찾았습니다", or, when the server cut the list, "31건 중 20건" and what to do. */
 function matchCount() {
   const n = state.matches.length;
   if (!n) return t("subject.none");
-  return state.matchesCut ? t("subject.foundMore", {n}) : t("subject.found", {n});
+  if (!state.matchesCut) return t("subject.found", {n});
+  const total = Math.max(state.matchesTotal ?? n, n);
+  return t(state.matchesExact === false ? "subject.foundMoreAtLeast" : "subject.foundMore", {n, total});
+}
+
+/** What the subject field holds, checked as the caseworker typed it: an RRN with or without its hyphen (sent with
+    it), and what is wrong with one that is not an RRN; for other searches, only that it is not empty. */
+function checkQuery(query) {
+  if (!query) return {query, error: t("subject.queryEmpty")};
+  if (subjectKind() !== "citizen" || !/^[0-9\s.-]+$/.test(query)) return {query, error: ""};
+  const digits = query.replace(/[^0-9]/g, "");
+  if (digits.length !== 13) return {query, error: t("subject.rrnLength", {n: digits.length})};
+  const month = Number(digits.slice(2, 4));
+  const day = Number(digits.slice(4, 6));
+  if (month < 1 || month > 12 || day < 1 || day > 31) return {query, error: t("subject.rrnDate")};
+  if (!/[1-8]/.test(digits[6])) return {query, error: t("subject.rrnDigit")};
+  return {query: `${digits.slice(0, 6)}-${digits.slice(6)}`, error: ""};
 }
 
 function chooseMatch(match) {
@@ -321,6 +364,100 @@ function chooseMatch(match) {
   clearAlert();
   show("screen");
   loadScreen();
+}
+
+// ------------------------------------------------------------------ the URL of each view (route.js)
+
+function currentRoute() {
+  return {view: state.view, task: state.task?.code, caseRef: state.caseRef, subject: state.match?.id};
+}
+
+/** A view was shown: its URL becomes a new history entry, unless the view came from the URL itself. */
+function onShown(view) {
+  if (restoring || view === "signin" || !state.me) return;
+  goRoute(currentRoute());
+}
+
+function leaveScreen() {
+  if (!state.screen) return;
+  state.screen = null;
+  state.generation += 1;  // a screen still loading is dropped when it answers
+  state.loading.clear();
+  $("#sections").replaceChildren();
+}
+
+/** Show the view a URL names (Back, Forward, reload, a bookmark, a second tab); a task the caller may not perform
+    goes to the task list, a screen URL without a usable subject handle to the search, which says so. */
+function applyRoute(route) {
+  const was = restoring;
+  restoring = true;
+  try {
+    clearAlert();
+    if (route?.view === "audit" && canSeeHistory()) {
+      leaveScreen();
+      goAudit();
+      return;
+    }
+    if (route?.view?.startsWith("admin-") && isAdmin()) {
+      leaveScreen();
+      goAdmin(route.view.slice(6));
+      return;
+    }
+    const task = route?.task ? state.tasks.find((x) => x.code === route.task) : null;
+    if (!task) {
+      leaveScreen();
+      if (!state.tasks.length) return;
+      goTasks();
+      goRoute(currentRoute(), {replace: true});
+      return;
+    }
+    const caseRef = route.caseRef && CASE_REF_RE.test(route.caseRef) && !PERSONAL_IN_CASE_REF.test(route.caseRef)
+      ? route.caseRef : "";
+    const same = state.task?.code === task.code && state.caseRef === caseRef;
+    if (state.task?.code !== task.code) {
+      state.matches = null;
+      state.query = "";
+      $("#subject-query").value = "";
+    }
+    state.task = task;
+    state.caseRef = caseRef;
+    $("#case-ref").value = caseRef;
+    if (route.view === "screen" && caseRef && isHandle(route.subject)) {
+      if (same && state.view === "screen" && state.screen && state.match?.id === route.subject) return;
+      leaveScreen();
+      state.match = (state.matches || []).find((m) => m.id === route.subject) || {id: route.subject, fields: []};
+      show("screen");
+      loadScreen();
+      return;
+    }
+    leaveScreen();
+    state.match = null;
+    show("subject");
+    renderSubject();
+    if (route.view === "screen") {
+      goRoute(currentRoute(), {replace: true});
+      showAlert(t("route.expired"));
+    }
+    (caseRef ? $("#subject-query") : $("#case-ref")).focus();
+  } finally {
+    restoring = was;
+  }
+}
+
+/** The screen's subject handle expired (or was never given out): back to the search, to search again. */
+function onExpiredHandle() {
+  applyRoute({view: "screen", task: state.task?.code, caseRef: state.caseRef, subject: ""});
+}
+
+function onPopState() {
+  const route = parseRoute(window.location.hash);
+  if (!state.me) {  // not signed in: the view opens after sign-in
+    pendingRoute = route;
+    return;
+  }
+  const dialog = $("#consent-dialog");
+  if (dialog.open) dialog.close();
+  applyRoute(route || {view: "tasks"});
 }
 
 // ------------------------------------------------------------------ start
@@ -348,12 +485,16 @@ function bind() {
   bindAudit();
   bindAdmin();
   hooks.signOut = signOut;
+  hooks.shown = onShown;
+  hooks.expired = onExpiredHandle;
+  window.addEventListener("popstate", onPopState);
 }
 
 async function start() {
   let saved = null;
   try { saved = sessionStorage.getItem(LANG_KEY); } catch { /* default */ }
   setLang(saved || "ko");
+  pendingRoute = parseRoute(window.location.hash);
   applyStatic();
   bind();
   show("signin");

@@ -9,7 +9,7 @@ import {bindConsent, consentMark, renderConsentPanel} from "./consent.js";
 import {$, $$, append, fill, h, uid} from "./dom.js";
 import {columnLabel, pick, t} from "./i18n.js";
 import {renderExplanation} from "./explain.js";
-import {announce, badge, clearAlert, formatCell, formatTime, handleError, matchSummary, state,
+import {announce, badge, clearAlert, formatCell, formatTime, handleError, hooks, isBadHandle, matchSummary, state,
         token} from "./ui.js";
 
 const STATUS_NEEDS_ATTENTION = new Set(["DENIED", "NOT_FOUND", "UNAVAILABLE", "CONSENT_REQUIRED", "PARTIAL"]);
@@ -48,6 +48,10 @@ export async function loadScreen({fields = null, focusField = null, retryLedger 
   }
   if (generation !== state.generation || !state.screen) return; // the caseworker moved on meanwhile
   for (const id of ids) state.loading.delete(id);
+  if (failure && !partial && isBadHandle(failure)) {
+    hooks.expired();  // app.js: back to the search, which says to search again
+    return;
+  }
   if (failure) {
     for (const id of ids) state.screen.failed.add(id);
     if (partial) updateFields(ids); else renderScreen();
@@ -321,4 +325,18 @@ export function bindScreen() {
     }
   });
   document.addEventListener("focusin", () => $$(".tip-dismissed").forEach((n) => n.classList.remove("tip-dismissed")));
+  // a dialog closing gives the focus back to the button that opened it, often inside a value's field: its source
+  // stays closed until the focus moves on (it would cover the values under it)
+  // (or the pointer left resting on a value where the dialog's button was)
+  for (const dialog of $$("dialog")) {
+    dialog.addEventListener("close", () => {
+      for (const node of $$("#sections .field")) {
+        if (node.matches(":hover") || node.contains(document.activeElement)) node.classList.add("tip-dismissed");
+      }
+    });
+  }
+  document.addEventListener("pointerover", (event) => {  // the pointer moved to another value: its source shows
+    const over = event.target.closest?.(".field");
+    for (const node of $$(".tip-dismissed")) if (node !== over) node.classList.remove("tip-dismissed");
+  });
 }

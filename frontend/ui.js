@@ -9,7 +9,7 @@ const VIEWS = ["signin", "tasks", "subject", "screen", "audit"];
 export const state = freshState();
 
 /** Set by app.js: what an expired sign-in does (sign out and ask to sign in again). */
-export const hooks = {signOut: () => {}};
+export const hooks = {signOut: () => {}, shown: () => {}, expired: () => {}};
 
 export function freshState() {
   return {
@@ -24,6 +24,8 @@ export function freshState() {
     query: "",
     matches: null,
     matchesCut: false,        // the server found more matches than it returned
+    matchesTotal: null,       // how many matched within the caller's jurisdiction (at least, if not matchesExact)
+    matchesExact: true,
     match: null,
     screen: null,             // {results: Map(id -> field), requestId, retryIds, loadedAt, failed: Set}
     loading: new Set(),       // field ids being (re)loaded
@@ -121,6 +123,12 @@ export function show(view) {
   for (const name of VIEWS) $(`#view-${name}`).hidden = name !== view;
   document.body.dataset.view = view;
   renderHeader();
+  hooks.shown(view);  // app.js: the view's URL (route.js)
+}
+
+/** Whether the server refused a subject handle: expired, or not one it gave out (search again). */
+export function isBadHandle(err) {
+  return err instanceof ApiError && err.code === "BAD_REQUEST" && /handle/i.test(err.message || "");
 }
 
 export function renderHeader() {

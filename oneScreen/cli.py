@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     p = demo.add_parser("sample", help="subject keys that exist in the demo data")
     p.add_argument("--type", required=True, choices=["citizen", "building", "parcel", "household"])
     p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--for-user", metavar="USER", help="only subjects in this demo user's district (its region), "
+                                                      "so the user's district-limited tasks can read them")
     p.add_argument("--json", action="store_true")
     demo.add_parser("generate", help="(re)generate the demo ledgers in the data directory")
 
@@ -238,6 +240,7 @@ def _token(args: argparse.Namespace, s: settings_mod.Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, s: settings_mod.Settings) -> int:
+    from . import jurisdiction
     from .demo import ledgers
     from .identity import demo_users
 
@@ -261,15 +264,32 @@ def _demo(args: argparse.Namespace, s: settings_mod.Settings) -> int:
             print(p)
         return 0
     # sample
+    region = None
+    if args.for_user:
+        user = next((u for u in demo_users() if u.user == args.for_user), None)
+        if user is None:
+            print(f"unknown demo user {args.for_user!r}: one of {', '.join(u.user for u in demo_users())}",
+                  file=sys.stderr)
+            return 2
+        if not user.region:
+            print(f"demo user {args.for_user!r} has no district (region)", file=sys.stderr)
+            return 2
+        region = user.region
     paths = ledgers.ensure(s.data_dir / "demo")
-    table = {"citizen": ("mois_resident", "resident", "rrn"),
-             "household": ("mois_resident", "resident", "hshld_id"),
-             "building": ("molit_building", "bldg_title", "mgmBldrgstPk"),
-             "parcel": ("molit_land", "land", "pnu")}[args.type]
-    db, tbl, col = table
+    # the ledger, its key and the column of the subject's 법정동 / 시군구 code (a PNU starts with its 법정동 code)
+    table = {"citizen": ("mois_resident", "resident", "rrn", "legal_dong_cd"),
+             "household": ("mois_resident", "resident", "hshld_id", "legal_dong_cd"),
+             "building": ("molit_building", "bldg_title", "mgmBldrgstPk", "sigunguCd"),
+             "parcel": ("molit_land", "land", "pnu", "pnu")}[args.type]
+    db, tbl, col, region_col = table
+    keys: list[str] = []
     with sqlite3.connect(f"file:{paths[db]}?mode=ro", uri=True) as conn:
-        keys = [r[0] for r in conn.execute(
-            f'SELECT DISTINCT "{col}" FROM "{tbl}" ORDER BY rowid LIMIT ?', (max(0, args.limit),))]
+        for key, code in conn.execute(f'SELECT "{col}", "{region_col}" FROM "{tbl}" ORDER BY rowid'):
+            if len(keys) >= max(0, args.limit):
+                break
+            if key in keys or (region is not None and not jurisdiction.covers(region, str(code)[:10])):
+                continue
+            keys.append(key)
     print(json.dumps(keys) if args.json else "\n".join(keys))
     return 0
 

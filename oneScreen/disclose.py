@@ -28,7 +28,7 @@ from .batch import Batcher
 from .catalog import Field, path_id
 from .consent import ConsentUnavailable
 from .counters import LookupBudgetUnavailable
-from .errors import BadRequest, OneScreenError, OutsideJurisdiction, TaskForbidden, TooManySubjects
+from .errors import BadRequest, LedgerUnavailable, OneScreenError, OutsideJurisdiction, TaskForbidden, TooManySubjects
 from .lookups import LookupBudgetExceeded, Spent
 from .permissions import TASK_USE
 from .policy import CASE_REF_PATTERN, Caller, Status, Subject, Task, decide, may_record_consent
@@ -100,17 +100,18 @@ class Door:
         self.check_case_ref(case_ref)
         return await self.disclose(t, subject_type, subject_key, paths, case_ref, stable=True)
 
-    async def search(self, subject_type: str, query: str, task_code: str
-                     ) -> tuple[Task, list[tuple[str, dict[str, FieldResult]]], bool]:
-        """The task, its first SEARCH_LIMIT matches as (handle, the `show` fields the task may see), and whether
-        more subjects matched. A match is named by an opaque handle, never by its key."""
-        from .search import search  # the search step: finding keys in the search ledger
+    async def search(self, subject_type: str, query: str, task_code: str) -> tuple[Task, Any]:
+        """The task and its search.Found: the first SEARCH_LIMIT matches within the caller's jurisdiction as
+        (handle, the `show` fields the task may see), sorted, and their total. A match is named by an opaque
+        handle, never by its key."""
+        from .search import Found, search  # the search step: finding keys in the search ledger
 
         t = self.snapshot.policies.task_for(self.caller, task_code)
         if t.subject != subject_type:  # the message never repeats `subject_type`: it may be anything, an identifier
             raise BadRequest(f"task {t.code} finds subjects of type {t.subject}: send type: \"{t.subject}\"")
-        matches, truncated = await search(self, t, subject_type, query, SEARCH_LIMIT)
-        return t, [(self.handle(subject_type, key), results) for key, results in matches], truncated
+        found = await search(self, t, subject_type, query, SEARCH_LIMIT)
+        return t, Found([(self.handle(subject_type, key), results) for key, results in found.matches],
+                        found.total, found.exact)
 
     async def record_consent(self, task_code: str, subject: str, case_ref: str, method: str,
                              exception: str | None) -> Any:
@@ -344,19 +345,35 @@ class Door:
         self.disclosures.append(Disclosure(task, subject_type, key, case_ref, results))
         return results
 
-    async def in_region(self, task: Task, subject_type: str, key: str) -> bool | None:
+    async def in_region(self, task: Task, subject_type: str, key: str, *, outside_is_miss: bool = False
+                        ) -> bool | None:
         """Whether the subject is in the caller's jurisdiction for `task` (None: the task needs no lookup, or the
-        caller has no valid region), read as disclose() reads it: a lookup by identifier spends budget."""
+        caller has no valid region), read as disclose() reads it: a lookup by identifier spends budget.
+
+        `outside_is_miss` (a search): a subject outside the jurisdiction spends the budget as an unknown one does,
+        a lookup that found nothing, so the budget never tells one from the other. LedgerUnavailable when the
+        region cannot be read (a search cannot then tell a match from a miss)."""
         if self.refused is not None:
             raise self.refused
         spent = await self._spend(task, subject_type, key)
         region = None
+        inside: bool | None = None
         try:
             region = await self._region(task, subject_type, key)
+            if region is not None:
+                inside = region.status is Status.OK and self.caller.covers(region.value)
         finally:
             if spent is not None:
-                await self._settle(spent, _found((), region))
-        return None if region is None else region.status is Status.OK and self.caller.covers(region.value)
+                found = _found((), region)
+                await self._settle(spent, False if outside_is_miss and found and not inside else found)
+        if outside_is_miss and region is not None and region.status is Status.UNAVAILABLE:
+            raise LedgerUnavailable(region.source.ledger if region.source else subject_type, region.reason or "")
+        return inside
+
+    def forget_search(self, subject_type: str, keys: set) -> None:
+        """A search's reads of keys that matched nothing disclosed nothing: no audit record of them."""
+        self.disclosures = [d for d in self.disclosures
+                            if not (d.case_ref == "" and d.subject_type == subject_type and d.key in keys)]
 
     async def _region(self, task: Task, subject_type: str, key: str) -> FieldResult | None:
         """The subject's region field, read when the task is limited to the caller's region (and the caller

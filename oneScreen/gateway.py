@@ -258,11 +258,11 @@ class Gateway:
             return result
 
     async def search(self, ledger: Ledger, equals: Mapping[str, Any], contains: Mapping[str, str],
-                     columns: Sequence[str], limit: int) -> list[Row]:
+                     columns: Sequence[str], limit: int, order: Sequence[str] = ()) -> list[Row]:
         self.m[ledger.id].ledger_fetches.inc()
         try:
             return await asyncio.wait_for(
-                self.connectors[ledger.id].search(equals, contains, columns, limit), ledger.timeout)
+                self.connectors[ledger.id].search(equals, contains, columns, limit, order), ledger.timeout)
         except Exception as exc:
             self.m[ledger.id].ledger_errors.inc()
             raise ConnectorError(_reason(exc, ledger), reason_ko=_reason_ko(exc, ledger)) from None

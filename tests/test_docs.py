@@ -95,3 +95,43 @@ def test_every_code_name_the_architecture_gives_exists():
     assert len(checked) > 20
     unknown = sorted(n for n in checked if not resolve(n))
     assert unknown == []
+
+
+def _sample(monkeypatch, capsys, data_dir: Path, *args: str) -> list[str]:
+    from conftest import env_for
+    from oneScreen import cli
+
+    for k, v in env_for(data_dir).items():
+        monkeypatch.setenv(k, v)
+    capsys.readouterr()
+    assert cli.main(["demo", "sample", *args, "--json"]) == 0
+    import json
+    return json.loads(capsys.readouterr().out)
+
+
+def test_demo_sample_for_a_user_gives_subjects_of_the_users_district(monkeypatch, capsys, data_dir):
+    """`demo sample --for-user lee.bokji` gives 강남구 (11680) residents only: the ones basic_livelihood, limited
+    to the caseworker's district, can read (the old command had no --for-user and gave the first rows)."""
+    from conftest import sample
+
+    for user, region in (("lee.bokji", "11680"), ("kim.jumin", "11110")):
+        keys = _sample(monkeypatch, capsys, data_dir, "--type", "citizen", "--limit", "5", "--for-user", user)
+        assert len(keys) == 5
+        codes = {r[0] for r in sample(data_dir, "mois_resident:SELECT legal_dong_cd FROM resident WHERE rrn IN "
+                                                f"({','.join('?' * len(keys))})", *keys)}
+        assert codes and all(c.startswith(region) for c in codes), codes
+    buildings = _sample(monkeypatch, capsys, data_dir, "--type", "building", "--limit", "3", "--for-user", "park.geonchuk")
+    assert {r[0] for r in sample(data_dir, "molit_building:SELECT sigunguCd FROM bldg_title WHERE mgmBldrgstPk IN "
+                                           f"({','.join('?' * len(buildings))})", *buildings)} == {"11440"}
+
+
+def test_every_subject_the_readme_names_exists_in_its_users_district(monkeypatch, capsys, data_dir):
+    """Each RRN in README.md is what `demo sample --for-user U` gives for the user its example signs in as (the
+    README says which, on the sample line): it exists in the demo data and in the user's district."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    samples = re.findall(r"demo sample --type citizen (?:--limit 1 )?--for-user ([\w.]+)\s*# (\d{6}-\d{7})", readme)
+    assert samples, "README's examples take their subjects from `demo sample --for-user`"
+    for user, rrn in samples:
+        assert rrn in _sample(monkeypatch, capsys, data_dir, "--type", "citizen", "--limit", "1", "--for-user", user)
+    named = set(re.findall(r"(?<!\d)\d{6}-[1-8]\d{6}(?!\d)", readme)) - {"900101-1234567"}  # the format's example
+    assert named == {rrn for _, rrn in samples}, named

@@ -380,9 +380,21 @@ def test_vehicle_transfer_shows_the_rrn_masked_and_the_vehicles_as_a_table(page,
     assert headers[:2] == ["자동차등록번호", "차명"]
 
 
+def outside_screen(page: "Page", site: Site, row: sqlite3.Row, case_ref: str) -> None:
+    """basic_livelihood's screen of a citizen outside the caller's district. A search finds no such citizen (issue
+    18: no match within the jurisdiction), so multi.counter (종로구) finds a 강남구 resident for move_in_report
+    (no jurisdiction rule) and opens the welfare screen of the same handle through its URL."""
+    open_screen(page, site, "multi.counter", "move_in_report", row["rrn"], case_ref)
+    handle = re.search(r"subject=([^&]+)", page.url).group(1)
+    page.goto(f"{site.base}/#/task/basic_livelihood/screen?case={case_ref}&subject={handle}")
+    expect(page.locator("#screen-code")).to_contain_text("basic_livelihood")
+    wait_screen(page)
+
+
 def test_a_citizen_outside_the_welfare_officers_district_is_denied_with_the_reason(page, site):
-    row = jongno_citizen(site, 5)  # 종로구: lee.bokji works for 강남구
-    open_screen(page, site, "lee.bokji", "basic_livelihood", row["rrn"], "2026-복지-0009")
+    rrn = gangnam_citizens(site, 1, offset=5)[0]["rrn"]  # 강남구: multi.counter works for 종로구
+    row = site.rows("mois_resident:SELECT * FROM resident WHERE rrn = ?", rrn)[0]
+    outside_screen(page, site, row, "2026-9")
     fields = page.locator("#sections .field")
     assert fields.count() >= 15
     expect(page.locator("#sections .field:not([data-status=DENIED])")).to_have_count(0)
@@ -739,7 +751,9 @@ def test_a_search_with_more_matches_than_shown_says_so(page, site):
     search_subject(page, "2026-건축-0001", "합정동")
     expect(page.locator("#matches-body tbody tr")).to_have_count(20)
     count = page.locator("#matches-count")
-    expect(count).to_contain_text("20건보다 많아 처음 20건만 보여 줍니다")
+    everyone = site.rows("molit_building:SELECT COUNT(*) FROM bldg_title WHERE platPlc LIKE '%합정동%' "
+                         "OR newPlatPlc LIKE '%합정동%'")[0][0]
+    expect(count).to_contain_text(f"{everyone}건 중 20건")
     expect(count).to_contain_text("검색어를 더 구체적으로")
     lot = site.rows("molit_building:SELECT platPlc FROM bldg_title WHERE platPlc LIKE '%합정동%' "
                     "ORDER BY mgmBldrgstPk LIMIT 1")[0][0]

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import need_service
 from test_frontend import (AXE_DIR, AXE_VERSION, axe, axe_source, browser, field, gangnam_citizens,  # noqa: F401
-                           jongno_citizen, open_screen, page, sign_in, site, value)
+                           jongno_citizen, open_screen, outside_screen, page, sign_in, site, value)
 
 try:
     from playwright.sync_api import expect
@@ -36,8 +36,8 @@ def test_each_masked_full_or_denied_field_says_which_rule_and_why(page, site):
     page.click("#lang-toggle")
 
     page.click("#logout")
-    outside = jongno_citizen(site, 7)  # 종로구: lee.bokji works for 강남구
-    open_screen(page, site, "lee.bokji", "basic_livelihood", outside["rrn"], "2026-복지-0052")
+    outside = gangnam_citizens(site, 1, offset=7)[0]  # 강남구: multi.counter works for 종로구
+    outside_screen(page, site, outside, "2026-0052")
     denied = field(page, "citizen.name").locator("details.explain")
     expect(denied).to_have_attribute("data-kind", "DENY")
     denied.locator("summary").click()

@@ -446,3 +446,20 @@ async def test_a_real_databases_padding_blanks_and_wide_numbers_come_out_trimmed
         async with engine.begin() as db:
             await db.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
         await engine.dispose()
+
+
+async def test_a_search_can_be_ordered_by_the_shown_columns_then_the_key(
+        backend: Backend, connect: Connect, demo_master: Path) -> None:
+    """`order`: matches sorted by a column a caseworker reads (the road address), then by key, so a cut list is
+    the same prefix every time. The same buildings on every backend; on SQLite the exact order (each backend
+    sorts text by its own collation). The old search had no `order` and sorted by key only."""
+    conn = connect(backend, "molit.building_title")
+    text = "테헤란로"
+    rows = await conn.search({}, {c: text for c in ADDRESS}, ["newPlatPlc"], 1000, ["newPlatPlc"])
+    assert sorted(r["mgmBldrgstPk"] for r in rows) == sorted(expected_contains(demo_master, text))
+    again = await conn.search({}, {c: text for c in ADDRESS}, ["newPlatPlc"], 1000, ["newPlatPlc"])
+    assert again == rows
+    if backend == SQLITE:
+        assert [r["mgmBldrgstPk"] for r in rows] == [r["mgmBldrgstPk"] for r in
+                                                    sorted(rows, key=lambda r: (r["newPlatPlc"], r["mgmBldrgstPk"]))]
+        assert [r["mgmBldrgstPk"] for r in rows] != expected_contains(demo_master, text)  # not the key order

@@ -68,17 +68,20 @@ async def resolve_screen(info: Info, task: strawberry.ID, subject: strawberry.ID
 async def resolve_subject_search(info: Info, type: str, query: str, task: strawberry.ID) -> SubjectSearch:
     """Find subjects for a task: a citizen by RRN or name + birth date, a building by address or register number.
 
-    Each match shows only the search fields the task may see. At most `limit` matches; `truncated` says more
-    subjects matched (the search text should be narrower)."""
+    Only subjects within the caller's jurisdiction for the task match: an unknown key and a subject of another
+    district both give no match (and no audit record). Each match shows only the search fields the task may
+    see. At most `limit` matches, sorted; `total` says how many matched (`totalExact` false: at least that
+    many) and `truncated` that the list was cut (the search text should be narrower)."""
     try:
-        t, matches, truncated = await info.context.search(type, query, str(task))
+        t, found = await info.context.search(type, query, str(task))
     except OneScreenError as err:
         raise gql_error(err) from None
     out = []
-    for handle, results in matches:
+    for handle, results in found.matches:
         fields = [FieldValue.of(t.fields[pid], r, t) if pid in t.fields else None for pid, r in results.items()]
         out.append(SubjectMatch(id=strawberry.ID(handle), subject_type=type, fields=[f for f in fields if f]))
-    return SubjectSearch(matches=out, truncated=truncated, limit=SEARCH_LIMIT)
+    return SubjectSearch(matches=out, truncated=found.truncated, limit=SEARCH_LIMIT, total=found.total,
+                         total_exact=found.exact)
 
 
 async def resolve_subjects(info: Info, type: str, query: str, task: strawberry.ID) -> list[SubjectMatch]:

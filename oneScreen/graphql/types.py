@@ -276,6 +276,8 @@ class SubjectSearch:
     matches: list[SubjectMatch]
     truncated: bool = strawberry.field(description="more subjects matched than `limit`: narrow the search text")
     limit: int = strawberry.field(description="the most matches a search returns")
+    total: int = strawberry.field(description="how many subjects matched within the caller's jurisdiction")
+    total_exact: bool = strawberry.field(description="false: at least `total` matched (more were not counted)")
 
 
 @strawberry.type
