@@ -232,6 +232,29 @@ def task_diff(old: Policies, new: Policies, codes: Iterable[str] | None = None) 
     return out
 
 
+def field_diff(old: Catalog, new: Catalog) -> list[str]:
+    """The catalog's fields added, removed or changed (sensitivity, default mask, ledger) between two versions."""
+    out = [f"+ field {fid}" for fid in sorted(set(new.fields) - set(old.fields))]
+    out += [f"- field {fid}" for fid in sorted(set(old.fields) - set(new.fields))]
+    for fid in sorted(set(old.fields) & set(new.fields)):
+        a, b = old.fields[fid], new.fields[fid]
+        if a.sensitivity != b.sensitivity:
+            out.append(f"field {fid} sensitivity: {a.sensitivity} -> {b.sensitivity}")
+        if mask_text(a.mask) != mask_text(b.mask):
+            out.append(f"field {fid} default mask: {mask_text(a.mask)} -> {mask_text(b.mask)}")
+        if a.ledger.id != b.ledger.id:
+            out.append(f"field {fid} ledger: {a.ledger.id} -> {b.ledger.id}")
+    return out
+
+
+def version_diff(old_files: Mapping[str, str], new_files: Mapping[str, str]) -> tuple[list[str], list[TaskChange]]:
+    """The diff of two configuration versions ({path: text}): the catalog's fields, then task by task. The one
+    diff `catalog report diff A B` prints and the admin pages' version comparison shows."""
+    old_cat, old = load_files(old_files)
+    new_cat, new = load_files(new_files)
+    return field_diff(old_cat, new_cat), task_diff(old, new)
+
+
 def rows_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
