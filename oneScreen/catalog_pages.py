@@ -144,6 +144,7 @@ def search_picker(cat: Catalog, pol: Policies, subject: str, offset: int, limit:
             if offset <= total < offset + limit:
                 page.append({"id": ">".join([*(x.id for x in links), f.id]),
                              "labels": [[x.label, x.label_en] for x in [*links, f]], "subject": subj,
+                             "links": [entry(x, ix.used_by.get(x.id, ())) for x in links],
                              "field": entry(f, ix.used_by.get(f.id, ()))})
             total += 1
         if len(links) >= MAX_DEPTH:
