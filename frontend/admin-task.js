@@ -50,6 +50,7 @@ const PICKER_PAGE = 50;  // picker results a search shows (refine the search for
 const TASK_PAGE = 50;    // task list results a search shows
 let taskFound = null;    // the last answer of GET /admin/catalog/tasks
 let taskAsked = 0;
+let searching = false;  // the first search of the task list is in flight
 let pickerAsked = 0;
 let typing = 0;
 
@@ -59,10 +60,15 @@ export function resetTaskPage() {
   pickerAsked += 1;
 }
 
+/** Search the task list again (another admin may have added a task); the selection stays where it can. */
+export function refreshTaskList() {
+  if (taskFound) searchTasks();
+}
+
 async function searchTasks() {
   const n = ++taskAsked;
   try {
-    const body = await searchCatalog("tasks", {q: $("#task-search").value.trim(), limit: TASK_PAGE});
+    const body = await searchCatalog("tasks", {q: $("#admin-task-search").value.trim(), limit: TASK_PAGE});
     if (n !== taskAsked) return;
     taskFound = body;
   } catch (err) {
@@ -145,16 +151,16 @@ function renderOpenForm() {
   const select = $("#task-open");
   const current = select.value || admin.task?.draft.code || "";
   if (!taskFound) {
-    if (admin.catalog) searchTasks();
-    fill(select, h("option", {value: NEW, selected: true}, t("admin.task.new")));
-    $("#task-search-count").textContent = "";
+    if (admin.catalog && !searching) { searching = true; searchTasks().finally(() => { searching = false; }); }
+    if (!select.options.length) fill(select, h("option", {value: NEW, selected: true}, t("admin.task.new")));
+    $("#admin-task-search-count").textContent = "";
     return;
   }
   const tasks = taskFound.tasks;
   const first = tasks.some((x) => x.code === current) ? current : tasks[0]?.code;
   fill(select, tasks.map((x) => h("option", {value: x.code, selected: x.code === first}, `${pick(x.name, x.nameEn)} (${x.code})`)),
     h("option", {value: NEW, selected: !first}, t("admin.task.new")));
-  $("#task-search-count").textContent = taskFound.total > tasks.length
+  $("#admin-task-search-count").textContent = taskFound.total > tasks.length
     ? t("admin.task.searchMore", {n: taskFound.total, shown: tasks.length}) : t("admin.task.searchCount", {n: taskFound.total});
 }
 
@@ -653,6 +659,8 @@ async function onOpen(event) {
   const code = $("#task-open").value;
   let def = null;
   if (code !== NEW) {
+    $("#admin-task-form").hidden = true;  // until the task's definition and its fields are here
+    announce(t("admin.loading"));
     try {
       def = await fetchDefinition(code);
     } catch (err) {
@@ -688,8 +696,8 @@ export function bindTaskPage() {
     clearTimeout(typing);
     typing = setTimeout(searchPicker, 200);  // one search per pause in typing
   });
-  $("#task-search").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(searchTasks, 200); });
-  $("#task-search").addEventListener("keydown", (e) => {
+  $("#admin-task-search").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(searchTasks, 200); });
+  $("#admin-task-search").addEventListener("keydown", (e) => {
     if (e.key === "ArrowDown") { e.preventDefault(); $("#task-open").focus(); }
   });
   $("#task-picker-filter").addEventListener("keydown", (e) => { if (e.key === "Enter") e.preventDefault(); });

@@ -9,7 +9,7 @@ import {PAGES, admin, adminHooks, isAdmin, loadCatalog, mayOpen, resetAdmin as r
         showProblem} from "./admin-common.js";
 import {renderCatalogPage, bindCatalogPage, resetCatalogPage} from "./admin-catalog.js";
 import {renderMappingPage, bindMappingPage, openMapping} from "./admin-mapping.js";
-import {renderTaskPage, bindTaskPage, resetTaskPage} from "./admin-task.js";
+import {renderTaskPage, bindTaskPage, refreshTaskList, resetTaskPage} from "./admin-task.js";
 import {renderChangesPage, loadChanges, bindChangesPage, resetCompare} from "./admin-changes.js";
 import {renderImportPage, bindImportPage, resetImport} from "./admin-import.js";
 import {renderReportsPage, bindReportsPage, resetReports} from "./admin-reports.js";
@@ -38,7 +38,7 @@ export async function goAdmin(page, opts = {}) {
     // (the small part of the catalog: fields and tasks are searched and paged on the server)
     if (page !== "import") await loadCatalog({force: true});
     if (page === "catalog") resetCatalogPage();  // searched again: other admins may have changed it
-    if (page === "task") resetTaskPage();
+    if (page === "task") refreshTaskList();
     if (page === "changes") await loadChanges();
     const ledger = page === "mapping" ? opts.ledger || admin.mapping.ledger : null;
     if (ledger) await openMapping(ledger);
@@ -68,7 +68,7 @@ export function resetAdmin() {
   for (const sel of ["#admin-ledgers", "#admin-fields", "#admin-field-count", "#admin-columns", "#admin-map-result",
                      "#task-sections", "#task-picker-groups", "#task-picker-count", "#task-preview-box", "#task-result",
                      "#changes-pending", "#changes-history", "#changes-done", "#import-result", "#report-matrix",
-                     "#report-other", "#compare-result", "#task-search-count"]) {
+                     "#report-other", "#compare-result", "#admin-task-search-count"]) {
     $(sel).replaceChildren();
   }
   for (const sel of ["#admin-field-filter", "#admin-ledger-form", "#admin-map-form", "#admin-task-open",

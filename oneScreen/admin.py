@@ -129,7 +129,10 @@ class Admin:
                 raise ChangeInvalid([f"{name}: there is no applied change {point - name.startswith('after')} "
                                      f"among the last {VERSIONS_BACK}"])
         from .reports import version_diff
-        return await asyncio.to_thread(version_diff, at(points[old]), at(points[new]))
+        snap = self.runtime.snapshot
+        base = running if self._is_running(snap, running) else None
+        return await asyncio.to_thread(version_diff, at(points[old]), at(points[new]),
+                                       None if base is None else (base, snap.catalog, snap.policies))
 
     # ------------------------------------------------------------ proposing
 
