@@ -8,9 +8,12 @@ one task in ten is then edited in the sheet (a field dropped, a field's consent 
 - the proposal's own validation (changes.candidate, what admin.propose runs before storing the change);
 - the task-by-task diff of the two configurations (reports.task_diff, `catalog report diff`);
 - the field x task matrix: all of it as CSV (`catalog matrix --csv`) and one page of it (what the admin page asks);
+- the admin pages' loads over HTTP: the whole catalog query they sent before, and now the small catalog query and
+  one page of fields, a field search, a picker page, a task search (time and size);
 - in chromium (when Playwright and chromium are here): a real `onescreen serve` over the configuration, the reports
-  page opened (the admin catalog loaded), the matrix rendered for a task filter, and the 405-task sheet uploaded
-  for a check (dry run) until its per-task diff shows.
+  page opened (the admin catalog loaded), the matrix rendered for a task filter, the catalog page opened and
+  searched by a Korean label, the task editor opened and its field picker searched, and the 405-task sheet
+  uploaded for a check (dry run) until its per-task diff shows.
 """
 from __future__ import annotations
 
@@ -109,13 +112,15 @@ def run_bench(run: Run) -> Result:
         Target(f"task-by-task diff, {len(pol.tasks)} tasks", diff_s, 1.0, "<", " s"),
         Target(f"matrix as CSV, {len(m.rows)} fields x {len(m.tasks)} tasks", matrix_s + csv_s, 5.0, "<", " s"),
     ]
-    _chromium(run, res, d, catalog, policies, env, edited_sheet, len(pol.tasks))
+    _chromium(run, res, d, catalog, policies, env, edited_sheet, len(pol.tasks), ledgers - 10)
     say(f"  command: {run.command(NAME)}")
     return res
 
 
 def _chromium(run: Run, res: Result, d: Path, catalog: Path, policies: Path, env_extra: dict[str, str],
-              sheet: Path, n_tasks: int) -> None:
+              sheet: Path, n_tasks: int, probe: int) -> None:
+    """`probe`: a ledger of subj_0 (its last field is searched for by its Korean label)."""
+    label, fid = f"항목 {probe}-{FIELDS - 1}", f"subj_0.l{probe:04d}_f{FIELDS - 1:02d}"
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     try:
         from playwright.sync_api import sync_playwright
@@ -147,6 +152,7 @@ def _chromium(run: Run, res: Result, d: Path, catalog: Path, policies: Path, env
             http_s.append(time.perf_counter() - t)
             if status != 200:
                 raise RuntimeError(f"the upload answered {status}: {_body[:300]!r}")
+        pages = _admin_http(base, auth, label)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="ko-KR")
@@ -174,6 +180,25 @@ def _chromium(run: Run, res: Result, d: Path, catalog: Path, policies: Path, env
             page.locator("#report-matrix th[data-task]").nth(min(40, n_tasks) - 1).wait_for()
             page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
             matrix_all_s = time.perf_counter() - t
+            t = time.perf_counter()
+            page.click("#nav-admin-catalog")
+            page.wait_for_selector("#admin-fields tbody tr")
+            page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+            catalog_s = time.perf_counter() - t
+            t = time.perf_counter()
+            page.fill("#admin-filter-text", label)  # a Korean label, searched on the server
+            page.wait_for_selector(f"#admin-fields tr[data-field='{fid}']")
+            search_s = time.perf_counter() - t
+            t = time.perf_counter()
+            page.click("#nav-admin-task")
+            page.wait_for_selector("#task-open option[value='task_0000']", state="attached")
+            page.click("#task-open-submit")
+            page.wait_for_selector("#task-picker-groups [data-pick]")
+            task_s = time.perf_counter() - t
+            t = time.perf_counter()
+            page.fill("#task-picker-filter", label)
+            page.wait_for_selector(f"#task-picker-groups [data-pick='{fid}']")
+            picker_s = time.perf_counter() - t
             page.click("#nav-admin-import")
             page.wait_for_selector("#view-admin-import:not([hidden])")
             page.set_input_files("#import-file", str(sheet))
@@ -184,16 +209,85 @@ def _chromium(run: Run, res: Result, d: Path, catalog: Path, policies: Path, env
             browser.close()
     finally:
         proc.stop()
+    table(["admin pages over HTTP", "seconds", "KB", "what"], [
+        ["before: whole catalog", f"{pages['old_s']:.2f}", f"{pages['old_kb']:.0f}",
+         "the catalog query the pages sent before (every field and task definition)"],
+        ["after: catalog query", f"{pages['small_s']:.2f}", f"{pages['small_kb']:.0f}",
+         "ledgers, subject types, roles, task names"],
+        ["after: a page of fields", f"{pages['fields_s']:.2f}", f"{pages['fields_kb']:.0f}",
+         "GET /admin/catalog/fields?limit=100"],
+        ["after: field search", f"{pages['search_s']:.2f}", f"{pages['search_kb']:.1f}",
+         "GET /admin/catalog/fields?q=<a Korean label>"],
+        ["after: picker page", f"{pages['picker_s']:.2f}", f"{pages['picker_kb']:.0f}",
+         "GET /admin/catalog/picker?subject=...&limit=50"],
+        ["after: task search", f"{pages['tasks_s']:.2f}", f"{pages['tasks_kb']:.0f}", "GET /admin/catalog/tasks?q="],
+    ])
     table(["in chromium", "seconds", "what"], [
-        ["reports page opened", f"{open_s:.2f}", "the admin catalog query (every field) and the filters"],
+        ["catalog page opened", f"{catalog_s:.2f}", "the small catalog query and the first 100 fields shown"],
+        ["catalog search", f"{search_s:.2f}", "a Korean label typed, the one field found on the server"],
+        ["task editor opened", f"{task_s:.2f}", "a task opened, the picker's first 50 paths shown"],
+        ["picker search", f"{picker_s:.2f}", "a Korean label typed in the picker, found"],
+        ["reports page opened", f"{open_s:.2f}", "the admin catalog query (no fields now) and the filters"],
         ["matrix, task filter", f"{matrix_s:.2f}", f"{cells} cells rendered"],
         ["matrix, first 40 tasks", f"{matrix_all_s:.2f}", "200 rows x 40 tasks (the page's most)"],
         ["405-task sheet checked", f"{upload_s:.2f}", "upload, validation, per-task diff shown"],
         ["the same over HTTP", f"{http_s[-1]:.2f}", f"POST /admin/tasks/import?dryRun=1 (first: {http_s[0]:.2f} s)"],
     ])
+    opened = pages["small_kb"] + pages["fields_kb"]
     res.targets += [
+        Target(f"admin catalog page opened in chromium, {(probe + 10) * FIELDS:,} fields", catalog_s, 2.0, "<", " s",
+               f"before: the whole catalog, {pages['old_s']:.2f} s over HTTP alone ({pages['old_kb'] / 1024:.1f} MB)"),
+        Target("what an admin page loads when it opens (catalog query + 100 fields)", opened, 500, "<", " KB",
+               f"before: {pages['old_kb']:.0f} KB"),
+        Target("task editor opened with its field picker in chromium", task_s, 2.0, "<", " s",
+               f"picker search {picker_s:.2f} s, catalog search {search_s:.2f} s"),
         Target("matrix page rendered in chromium (first 40 tasks x 200 fields)", matrix_all_s, 2.0, "<", " s",
                f"task-filtered: {matrix_s:.2f} s; page opened in {open_s:.2f} s"),
         Target("405-task sheet uploaded and checked in chromium", upload_s, 5.0, "<", " s",
                f"over HTTP alone: {http_s[-1]:.2f} s"),
     ]
+
+
+OLD_CATALOG = """query AdminCatalog { catalog {
+    ledgers { id name nameEn agency agencyName agencyNameEn subject rows connectorKind }
+    fields { id label labelEn type sensitivity ledger cardinality mask target sourceColumns usedBy
+             columns { name label labelEn type } }
+    subjectTypes { id label labelEn }
+    roles { id label labelEn actions }
+    maskStrategies
+    tasks { code name nameEn legalBasis legalBasisEn subject roles jurisdiction caseRefExample subjectsPerRequest
+            consentValidDays yaml sections { title titleEn fields { field id mask fullValueBasis consent } } }
+  } }"""  # what the admin pages asked for when they opened, before the catalog was searched on the server
+
+
+def _admin_http(base: str, auth: dict[str, str], label: str) -> dict[str, float]:
+    """What an admin page loads, over HTTP: the whole catalog as before, and the small query and pages now."""
+    import json
+    from urllib.parse import quote
+
+    def timed(url: str, query: str | None = None) -> tuple[float, float]:
+        best = None
+        for _ in range(2):  # the second: the server's search index built, as every later request finds it
+            t = time.perf_counter()
+            if query is None:
+                status, body = http(url, headers=auth, timeout=120)
+            else:
+                status, body = http(url, data=json.dumps({"query": query}).encode(),
+                                    headers={**auth, "Content-Type": "application/json"}, timeout=120)
+            took = time.perf_counter() - t
+            if status != 200 or b'"errors"' in body[:200]:
+                raise RuntimeError(f"{url} answered {status}: {body[:300]!r}")
+            best = took if best is None else min(best, took)
+        return best, len(body) / 1024
+
+    small = OLD_CATALOG.replace("""    fields { id label labelEn type sensitivity ledger cardinality mask target sourceColumns usedBy
+             columns { name label labelEn type } }
+""", "").split("    tasks {")[0] + "    taskNames { code name nameEn subject }\n  } }"
+    out: dict[str, float] = {}
+    out["old_s"], out["old_kb"] = timed(base + "/graphql", OLD_CATALOG)
+    out["small_s"], out["small_kb"] = timed(base + "/graphql", small)
+    out["fields_s"], out["fields_kb"] = timed(base + "/admin/catalog/fields?limit=100")
+    out["search_s"], out["search_kb"] = timed(base + "/admin/catalog/fields?q=" + quote(label))
+    out["picker_s"], out["picker_kb"] = timed(base + "/admin/catalog/picker?subject=subj_0&limit=50")
+    out["tasks_s"], out["tasks_kb"] = timed(base + "/admin/catalog/tasks?q=" + quote("사무 4"))
+    return out

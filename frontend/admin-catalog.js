@@ -3,10 +3,14 @@
 
 import {$, fill, h} from "./dom.js";
 import {pick, t} from "./i18n.js";
-import {admin, adminHooks, agencyName, ledgerName, maskText, mayOpen, sensitivityBadge, subjectLabel,
-        taskLabel} from "./admin-common.js";
+import {admin, adminHooks, agencyName, ledgerName, maskText, mayOpen, searchCatalog, sensitivityBadge,
+        showProblem, subjectLabel, taskLabel} from "./admin-common.js";
 
 const SENSITIVITIES = ["public", "internal", "personal", "sensitive", "unique_id"];
+const PAGE = 100;  // fields a page shows (the server searches; at most 200 a request)
+
+let found = null;  // the last answer of GET /admin/catalog/fields: {total, offset, all, fields}
+let asked = 0;     // the number of the last search asked (an older answer arriving late is dropped)
 
 export function renderCatalogPage() {
   const cat = admin.catalog;
@@ -19,6 +23,28 @@ export function renderCatalogPage() {
   renderFilterOptions();
   renderLedgers();
   renderFields();
+  if (!found) search(0);
+}
+
+/** Ask the server for one page of the fields matching the filters. */
+export async function search(offset = 0) {
+  const f = admin.fieldFilter;
+  const n = ++asked;
+  try {
+    const body = await searchCatalog("fields", {q: f.text.trim(), ledger: f.ledger, sensitivity: f.sensitivity,
+                                                usage: f.usage, offset, limit: PAGE});
+    if (n !== asked) return;
+    found = body;
+  } catch (err) {
+    if (n === asked) showProblem(err);
+    return;
+  }
+  if (admin.catalog) renderFields();
+}
+
+export function resetCatalogPage() {
+  found = null;
+  asked += 1;
 }
 
 function renderFilterOptions() {
@@ -41,7 +67,7 @@ function renderLedgers() {
     h("table", {class: "data-table admin-table", "aria-labelledby": headingId},
       h("thead", {}, h("tr", {}, cols.map((c) => h("th", {scope: "col"}, t(c))))),
       h("tbody", {}, cat.ledgers.map((l) => {
-        const n = cat.fields.filter((f) => f.ledger === l.id).length;
+        const n = l.fieldCount;
         const name = pick(l.name, l.nameEn);
         return h("tr", {"data-ledger": l.id},
           h("th", {scope: "row"}, h("span", {class: "admin-name"}, name), " ", h("code", {class: "admin-id"}, l.id)),
@@ -59,33 +85,33 @@ function renderLedgers() {
       })))));
 }
 
-function visibleFields() {
-  const f = admin.fieldFilter;
-  const q = f.text.trim().toLowerCase();
-  return admin.catalog.fields.filter((x) => {
-    if (f.ledger && x.ledger !== f.ledger) return false;
-    if (f.sensitivity && x.sensitivity !== f.sensitivity) return false;
-    if (f.usage === "used" && !x.usedBy.length) return false;
-    if (f.usage === "unused" && x.usedBy.length) return false;
-    if (!q) return true;
-    return [x.id, x.label, x.labelEn, ...x.sourceColumns].some((s) => (s || "").toLowerCase().includes(q));
-  });
-}
-
 function renderFields() {
-  const all = admin.catalog.fields;
-  const fields = visibleFields();
-  $("#admin-field-count").textContent = fields.length === all.length
-    ? t("admin.catalog.count", {n: all.length}) : t("admin.catalog.countFiltered", {n: fields.length, total: all.length});
   const box = $("#admin-fields");
+  if (!found) {
+    $("#admin-field-count").textContent = "";
+    fill(box, h("p", {class: "empty"}, t("admin.loading")));
+    return;
+  }
+  const fields = found.fields;
+  const from = found.offset + 1;
+  $("#admin-field-count").textContent = found.total === found.all
+    ? t("admin.catalog.count", {n: found.total}) : t("admin.catalog.countFiltered", {n: found.total, total: found.all});
   if (!fields.length) {
     fill(box, h("p", {class: "empty"}, t("admin.catalog.none")));
     return;
   }
+  const pager = h("nav", {class: "pager", "aria-label": t("admin.catalog.pages")},
+    h("button", {type: "button", class: "btn btn--small", id: "admin-fields-prev", disabled: found.offset === 0,
+                 onclick: () => search(Math.max(0, found.offset - PAGE))}, t("admin.catalog.prev")),
+    " ", h("span", {id: "admin-fields-range"}, t("admin.catalog.range", {from, to: found.offset + fields.length,
+                                                                        n: found.total})), " ",
+    h("button", {type: "button", class: "btn btn--small", id: "admin-fields-next",
+                 disabled: found.offset + fields.length >= found.total,
+                 onclick: () => search(found.offset + PAGE)}, t("admin.catalog.next")));
   const headingId = "admin-fields-title";
   const cols = ["admin.catalog.fieldId", "admin.catalog.label", "admin.catalog.type", "admin.catalog.sensitivity",
                 "admin.catalog.ledger", "admin.catalog.defaultMask", "admin.catalog.usedBy"];
-  fill(box, h("div", {class: "table-wrap", tabindex: "0", role: "region", "aria-labelledby": headingId},
+  fill(box, pager, h("div", {class: "table-wrap", tabindex: "0", role: "region", "aria-labelledby": headingId},
     h("table", {class: "data-table admin-table fields-table", "aria-labelledby": headingId},
       h("thead", {}, h("tr", {}, cols.map((c) => h("th", {scope: "col"}, t(c))))),
       h("tbody", {}, fields.map((f) => h("tr", {"data-field": f.id},
@@ -108,7 +134,8 @@ function typeText(f) {
 
 function showLedgerFields(ledger) {
   admin.fieldFilter = {text: "", ledger, sensitivity: "", usage: ""};
-  renderCatalogPage();
+  renderFilterOptions();
+  search(0);
   $("#admin-fields-title").focus();
 }
 
@@ -119,8 +146,11 @@ function onFilter() {
     sensitivity: $("#admin-filter-sensitivity").value,
     usage: $("#admin-filter-usage").value,
   };
-  if (admin.catalog) renderFields();
+  clearTimeout(typing);
+  typing = setTimeout(() => search(0), 200);  // one request per pause in typing, not per key
 }
+
+let typing = 0;
 
 export function bindCatalogPage() {
   const form = $("#admin-field-filter");

@@ -4,8 +4,8 @@
 
 import {$, fill, h} from "./dom.js";
 import {t} from "./i18n.js";
-import {AQ, admin, call, changeAction, changeStatus, diffView, loadCatalog, shortTime, showProblem, summaryText,
-        wideningList} from "./admin-common.js";
+import {AQ, admin, call, changeAction, changeStatus, diffView, loadCatalog, searchCatalog, shortTime, showProblem,
+        summaryText, wideningList} from "./admin-common.js";
 import {announce, clearAlert, may, state} from "./ui.js";
 
 let busy = false;
@@ -36,6 +36,74 @@ export function renderChangesPage() {
   fill($("#changes-history"), past.length
     ? h("ol", {class: "changes"}, past.map((c) => h("li", {}, card(c))))
     : h("p", {class: "empty"}, t("admin.changes.noHistory")));
+  renderCompare();
+}
+
+// ------------------------------------------------------------------ two versions compared
+
+let compared = null;  // {from, to, answer} of GET /admin/versions/diff
+
+/** The versions one can compare: the running one, and the one before and after each applied change. */
+function versionOptions() {
+  const applied = (admin.changes || []).filter((c) => c.status === "applied");
+  return [["current", t("admin.compare.current")],
+          ...applied.flatMap((c) => [[`after-${c.id}`, t("admin.compare.after", {id: c.id, summary: summaryText(c.summary)})],
+                                     [`before-${c.id}`, t("admin.compare.before", {id: c.id, summary: summaryText(c.summary)})]])];
+}
+
+function renderCompare() {
+  const options = versionOptions();
+  const from = $("#compare-from").value || (options[2] || options[0])[0];
+  const to = $("#compare-to").value || "current";
+  fill($("#compare-from"), options.map(([v, label]) => h("option", {value: v, selected: v === from}, label)));
+  fill($("#compare-to"), options.map(([v, label]) => h("option", {value: v, selected: v === to}, label)));
+  const box = $("#compare-result");
+  if (!compared) { box.replaceChildren(); return; }
+  const {fields, tasks} = compared.answer;
+  if (!fields.length && !tasks.length) {
+    fill(box, h("p", {class: "empty", id: "compare-summary"}, t("admin.compare.same")));
+    return;
+  }
+  const kind = (line) => line.startsWith("+ ") ? "added" : line.startsWith("- ") ? "removed" : "changed";
+  const lineItem = (line) => h("li", {"data-kind": kind(line)},
+    h("span", {class: "sr-only"}, t(`admin.compare.line.${kind(line)}`), " "), h("code", {}, line));
+  fill(box,
+    h("p", {id: "compare-summary"}, t("admin.compare.summary", {fields: fields.length, tasks: tasks.length})),
+    fields.length ? h("section", {class: "compare-fields"},
+      h("h3", {}, t("admin.compare.fields")),
+      h("ul", {class: "diff-lines"}, fields.map(lineItem))) : null,
+    tasks.map((c) => h("article", {class: "compare-task card", "data-task": c.code, "data-kind": c.kind},
+      h("h3", {}, t(`admin.compare.task.${c.kind}`, {code: c.code})),
+      h("ul", {class: "diff-lines"}, c.lines.map(lineItem)))));
+}
+
+async function onCompare(event) {
+  event.preventDefault();
+  clearAlert();
+  const from = $("#compare-from").value;
+  const to = $("#compare-to").value;
+  const button = $("#compare-show");
+  button.disabled = true;
+  announce(t("admin.loading"));
+  try {
+    compared = {from, to, answer: await searchCatalog("/admin/versions/diff", {from, to})};
+  } catch (err) {
+    showProblem(err);
+    return;
+  } finally {
+    button.disabled = false;
+  }
+  renderCompare();
+  const a = compared.answer;
+  announce(t("admin.compare.summary", {fields: a.fields.length, tasks: a.tasks.length}));
+}
+
+export function resetCompare() {
+  compared = null;
+}
+
+export function bindChangesPage() {
+  $("#admin-compare-form").addEventListener("submit", onCompare);
 }
 
 function card(c) {

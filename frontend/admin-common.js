@@ -9,15 +9,14 @@ import {clearAlert, clearStatus, handleError, may, token} from "./ui.js";
 export const PAGES = ["catalog", "mapping", "task", "changes", "import", "reports"];
 
 export const AQ = {
+  // the small part of the catalog only: fields (25,000 at national scale) and task definitions are searched
+  // and paged on the server (searchCatalog, GET /admin/catalog/...)
   catalog: `query AdminCatalog { catalog {
-    ledgers { id name nameEn agency agencyName agencyNameEn subject rows connectorKind }
-    fields { id label labelEn type sensitivity ledger cardinality mask target sourceColumns usedBy
-             columns { name label labelEn type } }
+    ledgers { id name nameEn agency agencyName agencyNameEn subject rows connectorKind fieldCount }
     subjectTypes { id label labelEn }
     roles { id label labelEn actions }
     maskStrategies
-    tasks { code name nameEn legalBasis legalBasisEn subject roles jurisdiction caseRefExample subjectsPerRequest consentValidDays yaml
-            sections { title titleEn fields { field id mask fullValueBasis consent } } }
+    taskNames { code name nameEn subject }
   } }`,
   columns: `query LedgerColumns($ledger: ID!) {
     ledgerColumns(ledger: $ledger) { name type fields proposedType samples } }`,
@@ -42,6 +41,7 @@ export const adminHooks = {go: () => {}};
 function freshAdmin() {
   return {
     catalog: null,            // the `catalog` answer, or null until loaded
+    fields: new Map(),        // the fields seen in search results so far, by id
     loading: null,            // the promise of a catalog load in flight
     fieldFilter: {text: "", ledger: "", sensitivity: "", usage: ""},
     mapping: {ledger: "", columns: null, result: null, problem: null},
@@ -76,7 +76,7 @@ export async function loadCatalog({force = false} = {}) {
   if (admin.catalog && !force) return admin.catalog;
   if (!admin.loading || force) {
     admin.loading = call(AQ.catalog).then((data) => {
-      admin.catalog = data.catalog;
+      admin.catalog = {...data.catalog, tasks: data.catalog.taskNames};
       return admin.catalog;
     }).finally(() => { admin.loading = null; });
   }
@@ -90,7 +90,30 @@ export function ledgerOf(id) {
 }
 
 export function fieldOf(id) {
-  return admin.catalog?.fields.find((f) => f.id === id) || null;
+  return admin.fields.get(id) || null;
+}
+
+/** Keep the fields of a search answer, so that their labels and rules show wherever they are named. */
+export function rememberFields(fields) {
+  for (const f of fields) admin.fields.set(f.id, f);
+  return fields;
+}
+
+/** One page of server-side search results: GET /admin/catalog/{kind} (fields, picker, tasks) or another path. */
+export async function searchCatalog(kind, params = {}) {
+  const q = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "" && v !== null && v !== undefined));
+  const path = kind.startsWith("/") ? kind : `/admin/catalog/${kind}`;
+  const response = await fetch(`${path}?${q}`, {headers: {"Authorization": `Bearer ${token()}`},
+    credentials: "omit", cache: "no-store"});
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const err = body.errors?.[0];
+    throw new ApiError(err?.extensions?.code || body.code || "HTTP", err?.message || body.message || "",
+                       {status: response.status});
+  }
+  if (body.fields) rememberFields(body.fields);
+  if (body.items) for (const i of body.items) rememberFields([...i.links, i.field]);
+  return body;
 }
 
 export function taskOf(code) {

@@ -6,7 +6,7 @@
 import {ApiError} from "./api.js";
 import {$, fill, h} from "./dom.js";
 import {pick, t} from "./i18n.js";
-import {admin, fieldOf, selectRow, sensitivityBadge, showProblem} from "./admin-common.js";
+import {admin, fieldOf, searchCatalog, selectRow, sensitivityBadge, showProblem} from "./admin-common.js";
 import {announce, clearStatus, token} from "./ui.js";
 
 let matrix = null;   // the last matrix answer
@@ -126,7 +126,10 @@ async function showOther(e) {
   e.preventDefault();
   const [name, params] = otherParams();
   const field = $("#report-field");
-  if (name === "full-view" && !fieldOf(field.value.trim())) {
+  const id = field.value.trim();
+  // the field is looked up on the server (the page does not hold the catalog's 25,000 fields)
+  if (name === "full-view" && !(id && (fieldOf(id) || (await searchCatalog("fields", {ids: id}).catch(() => ({fields: []})))
+    .fields.length))) {
     $("#report-field-error").textContent = t("admin.reports.pickField");
     field.setAttribute("aria-invalid", "true");
     field.focus();

@@ -6,7 +6,8 @@
 import {$, $$, fill, h} from "./dom.js";
 import {pick, t} from "./i18n.js";
 import {AQ, admin, adminHooks, call, changeStatus, diffView, fieldOf, ledgerName, ledgerOf, loadCatalog, maskText,
-        sensitivityBadge, showProblem, subjectLabel, summaryText, taskOf, wideningList} from "./admin-common.js";
+        searchCatalog, sensitivityBadge, showProblem, subjectLabel, summaryText, taskOf,
+        wideningList} from "./admin-common.js";
 import {pathText, taskYaml} from "./admin-yaml.js";
 import {announce, clearAlert} from "./ui.js";
 
@@ -35,13 +36,70 @@ function emptyDraft() {
           jurisdiction: "national", caseRefExample: "", subjectsPerRequest: 1, consentValidDays: null, sections: [{title: "", titleEn: "", fields: []}]};
 }
 
-function openDraft(code) {
-  const def = code === NEW ? null : taskOf(code);
+/** The task's definition as its file writes it, and the catalog fields its paths name (fetched, not all). */
+async function fetchDefinition(code) {
+  const body = await searchCatalog("tasks", {code});
+  const def = body.tasks[0] || null;
+  if (!def) return null;
+  const ids = [...new Set(def.sections.flatMap((s) => s.fields.flatMap((f) => String(f.id).split(">"))))];
+  for (let i = 0; i < ids.length; i += 200) await searchCatalog("fields", {ids: ids.slice(i, i + 200).join(","), limit: 200});
+  return def;
+}
+
+const PICKER_PAGE = 50;  // picker results a search shows (refine the search for others)
+const TASK_PAGE = 50;    // task list results a search shows
+let taskFound = null;    // the last answer of GET /admin/catalog/tasks
+let taskAsked = 0;
+let searching = false;  // the first search of the task list is in flight
+let pickerAsked = 0;
+let typing = 0;
+
+export function resetTaskPage() {
+  taskFound = null;
+  taskAsked += 1;
+  pickerAsked += 1;
+}
+
+/** Search the task list again (another admin may have added a task); the selection stays where it can. */
+export function refreshTaskList() {
+  if (taskFound) searchTasks();
+}
+
+async function searchTasks() {
+  const n = ++taskAsked;
+  try {
+    const body = await searchCatalog("tasks", {q: $("#admin-task-search").value.trim(), limit: TASK_PAGE});
+    if (n !== taskAsked) return;
+    taskFound = body;
+  } catch (err) {
+    if (n === taskAsked) showProblem(err);
+    return;
+  }
+  renderOpenForm();
+}
+
+async function searchPicker() {
+  const task = admin.task;
+  if (!task) return;
+  const n = ++pickerAsked;
+  try {
+    const body = await searchCatalog("picker", {subject: task.draft.subject, q: task.filter.trim(), limit: PICKER_PAGE});
+    if (n !== pickerAsked || admin.task !== task) return;
+    task.picked = body;
+  } catch (err) {
+    if (n === pickerAsked) showProblem(err);
+    return;
+  }
+  renderPickerGroups();
+}
+
+function openDraft(code, def = null) {
   admin.task = {
     isNew: !def, base: def ? def.yaml : "", draft: def ? draftOf(def) : emptyDraft(),
-    yaml: "", yamlEdited: false, filter: "", target: 0, preview: null, result: null,
+    yaml: "", yamlEdited: false, filter: "", target: 0, preview: null, result: null, picked: null,
   };
   regenerate();
+  searchPicker();
 }
 
 function regenerate() {
@@ -92,9 +150,18 @@ export function renderTaskPage() {
 function renderOpenForm() {
   const select = $("#task-open");
   const current = select.value || admin.task?.draft.code || "";
-  const tasks = admin.catalog?.tasks || [];
-  fill(select, tasks.map((x) => h("option", {value: x.code, selected: x.code === current}, `${pick(x.name, x.nameEn)} (${x.code})`)),
-    h("option", {value: NEW, selected: current === NEW}, t("admin.task.new")));
+  if (!taskFound) {
+    if (admin.catalog && !searching) { searching = true; searchTasks().finally(() => { searching = false; }); }
+    if (!select.options.length) fill(select, h("option", {value: NEW, selected: true}, t("admin.task.new")));
+    $("#admin-task-search-count").textContent = "";
+    return;
+  }
+  const tasks = taskFound.tasks;
+  const first = tasks.some((x) => x.code === current) ? current : tasks[0]?.code;
+  fill(select, tasks.map((x) => h("option", {value: x.code, selected: x.code === first}, `${pick(x.name, x.nameEn)} (${x.code})`)),
+    h("option", {value: NEW, selected: !first}, t("admin.task.new")));
+  $("#admin-task-search-count").textContent = taskFound.total > tasks.length
+    ? t("admin.task.searchMore", {n: taskFound.total, shown: tasks.length}) : t("admin.task.searchCount", {n: taskFound.total});
 }
 
 function renderBasics() {
@@ -226,27 +293,6 @@ function renderField(f, si, fi) {
         t("admin.task.remove"))));
 }
 
-/** The fields a task about `subject` can name: its own, and those of the subjects its links reach. */
-function reachable(subject) {
-  const fields = admin.catalog.fields;
-  const groups = [];
-  const walk = (subj, links, seen) => {
-    const own = fields.filter((f) => f.type !== "link" && fieldSubject(f) === subj);
-    if (own.length) groups.push({subject: subj, links, fields: own});
-    if (links.length >= MAX_DEPTH) return;
-    for (const link of fields.filter((f) => f.type === "link" && fieldSubject(f) === subj)) {
-      if (seen.has(link.target)) continue;
-      walk(link.target, [...links, link], new Set([...seen, link.target]));
-    }
-  };
-  walk(subject, [], new Set([subject]));
-  return groups;
-}
-
-function fieldSubject(f) {
-  return f.id.split(".")[0];
-}
-
 function renderPicker() {
   const task = admin.task;
   const draft = task.draft;
@@ -266,22 +312,27 @@ function renderTargets() {
 
 function renderPickerGroups() {
   const task = admin.task;
-  const q = task.filter.trim().toLowerCase();
   const used = usedIds();
-  const groups = reachable(task.draft.subject);
+  const picked = task.picked;
+  if (!picked) {
+    $("#task-picker-count").textContent = "";
+    fill($("#task-picker-groups"), h("p", {class: "empty"}, t("admin.loading")));
+    return;
+  }
+  // the server's page of reachable paths, grouped by the subject reached (and the links on the way) and ledger
+  const groups = new Map();
+  for (const item of picked.items) {
+    const key = [item.subject, ...item.links.map((l) => l.id)].join(">");
+    if (!groups.has(key)) groups.set(key, {subject: item.subject, links: item.links, items: []});
+    groups.get(key).items.push(item);
+  }
   const out = [];
-  let shown = 0;
-  for (const g of groups) {
-    const prefix = g.links.map((l) => l.id);
-    const items = g.fields.map((f) => ({f, id: [...prefix, f.id].join(">")}))
-      .filter(({f, id}) => !q || [id, f.label, f.labelEn].some((s) => (s || "").toLowerCase().includes(q)));
-    if (!items.length) continue;
-    shown += items.length;
+  for (const g of groups.values()) {
     const via = g.links.length ? g.links.map((l) => pick(l.label, l.labelEn)).join(" › ") : t("admin.task.theSubject");
     const byLedger = new Map();
-    for (const item of items) {
-      if (!byLedger.has(item.f.ledger)) byLedger.set(item.f.ledger, []);
-      byLedger.get(item.f.ledger).push(item);
+    for (const item of g.items) {
+      if (!byLedger.has(item.field.ledger)) byLedger.set(item.field.ledger, []);
+      byLedger.get(item.field.ledger).push(item);
     }
     out.push(h("section", {class: "picker-group", "data-subject": g.subject},
       h("h3", {}, t("admin.task.pickerGroup", {subject: subjectLabel(g.subject), via})),
@@ -289,8 +340,8 @@ function renderPickerGroups() {
         const l = ledgerOf(ledger);
         return h("div", {class: "picker-ledger", "data-ledger": ledger},
           h("h4", {}, ledgerName(ledger), l ? h("span", {class: "hint-inline"}, ` · ${pick(l.agencyName, l.agencyNameEn)}`) : null),
-          h("ul", {class: "picker-list"}, list.map(({f, id}) => {
-            const label = [...g.links.map((x) => pick(x.label, x.labelEn)), pick(f.label, f.labelEn)].join(" › ");
+          h("ul", {class: "picker-list"}, list.map(({field: f, id, labels}) => {
+            const label = labels.map(([ko, en]) => pick(ko, en)).join(" › ");
             const isUsed = used.has(id);
             return h("li", {"data-path": id},
               h("button", {type: "button", class: "btn btn--small pick", "data-pick": id, "aria-disabled": isUsed ? "true" : null,
@@ -301,7 +352,9 @@ function renderPickerGroups() {
           })));
       })));
   }
-  $("#task-picker-count").textContent = t("admin.task.pickerCount", {n: shown});
+  $("#task-picker-count").textContent = picked.total > picked.items.length
+    ? t("admin.task.pickerMore", {n: picked.total, shown: picked.items.length})
+    : t("admin.task.pickerCount", {n: picked.total});
   fill($("#task-picker-groups"), out.length ? out : h("p", {class: "empty"}, t("admin.task.pickerNone")));
 }
 
@@ -483,7 +536,9 @@ function onBasics(event) {
     const kept = d.sections.reduce((n, s) => n + s.fields.length, 0);
     if (kept !== dropped) announce(t("admin.task.subjectChanged", {n: dropped - kept}));
     renderSections();
+    admin.task.picked = null;
     renderPicker();
+    searchPicker();
   } else {
     const map = {"task-code": "code", "task-name": "name", "task-name-en": "nameEn", "task-basis": "legalBasis",
                  "task-basis-en": "legalBasisEn", "task-jurisdiction": "jurisdiction",
@@ -582,9 +637,10 @@ async function onPropose() {
     task.result = data.proposeTask;
     await loadCatalog({force: true});
     if (task.result.status === "applied") {
-      const def = taskOf(code);
+      const def = (await searchCatalog("tasks", {code})).tasks[0];
       task.isNew = false;
       task.base = def ? def.yaml : task.yaml;
+      taskFound = null;  // the task list shows the new or renamed task
     }
     renderTaskPage();
     announce(t(task.result.status === "applied" ? "admin.task.applied" : "admin.result.pending", {id: task.result.id}));
@@ -596,11 +652,23 @@ async function onPropose() {
   }
 }
 
-function onOpen(event) {
+async function onOpen(event) {
   event.preventDefault();
   clearAlert();
   if (!admin.catalog) return;
-  openDraft($("#task-open").value);
+  const code = $("#task-open").value;
+  let def = null;
+  if (code !== NEW) {
+    $("#admin-task-form").hidden = true;  // until the task's definition and its fields are here
+    announce(t("admin.loading"));
+    try {
+      def = await fetchDefinition(code);
+    } catch (err) {
+      showProblem(err);
+      return;
+    }
+  }
+  openDraft(def ? code : NEW, def);
   $("#task-result").hidden = true;
   $("#task-result").replaceChildren();
   renderTaskPage();
@@ -623,7 +691,15 @@ export function bindTaskPage() {
   $("#task-roles").addEventListener("change", onBasics);
   $("#task-add-section").addEventListener("click", addSection);
   $("#task-propose").addEventListener("click", onPropose);
-  $("#task-picker-filter").addEventListener("input", (e) => { admin.task.filter = e.target.value; renderPickerGroups(); });
+  $("#task-picker-filter").addEventListener("input", (e) => {
+    admin.task.filter = e.target.value;
+    clearTimeout(typing);
+    typing = setTimeout(searchPicker, 200);  // one search per pause in typing
+  });
+  $("#admin-task-search").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(searchTasks, 200); });
+  $("#admin-task-search").addEventListener("keydown", (e) => {
+    if (e.key === "ArrowDown") { e.preventDefault(); $("#task-open").focus(); }
+  });
   $("#task-picker-filter").addEventListener("keydown", (e) => { if (e.key === "Enter") e.preventDefault(); });
   $("#task-picker-target").addEventListener("change", (e) => { admin.task.target = Number(e.target.value) || 0; });
   $("#task-yaml").addEventListener("input", (e) => {

@@ -7,10 +7,10 @@ import {t} from "./i18n.js";
 import "./admin-i18n.js";
 import {PAGES, admin, adminHooks, isAdmin, loadCatalog, mayOpen, resetAdmin as resetAdminState,
         showProblem} from "./admin-common.js";
-import {renderCatalogPage, bindCatalogPage} from "./admin-catalog.js";
+import {renderCatalogPage, bindCatalogPage, resetCatalogPage} from "./admin-catalog.js";
 import {renderMappingPage, bindMappingPage, openMapping} from "./admin-mapping.js";
-import {renderTaskPage, bindTaskPage} from "./admin-task.js";
-import {renderChangesPage, loadChanges} from "./admin-changes.js";
+import {renderTaskPage, bindTaskPage, refreshTaskList, resetTaskPage} from "./admin-task.js";
+import {renderChangesPage, loadChanges, bindChangesPage, resetCompare} from "./admin-changes.js";
 import {renderImportPage, bindImportPage, resetImport} from "./admin-import.js";
 import {renderReportsPage, bindReportsPage, resetReports} from "./admin-reports.js";
 import {announce, clearAlert, show, state} from "./ui.js";
@@ -35,7 +35,10 @@ export async function goAdmin(page, opts = {}) {
   announce(t("admin.loading"));
   try {
     // what other admins changed meanwhile; the import page needs none of it (at 25,000 fields it takes seconds)
+    // (the small part of the catalog: fields and tasks are searched and paged on the server)
     if (page !== "import") await loadCatalog({force: true});
+    if (page === "catalog") resetCatalogPage();  // searched again: other admins may have changed it
+    if (page === "task") refreshTaskList();
     if (page === "changes") await loadChanges();
     const ledger = page === "mapping" ? opts.ledger || admin.mapping.ledger : null;
     if (ledger) await openMapping(ledger);
@@ -59,14 +62,17 @@ export function resetAdmin() {
   resetAdminState();
   resetImport();
   resetReports();
+  resetCatalogPage();
+  resetTaskPage();
+  resetCompare();
   for (const sel of ["#admin-ledgers", "#admin-fields", "#admin-field-count", "#admin-columns", "#admin-map-result",
                      "#task-sections", "#task-picker-groups", "#task-picker-count", "#task-preview-box", "#task-result",
                      "#changes-pending", "#changes-history", "#changes-done", "#import-result", "#report-matrix",
-                     "#report-other"]) {
+                     "#report-other", "#compare-result", "#admin-task-search-count"]) {
     $(sel).replaceChildren();
   }
   for (const sel of ["#admin-field-filter", "#admin-ledger-form", "#admin-map-form", "#admin-task-open",
-                     "#admin-task-form", "#admin-import-form", "#admin-matrix-form", "#admin-report-form"]) {
+                     "#admin-task-form", "#admin-import-form", "#admin-matrix-form", "#admin-report-form", "#admin-compare-form"]) {
     $(sel).reset();
   }
   for (const sel of ["#admin-map-form", "#admin-task-form", "#admin-map-result", "#task-preview-box", "#task-result",
@@ -100,6 +106,7 @@ export function bindAdmin() {
   bindCatalogPage();
   bindMappingPage();
   bindTaskPage();
+  bindChangesPage();
   bindImportPage();
   bindReportsPage();
   syncAdmin();

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from .taskbook import Plan
 
 
+VERSIONS_BACK = 500  # applied changes a version comparison can reach back over
+
+
 class Admin:
     def __init__(self, runtime: "Runtime", store_url: str) -> None:
         self.runtime = runtime
@@ -91,6 +94,45 @@ class Admin:
         self._require(caller, "changes.read", "see configuration changes")
         await self.runtime.ready()
         return await self.store.get(change_id)
+
+    async def compare(self, caller: Caller, old: str, new: str) -> tuple[list[str], list[Any]]:
+        """The diff of two configuration versions (reports.version_diff, what `catalog report diff` prints), each
+        named "current" (the running one) or "before-N" / "after-N" (around applied change N): the running files
+        with the applied changes after that point undone, newest first."""
+        self._require(caller, "changes.read", "compare configuration versions")
+        await self.runtime.ready()
+        points = {}
+        for name in (old, new):
+            kind, _, num = name.partition("-")
+            if name != "current" and (kind not in ("before", "after") or not num.isdigit()):
+                raise ChangeInvalid([f"{name!r}: name a version as current, before-N or after-N (N: an applied change)"])
+            points[name] = None if name == "current" else (int(num) + (kind == "after"))  # undo ids >= this
+        applied = await self.store.list("applied", limit=VERSIONS_BACK)
+        running = self.files()
+
+        def at(first_undone: int | None) -> dict[str, str]:
+            files = dict(running)
+            if first_undone is None:
+                return files
+            for p in applied:  # newest first
+                if p.id < first_undone:
+                    break
+                for f in self._keyed(p.files):
+                    if f.old is None:
+                        files.pop(str(f.path), None)
+                    else:
+                        files[str(f.path)] = f.old
+            return files
+
+        for name, point in points.items():
+            if point is not None and not any(p.id == point - (name.startswith("after")) for p in applied):
+                raise ChangeInvalid([f"{name}: there is no applied change {point - name.startswith('after')} "
+                                     f"among the last {VERSIONS_BACK}"])
+        from .reports import version_diff
+        snap = self.runtime.snapshot
+        base = running if self._is_running(snap, running) else None
+        return await asyncio.to_thread(version_diff, at(points[old]), at(points[new]),
+                                       None if base is None else (base, snap.catalog, snap.policies))
 
     # ------------------------------------------------------------ proposing
 

@@ -5,6 +5,9 @@ the body timeout), through admin.py's import (task.propose; one change, four eye
 with every problem as {row, column, reason, text}. GET /admin/reports/NAME[?format=csv]: the catalog-wide
 reports (reports.py) for the roles granted catalog.read. Same identity, rate limits and error shape as
 /graphql; no report reads a ledger, so no value can leave through one.
+GET /admin/catalog/fields|picker|tasks?q=&offset=&limit=: one bounded page of catalog search results
+(catalog_pages.py; limit 1..200, checked before any search). GET /admin/versions/diff?from=&to=: the diff of two
+configuration versions (current, before-N, after-N around applied change N), reports.version_diff as the CLI's.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import reports
+from . import catalog_pages, reports
 from .endpoint import error, json_response
 from .errors import OneScreenError, Unauthenticated
 from .http import HttpError, read_body
@@ -95,8 +98,45 @@ def routes(runtime: "Runtime") -> list[Route]:
             return json_response({"header": header, "rows": rows, **extra}, headers={"Cache-Control": "no-store"})
         return await guarded(request, run)
 
+    def searching(kind: str):
+        async def endpoint(request: Request) -> Response:
+            async def run(request: Request, caller) -> Response:
+                try:  # the bounds first: an over-limit request does no work
+                    offset, limit, text = catalog_pages.bounds(request.query_params)
+                except catalog_pages.QueryRefused as exc:
+                    raise HttpError(400, "BAD_REQUEST", str(exc)) from None
+                snap = runtime.snapshot
+                snap.policies.permissions.require(caller, "catalog.read", what="browse the catalog")
+                q = request.query_params
+                try:
+                    if kind == "fields":
+                        body = catalog_pages.search_fields(snap.catalog, snap.policies, q, offset, limit, text)
+                    elif kind == "picker":
+                        body = catalog_pages.search_picker(snap.catalog, snap.policies, q.get("subject", ""),
+                                                           offset, limit, text)
+                    else:
+                        body = await asyncio.to_thread(catalog_pages.search_tasks, snap.catalog, snap.policies, q,
+                                                       offset, limit, text)
+                except catalog_pages.QueryRefused as exc:
+                    raise HttpError(400, "BAD_REQUEST", str(exc)) from None
+                return json_response(body, headers={"Cache-Control": "no-store"})
+            return await guarded(request, run)
+        return endpoint
+
+    async def compare(request: Request) -> Response:
+        async def run(request: Request, caller) -> Response:
+            q = request.query_params
+            fields, tasks = await runtime.admin.compare(caller, q.get("from", ""), q.get("to", "current"))
+            return json_response({"fields": fields, "tasks": [{"code": c.code, "kind": c.kind, "lines": list(c.lines)}
+                                                              for c in tasks]}, headers={"Cache-Control": "no-store"})
+        return await guarded(request, run)
+
     return [Route("/admin/tasks/import", import_tasks, methods=["POST"]),
-            Route("/admin/reports/{name}", report, methods=["GET"])]
+            Route("/admin/reports/{name}", report, methods=["GET"]),
+            Route("/admin/catalog/fields", searching("fields"), methods=["GET"]),
+            Route("/admin/catalog/picker", searching("picker"), methods=["GET"]),
+            Route("/admin/catalog/tasks", searching("tasks"), methods=["GET"]),
+            Route("/admin/versions/diff", compare, methods=["GET"])]
 
 
 def _problem(p: Any) -> dict[str, Any]:

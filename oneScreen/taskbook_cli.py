@@ -148,12 +148,13 @@ def _report(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         if len(extra) != 2:
             print("usage: onescreen catalog report diff A B (store version numbers or directories)", file=sys.stderr)
             return 2
-        _c1, old = reports.load_files(_version_files(s, extra[0]))
-        _c2, new = reports.load_files(_version_files(s, extra[1]))
-        changes = reports.task_diff(old, new)
+        fields, changes = reports.version_diff(_version_files(s, extra[0]), _version_files(s, extra[1]))
         if args.csv:
-            _print(["task", "kind", "change"], [[c.code, c.kind, line] for c in changes for line in c.lines], True)
+            _print(["task", "kind", "change"], [["", "catalog", line] for line in fields]
+                   + [[c.code, c.kind, line] for c in changes for line in c.lines], True)
         else:
+            if fields:
+                print("\n".join(["catalog", *(f"  {line}" for line in fields)]))
             print("\n".join(c.text() for c in changes) if changes else "no task differs")
         return 0
     cat, pol = reports.load_files(running_files(s))

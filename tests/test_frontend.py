@@ -704,7 +704,7 @@ def test_counts_agree_with_their_words_in_english(page, site):
         i18n.setLang("en");
         const all = {n: 0, m: 0, total: 0, unmapped: 0, task: "T", title: "S", page: 1, problems: "", id: 7,
                      file: "t.xlsx", added: 1, changed: 0, removed: 0, totalTasks: 405, roles: 1, users: 1, field: "F",
-                     code: "c", caseRef: "2026-0001"};
+                     code: "c", caseRef: "2026-0001", from: 1, to: 2, shown: 1};
         const out = {};
         for (const k of keys) {
           out[k] = [1, 2].map((c) => i18n.t(k, {...all, n: c, m: c, total: c, unmapped: c}));

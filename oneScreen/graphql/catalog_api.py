@@ -32,6 +32,7 @@ class CatalogLedger:
     subject: str  # the subject type its rows are keyed by
     rows: str  # one | many rows per subject
     connector_kind: str  # sql | rest
+    field_count: int = 0  # catalog fields read from it
 
 
 @strawberry.type
@@ -105,13 +106,38 @@ class TaskDefinition:
 
 
 @strawberry.type
+class TaskName:
+    code: strawberry.ID
+    name: str
+    name_en: str
+    subject: str
+
+
+@strawberry.type
 class AdminCatalog:
+    """Ledgers, subject types, roles and task names are small; `fields` (every field: 25,000 at national scale)
+    and `tasks` (every definition, read from its file) are resolved only when a query selects them. The admin
+    pages page and search them instead (GET /admin/catalog/fields|picker|tasks, catalog_pages.py)."""
     ledgers: list[CatalogLedger]
-    fields: list[CatalogEntry]
     subject_types: list[CatalogSubjectType]
     roles: list[CatalogRole]
-    tasks: list[TaskDefinition]
     mask_strategies: list[str]
+    task_names: list[TaskName]
+    cat: strawberry.Private[Catalog]
+    pol: strawberry.Private[Policies]
+
+    @strawberry.field
+    def fields(self) -> list[CatalogEntry]:
+        users: dict[str, set[str]] = {}
+        for code, t in self.pol.tasks.items():
+            for tf in t.fields.values():
+                for f in tf.path:
+                    users.setdefault(f.id, set()).add(code)
+        return [_entry(f, sorted(users.get(f.id, ()))) for f in self.cat.fields.values()]
+
+    @strawberry.field
+    def tasks(self) -> list[TaskDefinition]:
+        return [_definition(t, self.cat) for t in sorted(self.pol.tasks.values(), key=lambda t: t.code)]
 
 
 async def catalog(info: Info) -> AdminCatalog:
@@ -125,23 +151,23 @@ async def catalog(info: Info) -> AdminCatalog:
 
 
 def build(cat: Catalog, pol: Policies) -> AdminCatalog:
-    users: dict[str, set[str]] = {}
-    for code, t in pol.tasks.items():
-        for tf in t.fields.values():
-            for f in tf.path:
-                users.setdefault(f.id, set()).add(code)
+    counts: dict[str, int] = {}
+    for f in cat.fields.values():
+        counts[f.ledger.id] = counts.get(f.ledger.id, 0) + 1
     return AdminCatalog(
         ledgers=[CatalogLedger(id=strawberry.ID(l.id), name=l.name, name_en=l.name_en, agency=l.agency.id,
                                agency_name=l.agency.name, agency_name_en=l.agency.name_en, subject=l.subject,
-                               rows=l.rows, connector_kind=str(l.connector.get("kind", "")))
+                               rows=l.rows, connector_kind=str(l.connector.get("kind", "")),
+                               field_count=counts.get(l.id, 0))
                  for l in cat.ledgers.values()],
-        fields=[_entry(f, sorted(users.get(f.id, ()))) for f in cat.fields.values()],
         subject_types=[CatalogSubjectType(id=strawberry.ID(s.id), label=s.label, label_en=s.label_en)
                        for s in cat.subject_types.values()],
         roles=[CatalogRole(id=strawberry.ID(r.id), label=r.label, label_en=r.label_en,
                            actions=pol.permissions.granted_to(r.id)) for r in pol.roles.values()],
-        tasks=[_definition(t, cat) for t in sorted(pol.tasks.values(), key=lambda t: t.code)],
         mask_strategies=list(STRATEGIES),
+        task_names=[TaskName(code=strawberry.ID(t.code), name=t.name, name_en=t.name_en, subject=t.subject)
+                    for t in sorted(pol.tasks.values(), key=lambda t: t.code)],
+        cat=cat, pol=pol,
     )
 
 
