@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import date
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -26,7 +27,7 @@ from .audit import AuditEvent, FieldDecision, pseudonymise
 from .audit.store import HistoryFilter
 from .batch import Batcher
 from .catalog import Field, path_id
-from .consent import ConsentUnavailable
+from .consent import ConsentUnavailable, today as consent_today
 from .counters import LookupBudgetUnavailable
 from .errors import BadRequest, OneScreenError, OutsideJurisdiction, TaskForbidden, TooManySubjects
 from .lookups import LookupBudgetExceeded, Spent
@@ -71,9 +72,12 @@ class Door:
     budget_unavailable: bool = False  # the shared lookup budget could not be checked (503, nothing read)
     budgeted: bool = False  # the request's first lookup by identifier passed the budget check
     _in_force: dict = field(default_factory=dict)  # (task, pseudonym, case) -> the consent in force, or None
+    day: date = field(init=False)  # the request's day (KST): which sharing agreements and consents are in force
 
     def __post_init__(self) -> None:
         self.batcher = Batcher(self.snapshot.gateway, lambda: self.refused)
+        # one clock decides the day for agreements and consents alike (the consent store's; tests move it)
+        self.day = consent_today(self.snapshot.consents.clock())
 
     # ------------------------------------------------------------------ the entrances
 
@@ -168,7 +172,8 @@ class Door:
             self.check_case_ref(case_ref)
         if not t.needs_consent:
             raise BadRequest(f"task {t.code} has no consent-gated field")
-        allowed = may_record_consent(self.caller, t, Subject(in_region=await self.in_region(t, t.subject, key)))
+        allowed = may_record_consent(self.caller, t, Subject(in_region=await self.in_region(t, t.subject, key)),
+                                     self.day)
         if not allowed.allowed:
             raise OutsideJurisdiction(f"you may not record consent for this subject: {allowed.reason_en}")
         return t, key, self.pseudonym(t.subject, key)
@@ -325,7 +330,7 @@ class Door:
             region = await self._region(task, subject_type, key)
             facts = await self._facts(task, subject_type, key, paths, stable, region, case_ref)
             memo = self.snapshot.decided if stable else None
-            d = _decide(self.caller, task, paths, facts, memo)
+            d = _decide(self.caller, task, paths, facts, memo, self.day)
             for status, n in d.counts:
                 self.snapshot.metrics.bound(self.snapshot.metrics.decisions, status).inc(n)
             results = dict(d.denied)
@@ -477,9 +482,9 @@ def _asks_consent(task: Task, paths: list, memo: LRUCache | None) -> bool:
     return _remembered(memo, ("consent", id(task), id(paths)), task, paths, make)
 
 
-def _decide(caller: Caller, task: Task, paths: list, facts: Subject, memo: LRUCache | None) -> Decided:
-    """`decide` for every path, remembered per (task, paths object, roles, jurisdiction scope, facts):
-    everything `decide` reads."""
+def _decide(caller: Caller, task: Task, paths: list, facts: Subject, memo: LRUCache | None, day: date) -> Decided:
+    """`decide` for every path, remembered per (task, paths object, roles, organisation, jurisdiction scope, facts,
+    day): everything `decide` reads."""
     def make() -> Decided:
         denied: list[tuple[str, FieldResult]] = []
         allowed: list[tuple[Field, ...]] = []
@@ -487,7 +492,7 @@ def _decide(caller: Caller, task: Task, paths: list, facts: Subject, memo: LRUCa
         counts: dict[str, int] = {}
         for path in paths:
             pid = path_id(path)
-            decision = decide(caller, task, pid, facts)
+            decision = decide(caller, task, pid, facts, day)
             counts[decision.status.value] = counts.get(decision.status.value, 0) + 1
             if decision.allowed:
                 allowed.append(path)
@@ -496,7 +501,8 @@ def _decide(caller: Caller, task: Task, paths: list, facts: Subject, memo: LRUCa
             else:
                 denied.append((pid, denied_result(decision)))
         return Decided(tuple(denied), tuple(allowed), one_stage(allowed), masks, tuple(counts.items()))
-    return _remembered(memo, (id(task), id(paths), caller.roles, caller.scope, facts), task, paths, make)
+    return _remembered(memo, (id(task), id(paths), caller.roles, caller.org, caller.scope, facts, day), task, paths,
+                      make)
 
 
 @dataclass(frozen=True)
