@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field as PField
 
 from . import yamlfile
 from .errors import ConfigError, ConfigErrors
-from .permissions import belongs, uses_agreement  # noqa: F401 - belongs: importable here
+from .permissions import uses_agreement
 
 if TYPE_CHECKING:
     from .catalog import Catalog, Field

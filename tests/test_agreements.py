@@ -1,0 +1,176 @@
+"""Sharing agreements (issue 22): the providing agency's word behind every field a task reads.
+
+A field no agreement in force covers is DENIED and never read from its ledger; an agreement that ends denies on
+the next request, with no restart; a provider's revocation applies at once; a new or widened agreement needs
+an admin of the providing agency AND one of the using side."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from oneScreen import catalog as catalog_mod, policy as policy_mod
+from oneScreen.admin import AdminForbidden
+from oneScreen.changes import FourEyes
+from oneScreen.policy import Caller, Status
+from test_admin import admin_api  # noqa: F401 - the fixture
+from test_screen import SCREEN, citizens, fields_of
+
+ROOT = Path(__file__).resolve().parent.parent
+KST = dt.timezone(dt.timedelta(hours=9))
+JONGNO = Caller("kim.jumin", "김주민", "서울특별시 종로구청 민원여권과", "11110",
+                frozenset({"resident_registration_officer"}))
+MOIS_ADMIN = Caller("an.hyeopyak", "안협약", "행정안전부 공동이용과", "national", frozenset({"agreement_admin"}))
+MOLIT_ADMIN = Caller("bae.hyeopyak", "배협약", "국토교통부 건축정책과", "national", frozenset({"agreement_admin"}))
+MOLIT_OTHER = Caller("cho.hyeopyak", "조협약", "국토교통부 토지정책과", "national", frozenset({"agreement_admin"}))
+
+
+def agreement_file(config: Path, aid: str) -> Path:
+    return config / "policies" / "agreements" / f"{aid}.yaml"
+
+
+def without(text: str, field_id: str) -> str:
+    assert f"  - {field_id}\n" in text
+    return text.replace(f"  - {field_id}\n", "", 1)
+
+
+def at(day: dt.date):
+    """A clock that reads noon (KST) of `day`."""
+    return lambda: dt.datetime(day.year, day.month, day.day, 12, tzinfo=KST).astimezone(dt.timezone.utc)
+
+
+# ------------------------------------------------------------------ the pure decision
+
+
+def test_decide_denies_a_field_no_agreement_covers_and_keeps_the_providers_mask(catalog_copy):
+    path = agreement_file(catalog_copy, "mois-move-in-report")
+    text = without(path.read_text(encoding="utf-8"), "citizen.sex")
+    # the provider requires the RRN masked, whatever the task's full-value basis says
+    path.write_text(text.replace("  - citizen.rrn\n", "  - {field: citizen.rrn, mask: rrn}\n"), encoding="utf-8")
+    cat = catalog_mod.load(catalog_copy / "field_catalog.yaml")
+    task = policy_mod.load(catalog_copy / "policies", cat).tasks["move_in_report"]
+    day = dt.date(2026, 6, 1)
+    d = policy_mod.decide(JONGNO, task, "citizen.sex", day=day)
+    assert (d.status, d.reason, d.reason_en) == (Status.DENIED, "제공기관 협약 없음",
+                                                 "no agreement of the providing agency covers citizen.sex for this task")
+    assert not d.allowed
+    d = policy_mod.decide(JONGNO, task, "citizen.rrn", day=day)
+    assert (d.status, d.mask) == (Status.MASKED, "rrn")
+    assert policy_mod.decide(JONGNO, task, "citizen.name", day=day).status is Status.OK
+    # before the agreement's first day, nothing is covered
+    assert policy_mod.decide(JONGNO, task, "citizen.name", day=dt.date(2025, 12, 31)).status is Status.DENIED
+
+
+def test_a_path_across_agencies_needs_every_agency_s_agreement(catalog_copy):
+    agreement_file(catalog_copy, "molit-move-in-report").unlink()
+    cat = catalog_mod.load(catalog_copy / "field_catalog.yaml")
+    task = policy_mod.load(catalog_copy / "policies", cat).tasks["move_in_report"]
+    day = dt.date(2026, 6, 1)
+    assert policy_mod.decide(JONGNO, task, "citizen.residence>building.main_purpose", day=day).status is Status.DENIED
+    assert policy_mod.decide(JONGNO, task, "citizen.household>household.members", day=day).status is Status.OK
+
+
+def test_without_an_agreements_directory_nothing_is_enforced(catalog_copy):
+    import shutil
+    shutil.rmtree(catalog_copy / "policies" / "agreements")
+    cat = catalog_mod.load(catalog_copy / "field_catalog.yaml")
+    pol = policy_mod.load(catalog_copy / "policies", cat)
+    assert pol.agreements is None
+    assert policy_mod.decide(JONGNO, pol.tasks["move_in_report"], "citizen.sex").status is Status.OK
+
+
+# ------------------------------------------------------------------ the real service
+
+
+async def test_a_field_outside_every_agreement_is_denied_and_never_fetched(admin_api, catalog_copy, data_dir):
+    path = agreement_file(catalog_copy, "mois-move-in-report")
+    path.write_text(without(path.read_text(encoding="utf-8"), "citizen.mobile_phone"), encoding="utf-8")
+    api = await admin_api()
+    statements: list[str] = []
+    from sqlalchemy import event
+    conn = api.app.state.runtime.snapshot.gateway.connectors["mois.resident"]
+    event.listen(conn.engine.sync_engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_: statements.append(statement))
+    rrn = citizens(data_dir, 1)[0]
+    status, body = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": "2026-전입-001"})
+    assert status == 200, body
+    got = fields_of(body["data"]["screen"])
+    phone = got["citizen.mobile_phone"]
+    assert (phone["status"], phone["value"], phone["reason"]) == ("DENIED", None, "제공기관 협약 없음")
+    assert got["citizen.name"]["status"] == "OK"
+    sent = "\n".join(statements)
+    assert "resident" in sent and "mbl_telno" not in sent  # the ledger was read, but never for the phone
+
+
+async def test_an_expired_agreement_denies_the_next_request_without_a_restart(admin_api, catalog_copy, data_dir):
+    path = agreement_file(catalog_copy, "mois-move-in-report")
+    path.write_text(path.read_text(encoding="utf-8").replace("valid_until: 2028-12-31", "valid_until: 2030-06-30"),
+                    encoding="utf-8")
+    api = await admin_api()
+    rt = api.app.state.runtime
+    rrn = citizens(data_dir, 1)[0]
+    rt.consents.clock = at(dt.date(2030, 6, 30))  # its last day
+    _, body = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": "2026-전입-001"})
+    assert fields_of(body["data"]["screen"])["citizen.name"]["status"] == "OK"
+    snapshot = rt.snapshot
+    rt.consents.clock = at(dt.date(2030, 7, 1))  # the next day: the same snapshot, no reload
+    _, body = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": "2026-전입-001"})
+    assert rt.snapshot is snapshot
+    name = fields_of(body["data"]["screen"])["citizen.name"]
+    assert (name["status"], name["value"], name["reasonEn"]) == ("DENIED", None, "agreement expired on 2030-06-30")
+
+
+async def test_a_providers_revocation_applies_at_once(admin_api, catalog_copy, data_dir):
+    api = await admin_api()
+    rt = api.app.state.runtime
+    rrn = citizens(data_dir, 1)[0]
+    _, body = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": "2026-전입-001"})
+    assert fields_of(body["data"]["screen"])["citizen.residence>building.main_purpose"]["status"] == "OK"
+    text = agreement_file(catalog_copy, "molit-move-in-report").read_text(encoding="utf-8")
+    today = policy_mod.today().isoformat()
+    p = await rt.admin.save_agreement(MOLIT_ADMIN, "molit-move-in-report",
+                                      text.replace("duties:", f"revoked: {today}\nduties:"))
+    assert (p.status, p.widening) == ("applied", ())  # narrowing: nobody else's signature needed
+    _, body = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": "2026-전입-001"})
+    got = fields_of(body["data"]["screen"])
+    purpose = got["citizen.residence>building.main_purpose"]
+    assert (purpose["status"], purpose["value"]) == ("DENIED", None)
+    assert purpose["reasonEn"] == f"agreement expired on {today}"
+    assert got["citizen.name"]["status"] == "OK"  # MOIS's agreement stands
+
+
+async def test_a_widening_agreement_needs_admins_of_both_agencies(admin_api, catalog_copy, data_dir):
+    api = await admin_api()
+    rt = api.app.state.runtime
+    path = agreement_file(catalog_copy, "molit-move-in-report")
+    text = path.read_text(encoding="utf-8")
+    # MOLIT also shares the building's name for the move-in report, and the task reads it
+    widened = text.replace("  - building.main_purpose\n", "  - building.main_purpose\n  - building.name\n")
+    outsider = Caller("park.geonchuk", "박건축", "서울특별시 마포구청 건축과", "11440", frozenset({"agreement_admin"}))
+    with pytest.raises(AdminForbidden):
+        await rt.admin.save_agreement(outsider, "molit-move-in-report", widened)
+    p = await rt.admin.save_agreement(MOLIT_ADMIN, "molit-move-in-report", widened)
+    assert p.status == "pending" and p.widening == ("agreement molit-move-in-report: shares building.name too",)
+    with pytest.raises(FourEyes, match="using side"):
+        await rt.admin.approve(MOLIT_OTHER, p.id)  # a second admin of the same agency is not the other side
+    assert (await rt.admin.store.get(p.id)).status == "pending"
+    assert "building.name" not in rt.snapshot.policies.agreements.by_id["molit-move-in-report"].fields
+    p = await rt.admin.approve(MOIS_ADMIN, p.id)
+    assert (p.status, p.approver) == ("applied", "an.hyeopyak")
+    assert "building.name" in rt.snapshot.policies.agreements.by_id["molit-move-in-report"].fields
+
+
+def test_the_shipped_demo_agreements_cover_every_task_field_and_one_ends_within_30_days():
+    cat = catalog_mod.load(ROOT / "field_catalog.yaml")
+    pol = policy_mod.load(ROOT / "policies", cat)
+    assert pol.agreements is not None
+    officer = {t.code: Caller("u", "u", "x", "national", t.roles) for t in pol.tasks.values()}
+    for t in pol.tasks.values():
+        for tf in t.fields.values():
+            assert tf.coverage is not None and all(c for _f, c in tf.coverage.per_field), (t.code, tf.id)
+            assert policy_mod.decide(officer[t.code], t, tf.id, policy_mod.Subject(True, True),
+                                     dt.date(2026, 12, 4)).allowed, (t.code, tf.id)
+    ending = [a.id for a in pol.agreements.by_id.values() if a.valid_until == dt.date(2026, 12, 31)]
+    assert ending == ["court-basic-livelihood"]
+
