@@ -305,8 +305,8 @@ def load(directory: Path, catalog: Catalog) -> Policies:
         tasks[task.code] = task
     agreements = None
     try:
-        # a task that failed to load is reported once: not again as an agreement's unknown task
-        agreements = agreements_mod.load(directory, catalog, roles, None if errors else tasks)
+        # an agreement may name a task not built yet (or retired): `onescreen agreement validate` says so
+        agreements = agreements_mod.load(directory, catalog, roles, None)
     except ConfigErrors as exc:
         errors.extend(exc.errors)
     if errors:
@@ -389,7 +389,9 @@ def _load_task(path: Path, catalog: Catalog, roles: Mapping[str, Role]) -> Task:
 
 
 def json_schemas() -> dict[str, dict]:
-    """JSON Schemas of the policies directory's files: roles.yaml, tasks/*.yaml and tests/*.yaml."""
+    """JSON Schemas of the policies directory's files: roles.yaml, tasks/*.yaml, tests/*.yaml and
+    agreements/*.yaml."""
     from .policy_cases import json_schema as decision_test_schema
     return {"roles": RolesFile.model_json_schema(), "task": TaskFile.model_json_schema(),
-            "decision_test": decision_test_schema()}
+            "decision_test": decision_test_schema(),
+            "agreement": agreements_mod.AgreementFile.model_json_schema(mode="serialization")}

@@ -174,3 +174,72 @@ def test_the_shipped_demo_agreements_cover_every_task_field_and_one_ends_within_
     ending = [a.id for a in pol.agreements.by_id.values() if a.valid_until == dt.date(2026, 12, 31)]
     assert ending == ["court-basic-livelihood"]
 
+
+
+# ------------------------------------------------------------------ the provider page
+
+
+async def test_the_provider_page_counts_match_the_audit_trail(api, data_dir):
+    import csv
+    import io
+    import json
+    import sqlite3
+    rrns = citizens(data_dir, 3)
+    for i, rrn in enumerate(rrns):
+        status, _ = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": f"2026-전입-00{i}"})
+        assert status == 200
+    status, _ = await api.gql("jung.jutaek", SCREEN, {"t": "housing_special_supply", "s": rrns[0], "c": "H-1"})
+    assert status == 200
+    headers = {"Authorization": f"Bearer {api.token('bae.hyeopyak')}"}
+    r = await api.client.get("/admin/provider", headers=headers)
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert page["agency"] == "MOLIT" and page["enforced"] is True and page["uncovered"] == []
+
+    # the same counts, taken from the audit trail directly: MOLIT's fields read (OK, MASKED, PARTIAL) per
+    # organisation, role, task and field, once per record
+    cat = api.app.state.runtime.snapshot.catalog
+    expected: dict[tuple, int] = {}
+    with sqlite3.connect(data_dir / "audit.sqlite") as db:
+        for org, role, task, fields in db.execute(
+                "SELECT organisation, role, task, fields FROM onescreen_audit WHERE kind IN ('disclosure', 'search')"):
+            seen = set()
+            for f in json.loads(fields):
+                for fid in f["id"].split(">"):
+                    if f["status"] in ("OK", "MASKED", "PARTIAL") and cat.fields[fid].ledger.agency.id == "MOLIT" \
+                            and fid not in seen:
+                        seen.add(fid)
+                        expected[(org, role, task, fid)] = expected.get((org, role, task, fid), 0) + 1
+    got = {(u["organisation"], u["role"], u["task"], u["field"]): u["reads"] for u in page["usage"]}
+    assert got == expected
+    assert got[("서울특별시 종로구청 민원여권과", "resident_registration_officer", "move_in_report",
+                "building.main_purpose")] == 3
+    text = r.text
+    assert not any(rrn in text for rrn in rrns) and "2026-전입" not in text  # no subject, no case
+
+    r = await api.client.get("/admin/provider?format=csv", headers=headers)
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert {(x["organisation"], x["role"], x["task"], x["field"]): int(x["reads"]) for x in rows} == expected
+    assert {x["under_agreement"] for x in rows} == {"yes"}
+
+    # another agency's admin may not read MOLIT's page; a caseworker may read none
+    r = await api.client.get("/admin/provider?agency=MOLIT",
+                             headers={"Authorization": f"Bearer {api.token('an.hyeopyak')}"})
+    assert r.status_code == 403
+    r = await api.client.get("/admin/provider", headers={"Authorization": f"Bearer {api.token('kim.jumin')}"})
+    assert r.status_code == 403
+
+
+async def test_the_provider_page_warns_of_agreements_ending_within_30_days(api):
+    rt = api.app.state.runtime
+    rt.consents.clock = at(dt.date(2026, 12, 4))
+    r = await api.client.get("/admin/provider", headers={"Authorization": f"Bearer {api.token('an.hyeopyak')}"})
+    assert r.status_code == 200
+    assert r.json()["expiring"] == []  # MOIS's agreements run to 2028
+    # the court's agreement for basic livelihood ends 2026-12-31: its agency's page warns of it
+    from oneScreen import provider
+    pol = rt.snapshot.policies
+    v = await provider.view(rt.audit, rt.snapshot.catalog, pol, "COURT", dt.date(2026, 12, 4))
+    assert [a.id for a in v.expiring] == ["court-basic-livelihood"]
+    v = await provider.view(rt.audit, rt.snapshot.catalog, pol, "COURT", dt.date(2026, 11, 30))
+    assert [a.id for a in v.expiring] == []
