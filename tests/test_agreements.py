@@ -243,3 +243,29 @@ async def test_the_provider_page_warns_of_agreements_ending_within_30_days(api):
     assert [a.id for a in v.expiring] == ["court-basic-livelihood"]
     v = await provider.view(rt.audit, rt.snapshot.catalog, pol, "COURT", dt.date(2026, 11, 30))
     assert [a.id for a in v.expiring] == []
+
+
+# ------------------------------------------------------------------ the standard form
+
+
+def test_the_template_is_korean_first_and_validates_and_errors_name_file_and_line(catalog_copy, tmp_path):
+    from test_catalog import run_cli
+    env = {"ONESCREEN_DATA_DIR": str(tmp_path / "data"), "ONESCREEN_CATALOG": str(catalog_copy / "field_catalog.yaml"),
+           "ONESCREEN_POLICIES": str(catalog_copy / "policies")}
+    out = run_cli("agreement", "template", env_extra=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("# 정보 공동이용 협약 (사전합의 참조문)")
+    form = tmp_path / "form.yaml"
+    form.write_text(out.stdout, encoding="utf-8")
+    ok = run_cli("agreement", "validate", str(form), env_extra=env)
+    assert ok.returncode == 0 and "OK (example-agreement" in ok.stdout, ok.stderr
+    lines = out.stdout.splitlines()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(out.stdout.replace("  - citizen.name\n", "  - citizen.nmae\n")
+                   .replace("tasks: [move_in_report]", "tasks: [move_out_report]"), encoding="utf-8")
+    result = run_cli("agreement", "validate", str(bad), env_extra=env)
+    assert result.returncode == 1
+    field_line = next(i for i, x in enumerate(lines, 1) if x.startswith("  - citizen.name"))
+    task_line = next(i for i, x in enumerate(lines, 1) if x.startswith("tasks:"))
+    assert f"{bad}:{field_line}: unknown field 'citizen.nmae' (the catalog has no such field)" in result.stderr
+    assert f"{bad}:{task_line}: unknown task 'move_out_report' (policies/tasks)" in result.stderr
