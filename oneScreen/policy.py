@@ -22,6 +22,8 @@ from .catalog import Catalog, Field, parse_path, path_id
 from .errors import ConfigError, ConfigErrors, TaskForbidden
 
 
+NO_AGREEMENT = "no sharing agreement in force"  # the rule of a field no agreement covers on the day
+
 # A case reference (민원 접수번호, case id): what a disclosure is recorded against; checked on every request too.
 CASE_REF_PATTERN = r"^[0-9A-Za-z가-힣._:/-]{1,64}$"
 
@@ -227,7 +229,7 @@ def decide(caller: Caller, task: Task, field_path: str, subject: Subject = Subje
     if tf.coverage is not None:
         verdict = agreements_mod.judge(tf.coverage, caller, day or today())
         if not verdict.ok:
-            return Decision(Status.DENIED, verdict.reason, verdict.reason_en, rule="no sharing agreement in force")
+            return Decision(Status.DENIED, verdict.reason, verdict.reason_en, rule=NO_AGREEMENT)
         provider_mask = verdict.mask
     if task.jurisdiction == "own_region" and not caller.national and caller.scope != "region":
         return Decision(Status.DENIED, "로그인 정보에 올바른 관할 구역이 없어 관할 구역 사무의 항목을 열람할 수 없습니다",

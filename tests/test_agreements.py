@@ -105,7 +105,7 @@ async def test_a_field_outside_every_agreement_is_denied_and_never_fetched(admin
 
 async def test_an_expired_agreement_denies_the_next_request_without_a_restart(admin_api, catalog_copy, data_dir):
     path = agreement_file(catalog_copy, "mois-move-in-report")
-    path.write_text(path.read_text(encoding="utf-8").replace("valid_until: 2028-12-31", "valid_until: 2030-06-30"),
+    path.write_text(path.read_text(encoding="utf-8").replace("valid_until: 2036-12-31", "valid_until: 2030-06-30"),
                     encoding="utf-8")
     api = await admin_api()
     rt = api.app.state.runtime
