@@ -181,6 +181,29 @@ class Admin:
         ledgers = sorted({f.ledger.id for tf in task.fields.values() for f in tf.path})
         return ledgers, widening(snap.catalog, snap.policies, new_cat, new_pol)
 
+    async def preview_agreements(self, caller: Caller, code: str, text: str) -> list[tuple[str, str, str]]:
+        """For a draft: (field path, reason, reason in English) of each field no sharing agreement in force today
+        covers for the task's roles, i.e. that every caseworker of the task would see DENIED."""
+        from .agreements import judge
+        from .policy import today
+        self._require(caller, "task.propose", "preview tasks")
+        key = self._task_key(code)
+        base = self.files()
+        _cat, new_pol = candidate(base, [FileChange(key, base.get(key), text)], shown=self._shown(),
+                                  lint_errors=False, catalog=self._running_catalog(base))
+        task = new_pol.tasks.get(code)
+        if task is None:
+            raise ChangeInvalid([f"the draft does not define task {code!r}"])
+        who = Caller("", "", "", None, task.roles)  # the task's caseworkers, whatever their organisation
+        out = []
+        for tf in task.fields.values():
+            if tf.coverage is None:
+                continue
+            v = judge(tf.coverage, who, today())
+            if not v.ok:
+                out.append((tf.id, v.reason or "", v.reason_en or ""))
+        return out
+
     async def save_agreement(self, caller: Caller, agreement_id: str, text: str | None) -> Proposal:
         """Create, change or remove (text None) a sharing agreement (policies/agreements/<id>.yaml) for the
         caller's own side of it. Narrowing or revoking applies at once; a new or widened agreement waits for an

@@ -269,3 +269,29 @@ def test_the_template_is_korean_first_and_validates_and_errors_name_file_and_lin
     task_line = next(i for i, x in enumerate(lines, 1) if x.startswith("tasks:"))
     assert f"{bad}:{field_line}: unknown field 'citizen.nmae' (the catalog has no such field)" in result.stderr
     assert f"{bad}:{task_line}: unknown task 'move_out_report' (policies/tasks)" in result.stderr
+
+
+async def test_a_revocation_through_the_api_shows_in_the_task_editors_preview(admin_api, catalog_copy):
+    api = await admin_api()
+    task_text = (catalog_copy / "policies" / "tasks" / "move_in_report.yaml").read_text(encoding="utf-8")
+    preview = """query($y: String!) { previewTask(code: "move_in_report", yaml: $y) {
+        newlyDisclosed denied { field reason reasonEn } } }"""
+    _, body = await api.gql("oh.samu", preview, {"y": task_text})
+    assert body["data"]["previewTask"]["denied"] == []
+    text = agreement_file(catalog_copy, "molit-move-in-report").read_text(encoding="utf-8")
+    today = policy_mod.today().isoformat()
+    _, body = await api.gql("bae.hyeopyak", """mutation($id: ID!, $y: String) { proposeAgreement(id: $id, yaml: $y) {
+        status widening } }""", {"id": "molit-move-in-report", "y": text.replace("duties:", f"revoked: {today}\nduties:")})
+    assert body["data"]["proposeAgreement"] == {"status": "applied", "widening": []}, body
+    _, body = await api.gql("oh.samu", preview, {"y": task_text})
+    denied = body["data"]["previewTask"]["denied"]
+    assert [d["field"] for d in denied] == ["citizen.residence>building.road_address",
+                                            "citizen.residence>building.main_purpose",
+                                            "citizen.residence>building.household_count"]
+    assert {d["reasonEn"] for d in denied} == {f"agreement expired on {today}"}
+    # the catalog the editor loads says which agreement covers what, and that this one is no longer in force
+    _, body = await api.gql("oh.samu", "{ catalog { agreementsEnforced agreements { id inForce tasks fields } } }")
+    agreements = {a["id"]: a for a in body["data"]["catalog"]["agreements"]}
+    assert body["data"]["catalog"]["agreementsEnforced"] is True
+    assert agreements["molit-move-in-report"]["inForce"] is False
+    assert agreements["mois-move-in-report"]["inForce"] is True and "citizen.name" in agreements["mois-move-in-report"]["fields"]
