@@ -6,7 +6,7 @@ import {$, fill, h} from "./dom.js";
 import {pick, t} from "./i18n.js";
 import {clearAlert, clearStatus, handleError, may, token} from "./ui.js";
 
-export const PAGES = ["catalog", "mapping", "task", "changes", "import", "reports"];
+export const PAGES = ["catalog", "mapping", "task", "changes", "import", "reports", "provider"];
 
 export const AQ = {
   catalog: `query AdminCatalog { catalog {
@@ -18,12 +18,15 @@ export const AQ = {
     maskStrategies
     tasks { code name nameEn legalBasis legalBasisEn subject roles jurisdiction caseRefExample subjectsPerRequest consentValidDays yaml
             sections { title titleEn fields { field id mask fullValueBasis consent } } }
+    agreementsEnforced
+    agreements { id title titleEn agency signer organisations roles tasks fields validFrom validUntil revoked inForce }
   } }`,
   columns: `query LedgerColumns($ledger: ID!) {
     ledgerColumns(ledger: $ledger) { name type fields proposedType samples } }`,
   map: `mutation ProposeFieldMapping($input: FieldMappingInput!) {
     proposeFieldMapping(input: $input) { id status widening diff summary } }`,
-  preview: `query PreviewTask($code: ID!, $yaml: String!) { previewTask(code: $code, yaml: $yaml) { ledgers newlyDisclosed } }`,
+  preview: `query PreviewTask($code: ID!, $yaml: String!) { previewTask(code: $code, yaml: $yaml) {
+    ledgers newlyDisclosed denied { field reason reasonEn } } }`,
   propose: `mutation ProposeTask($code: ID!, $yaml: String!) {
     proposeTask(code: $code, yaml: $yaml) { id status widening diff proposer summary } }`,
   changes: `query Changes { changes { id kind summary proposer createdAt status diff widening approver decidedAt files
@@ -56,7 +59,7 @@ export function resetAdmin() {
 
 /** The action each admin page needs (roles.yaml grants actions to roles; the server refuses anyway). */
 const PAGE_ACTION = {catalog: "catalog.read", mapping: "catalog.propose", task: "task.propose", changes: "changes.read",
-                     import: "task.propose", reports: "catalog.read"};
+                     import: "task.propose", reports: "catalog.read", provider: "agreement.read"};
 
 /** Whether the signed-in user may open an admin page. */
 export function mayOpen(page) {
@@ -66,7 +69,8 @@ export function mayOpen(page) {
 export const isAdmin = () => PAGES.some(mayOpen);
 
 /** The action a change of `kind` needs to be decided ("approve") or restored ("propose"). */
-export const changeAction = (kind, verb) => `${kind === "catalog" ? "catalog" : "task"}.${verb}`;
+export const changeAction = (kind, verb) =>
+  `${kind === "catalog" || kind === "agreement" ? kind : "task"}.${verb}`;
 
 export function call(query, variables = {}) {
   return gql(token(), query, variables);

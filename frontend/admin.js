@@ -13,10 +13,11 @@ import {renderTaskPage, bindTaskPage} from "./admin-task.js";
 import {renderChangesPage, loadChanges} from "./admin-changes.js";
 import {renderImportPage, bindImportPage, resetImport} from "./admin-import.js";
 import {renderReportsPage, bindReportsPage, resetReports} from "./admin-reports.js";
+import {renderProviderPage, bindProviderPage, loadProvider, resetProvider} from "./provider.js";
 import {announce, clearAlert, show, state} from "./ui.js";
 
 const RENDER = {catalog: renderCatalogPage, mapping: renderMappingPage, task: renderTaskPage, changes: renderChangesPage,
-                import: renderImportPage, reports: renderReportsPage};
+                import: renderImportPage, reports: renderReportsPage, provider: renderProviderPage};
 
 export {isAdmin};
 
@@ -35,8 +36,9 @@ export async function goAdmin(page, opts = {}) {
   announce(t("admin.loading"));
   try {
     // what other admins changed meanwhile; the import page needs none of it (at 25,000 fields it takes seconds)
-    if (page !== "import") await loadCatalog({force: true});
+    if (page !== "import" && page !== "provider") await loadCatalog({force: true});
     if (page === "changes") await loadChanges();
+    if (page === "provider") await loadProvider();
     const ledger = page === "mapping" ? opts.ledger || admin.mapping.ledger : null;
     if (ledger) await openMapping(ledger);
   } catch (err) {
@@ -59,14 +61,16 @@ export function resetAdmin() {
   resetAdminState();
   resetImport();
   resetReports();
+  resetProvider();
   for (const sel of ["#admin-ledgers", "#admin-fields", "#admin-field-count", "#admin-columns", "#admin-map-result",
                      "#task-sections", "#task-picker-groups", "#task-picker-count", "#task-preview-box", "#task-result",
                      "#changes-pending", "#changes-history", "#changes-done", "#import-result", "#report-matrix",
-                     "#report-other"]) {
+                     "#report-other", "#provider-body", "#provider-agency"]) {
     $(sel).replaceChildren();
   }
   for (const sel of ["#admin-field-filter", "#admin-ledger-form", "#admin-map-form", "#admin-task-open",
-                     "#admin-task-form", "#admin-import-form", "#admin-matrix-form", "#admin-report-form"]) {
+                     "#admin-task-form", "#admin-import-form", "#admin-matrix-form", "#admin-report-form",
+                     "#provider-form"]) {
     $(sel).reset();
   }
   for (const sel of ["#admin-map-form", "#admin-task-form", "#admin-map-result", "#task-preview-box", "#task-result",
@@ -102,5 +106,6 @@ export function bindAdmin() {
   bindTaskPage();
   bindImportPage();
   bindReportsPage();
+  bindProviderPage();
   syncAdmin();
 }

@@ -172,7 +172,7 @@ def test_the_shipped_demo_agreements_cover_every_task_field_and_one_ends_within_
             assert policy_mod.decide(officer[t.code], t, tf.id, policy_mod.Subject(True, True),
                                      dt.date(2026, 12, 4)).allowed, (t.code, tf.id)
     ending = [a.id for a in pol.agreements.by_id.values() if a.valid_until == dt.date(2026, 12, 31)]
-    assert ending == ["court-basic-livelihood"]
+    assert ending == ["molit-building-use-change"]
 
 
 
@@ -234,15 +234,14 @@ async def test_the_provider_page_warns_of_agreements_ending_within_30_days(api):
     rt = api.app.state.runtime
     rt.consents.clock = at(dt.date(2026, 12, 4))
     r = await api.client.get("/admin/provider", headers={"Authorization": f"Bearer {api.token('an.hyeopyak')}"})
-    assert r.status_code == 200
-    assert r.json()["expiring"] == []  # MOIS's agreements run to 2028
-    # the court's agreement for basic livelihood ends 2026-12-31: its agency's page warns of it
-    from oneScreen import provider
-    pol = rt.snapshot.policies
-    v = await provider.view(rt.audit, rt.snapshot.catalog, pol, "COURT", dt.date(2026, 12, 4))
-    assert [a.id for a in v.expiring] == ["court-basic-livelihood"]
-    v = await provider.view(rt.audit, rt.snapshot.catalog, pol, "COURT", dt.date(2026, 11, 30))
-    assert [a.id for a in v.expiring] == []
+    assert r.status_code == 200 and r.json()["expiring"] == []  # MOIS's agreements run to 2036
+    molit = {"Authorization": f"Bearer {api.token('bae.hyeopyak')}"}
+    r = await api.client.get("/admin/provider", headers=molit)
+    # MOLIT's agreement for building use changes ends 2026-12-31 (its renewal is signed): 27 days left
+    assert [(a["id"], a["daysLeft"]) for a in r.json()["expiring"]] == [("molit-building-use-change", 27)]
+    rt.consents.clock = at(dt.date(2026, 11, 30))
+    r = await api.client.get("/admin/provider", headers=molit)
+    assert r.json()["expiring"] == []  # 31 days ahead: not yet
 
 
 # ------------------------------------------------------------------ the standard form
