@@ -374,8 +374,9 @@ function renderPreview() {
         return h("div", {class: `field${why ? " field--new" : ""}`, "data-field": f.id, "data-new": why || null,
                          "data-denied": denied ? "true" : null},
           h("dt", {class: "field__label"}, label), h("dd", {class: "field__body"},
-            denied ? [h("span", {class: "new-tag"}, t("admin.task.deniedTag")), " ", pick(denied.reason, denied.reasonEn)]
-              : [why ? [h("span", {class: "new-tag"}, t(`admin.task.new.${why}`)), " "] : null, ruleSummary(f, target)]));
+            why ? [h("span", {class: "new-tag"}, t(`admin.task.new.${why}`)), " "] : null,
+            denied ? [h("span", {class: "denied-tag"}, t("admin.task.deniedTag")), " ", pick(denied.reason, denied.reasonEn)]
+              : ruleSummary(f, target)));
       }))))));
 }
 

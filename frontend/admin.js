@@ -21,6 +21,9 @@ const RENDER = {catalog: renderCatalogPage, mapping: renderMappingPage, task: re
 
 export {isAdmin};
 
+/** The admin page a user lands on: the first one their actions open (the catalog for catalog admins). */
+export const firstAdminPage = () => PAGES.find(mayOpen);
+
 function pageOf(view) {
   return typeof view === "string" && view.startsWith("admin-") ? view.slice("admin-".length) : null;
 }

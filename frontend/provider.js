@@ -83,7 +83,7 @@ export function renderProviderPage() {
           h("strong", {}, pick(a.title, a.titleEn)), " ", h("code", {class: "admin-id"}, a.id), " — ",
           t("provider.agreementLine", {signer: a.signer, tasks: a.tasks.join(", "), n: a.fields.length,
                                        from: a.validFrom, until: a.validUntil}),
-          a.inForce ? null : [" ", h("span", {class: "new-tag"}, t("provider.notInForce"))])))));
+          a.inForce ? null : [" ", h("span", {class: "denied-tag"}, t("provider.notInForce"))])))));
 }
 
 async function download() {
