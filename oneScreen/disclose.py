@@ -32,7 +32,7 @@ from .counters import LookupBudgetUnavailable
 from .errors import BadRequest, OneScreenError, OutsideJurisdiction, TaskForbidden, TooManySubjects
 from .lookups import LookupBudgetExceeded, Spent
 from .permissions import TASK_USE
-from .policy import CASE_REF_PATTERN, Caller, Status, Subject, Task, decide, may_record_consent
+from .policy import PROVIDER_MASK, CASE_REF_PATTERN, Caller, Status, Subject, Task, decide, may_record_consent
 from .screen import (FieldResult, OneStage, ScreenSection, SubjectRequest, assemble, denied as denied_result,
                      one_stage)
 
@@ -339,7 +339,8 @@ class Door:
                 masks = d.masks
                 for pid, r in fetched.items():
                     if pid in masks and (r.status is Status.OK or r.status is Status.PARTIAL):  # PARTIAL: reason kept
-                        r = r._replace(status=Status.MASKED, value=masking.apply(masks[pid], r.value))
+                        r = r._replace(status=Status.MASKED, value=masking.apply(masks[pid], r.value),
+                                       rule=d.mask_rules.get(pid))  # a provider's mask says so (explain.py)
                     results[pid] = r
             if spent is not None:
                 found = _found(results.values(), region)
@@ -445,6 +446,7 @@ class Decided:
     plan: OneStage | None  # how to read `allowed`, when no link is followed
     masks: dict[str, object]
     counts: tuple[tuple[str, int], ...]  # decisions per status, for the metrics
+    mask_rules: dict[str, str]  # the rule of a mask a sharing agreement requires (the task's own: absent)
 
 
 def _remembered(memo: LRUCache | None, key: tuple, task: Task, paths: list, make):
@@ -489,6 +491,7 @@ def _decide(caller: Caller, task: Task, paths: list, facts: Subject, memo: LRUCa
         denied: list[tuple[str, FieldResult]] = []
         allowed: list[tuple[Field, ...]] = []
         masks: dict[str, object] = {}
+        mask_rules: dict[str, str] = {}
         counts: dict[str, int] = {}
         for path in paths:
             pid = path_id(path)
@@ -498,9 +501,11 @@ def _decide(caller: Caller, task: Task, paths: list, facts: Subject, memo: LRUCa
                 allowed.append(path)
                 if decision.mask is not None:
                     masks[pid] = decision.mask
+                    if decision.rule.startswith(PROVIDER_MASK):
+                        mask_rules[pid] = decision.rule
             else:
                 denied.append((pid, denied_result(decision)))
-        return Decided(tuple(denied), tuple(allowed), one_stage(allowed), masks, tuple(counts.items()))
+        return Decided(tuple(denied), tuple(allowed), one_stage(allowed), masks, tuple(counts.items()), mask_rules)
     return _remembered(memo, (id(task), id(paths), caller.roles, caller.org, caller.scope, facts, day), task, paths,
                       make)
 

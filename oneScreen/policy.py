@@ -23,6 +23,7 @@ from .errors import ConfigError, ConfigErrors, TaskForbidden
 
 
 NO_AGREEMENT = "no sharing agreement in force"  # the rule of a field no agreement covers on the day
+PROVIDER_MASK = "provider mask"  # the rule of a mask a sharing agreement requires: "provider mask STRATEGY"
 
 # A case reference (민원 접수번호, case id): what a disclosure is recorded against; checked on every request too.
 CASE_REF_PATTERN = r"^[0-9A-Za-z가-힣._:/-]{1,64}$"
@@ -243,7 +244,7 @@ def decide(caller: Caller, task: Task, field_path: str, subject: Subject = Subje
         return Decision(Status.CONSENT_REQUIRED, "정보주체의 동의(또는 예외 사유)가 필요합니다",
                         "the subject's consent (or an exception) must be recorded first", rule="consent required")
     if provider_mask is not None:  # the providing agency requires it: no task's rule lifts it
-        return Decision(Status.MASKED, None, None, mask=provider_mask, rule=f"provider mask {provider_mask}")
+        return Decision(Status.MASKED, None, None, mask=provider_mask, rule=f"{PROVIDER_MASK} {provider_mask}")
     return allowed_decision(tf)
 
 

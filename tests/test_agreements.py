@@ -294,3 +294,25 @@ async def test_a_revocation_through_the_api_shows_in_the_task_editors_preview(ad
     assert body["data"]["catalog"]["agreementsEnforced"] is True
     assert agreements["molit-move-in-report"]["inForce"] is False
     assert agreements["mois-move-in-report"]["inForce"] is True and "citizen.name" in agreements["mois-move-in-report"]["fields"]
+
+
+async def test_a_providers_required_mask_is_applied_and_explained_whatever_the_task_says(admin_api, catalog_copy,
+                                                                                         data_dir):
+    path = agreement_file(catalog_copy, "mois-move-in-report")
+    # the task shows the full RRN under its legal basis; MOIS requires it masked; and no agreement covers the sex
+    path.write_text(without(path.read_text(encoding="utf-8"), "citizen.sex").replace(
+        "  - citizen.rrn\n", "  - {field: citizen.rrn, mask: rrn}\n"), encoding="utf-8")
+    api = await admin_api()
+    rrn = citizens(data_dir, 1)[0]
+    query = """query($s: ID!) { screen(task: "move_in_report", subject: $s, caseRef: "2026-전입-009") {
+      sections { fields { id status value explanation { kind rule basisEn labelEn } } } } }"""
+    _, body = await api.gql("kim.jumin", query, {"s": rrn})
+    got = fields_of(body["data"]["screen"])
+    shown = got["citizen.rrn"]
+    assert shown["status"] == "MASKED" and rrn not in str(body) and shown["value"].startswith(rrn[:8])
+    assert shown["explanation"]["rule"] == "provider mask rrn"
+    assert "providing agency's agreement requires" in shown["explanation"]["basisEn"]
+    sex = got["citizen.sex"]
+    assert (sex["status"], sex["explanation"]["kind"], sex["explanation"]["rule"]) == (
+        "DENIED", "DENY", "no sharing agreement in force")
+    assert sex["explanation"]["labelEn"].startswith("sharing agreement rule")
