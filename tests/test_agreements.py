@@ -15,6 +15,7 @@ from oneScreen.admin import AdminForbidden
 from oneScreen.changes import FourEyes
 from oneScreen.policy import Caller, Status
 from test_admin import admin_api  # noqa: F401 - the fixture
+from test_config_store import pg_config_url, store_api  # noqa: F401 - fixtures
 from test_screen import SCREEN, citizens, fields_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -316,3 +317,23 @@ async def test_a_providers_required_mask_is_applied_and_explained_whatever_the_t
     assert (sex["status"], sex["explanation"]["kind"], sex["explanation"]["rule"]) == (
         "DENIED", "DENY", "no sharing agreement in force")
     assert sex["explanation"]["labelEn"].startswith("sharing agreement rule")
+
+
+async def test_with_the_configuration_store_a_revocation_is_a_new_version_applied_at_once(
+        pg_config_url, store_api, catalog_copy, data_dir):
+    from oneScreen import configstore
+    from test_config_store import seed, store_call
+    seed(pg_config_url, configstore.read_files(catalog_copy / "field_catalog.yaml", catalog_copy / "policies"))
+    api = await store_api(pg_config_url)
+    rt = api.app.state.runtime
+    assert "policies/agreements/molit-move-in-report.yaml" in rt.snapshot.source.files  # versioned with the rest
+    text = rt.snapshot.source.files["policies/agreements/molit-move-in-report.yaml"]
+    p = await rt.admin.save_agreement(MOLIT_ADMIN, "molit-move-in-report",
+                                      text.replace("duties:", f"revoked: {policy_mod.today().isoformat()}\nduties:"))
+    assert p.status == "applied"
+    assert rt.snapshot.source.version == 2 == store_call(pg_config_url, lambda s: s.active_id())
+    rrn = citizens(data_dir, 1)[0]
+    _, body = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": "2026-전입-001"})
+    assert fields_of(body["data"]["screen"])["citizen.residence>building.main_purpose"]["status"] == "DENIED"
+    # and nothing was written to the files: they only seeded the store
+    assert "revoked:" not in agreement_file(catalog_copy, "molit-move-in-report").read_text(encoding="utf-8")
