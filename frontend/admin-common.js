@@ -161,6 +161,10 @@ export function wideningText(reason) {
     [/^task (\w+): no longer limited to the caseworker's region$/, (m) => t("admin.why.region", {task: taskLabel(m[1])})],
     [/^field (\S+), used by tasks, is re-mapped to (\S+)$/, (m) => t("admin.why.remapped", {field: pathLabel(m[1]), to: m[2]})],
     [/^field (\S+), used by tasks, loses its default mask$/, (m) => t("admin.why.loses", {field: pathLabel(m[1])})],
+    [/^new agreement (\S+) shares (\d+) field\(s\) of (\w+)$/,
+      (m) => t("admin.why.agreementNew", {id: m[1], n: Number(m[2]), agency: m[3]})],
+    [/^agreement (\S+): shares (\S+) too$/, (m) => t("admin.why.agreementField", {id: m[1], field: pathLabel(m[2])})],
+    [/^agreement (\S+): (.+)$/, (m) => t("admin.why.agreementOther", {id: m[1], what: m[2]})],
   ];
   for (const [re, fn] of rules) {
     const m = re.exec(reason);
@@ -194,6 +198,9 @@ export function summaryText(summary) {
     [/^retire (\S+)$/, (m) => t("admin.summary.retire", {field: pathLabel(m[1])})],
     [/^create task (\w+)$/, (m) => t("admin.summary.createTask", {task: taskLabel(m[1])})],
     [/^edit task (\w+)$/, (m) => t("admin.summary.editTask", {task: taskLabel(m[1])})],
+    [/^create agreement (\S+)$/, (m) => t("admin.summary.createAgreement", {id: m[1]})],
+    [/^edit agreement (\S+)$/, (m) => t("admin.summary.editAgreement", {id: m[1]})],
+    [/^revoke agreement (\S+)$/, (m) => t("admin.summary.revokeAgreement", {id: m[1]})],
     [/^restore the version before change (\d+)$/, (m) => t("admin.summary.restore", {id: m[1]})],
     [/^import (.+): (\d+) tasks? in the spreadsheet: (\d+) new, (\d+) changed, (\d+) removed, (\d+) unchanged$/,
       (m) => t("admin.summary.import", {file: m[1], n: m[2], added: m[3], changed: m[4], removed: m[5]})],

@@ -21,8 +21,9 @@ const RENDER = {catalog: renderCatalogPage, mapping: renderMappingPage, task: re
 
 export {isAdmin};
 
-/** The admin page a user lands on: the first one their actions open (the catalog for catalog admins). */
-export const firstAdminPage = () => PAGES.find(mayOpen);
+/** The admin page a user lands on: an agreement admin their agency's provider page; others the first page
+    their actions open (the catalog for catalog admins and task configurers). */
+export const firstAdminPage = () => (mayOpen("provider") ? "provider" : PAGES.find(mayOpen));
 
 function pageOf(view) {
   return typeof view === "string" && view.startsWith("admin-") ? view.slice("admin-".length) : null;

@@ -268,10 +268,10 @@ def test_the_pages_offered_follow_the_permissions_of_roles_yaml(as_user, admin_s
     page); the running service picks the file up without a restart."""
     path = admin_site.config / "policies" / "roles.yaml"
     shipped = path.read_text(encoding="utf-8")
-    granted = shipped.replace("  catalog.read: [catalog_admin, task_configurer]",
-                              "  catalog.read: [catalog_admin, task_configurer, auditor]")
-    granted = granted.replace("  changes.read: [catalog_admin, task_configurer]",
-                              "  changes.read: [catalog_admin, task_configurer, auditor]")
+    granted = shipped.replace("  catalog.read: [catalog_admin, task_configurer, agreement_admin]",
+                              "  catalog.read: [catalog_admin, task_configurer, agreement_admin, auditor]")
+    granted = granted.replace("  changes.read: [catalog_admin, task_configurer, agreement_admin]",
+                              "  changes.read: [catalog_admin, task_configurer, agreement_admin, auditor]")
     assert granted.count("auditor]") == 3
 
     def auditor_actions(expected: list[str]) -> None:  # the watcher reloads within its 2 s interval

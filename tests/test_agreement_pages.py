@@ -25,9 +25,10 @@ def test_the_provider_page_shows_who_reads_molits_fields_and_the_agreement_endin
     usage = call(admin_site, "kim.jumin", "{ me { user } }")  # the caseworker is offered no provider page
     assert usage["data"]["me"]["user"] == "kim.jumin"
 
-    page = as_user("bae.hyeopyak")  # MOLIT's agreement admin: lands on the provider page, the only one offered
+    page = as_user("bae.hyeopyak")  # MOLIT's agreement admin lands on the provider page
     expect(page.locator("#view-admin-provider")).to_be_visible()
-    expect(page.locator("#nav-admin-catalog")).to_be_hidden()
+    expect(page.locator("#nav-admin-changes")).to_be_visible()  # where they sign the other side's proposals
+    expect(page.locator("#nav-admin-task")).to_be_hidden()
     expect(page.locator("#provider-agency")).to_contain_text("국토교통부 (MOLIT)")
     row = page.locator("#provider-usage tr[data-task='move_in_report'][data-field='building.main_purpose']")
     expect(row).to_contain_text("서울특별시 종로구청 민원여권과")
@@ -86,3 +87,30 @@ def test_the_task_editor_shows_the_agreement_beside_each_field_and_the_fields_it
     expect(line).to_contain_text("No agreement of the providing agency")
     found += axe(page, source, "task editor in English")
     assert found == [], "\n".join(found)
+
+
+def test_a_widened_agreement_is_signed_by_the_using_side_on_the_changes_page(as_user, admin_site):
+    path = admin_site.config / "policies" / "agreements" / "molit-vehicle-transfer.yaml"
+    widened = path.read_text(encoding="utf-8").replace("fields:\n", "fields:\n  - citizen.vehicle_plate_numbers\n")
+    proposed = call(admin_site, "bae.hyeopyak", """mutation($y: String) {
+        proposeAgreement(id: "molit-vehicle-transfer", yaml: $y) { id status widening } }""", {"y": widened})
+    change = proposed["data"]["proposeAgreement"]
+    assert change["status"] == "pending"
+    assert change["widening"] == ["agreement molit-vehicle-transfer: shares citizen.vehicle_plate_numbers too"]
+
+    bae = as_user("bae.hyeopyak")  # the proposer signed for MOLIT; they cannot sign the other side too
+    bae.click("#nav-admin-changes")
+    card = bae.locator(f"#changes-pending article[data-change='{change['id']}']")
+    expect(card.locator(".four-eyes-note")).to_be_visible()
+    expect(card.locator("button[data-action=approve]")).to_be_disabled()
+
+    an = as_user("an.hyeopyak")  # MOIS (the using side's signer 행정안전부) signs
+    an.click("#nav-admin-changes")
+    card = an.locator(f"#changes-pending article[data-change='{change['id']}']")
+    expect(card).to_contain_text("협약 molit-vehicle-transfer")
+    card.locator("button[data-action=approve]").click()
+    an.fill("#approve-comment", "이용기관 서명")
+    an.click("#approve-confirm")
+    expect(an.locator(f"#changes-history article[data-change='{change['id']}']")).to_have_attribute(
+        "data-status", "applied")
+    assert "  - citizen.vehicle_plate_numbers\n" in path.read_text(encoding="utf-8")
