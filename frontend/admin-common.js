@@ -162,7 +162,7 @@ export function wideningText(reason) {
     [/^field (\S+), used by tasks, is re-mapped to (\S+)$/, (m) => t("admin.why.remapped", {field: pathLabel(m[1]), to: m[2]})],
     [/^field (\S+), used by tasks, loses its default mask$/, (m) => t("admin.why.loses", {field: pathLabel(m[1])})],
     [/^new agreement (\S+) shares (\d+) field\(s\) of (\w+)$/,
-      (m) => t("admin.why.agreementNew", {id: m[1], n: Number(m[2]), agency: m[3]})],
+      (m) => t("admin.why.agreementNew", {id: m[1], n: Number(m[2])})],
     [/^agreement (\S+): shares (\S+) too$/, (m) => t("admin.why.agreementField", {id: m[1], field: pathLabel(m[2])})],
     [/^agreement (\S+): (.+)$/, (m) => t("admin.why.agreementOther", {id: m[1], what: m[2]})],
   ];

@@ -53,7 +53,7 @@ export function renderProviderPage() {
         ? h("ul", {class: "plain-list", id: "provider-expiring"}, page.expiring.map((a) =>
             h("li", {"data-agreement": a.id, class: "note"},
               h("strong", {}, pick(a.title, a.titleEn)), " ", h("code", {class: "admin-id"}, a.id), " — ",
-              t("provider.endsOn", {day: a.validUntil, n: a.daysLeft}))))
+              t("provider.endsOn", {day: a.validUntil}), ` (${t("provider.daysLeft", {n: a.daysLeft})})`)))
         : h("p", {class: "empty", id: "provider-expiring"}, t("provider.noneExpiring", {n: page.expiringDays}))),
     h("section", {class: "admin-block", "aria-labelledby": "provider-uncovered-title"},
       h("h2", {id: "provider-uncovered-title", tabindex: "-1"}, t("provider.uncovered")),
@@ -81,8 +81,8 @@ export function renderProviderPage() {
       h("ul", {class: "plain-list", id: "provider-agreements"}, page.agreements.map((a) =>
         h("li", {"data-agreement": a.id},
           h("strong", {}, pick(a.title, a.titleEn)), " ", h("code", {class: "admin-id"}, a.id), " — ",
-          t("provider.agreementLine", {signer: a.signer, tasks: a.tasks.join(", "), n: a.fields.length,
-                                       from: a.validFrom, until: a.validUntil}),
+          t("provider.agreementLine", {signer: a.signer, tasks: a.tasks.join(", "), from: a.validFrom,
+                                       until: a.validUntil}), `, ${t("provider.fieldCount", {n: a.fields.length})}`,
           a.inForce ? null : [" ", h("span", {class: "denied-tag"}, t("provider.notInForce"))])))));
 }
 
