@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import math
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-
-from datetime import timedelta
 
 from . import provider, reports
 from .consent import today as consent_today
