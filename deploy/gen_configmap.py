@@ -47,11 +47,14 @@ def key_for(path: str) -> str:
 
 
 def files(catalog: Path, policies: Path) -> dict[str, str]:
-    """Path below /etc/onescreen -> text, in the layout the service reads (roles.yaml, tasks/*.yaml)."""
+    """Path below /etc/onescreen -> text, in the layout the service reads (roles.yaml, tasks/*.yaml,
+    agreements/*.yaml: without them the service would not enforce sharing agreements)."""
     out = {"field_catalog.yaml": catalog.read_text(encoding="utf-8"),
            "policies/roles.yaml": (policies / "roles.yaml").read_text(encoding="utf-8")}
     for task in sorted((policies / "tasks").glob("*.yaml")):
         out[f"policies/tasks/{task.name}"] = task.read_text(encoding="utf-8")
+    for agreement in sorted((policies / "agreements").glob("*.yaml")):
+        out[f"policies/agreements/{agreement.name}"] = agreement.read_text(encoding="utf-8")
     return out
 
 

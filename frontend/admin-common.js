@@ -6,7 +6,7 @@ import {$, fill, h} from "./dom.js";
 import {pick, t} from "./i18n.js";
 import {clearAlert, clearStatus, handleError, may, token} from "./ui.js";
 
-export const PAGES = ["catalog", "mapping", "task", "changes", "import", "reports"];
+export const PAGES = ["catalog", "mapping", "task", "changes", "import", "reports", "provider"];
 
 export const AQ = {
   // the small part of the catalog only: fields (25,000 at national scale) and task definitions are searched
@@ -17,12 +17,15 @@ export const AQ = {
     roles { id label labelEn actions }
     maskStrategies
     taskNames { code name nameEn subject }
+    agreementsEnforced
+    agreements { id title titleEn agency signer organisations roles tasks fields validFrom validUntil revoked inForce }
   } }`,
   columns: `query LedgerColumns($ledger: ID!) {
     ledgerColumns(ledger: $ledger) { name type fields proposedType samples } }`,
   map: `mutation ProposeFieldMapping($input: FieldMappingInput!) {
     proposeFieldMapping(input: $input) { id status widening diff summary } }`,
-  preview: `query PreviewTask($code: ID!, $yaml: String!) { previewTask(code: $code, yaml: $yaml) { ledgers newlyDisclosed } }`,
+  preview: `query PreviewTask($code: ID!, $yaml: String!) { previewTask(code: $code, yaml: $yaml) {
+    ledgers newlyDisclosed denied { field reason reasonEn } } }`,
   propose: `mutation ProposeTask($code: ID!, $yaml: String!) {
     proposeTask(code: $code, yaml: $yaml) { id status widening diff proposer summary } }`,
   changes: `query Changes { changes { id kind summary proposer createdAt status diff widening approver decidedAt files
@@ -56,7 +59,7 @@ export function resetAdmin() {
 
 /** The action each admin page needs (roles.yaml grants actions to roles; the server refuses anyway). */
 const PAGE_ACTION = {catalog: "catalog.read", mapping: "catalog.propose", task: "task.propose", changes: "changes.read",
-                     import: "task.propose", reports: "catalog.read"};
+                     import: "task.propose", reports: "catalog.read", provider: "agreement.read"};
 
 /** Whether the signed-in user may open an admin page. */
 export function mayOpen(page) {
@@ -66,7 +69,8 @@ export function mayOpen(page) {
 export const isAdmin = () => PAGES.some(mayOpen);
 
 /** The action a change of `kind` needs to be decided ("approve") or restored ("propose"). */
-export const changeAction = (kind, verb) => `${kind === "catalog" ? "catalog" : "task"}.${verb}`;
+export const changeAction = (kind, verb) =>
+  `${kind === "catalog" || kind === "agreement" ? kind : "task"}.${verb}`;
 
 export function call(query, variables = {}) {
   return gql(token(), query, variables);
@@ -180,6 +184,10 @@ export function wideningText(reason) {
     [/^task (\w+): no longer limited to the caseworker's region$/, (m) => t("admin.why.region", {task: taskLabel(m[1])})],
     [/^field (\S+), used by tasks, is re-mapped to (\S+)$/, (m) => t("admin.why.remapped", {field: pathLabel(m[1]), to: m[2]})],
     [/^field (\S+), used by tasks, loses its default mask$/, (m) => t("admin.why.loses", {field: pathLabel(m[1])})],
+    [/^new agreement (\S+) shares (\d+) field\(s\) of (\w+)$/,
+      (m) => t("admin.why.agreementNew", {id: m[1], n: Number(m[2])})],
+    [/^agreement (\S+): shares (\S+) too$/, (m) => t("admin.why.agreementField", {id: m[1], field: pathLabel(m[2])})],
+    [/^agreement (\S+): (.+)$/, (m) => t("admin.why.agreementOther", {id: m[1], what: m[2]})],
   ];
   for (const [re, fn] of rules) {
     const m = re.exec(reason);
@@ -213,6 +221,9 @@ export function summaryText(summary) {
     [/^retire (\S+)$/, (m) => t("admin.summary.retire", {field: pathLabel(m[1])})],
     [/^create task (\w+)$/, (m) => t("admin.summary.createTask", {task: taskLabel(m[1])})],
     [/^edit task (\w+)$/, (m) => t("admin.summary.editTask", {task: taskLabel(m[1])})],
+    [/^create agreement (\S+)$/, (m) => t("admin.summary.createAgreement", {id: m[1]})],
+    [/^edit agreement (\S+)$/, (m) => t("admin.summary.editAgreement", {id: m[1]})],
+    [/^revoke agreement (\S+)$/, (m) => t("admin.summary.revokeAgreement", {id: m[1]})],
     [/^restore the version before change (\d+)$/, (m) => t("admin.summary.restore", {id: m[1]})],
     [/^import (.+): (\d+) tasks? in the spreadsheet: (\d+) new, (\d+) changed, (\d+) removed, (\d+) unchanged$/,
       (m) => t("admin.summary.import", {file: m[1], n: m[2], added: m[3], changed: m[4], removed: m[5]})],

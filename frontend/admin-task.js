@@ -261,6 +261,7 @@ function renderField(f, si, fi) {
       h("code", {class: "admin-id"}, f.id), " ",
       target ? sensitivityBadge(target.sensitivity) : null, " ",
       target ? h("span", {class: "hint-inline"}, ledgerName(target.ledger)) : null),
+    agreementLine(f),
     h("div", {class: "task-field__rules"},
       maskControl,
       h("div", {class: "check"},
@@ -291,6 +292,31 @@ function renderField(f, si, fi) {
       h("button", {type: "button", class: "btn btn--small btn--danger", "data-focus": `field:${f.id}:remove`,
                    "aria-label": t("admin.task.fieldRemove", {label}), onclick: () => removeField(si, fi)},
         t("admin.task.remove"))));
+}
+
+/** The sharing agreements in force that cover every field of path `pathId` for the draft's task and roles (an
+    agreement naming organisations may cover some of its caseworkers: shown too); null when one field has none. */
+export function agreementsFor(pathId, draft) {
+  const all = admin.catalog?.agreements || [];
+  const ids = [];
+  for (const fid of pathId.split(">")) {
+    const a = all.find((x) => x.inForce && x.tasks.includes(draft.code) && x.fields.includes(fid) &&
+      (x.organisations.length || x.roles.some((r) => draft.roles.includes(r))));
+    if (!a) return null;
+    if (!ids.includes(a.id)) ids.push(a.id);
+  }
+  return ids;
+}
+
+/** Which agreement covers the field (or that none does: the field will be DENIED), said in words. */
+function agreementLine(f) {
+  if (!admin.catalog?.agreementsEnforced) {
+    return h("p", {class: "task-field__agreement hint", "data-agreement": "not-enforced"}, t("admin.task.agreementOff"));
+  }
+  const ids = agreementsFor(f.id, admin.task.draft);
+  return ids
+    ? h("p", {class: "task-field__agreement hint", "data-agreement": ids.join(" ")}, t("admin.task.agreement", {ids: ids.join(", ")}))
+    : h("p", {class: "task-field__agreement note", "data-agreement": "none"}, t("admin.task.agreementNone"));
 }
 
 function renderPicker() {
@@ -383,6 +409,11 @@ function renderPreview() {
       ledgerName(l), " ", h("code", {class: "admin-id"}, l)))),
     h("h3", {}, t("admin.task.previewNew")),
     p.newlyDisclosed.length ? wideningList(p.newlyDisclosed) : h("p", {class: "preview-nothing"}, t("admin.task.previewNothing")),
+    h("h3", {}, t("admin.task.previewDenied")),
+    (p.denied || []).length
+      ? h("ul", {class: "plain-list preview-denied"}, p.denied.map((d) => h("li", {"data-field": d.field},
+          h("code", {class: "admin-id"}, d.field), " — ", pick(d.reason, d.reasonEn))))
+      : h("p", {class: "preview-denied-none"}, t("admin.task.previewDeniedNone")),
     h("h3", {}, t("admin.task.previewScreen")),
     h("p", {class: "hint"}, t("admin.task.previewScreenHint")),
     p.yamlEdited ? h("p", {class: "note"}, t("admin.task.previewHandEdited")) : null,
@@ -392,9 +423,13 @@ function renderPreview() {
         const target = fieldOf(f.id.split(">").pop());
         const label = target ? pick(target.label, target.labelEn) : f.id;
         const why = fresh.get(f.id);  // newly disclosed: said in words, the colour only repeats it
-        return h("div", {class: `field${why ? " field--new" : ""}`, "data-field": f.id, "data-new": why || null},
+        const denied = (p.denied || []).find((d) => d.field === f.id);
+        return h("div", {class: `field${why ? " field--new" : ""}`, "data-field": f.id, "data-new": why || null,
+                         "data-denied": denied ? "true" : null},
           h("dt", {class: "field__label"}, label), h("dd", {class: "field__body"},
-            why ? [h("span", {class: "new-tag"}, t(`admin.task.new.${why}`)), " "] : null, ruleSummary(f, target)));
+            why ? [h("span", {class: "new-tag"}, t(`admin.task.new.${why}`)), " "] : null,
+            denied ? [h("span", {class: "denied-tag"}, t("admin.task.deniedTag")), " ", pick(denied.reason, denied.reasonEn)]
+              : ruleSummary(f, target)));
       }))))));
 }
 

@@ -13,12 +13,17 @@ import {renderTaskPage, bindTaskPage, refreshTaskList, resetTaskPage} from "./ad
 import {renderChangesPage, loadChanges, bindChangesPage, resetCompare} from "./admin-changes.js";
 import {renderImportPage, bindImportPage, resetImport} from "./admin-import.js";
 import {renderReportsPage, bindReportsPage, resetReports} from "./admin-reports.js";
+import {renderProviderPage, bindProviderPage, loadProvider, resetProvider} from "./provider.js";
 import {announce, clearAlert, show, state} from "./ui.js";
 
 const RENDER = {catalog: renderCatalogPage, mapping: renderMappingPage, task: renderTaskPage, changes: renderChangesPage,
-                import: renderImportPage, reports: renderReportsPage};
+                import: renderImportPage, reports: renderReportsPage, provider: renderProviderPage};
 
 export {isAdmin};
+
+/** The admin page a user lands on: an agreement admin their agency's provider page; others the first page
+    their actions open (the catalog for catalog admins and task configurers). */
+export const firstAdminPage = () => (mayOpen("provider") ? "provider" : PAGES.find(mayOpen));
 
 function pageOf(view) {
   return typeof view === "string" && view.startsWith("admin-") ? view.slice("admin-".length) : null;
@@ -36,10 +41,11 @@ export async function goAdmin(page, opts = {}) {
   try {
     // what other admins changed meanwhile; the import page needs none of it (at 25,000 fields it takes seconds)
     // (the small part of the catalog: fields and tasks are searched and paged on the server)
-    if (page !== "import") await loadCatalog({force: true});
+    if (page !== "import" && page !== "provider") await loadCatalog({force: true});
     if (page === "catalog") resetCatalogPage();  // searched again: other admins may have changed it
     if (page === "task") refreshTaskList();
     if (page === "changes") await loadChanges();
+    if (page === "provider") await loadProvider();
     const ledger = page === "mapping" ? opts.ledger || admin.mapping.ledger : null;
     if (ledger) await openMapping(ledger);
   } catch (err) {
@@ -65,14 +71,17 @@ export function resetAdmin() {
   resetCatalogPage();
   resetTaskPage();
   resetCompare();
+  resetProvider();
   for (const sel of ["#admin-ledgers", "#admin-fields", "#admin-field-count", "#admin-columns", "#admin-map-result",
                      "#task-sections", "#task-picker-groups", "#task-picker-count", "#task-preview-box", "#task-result",
                      "#changes-pending", "#changes-history", "#changes-done", "#import-result", "#report-matrix",
-                     "#report-other", "#compare-result", "#admin-task-search-count"]) {
+                     "#report-other", "#compare-result", "#admin-task-search-count",
+                     "#provider-body", "#provider-agency"]) {
     $(sel).replaceChildren();
   }
   for (const sel of ["#admin-field-filter", "#admin-ledger-form", "#admin-map-form", "#admin-task-open",
-                     "#admin-task-form", "#admin-import-form", "#admin-matrix-form", "#admin-report-form", "#admin-compare-form"]) {
+                     "#admin-task-form", "#admin-import-form", "#admin-matrix-form", "#admin-report-form", "#admin-compare-form",
+                     "#provider-form"]) {
     $(sel).reset();
   }
   for (const sel of ["#admin-map-form", "#admin-task-form", "#admin-map-result", "#task-preview-box", "#task-result",
@@ -109,5 +118,6 @@ export function bindAdmin() {
   bindChangesPage();
   bindImportPage();
   bindReportsPage();
+  bindProviderPage();
   syncAdmin();
 }

@@ -6,7 +6,7 @@ import {Q, demoToken, demoUsers, gql, session} from "./api.js";
 import {$, $$, fill, h} from "./dom.js";
 import {lang, pick, roleLabel, setLang, t} from "./i18n.js";
 import {bindAudit, goAudit, renderAudit} from "./audit.js";
-import {bindAdmin, goAdmin, isAdmin, renderAdmin, resetAdmin} from "./admin.js";
+import {bindAdmin, firstAdminPage, goAdmin, isAdmin, renderAdmin, resetAdmin} from "./admin.js";
 import {bindScreen, loadScreen, renderScreen} from "./screen.js";
 import {announce, badge, canSeeHistory, clearAlert, handleError, hooks, matchSummary, renderHeader, resetState,
         setFieldError, show, showAlert, state, token} from "./ui.js";
@@ -139,7 +139,7 @@ function land(route) {
   } else if (canSeeHistory()) {
     goAudit();
   } else if (isAdmin()) {
-    goAdmin("catalog");
+    goAdmin(firstAdminPage());
   } else {
     renderHeader();
     showAlert(t("signin.noTasks"));

@@ -223,6 +223,76 @@ class Admin:
         ledgers = sorted({f.ledger.id for tf in task.fields.values() for f in tf.path})
         return ledgers, widening(snap.catalog, snap.policies, new_cat, new_pol)
 
+    async def preview_agreements(self, caller: Caller, code: str, text: str) -> list[tuple[str, str, str]]:
+        """For a draft: (field path, reason, reason in English) of each field no sharing agreement in force today
+        covers for the task's roles, i.e. that every caseworker of the task would see DENIED."""
+        from .agreements import judge
+        from .policy import today
+        self._require(caller, "task.propose", "preview tasks")
+        key = self._task_key(code)
+        base = self.files()
+        _cat, new_pol = candidate(base, [FileChange(key, base.get(key), text)], shown=self._shown(),
+                                  lint_errors=False, catalog=self._running_catalog(base))
+        task = new_pol.tasks.get(code)
+        if task is None:
+            raise ChangeInvalid([f"the draft does not define task {code!r}"])
+        who = Caller("", "", "", None, task.roles)  # the task's caseworkers, whatever their organisation
+        out = []
+        for tf in task.fields.values():
+            if tf.coverage is None:
+                continue
+            v = judge(tf.coverage, who, today())
+            if not v.ok:
+                out.append((tf.id, v.reason or "", v.reason_en or ""))
+        return out
+
+    async def save_agreement(self, caller: Caller, agreement_id: str, text: str | None) -> Proposal:
+        """Create, change or remove (text None) a sharing agreement (policies/agreements/<id>.yaml) for the
+        caller's own side of it. Narrowing or revoking applies at once; a new or widened agreement waits for an
+        admin of the other side (approve())."""
+        self._require(caller, "agreement.propose", "propose sharing agreements")
+        key = self._agreement_key(agreement_id)
+        base = self.files()
+        old = base.get(key)
+        if old is None and text is None:
+            raise ChangeInvalid([f"there is no agreement {agreement_id!r}"])
+        new_cat, new_pol = candidate(base, [FileChange(key, old, text)], shown=self._shown(), lint_errors=False,
+                                     catalog=self._running_catalog(base))
+        mine = [a for a in (_agreement(self.runtime.snapshot.policies, agreement_id), _agreement(new_pol, agreement_id))
+                if a is not None]
+        if not mine or not all(_sides(caller.org, a) for a in mine):
+            raise AdminForbidden("you may not propose this agreement: your organisation is neither its providing "
+                                 "agency nor its using side's signer")
+        verb = "revoke" if text is None else "edit" if old is not None else "create"
+        return await self.propose(caller, "agreement", f"{verb} agreement {agreement_id}",
+                                  [FileChange(key, old, text)])
+
+    def _agreement_key(self, agreement_id: str) -> str:
+        if not agreement_id or not all(c.isascii() and (c.isalnum() or c in "-_") for c in agreement_id) \
+                or agreement_id != agreement_id.lower():
+            raise ChangeInvalid(["agreement id must be lower-case letters, digits, - and _"])
+        return f"{POLICIES}/agreements/{agreement_id}.yaml"
+
+    def _both_sides(self, caller: Caller, p: Proposal, new_pol: Any) -> None:
+        """An agreement change that widens sharing needs an admin of the providing agency AND one of the using
+        side: the proposer signed for theirs, the approver must sign for the other (four eyes across agencies)."""
+        from .agreements import widening as agreement_widening
+        old_pol = self.runtime.snapshot.policies
+        for aid, _why in agreement_widening(old_pol.agreements, new_pol.agreements):
+            a = _agreement(new_pol, aid) or _agreement(old_pol, aid)
+            if a is None:
+                continue
+            signed = _sides(p.proposer_org or "", a) | _sides(caller.org, a)
+            if not _sides(caller.org, a):
+                raise FourEyes(f"agreement {aid}: you are an admin of neither its providing agency ({a.agency_name}) "
+                               f"nor its using side ({a.signer}); nothing was changed (it is still pending)")
+            missing = {"provider": a.agency_name, "using": a.signer}.keys() - signed
+            if missing:
+                who = " and ".join(f"{side} side ({a.agency_name if side == 'provider' else a.signer})"
+                                   for side in sorted(missing))
+                raise FourEyes(f"agreement {aid} widens sharing: it must be signed by an admin of the {who} as "
+                               "well; nothing was changed (it is still pending)")
+
     def _task_key(self, code: str) -> str:
         """The file of task `code`; a code that is not a plain name (a path, or any other text) is refused."""
         if not code.replace("_", "").isalnum() or not code[:1].isalpha() or code != code.lower() or not code.isascii():
@@ -263,7 +333,7 @@ class Admin:
 
     async def restore(self, caller: Caller, change_id: int) -> Proposal:
         """Propose putting back the files as they were before an applied change (the same four-eyes rules apply)."""
-        self._require(caller, ("catalog.propose", "task.propose"), "restore versions")
+        self._require(caller, ("catalog.propose", "task.propose", "agreement.propose"), "restore versions")
         await self.runtime.ready()
         p = await self.store.get(change_id)
         self._require(caller, _action(p, "propose"), "restore versions")
@@ -284,7 +354,7 @@ class Admin:
                                          catalog=self._running_catalog(base))
             snap = self.runtime.snapshot
             reasons = widening(snap.catalog, snap.policies, new_cat, new_pol)
-            p = await self.store.add(kind, summary, caller.user, files, reasons)
+            p = await self.store.add(kind, summary, caller.user, files, reasons, caller.org)
             await self._audit(caller, "proposed", p)
             if not reasons:  # narrowing or neutral: applies at once
                 p = await self._apply(p, caller, None)
@@ -310,10 +380,12 @@ class Admin:
                 raise ChangeRefused(f"change {change_id} is {p.status}, not pending")
             try:
                 base = self._check_base(self._keyed(p.files))
-                candidate(base, self._keyed(p.files), shown=self._shown(), catalog=self._running_catalog(base))
+                _cat, new_pol = candidate(base, self._keyed(p.files), shown=self._shown(),
+                                          catalog=self._running_catalog(base))
             except (ChangeRefused, ChangeInvalid):
                 await self.store.decide(change_id, "stale", caller.user)
                 raise
+            self._both_sides(caller, p, new_pol)
             return await self._apply(p, caller, caller.user, comment)
 
     async def reject(self, caller: Caller, change_id: int) -> Proposal:
@@ -425,11 +497,23 @@ def _sample(value: Any, fields: "list[Field]", column: str) -> str:
     return "".join(ch if i == 0 or not ch.isalnum() else "*" for i, ch in enumerate(text))
 
 
-DECIDE = ("catalog.approve", "task.approve")  # approve or reject a change of some kind: checked before its lookup
-CHANGE_ACTIONS = ("catalog.propose", "catalog.approve", "task.propose", "task.approve")
+DECIDE = ("catalog.approve", "task.approve", "agreement.approve")  # approve or reject a change of some kind: checked before its lookup
+CHANGE_ACTIONS = ("catalog.propose", "catalog.approve", "task.propose", "task.approve", "agreement.propose",
+                  "agreement.approve")
 
 
 def _action(p: Proposal, verb: str) -> str:
-    """The action that proposing (a restore) or deciding change `p` needs: of the catalog, or of the tasks."""
-    return f"{'catalog' if p.kind == 'catalog' else 'task'}.{verb}"
+    """The action that proposing (a restore) or deciding change `p` needs: of the catalog, the tasks or the
+    sharing agreements."""
+    return f"{p.kind if p.kind in ('catalog', 'agreement') else 'task'}.{verb}"
+
+
+def _agreement(pol: Any, agreement_id: str) -> Any:
+    return None if pol.agreements is None else pol.agreements.by_id.get(agreement_id)
+
+
+def _sides(org: str, a: Any) -> set[str]:
+    """The sides of agreement `a` organisation `org` signs for: "provider" (the agency's), "using" (the signer's)."""
+    from .permissions import belongs
+    return ({"provider"} if belongs(org, a.agency_name) else set()) | ({"using"} if belongs(org, a.signer) else set())
 

@@ -3,7 +3,8 @@
 POST /admin/tasks/import?name=FILE[&dryRun=1]: the spreadsheet as the raw body (up to MAX_UPLOAD bytes, within
 the body timeout), through admin.py's import (task.propose; one change, four eyes). Invalid rows answer 422
 with every problem as {row, column, reason, text}. GET /admin/reports/NAME[?format=csv]: the catalog-wide
-reports (reports.py) for the roles granted catalog.read. Same identity, rate limits and error shape as
+reports (reports.py) for the roles granted catalog.read. GET /admin/provider[?agency=ID&days=N&format=csv]:
+the provider page of the caller's own agency (provider.py; agreement.read). Same identity, rate limits and error shape as
 /graphql; no report reads a ledger, so no value can leave through one.
 GET /admin/catalog/fields|picker|tasks?q=&offset=&limit=: one bounded page of catalog search results
 (catalog_pages.py; limit 1..200, checked before any search). GET /admin/versions/diff?from=&to=: the diff of two
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +23,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import catalog_pages, reports
+from . import catalog_pages, provider, reports
+from .consent import today as consent_today
 from .endpoint import error, json_response
-from .errors import OneScreenError, Unauthenticated
+from .errors import AdminForbidden, OneScreenError, Unauthenticated
+from .permissions import belongs
 from .http import HttpError, read_body
 
 if TYPE_CHECKING:
@@ -131,12 +135,33 @@ def routes(runtime: "Runtime") -> list[Route]:
                                                               for c in tasks]}, headers={"Cache-Control": "no-store"})
         return await guarded(request, run)
 
+    async def provider_page(request: Request) -> Response:
+        async def run(request: Request, caller) -> Response:
+            snap = runtime.snapshot
+            snap.policies.permissions.require(caller, "agreement.read", what="read a provider page")
+            mine = [a for a in snap.catalog.agencies.values() if belongs(caller.org, a.name)]
+            agency = request.query_params.get("agency") or (mine[0].id if mine else "")
+            if agency not in {a.id for a in mine}:
+                raise AdminForbidden("you may read the provider page of your own agency only (your organisation "
+                                     "must be the agency's or one of its parts)")
+            days = request.query_params.get("days", "")
+            today = consent_today(snap.consents.clock())
+            since = today - timedelta(days=int(days) - 1) if days.isdigit() and 0 < int(days) <= 3660 else None
+            v = await provider.view(snap.audit, snap.catalog, snap.policies, agency, today, since)
+            if request.query_params.get("format") == "csv":
+                return Response(provider.to_csv(v), media_type="text/csv; charset=utf-8",
+                                headers={"Content-Disposition": f'attachment; filename="provider-{agency}.csv"',
+                                         "Cache-Control": "no-store"})
+            return json_response(provider.to_json(v, snap.catalog, today), headers={"Cache-Control": "no-store"})
+        return await guarded(request, run)
+
     return [Route("/admin/tasks/import", import_tasks, methods=["POST"]),
             Route("/admin/reports/{name}", report, methods=["GET"]),
             Route("/admin/catalog/fields", searching("fields"), methods=["GET"]),
             Route("/admin/catalog/picker", searching("picker"), methods=["GET"]),
             Route("/admin/catalog/tasks", searching("tasks"), methods=["GET"]),
-            Route("/admin/versions/diff", compare, methods=["GET"])]
+            Route("/admin/versions/diff", compare, methods=["GET"]),
+            Route("/admin/provider", provider_page, methods=["GET"])]
 
 
 def _problem(p: Any) -> dict[str, Any]:

@@ -29,14 +29,14 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from . import catalog as catalog_mod, configstore, policy as policy_mod
+from . import agreements as agreements_mod, catalog as catalog_mod, configstore, policy as policy_mod
 from .errors import ConfigError, ConfigErrors, OneScreenError, counted
 
 _meta = sa.MetaData()
 changes_table = sa.Table(
     "onescreen_change", _meta,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("kind", sa.String(16), nullable=False),  # catalog | task | restore
+    sa.Column("kind", sa.String(16), nullable=False),  # catalog | task | agreement
     sa.Column("summary", sa.Text, nullable=False),
     sa.Column("proposer", sa.String(128), nullable=False),
     sa.Column("created_at", sa.String(40), nullable=False),
@@ -47,6 +47,7 @@ changes_table = sa.Table(
     sa.Column("approver", sa.String(128)),
     sa.Column("decided_at", sa.String(40)),
     sa.Column("comment", sa.Text),  # the approver's comment, given with the approval (added later: see open())
+    sa.Column("proposer_org", sa.Text),  # the proposer's organisation: the side an agreement's proposer signs for
 )
 COMMENT_MAX = 1000  # characters of an approval's comment
 
@@ -88,6 +89,7 @@ class Proposal:
     approver: str | None
     decided_at: str | None
     comment: str | None = None  # the approver's comment
+    proposer_org: str | None = None  # the proposer's organisation (agreements: the side they signed for)
 
 
 # ---------------------------------------------------------------- YAML editing that keeps comments
@@ -224,6 +226,7 @@ def widening(old_cat: catalog_mod.Catalog, old: policy_mod.Policies,
             reasons.append(f"field {fid}, used by tasks, is re-mapped to {b.ledger.id}:{','.join(b.source_columns)}")
         if a is not None and a.mask is not None and b.mask is None:
             reasons.append(f"field {fid}, used by tasks, loses its default mask")
+    reasons.extend(why for _aid, why in agreements_mod.widening(old.agreements, new.agreements))
     return reasons
 
 
@@ -288,9 +291,11 @@ class ChangeStore:
             await conn.run_sync(_meta.create_all)
             await conn.run_sync(_add_missing_columns)
 
-    async def add(self, kind: str, summary: str, proposer: str, files: list[FileChange], widening: list[str]) -> Proposal:
+    async def add(self, kind: str, summary: str, proposer: str, files: list[FileChange], widening: list[str],
+                  proposer_org: str | None = None) -> Proposal:
         now = _now()
-        row = dict(kind=kind, summary=summary, proposer=proposer, created_at=now, status="pending",
+        row = dict(kind=kind, summary=summary, proposer=proposer, proposer_org=proposer_org, created_at=now,
+                   status="pending",
                    files=json.dumps([{"path": str(f.path), "old": f.old, "new": f.new} for f in files],
                                     ensure_ascii=False),
                    diff=unified_diff(files), widening=json.dumps(widening, ensure_ascii=False))
@@ -334,19 +339,23 @@ async def decide_in(conn: Any, pid: int, status: str, approver: str | None, comm
 def _proposal(r: Any) -> Proposal:
     files = tuple(FileChange(Path(f["path"]), f["old"], f["new"]) for f in json.loads(r["files"]))
     return Proposal(r["id"], r["kind"], r["summary"], r["proposer"], r["created_at"], r["status"], files, r["diff"],
-                    tuple(json.loads(r["widening"])), r["approver"], r["decided_at"], r.get("comment"))
+                    tuple(json.loads(r["widening"])), r["approver"], r["decided_at"], r.get("comment"),
+                    r.get("proposer_org"))
 
 
 def _add_missing_columns(sync_conn: Any) -> None:
-    """A store made before the approval comment existed gains its column (nullable: older rows have none)."""
+    """A store made before the approval comment (or the proposer's organisation) existed gains its column
+    (nullable: older rows have none)."""
     have = {c["name"] for c in sa.inspect(sync_conn).get_columns(changes_table.name)}
-    if "comment" not in have:
-        alter = f"ALTER TABLE {changes_table.name} ADD COLUMN comment TEXT"
+    for column in ("comment", "proposer_org"):
+        if column in have:
+            continue
+        alter = f"ALTER TABLE {changes_table.name} ADD COLUMN {column} TEXT"
         try:
             sync_conn.execute(sa.text(alter))
         except sa.exc.DBAPIError:
-            raise ChangeRefused(f"the change store's table {changes_table.name} has no column comment and this role "
-                                f"may not add it: run `{alter}` as the table's owner") from None
+            raise ChangeRefused(f"the change store's table {changes_table.name} has no column {column} and this "
+                                f"role may not add it: run `{alter}` as the table's owner") from None
 
 
 def _now() -> str:

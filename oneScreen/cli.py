@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     aud.add_parser("checkpoints", help="list the signed checkpoints")
     aud.add_parser("public-key", help="print the public key (PEM) that checks the checkpoints' signatures")
 
+    from . import agreements_cli
+    agreements_cli.add_parser(sub)
+
     args = parser.parse_args(argv)
     s = settings_mod.load()
     if s.demo and (args.command != "config" or args.config_command == "import"):
@@ -157,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             args.command == "task" and args.task_command in ("template", "export", "import")):
         from .taskbook_cli import run
         return run(args, s)
+    if args.command == "agreement":
+        return agreements_cli.run(args, s)
     if args.command == "catalog" and args.catalog_command in ("introspect", "map", "retire"):
         return _admin_cli(args, s)
     return handler[args.command](args, s)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import date
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -26,12 +27,12 @@ from .audit import AuditEvent, FieldDecision, pseudonymise
 from .audit.store import HistoryFilter
 from .batch import Batcher
 from .catalog import Field, path_id
-from .consent import ConsentUnavailable
+from .consent import ConsentUnavailable, today as consent_today
 from .counters import LookupBudgetUnavailable
 from .errors import BadRequest, LedgerUnavailable, OneScreenError, OutsideJurisdiction, TaskForbidden, TooManySubjects
 from .lookups import LookupBudgetExceeded, Spent
 from .permissions import TASK_USE
-from .policy import CASE_REF_PATTERN, Caller, Status, Subject, Task, decide, may_record_consent
+from .policy import PROVIDER_MASK, CASE_REF_PATTERN, Caller, Status, Subject, Task, decide, may_record_consent
 from .screen import (FieldResult, OneStage, ScreenSection, SubjectRequest, assemble, denied as denied_result,
                      one_stage)
 
@@ -71,9 +72,12 @@ class Door:
     budget_unavailable: bool = False  # the shared lookup budget could not be checked (503, nothing read)
     budgeted: bool = False  # the request's first lookup by identifier passed the budget check
     _in_force: dict = field(default_factory=dict)  # (task, pseudonym, case) -> the consent in force, or None
+    day: date = field(init=False)  # the request's day (KST): which sharing agreements and consents are in force
 
     def __post_init__(self) -> None:
         self.batcher = Batcher(self.snapshot.gateway, lambda: self.refused)
+        # one clock decides the day for agreements and consents alike (the consent store's; tests move it)
+        self.day = consent_today(self.snapshot.consents.clock())
 
     # ------------------------------------------------------------------ the entrances
 
@@ -169,7 +173,8 @@ class Door:
             self.check_case_ref(case_ref)
         if not t.needs_consent:
             raise BadRequest(f"task {t.code} has no consent-gated field")
-        allowed = may_record_consent(self.caller, t, Subject(in_region=await self.in_region(t, t.subject, key)))
+        allowed = may_record_consent(self.caller, t, Subject(in_region=await self.in_region(t, t.subject, key)),
+                                     self.day)
         if not allowed.allowed:
             raise OutsideJurisdiction(f"you may not record consent for this subject: {allowed.reason_en}")
         return t, key, self.pseudonym(t.subject, key)
@@ -326,7 +331,7 @@ class Door:
             region = await self._region(task, subject_type, key)
             facts = await self._facts(task, subject_type, key, paths, stable, region, case_ref)
             memo = self.snapshot.decided if stable else None
-            d = _decide(self.caller, task, paths, facts, memo)
+            d = _decide(self.caller, task, paths, facts, memo, self.day)
             for status, n in d.counts:
                 self.snapshot.metrics.bound(self.snapshot.metrics.decisions, status).inc(n)
             results = dict(d.denied)
@@ -335,7 +340,8 @@ class Door:
                 masks = d.masks
                 for pid, r in fetched.items():
                     if pid in masks and (r.status is Status.OK or r.status is Status.PARTIAL):  # PARTIAL: reason kept
-                        r = r._replace(status=Status.MASKED, value=masking.apply(masks[pid], r.value))
+                        r = r._replace(status=Status.MASKED, value=masking.apply(masks[pid], r.value),
+                                       rule=d.mask_rules.get(pid))  # a provider's mask says so (explain.py)
                     results[pid] = r
             if spent is not None:
                 found = _found(results.values(), region)
@@ -457,6 +463,7 @@ class Decided:
     plan: OneStage | None  # how to read `allowed`, when no link is followed
     masks: dict[str, object]
     counts: tuple[tuple[str, int], ...]  # decisions per status, for the metrics
+    mask_rules: dict[str, str]  # the rule of a mask a sharing agreement requires (the task's own: absent)
 
 
 def _remembered(memo: LRUCache | None, key: tuple, task: Task, paths: list, make):
@@ -494,26 +501,30 @@ def _asks_consent(task: Task, paths: list, memo: LRUCache | None) -> bool:
     return _remembered(memo, ("consent", id(task), id(paths)), task, paths, make)
 
 
-def _decide(caller: Caller, task: Task, paths: list, facts: Subject, memo: LRUCache | None) -> Decided:
-    """`decide` for every path, remembered per (task, paths object, roles, jurisdiction scope, facts):
-    everything `decide` reads."""
+def _decide(caller: Caller, task: Task, paths: list, facts: Subject, memo: LRUCache | None, day: date) -> Decided:
+    """`decide` for every path, remembered per (task, paths object, roles, organisation, jurisdiction scope, facts,
+    day): everything `decide` reads."""
     def make() -> Decided:
         denied: list[tuple[str, FieldResult]] = []
         allowed: list[tuple[Field, ...]] = []
         masks: dict[str, object] = {}
+        mask_rules: dict[str, str] = {}
         counts: dict[str, int] = {}
         for path in paths:
             pid = path_id(path)
-            decision = decide(caller, task, pid, facts)
+            decision = decide(caller, task, pid, facts, day)
             counts[decision.status.value] = counts.get(decision.status.value, 0) + 1
             if decision.allowed:
                 allowed.append(path)
                 if decision.mask is not None:
                     masks[pid] = decision.mask
+                    if decision.rule.startswith(PROVIDER_MASK):
+                        mask_rules[pid] = decision.rule
             else:
                 denied.append((pid, denied_result(decision)))
-        return Decided(tuple(denied), tuple(allowed), one_stage(allowed), masks, tuple(counts.items()))
-    return _remembered(memo, (id(task), id(paths), caller.roles, caller.scope, facts), task, paths, make)
+        return Decided(tuple(denied), tuple(allowed), one_stage(allowed), masks, tuple(counts.items()), mask_rules)
+    return _remembered(memo, (id(task), id(paths), caller.roles, caller.org, caller.scope, facts, day), task, paths,
+                      make)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from .policy import Status, Task, TaskField, allowed_decision
+from .policy import NO_AGREEMENT, PROVIDER_MASK, Status, Task, TaskField, allowed_decision
 
 # What each masking strategy leaves visible (masking.py), in Korean and English.
 STRATEGY_WORDS: dict[str, tuple[str, str]] = {
@@ -56,7 +56,8 @@ def _strategy(mask: str | Mapping[str, str], tf: TaskField) -> tuple[str, str]:
 
 def explain(task: Task, tf: TaskField, status: Status, rule: str | None = None) -> Explanation:
     """The explanation of one field's result. `rule`: the decision's rule of a field decided without a read
-    (DENIED, CONSENT_REQUIRED); a field that was read was allowed, so its rule is the task field's own."""
+    (DENIED, CONSENT_REQUIRED), or of a mask a sharing agreement requires; any other field that was read was
+    allowed by the task field's own rule."""
     f = tf.target
     if status is Status.DENIED or status is Status.CONSENT_REQUIRED:
         kind = CONSENT if status is Status.CONSENT_REQUIRED else DENY
@@ -65,6 +66,10 @@ def explain(task: Task, tf: TaskField, status: Status, rule: str | None = None) 
         elif rule is not None and rule.startswith("jurisdiction"):
             label, label_en = "관할 구역 규칙: 대상자 주소지 관할 기관만 열람합니다", \
                 "jurisdiction rule: only the subject's own region may read it"
+        elif rule == NO_AGREEMENT:
+            label, label_en = ("제공기관 협약 규칙: 제공기관이 이 사무에 이 항목을 제공하기로 한 협약이 없거나 끝났습니다",
+                               "sharing agreement rule: the providing agency has no agreement in force to share it "
+                               "for this task")
         elif rule == "task roles":
             label, label_en = "사무 권한 규칙: 이 사무를 수행할 역할이 아닙니다", "task roles: your roles do not perform this task"
         else:
@@ -72,6 +77,12 @@ def explain(task: Task, tf: TaskField, status: Status, rule: str | None = None) 
         return Explanation(kind, rule or "", label, label_en,
                            f"사무 「{task.name}」 — {task.legal_basis}", f"task {task.name_en} — {task.legal_basis_en}")
     d = allowed_decision(tf)
+    if status is Status.MASKED and rule is not None and rule.startswith(PROVIDER_MASK):
+        strategy = rule[len(PROVIDER_MASK):].strip()
+        words = STRATEGY_WORDS.get(strategy, (strategy, strategy))
+        return Explanation(MASK, rule, f"가림 규칙: {words[0]}", f"masking rule: {words[1]}",
+                           "제공기관 협약이 요구하는 가림: 사무의 규칙으로 풀 수 없습니다",
+                           "a mask the providing agency's agreement requires: no task's rule lifts it")
     if status is Status.MASKED:
         mask = d.mask if d.mask is not None else tf.mask
         words = _strategy(mask, tf)

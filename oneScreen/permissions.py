@@ -31,7 +31,21 @@ ACTIONS: Mapping[str, str] = {
     "task.approve": "approve or reject another admin's proposed task change",
     "changes.read": "list the configuration changes and read their diffs",
     ACCESS_HISTORY_READ: "read any citizen's access history (a citizen signed in as themselves reads their own)",
+    "agreement.read": "read the provider page of the caller's own agency (who reads its fields, its agreements)",
+    "agreement.propose": "propose, narrow or revoke a sharing agreement for the caller's own side of it",
+    "agreement.approve": "sign (approve) another admin's sharing agreement for the caller's own side of it",
 }
+
+
+def belongs(org: str, name: str) -> bool:
+    """Whether organisation `org` is `name` or one of its parts ("국토교통부 건축정책과" belongs to "국토교통부")."""
+    return bool(org) and bool(name) and (org == name or org.startswith(name + " "))
+
+
+def uses_agreement(caller: "Caller", organisations: Collection[str], roles: Collection[str]) -> bool:
+    """The using side of a sharing agreement (agreements.py): the caller's organisation, or one of their roles,
+    is named. policy.decide applies it to every field of a task once agreements are enforced."""
+    return any(belongs(caller.org, o) for o in organisations) or not caller.roles.isdisjoint(roles)
 
 
 def uses_task(caller: "Caller", task: "Task") -> bool:

@@ -8,6 +8,7 @@ task, or do an admin or audit action, is permissions.py's to answer.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 from dataclasses import dataclass
 from functools import cached_property
@@ -16,10 +17,13 @@ from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field as PField
 
-from . import jurisdiction, permissions as permissions_mod, yamlfile
+from . import agreements as agreements_mod, jurisdiction, permissions as permissions_mod, yamlfile
 from .catalog import Catalog, Field, parse_path, path_id
 from .errors import ConfigError, ConfigErrors, TaskForbidden
 
+
+NO_AGREEMENT = "no sharing agreement in force"  # the rule of a field no agreement covers on the day
+PROVIDER_MASK = "provider mask"  # the rule of a mask a sharing agreement requires: "provider mask STRATEGY"
 
 # A case reference (민원 접수번호, case id): what a disclosure is recorded against; checked on every request too.
 CASE_REF_PATTERN = r"^[0-9A-Za-z가-힣._:/-]{1,64}$"
@@ -101,6 +105,8 @@ class TaskField:
     mask: str | Mapping[str, str] | None = None  # effective strategy: the task's, else the field's default
     full_value_basis: str | None = None
     consent: bool = False
+    # the sharing agreements that could cover each field of the path (agreements.py); None: not enforced
+    coverage: agreements_mod.Coverage | None = None
 
     @property
     def target(self) -> Field:
@@ -189,6 +195,7 @@ class Policies:
     roles: Mapping[str, Role]
     tasks: Mapping[str, Task]
     permissions: permissions_mod.Permissions = dataclasses.field(default_factory=permissions_mod.Permissions)
+    agreements: agreements_mod.Agreements | None = None  # None: no agreements directory, not enforced
 
     def tasks_for(self, caller: Caller) -> list[Task]:
         return [t for t in self.tasks.values() if self.permissions.allowed(caller, permissions_mod.TASK_USE, t)]
@@ -203,8 +210,15 @@ class Policies:
         return task
 
 
-def decide(caller: Caller, task: Task, field_path: str, subject: Subject = Subject()) -> Decision:
-    """The decision for one field path of one request. Deny by default; the first rule that applies decides."""
+def today() -> dt.date:
+    """The request's day: the caseworkers' (KST), as consent validity counts it."""
+    return dt.datetime.now(dt.timezone(dt.timedelta(hours=9))).date()
+
+
+def decide(caller: Caller, task: Task, field_path: str, subject: Subject = Subject(),
+           day: dt.date | None = None) -> Decision:
+    """The decision for one field path of one request on `day` (the request's day; None: today, KST). Deny by
+    default; the first rule that applies decides."""
     if not permissions_mod.uses_task(caller, task):
         return Decision(Status.DENIED, f"사무 {task.name}을(를) 수행할 권한이 없습니다",
                         f"not permitted to perform task {task.name_en}", rule="task roles")
@@ -212,6 +226,12 @@ def decide(caller: Caller, task: Task, field_path: str, subject: Subject = Subje
     if tf is None:
         return Decision(Status.DENIED, f"사무 {task.name}에 필요한 항목이 아닙니다",
                         f"not required by task {task.name_en}", rule="not in the task's field set")
+    provider_mask = None
+    if tf.coverage is not None:
+        verdict = agreements_mod.judge(tf.coverage, caller, day or today())
+        if not verdict.ok:
+            return Decision(Status.DENIED, verdict.reason, verdict.reason_en, rule=NO_AGREEMENT)
+        provider_mask = verdict.mask
     if task.jurisdiction == "own_region" and not caller.national and caller.scope != "region":
         return Decision(Status.DENIED, "로그인 정보에 올바른 관할 구역이 없어 관할 구역 사무의 항목을 열람할 수 없습니다",
                         f"your sign-in carries no valid region, and task {task.name_en} is limited to the "
@@ -223,6 +243,8 @@ def decide(caller: Caller, task: Task, field_path: str, subject: Subject = Subje
     if tf.consent and subject.consented is not True:
         return Decision(Status.CONSENT_REQUIRED, "정보주체의 동의(또는 예외 사유)가 필요합니다",
                         "the subject's consent (or an exception) must be recorded first", rule="consent required")
+    if provider_mask is not None:  # the providing agency requires it: no task's rule lifts it
+        return Decision(Status.MASKED, None, None, mask=provider_mask, rule=f"{PROVIDER_MASK} {provider_mask}")
     return allowed_decision(tf)
 
 
@@ -234,13 +256,13 @@ def allowed_decision(tf: TaskField) -> Decision:
     return Decision(Status.OK, rule=basis)
 
 
-def may_record_consent(caller: Caller, task: Task, subject: Subject) -> Decision:
+def may_record_consent(caller: Caller, task: Task, subject: Subject, day: dt.date | None = None) -> Decision:
     """Whether the caller may record the subject's consent for the task: the rules of reading its consent-gated
     fields (the task's roles, the caller's jurisdiction), with the consent itself taken as given."""
     facts = Subject(subject.in_region, consented=True)
     for tf in task.fields.values():
         if tf.consent:
-            d = decide(caller, task, tf.id, facts)
+            d = decide(caller, task, tf.id, facts, day)
             if not d.allowed:
                 return d
     return Decision(Status.OK, rule="may read the consent-gated fields once consent is recorded")
@@ -284,9 +306,25 @@ def load(directory: Path, catalog: Catalog) -> Policies:
         if task.code in tasks:
             errors.append(ConfigError(str(path), 1, f"task code {task.code!r} is already defined in {tasks[task.code].source}"))
         tasks[task.code] = task
+    agreements = None
+    try:
+        # an agreement may name a task not built yet (or retired): `onescreen agreement validate` says so
+        agreements = agreements_mod.load(directory, catalog, roles, None)
+    except ConfigErrors as exc:
+        errors.extend(exc.errors)
     if errors:
         raise ConfigErrors(errors)
-    return Policies(roles, tasks, permissions)
+    if agreements is not None:
+        tasks = {code: _covered(t, agreements) for code, t in tasks.items()}
+    return Policies(roles, tasks, permissions, agreements)
+
+
+def _covered(task: Task, agreements: agreements_mod.Agreements) -> Task:
+    """The task with each field's candidate agreements attached (decide() then only checks caller and day)."""
+    fields = {pid: dataclasses.replace(tf, coverage=agreements.coverage(tf.path, task.code))
+              for pid, tf in task.fields.items()}
+    sections = tuple(dataclasses.replace(s, fields=tuple(fields[tf.id] for tf in s.fields)) for s in task.sections)
+    return dataclasses.replace(task, fields=fields, sections=sections)
 
 
 def _load_task(path: Path, catalog: Catalog, roles: Mapping[str, Role]) -> Task:
@@ -354,7 +392,9 @@ def _load_task(path: Path, catalog: Catalog, roles: Mapping[str, Role]) -> Task:
 
 
 def json_schemas() -> dict[str, dict]:
-    """JSON Schemas of the policies directory's files: roles.yaml, tasks/*.yaml and tests/*.yaml."""
+    """JSON Schemas of the policies directory's files: roles.yaml, tasks/*.yaml, tests/*.yaml and
+    agreements/*.yaml."""
     from .policy_cases import json_schema as decision_test_schema
     return {"roles": RolesFile.model_json_schema(), "task": TaskFile.model_json_schema(),
-            "decision_test": decision_test_schema()}
+            "decision_test": decision_test_schema(),
+            "agreement": agreements_mod.AgreementFile.model_json_schema(mode="serialization")}

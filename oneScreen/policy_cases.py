@@ -8,6 +8,7 @@ refused with `FILE:LINE: reason`; an expectation that does not hold is `FILE:LIN
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Mapping
@@ -18,7 +19,7 @@ from . import yamlfile
 from .catalog import Catalog, path_id
 from .errors import ConfigError, ConfigErrors
 from .permissions import uses_task
-from .policy import Caller, Decision, Policies, Status, Subject, decide
+from .policy import NO_AGREEMENT, Caller, Decision, Policies, Status, Subject, decide
 
 DIRECTORY = "tests"  # beside roles.yaml and tasks/ in the policies directory
 
@@ -52,6 +53,8 @@ class ExpectSpec(_Model):
 
 class CaseSpec(_Model):
     name: str = PField(description="what the case shows, in a sentence")
+    day: dt.date | None = PField(None, description="the request's day (sharing agreements in force on it); absent: "
+                                                   "the file's `day`, else today")
     caller: str | CallerSpec = PField(description="a caller of this file's `callers:`, or one written out")
     task: str
     subject: SubjectSpec = SubjectSpec()
@@ -59,6 +62,7 @@ class CaseSpec(_Model):
 
 
 class CasesFile(_Model):
+    day: dt.date | None = PField(None, description="the request's day of every case that names none (absent: today)")
     callers: dict[str, CallerSpec] = PField(default_factory=dict, description="callers the cases name")
     cases: list[CaseSpec] = PField(min_length=1)
 
@@ -89,6 +93,7 @@ class Case:
     task: str
     subject: Subject
     expect: tuple[Expectation, ...]
+    day: dt.date | None = None  # the request's day (None: today)
 
     @property
     def where(self) -> str:
@@ -180,7 +185,8 @@ def _load_file(path: Path, catalog: Catalog, policies: Policies) -> list[Case]:
             expectations.append(Expectation(fid, Status(e.status), e.rule, e.mask, yamlfile.line_of(lines, eloc)))
         if caller is not None:
             cases.append(Case(file, yamlfile.line_of(lines, loc), case.name, caller, case.task,
-                              Subject(case.subject.in_region, case.subject.consented), tuple(expectations)))
+                              Subject(case.subject.in_region, case.subject.consented), tuple(expectations),
+                              case.day or spec.day))
     if errors:
         raise ConfigErrors(errors)
     return cases
@@ -191,7 +197,7 @@ def run(case: Case, policies: Policies) -> list[Failure]:
     task = policies.tasks[case.task]
     failures = []
     for e in case.expect:
-        d = decide(case.caller, task, e.field, case.subject)
+        d = decide(case.caller, task, e.field, case.subject, case.day)
         if not e.holds(d):
             got = d.status.value + (f" with mask {_mask_text(d.mask)}" if d.mask is not None else "")
             failures.append(Failure(case.file, e.line, e.describe(), f"{got} (rule {d.rule})"))
@@ -206,13 +212,14 @@ def uncovered(cases: list[Case], policies: Policies) -> dict[str, list[str]]:
     for case in cases:
         task = policies.tasks[case.task]
         for e in case.expect:
-            d = decide(case.caller, task, e.field, case.subject)
+            d = decide(case.caller, task, e.field, case.subject, case.day)
             tf = task.fields.get(e.field)
             kind = {Status.OK: "allowed", Status.MASKED: "masked", Status.CONSENT_REQUIRED: "consent required"}.get(
                 d.status)
             if d.status is Status.DENIED:
                 kind = ("denied: task not granted to the caller's roles" if not uses_task(case.caller, task)
-                        else "denied: not in the task's field set" if tf is None else "denied by jurisdiction")
+                        else "denied: not in the task's field set" if tf is None
+                        else "denied: no sharing agreement" if d.rule == NO_AGREEMENT else "denied by jurisdiction")
             shown[task.code].add(kind)
             if d.status is Status.OK and tf is not None and tf.consent:
                 shown[task.code].add("allowed with consent")

@@ -87,6 +87,16 @@ async def test_a_new_postgresql_column_is_mapped_added_to_a_task_approved_and_se
     _, body = await api.gql("kang.samu", APPROVE, {"id": proposal["id"]})
     assert body["data"]["approveChange"] == {"id": proposal["id"], "status": "applied", "approver": "kang.samu"}
     _, screen = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": "A-2"})
+    got = fields_of(screen["data"]["screen"])["citizen.email"]
+    assert (got["status"], got["reason"]) == ("DENIED", "제공기관 협약 없음")  # MOIS has not agreed to share it yet
+    from oneScreen.policy import Caller
+    mois = [Caller(u, u, "행정안전부 공동이용과", "national", frozenset({"agreement_admin"})) for u in ("an.hyeopyak", "x.2")]
+    agreement = catalog_copy / "policies" / "agreements" / "mois-move-in-report.yaml"
+    text = agreement.read_text(encoding="utf-8").replace("  - citizen.name\n", "  - citizen.name\n  - citizen.email\n")
+    p = await api.app.state.runtime.admin.save_agreement(mois[0], "mois-move-in-report", text)
+    assert p.status == "pending"
+    await api.app.state.runtime.admin.approve(mois[1], p.id)
+    _, screen = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": "A-2"})
     household = sample(data_dir, "mois_resident:SELECT hshld_id FROM resident WHERE rrn = ?", rrn)[0][0]
     got = fields_of(screen["data"]["screen"])["citizen.email"]
     assert got["status"] == "OK" and got["value"] == household.lower() + "@example.kr"

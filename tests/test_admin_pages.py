@@ -163,6 +163,9 @@ def test_a_mapped_column_added_to_a_task_and_approved_by_a_second_admin_is_on_th
     oh.fill("#task-picker-filter", "차대번호")
     oh.locator(f"button.pick[data-pick='{NEW_FIELD}']").click()
     expect(oh.locator(f"#task-sections .task-field[data-field='{NEW_FIELD}']")).to_be_visible()
+    # MOLIT has not agreed to share it for this task (yet): the editor says so beside the field
+    expect(oh.locator(f"#task-sections .task-field[data-field='{NEW_FIELD}'] .task-field__agreement")
+           ).to_have_attribute("data-agreement", "none")
     expect(oh.locator("#task-yaml")).to_have_value(re.compile(rf"\n      - {NEW_FIELD}\n  - title: 현 주소\n"))
     oh.click("#task-preview")
     preview = oh.locator("#task-preview-box")
@@ -196,6 +199,18 @@ def test_a_mapped_column_added_to_a_task_and_approved_by_a_second_admin_is_on_th
     expect(kang.locator("#changes-done")).to_contain_text(f"#{change}")
     expect(kang.locator(f"#changes-history article[data-change='{change}']")).to_have_attribute("data-status", "applied")
     assert f"      - {NEW_FIELD}\n" in task_file(admin_site, "move_in_report").read_text(encoding="utf-8")
+
+    # MOLIT's agreement admin widens its agreement for the move-in report; MOIS (the using side) signs it
+    agreement = admin_site.config / "policies" / "agreements" / "molit-move-in-report.yaml"
+    widened = agreement.read_text(encoding="utf-8").replace(
+        "  ledgers: [molit.building_title]", "  ledgers: [molit.building_title, molit.vehicle]").replace(
+        "  - building.road_address\n", f"  - building.road_address\n  - {NEW_FIELD}\n")
+    signed = call(admin_site, "bae.hyeopyak", """mutation($y: String) {
+        proposeAgreement(id: "molit-move-in-report", yaml: $y) { id status } }""", {"y": widened})
+    assert signed["data"]["proposeAgreement"]["status"] == "pending", signed
+    approved = call(admin_site, "an.hyeopyak", """mutation($id: ID!) { approveChange(id: $id) { status } }""",
+                    {"id": signed["data"]["proposeAgreement"]["id"]})
+    assert approved["data"]["approveChange"]["status"] == "applied", approved
 
     # and the caseworker sees the VINs on the move-in report's screen, from the same running server
     kim = as_user(None)
@@ -253,10 +268,10 @@ def test_the_pages_offered_follow_the_permissions_of_roles_yaml(as_user, admin_s
     page); the running service picks the file up without a restart."""
     path = admin_site.config / "policies" / "roles.yaml"
     shipped = path.read_text(encoding="utf-8")
-    granted = shipped.replace("  catalog.read: [catalog_admin, task_configurer]",
-                              "  catalog.read: [catalog_admin, task_configurer, auditor]")
-    granted = granted.replace("  changes.read: [catalog_admin, task_configurer]",
-                              "  changes.read: [catalog_admin, task_configurer, auditor]")
+    granted = shipped.replace("  catalog.read: [catalog_admin, task_configurer, agreement_admin]",
+                              "  catalog.read: [catalog_admin, task_configurer, agreement_admin, auditor]")
+    granted = granted.replace("  changes.read: [catalog_admin, task_configurer, agreement_admin]",
+                              "  changes.read: [catalog_admin, task_configurer, agreement_admin, auditor]")
     assert granted.count("auditor]") == 3
 
     def auditor_actions(expected: list[str]) -> None:  # the watcher reloads within its 2 s interval

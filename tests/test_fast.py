@@ -137,6 +137,9 @@ async def test_a_null_inside_a_list_nulls_the_list_with_graphql_cores_error(make
     shutil.copytree(ROOT / "policies", policies)
     task = policies / "tasks" / "vehicle_transfer.yaml"
     task.write_text(task.read_text(encoding="utf-8") + "      - citizen.vehicle_plate_numbers\n", encoding="utf-8")
+    agreement = policies / "agreements" / "molit-vehicle-transfer.yaml"  # MOLIT shares it for the task too
+    agreement.write_text(agreement.read_text(encoding="utf-8").replace(
+        "fields:\n", "fields:\n  - citizen.vehicle_plate_numbers\n"), encoding="utf-8")
     app = make_app(ONESCREEN_POLICIES=str(policies))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://onescreen.test") as c:
         try:

@@ -204,7 +204,8 @@ def test_unused_fields_idle_roles_and_fields_without_a_legal_basis_are_reported(
     assert "citizen.name" not in {r["field"] for r in unused}
     roles = list(csv.DictReader(io.StringIO(run_cli("catalog", "report", "idle-roles", "--csv",
                                                     env_extra=env).stdout)))
-    assert {r["role"] for r in roles} == {"auditor", "catalog_admin", "citizen", "task_configurer"}
+    assert {r["role"] for r in roles} == {"agreement_admin", "auditor", "catalog_admin", "citizen",
+                                             "task_configurer"}
     no_basis = list(csv.DictReader(io.StringIO(run_cli("catalog", "report", "no-basis", "--csv",
                                                        env_extra=env).stdout)))
     assert no_basis and {r["task"] for r in no_basis} == {"vehicle_transfer"}

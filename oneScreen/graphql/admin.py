@@ -49,9 +49,18 @@ class ChangeProposal:
 
 
 @strawberry.type
+class DeniedField:
+    field: str
+    reason: str
+    reason_en: str
+
+
+@strawberry.type
 class TaskPreview:
     ledgers: list[strawberry.ID]
     newly_disclosed: list[str]
+    denied: list[DeniedField] = strawberry.field(description=(
+        "fields of the draft no sharing agreement in force today covers for the task's roles: DENIED on screens"))
 
 
 @strawberry.input
@@ -104,9 +113,11 @@ async def preview_task(info: Info, code: strawberry.ID, yaml: str) -> TaskPrevie
     admin, caller = _admin(info)
     try:
         ledgers, newly = await admin.preview_task(caller, str(code), yaml)
+        denied = await admin.preview_agreements(caller, str(code), yaml)
     except OneScreenError as err:
         raise gql_error(err) from None
-    return TaskPreview(ledgers=[strawberry.ID(x) for x in ledgers], newly_disclosed=newly)
+    return TaskPreview(ledgers=[strawberry.ID(x) for x in ledgers], newly_disclosed=newly,
+                       denied=[DeniedField(field=f, reason=r, reason_en=e) for f, r, e in denied])
 
 
 async def propose_field_mapping(info: Info, input: FieldMappingInput) -> ChangeProposal:
@@ -125,6 +136,13 @@ async def retire_field(info: Info, id: strawberry.ID) -> ChangeProposal:
 async def propose_task(info: Info, code: strawberry.ID, yaml: str) -> ChangeProposal:
     admin, caller = _admin(info)
     return await _run(admin.save_task(caller, str(code), yaml))
+
+
+async def propose_agreement(info: Info, id: strawberry.ID, yaml: Optional[str] = None) -> ChangeProposal:
+    """Create or change a sharing agreement (policies/agreements/ID.yaml), or remove it (yaml null), for the
+    caller's own side: narrowing applies at once, widening waits for an admin of the other side."""
+    admin, caller = _admin(info)
+    return await _run(admin.save_agreement(caller, str(id), yaml))
 
 
 async def approve_change(info: Info, id: strawberry.ID, comment: Optional[str] = None) -> ChangeProposal:
@@ -152,5 +170,5 @@ async def _run(awaitable) -> ChangeProposal:
 
 QUERIES = {"ledger_columns": ledger_columns, "changes": changes, "preview_task": preview_task}
 MUTATIONS = {"propose_field_mapping": propose_field_mapping, "retire_field": retire_field,
-             "propose_task": propose_task, "approve_change": approve_change, "reject_change": reject_change,
+             "propose_task": propose_task, "propose_agreement": propose_agreement, "approve_change": approve_change, "reject_change": reject_change,
              "restore_version": restore_version}

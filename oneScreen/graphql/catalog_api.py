@@ -7,7 +7,7 @@ YAML text), for the roles granted `catalog.read` (roles.yaml): ADMIN_FORBIDDEN o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import strawberry
 from strawberry.scalars import JSON
@@ -17,7 +17,7 @@ from .. import yamlfile
 from ..catalog import Catalog, Field
 from ..errors import OneScreenError
 from ..masking import STRATEGIES
-from ..policy import FieldRuleSpec, Policies, Task as TaskModel, TaskFile
+from ..policy import FieldRuleSpec, Policies, Task as TaskModel, TaskFile, today
 from .types import RecordColumn, gql_error
 
 
@@ -66,6 +66,24 @@ class CatalogRole:
     label: str
     label_en: str
     actions: list[str]  # the admin and audit actions roles.yaml grants it (none: a caseworker's role)
+
+
+@strawberry.type
+class CatalogAgreement:
+    """A sharing agreement of the running configuration (agreements.py): what the task editor shows per field."""
+    id: strawberry.ID
+    title: str
+    title_en: str
+    agency: str
+    signer: str
+    organisations: list[str]
+    roles: list[str]
+    tasks: list[str]
+    fields: list[str]
+    valid_from: str
+    valid_until: str
+    revoked: Optional[str]
+    in_force: bool  # today (KST)
 
 
 @strawberry.type
@@ -122,6 +140,8 @@ class AdminCatalog:
     subject_types: list[CatalogSubjectType]
     roles: list[CatalogRole]
     mask_strategies: list[str]
+    agreements_enforced: bool  # false: no policies/agreements directory, every field of a task's set is open
+    agreements: list[CatalogAgreement]
     task_names: list[TaskName]
     cat: strawberry.Private[Catalog]
     pol: strawberry.Private[Policies]
@@ -168,7 +188,18 @@ def build(cat: Catalog, pol: Policies) -> AdminCatalog:
         task_names=[TaskName(code=strawberry.ID(t.code), name=t.name, name_en=t.name_en, subject=t.subject)
                     for t in sorted(pol.tasks.values(), key=lambda t: t.code)],
         cat=cat, pol=pol,
+        agreements_enforced=pol.agreements is not None,
+        agreements=[_agreement(a, today()) for a in sorted(
+            pol.agreements.by_id.values() if pol.agreements is not None else (), key=lambda a: a.id)],
     )
+
+
+def _agreement(a: Any, day: Any) -> CatalogAgreement:
+    return CatalogAgreement(id=strawberry.ID(a.id), title=a.title, title_en=a.title_en, agency=a.agency,
+                            signer=a.signer, organisations=list(a.organisations), roles=sorted(a.roles),
+                            tasks=sorted(a.tasks), fields=list(a.fields), valid_from=a.valid_from.isoformat(),
+                            valid_until=a.valid_until.isoformat(),
+                            revoked=a.revoked.isoformat() if a.revoked else None, in_force=a.in_force(day))
 
 
 def _entry(f: Field, used_by: list[str]) -> CatalogEntry:
