@@ -103,18 +103,26 @@ export function rememberFields(fields) {
   return fields;
 }
 
-/** One page of server-side search results: GET /admin/catalog/{kind} (fields, picker, tasks) or another path. */
-export async function searchCatalog(kind, params = {}) {
-  const q = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "" && v !== null && v !== undefined));
-  const path = kind.startsWith("/") ? kind : `/admin/catalog/${kind}`;
-  const response = await fetch(`${path}?${q}`, {headers: {"Authorization": `Bearer ${token()}`},
-    credentials: "omit", cache: "no-store"});
+/** GET one of the admin endpoints (path, params as an object or [name, value] pairs, empty values left out): its
+    JSON, or with format=csv its file as a Blob; a refusal throws ApiError with the server's code and message. */
+export async function adminGet(path, params = {}) {
+  const entries = (Array.isArray(params) ? params : Object.entries(params))
+    .filter(([, v]) => v !== "" && v !== null && v !== undefined);
+  const response = await fetch(`${path}?${new URLSearchParams(entries)}`,
+    {headers: {"Authorization": `Bearer ${token()}`}, credentials: "omit", cache: "no-store"});
+  if (response.ok && entries.some(([k, v]) => k === "format" && v === "csv")) return response.blob();
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     const err = body.errors?.[0];
     throw new ApiError(err?.extensions?.code || body.code || "HTTP", err?.message || body.message || "",
                        {status: response.status});
   }
+  return body;
+}
+
+/** One page of server-side search results: GET /admin/catalog/{kind} (fields, picker, tasks) or another path. */
+export async function searchCatalog(kind, params = {}) {
+  const body = await adminGet(kind.startsWith("/") ? kind : `/admin/catalog/${kind}`, params);
   if (body.fields) rememberFields(body.fields);
   if (body.items) for (const i of body.items) rememberFields([...i.links, i.field]);
   return body;

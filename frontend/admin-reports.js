@@ -3,11 +3,10 @@
 // uses, fields without a legal basis, roles no task names, and who sees a field in full. Each as CSV too.
 // From GET /admin/reports/NAME (admin_http.py); nothing here reads a ledger value.
 
-import {ApiError} from "./api.js";
-import {$, fill, h} from "./dom.js";
+import {$, fill, h, saveFile} from "./dom.js";
 import {pick, t} from "./i18n.js";
-import {admin, fieldOf, searchCatalog, selectRow, sensitivityBadge, showProblem} from "./admin-common.js";
-import {announce, clearStatus, token} from "./ui.js";
+import {admin, adminGet, fieldOf, searchCatalog, selectRow, sensitivityBadge, showProblem} from "./admin-common.js";
+import {announce, clearStatus} from "./ui.js";
 
 let matrix = null;   // the last matrix answer
 let other = null;    // {name, body} of the last other report
@@ -18,17 +17,8 @@ export function resetReports() {
   other = null;
 }
 
-async function get(name, params) {
-  const q = new URLSearchParams(params);
-  const response = await fetch(`/admin/reports/${name}?${q}`, {headers: {"Authorization": `Bearer ${token()}`},
-    credentials: "omit", cache: "no-store"});
-  if (params.format === "csv") {
-    if (!response.ok) throw new ApiError("HTTP", "", {status: response.status});
-    return response.blob();
-  }
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new ApiError(body.code || "HTTP", body.message || "", {status: response.status});
-  return body;
+function get(name, params) {
+  return adminGet(`/admin/reports/${name}`, params);
 }
 
 function matrixParams() {
@@ -107,11 +97,7 @@ function renderOther() {
 async function download(name, params) {
   try {
     const blob = await get(name, {...Object.fromEntries(params), format: "csv"});
-    const a = h("a", {href: URL.createObjectURL(blob), download: `${name}.csv`});
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+    saveFile(blob, `${name}.csv`);
   } catch (err) {
     showProblem(err);
   }

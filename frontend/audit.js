@@ -6,7 +6,7 @@
 // A table on a desk, a card per access on a phone (app.css).
 
 import {Q, gql} from "./api.js";
-import {$, fill, h} from "./dom.js";
+import {$, fill, h, saveFile} from "./dom.js";
 import {addStrings, pick, roleLabel, t} from "./i18n.js";
 import {announce, badge, clearAlert, formatTime, handleError, may, setFieldError, show, showAlert, state,
         token} from "./ui.js";
@@ -320,13 +320,7 @@ async function onCsv() {
       if (!after) break;
     }
     const blob = new Blob([csvText(all)], {type: "text/csv;charset=utf-8"});
-    const url = URL.createObjectURL(blob);
-    const stamp = new Date().toISOString().slice(0, 10).replace(/-/g, "");
-    const link = h("a", {href: url, download: `access-history-${stamp}.csv`, hidden: true});
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    saveFile(blob, `access-history-${new Date().toISOString().slice(0, 10).replace(/-/g, "")}.csv`);
     if (cut) showAlert(t("audit.csvCut", {n: all.length}));
     announce(t("audit.csvDone", {n: all.length}));
   } catch (err) {

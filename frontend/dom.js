@@ -51,3 +51,13 @@ export function uid(prefix = "id") {
   counter += 1;
   return `${prefix}-${counter}`;
 }
+
+/** Hand `blob` to the browser as a download named `name`. */
+export function saveFile(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = h("a", {href: url, download: name, hidden: true});
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}

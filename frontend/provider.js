@@ -3,11 +3,10 @@
 // its sharing agreements and those ending within 30 days, and reads under no agreement (none while agreements
 // are enforced: the page says so). CSV export. From GET /admin/provider (admin_http.py, provider.py).
 
-import {ApiError} from "./api.js";
-import {$, fill, h} from "./dom.js";
+import {$, fill, h, saveFile} from "./dom.js";
 import {pick, t} from "./i18n.js";
-import {showProblem} from "./admin-common.js";
-import {announce, clearStatus, token} from "./ui.js";
+import {adminGet, showProblem} from "./admin-common.js";
+import {announce, clearStatus} from "./ui.js";
 
 let page = null;  // the last answer
 
@@ -15,17 +14,8 @@ export function resetProvider() {
   page = null;
 }
 
-async function get(params) {
-  const q = new URLSearchParams(params);
-  const response = await fetch(`/admin/provider?${q}`, {headers: {"Authorization": `Bearer ${token()}`},
-    credentials: "omit", cache: "no-store"});
-  if (params.format === "csv") {
-    if (!response.ok) throw new ApiError("HTTP", "", {status: response.status});
-    return response.blob();
-  }
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new ApiError(body.code || "HTTP", body.message || "", {status: response.status});
-  return body;
+function get(params) {
+  return adminGet("/admin/provider", params);
 }
 
 function days() {
@@ -89,11 +79,7 @@ export function renderProviderPage() {
 async function download() {
   try {
     const blob = await get({...days(), format: "csv"});
-    const a = h("a", {href: URL.createObjectURL(blob), download: `provider-${page?.agency || "agency"}.csv`});
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+    saveFile(blob, `provider-${page?.agency || "agency"}.csv`);
   } catch (err) {
     showProblem(err);
   }
