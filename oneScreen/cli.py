@@ -143,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     aud.add_parser("migrate", help="bring the audit store to this version's schema (the owner role)")
     aud.add_parser("checkpoints", help="list the signed checkpoints")
     aud.add_parser("public-key", help="print the public key (PEM) that checks the checkpoints' signatures")
+    p = aud.add_parser("prove", help="print the proof (JSON) that record SEQ is in the trail: its Merkle path to "
+                                     "the signed checkpoint that seals it (check it with python -m "
+                                     "oneScreen.verify_receipt)")
+    p.add_argument("seq", type=int, metavar="SEQ")
 
     args = parser.parse_args(argv)
     s = settings_mod.load()
@@ -783,6 +787,14 @@ async def _audit_run(args: argparse.Namespace, s: settings_mod.Settings, env: di
         if args.audit_command == "export":
             await audit.export(store, sys.stdout)
             return 0, ""
+        if args.audit_command == "prove":
+            from .audit.proof import prove
+            from .errors import BadRequest
+            try:
+                proof = await prove(store, args.seq)
+            except BadRequest as exc:
+                return 1, exc.message
+            return 0, json.dumps(proof, ensure_ascii=False, indent=2, sort_keys=True)
         if args.audit_command == "checkpoints":
             lines = [f"{'number':>8} {'records':>21} {'count':>8}  {'sealed at':32} {'key':24} root"]
             after = 0
