@@ -31,6 +31,7 @@ ACTIONS: Mapping[str, str] = {
     "task.approve": "approve or reject another admin's proposed task change",
     "changes.read": "list the configuration changes and read their diffs",
     ACCESS_HISTORY_READ: "read any citizen's access history (a citizen signed in as themselves reads their own)",
+    "receipt.release": "release a sealed receipt of a task with deferred disclosure before its date (audited)",
 }
 
 
