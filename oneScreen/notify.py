@@ -149,6 +149,7 @@ class Outbox:
         self.engine: AsyncEngine = create_async_engine(url)
         self.clock = clock or _now
         self.domain = domain
+        self.ready = False  # open() found or made the tables and the trigger
 
     async def open(self) -> None:
         """Create the tables and triggers where missing (the demo's SQLite file); a PostgreSQL store gets them
@@ -157,6 +158,7 @@ class Outbox:
             async with self.engine.begin() as conn:
                 await conn.run_sync(_meta.create_all)
                 await conn.run_sync(install)
+            self.ready = True
         except sa.exc.ProgrammingError:
             raise NotifySchemaError(f"the receipt outbox ({outbox.name}) or its trigger on the audit trail is "
                                     f"missing and this database role may not create it: the owner role must run "
@@ -202,7 +204,7 @@ class Outbox:
             digests: dict[str, list[int]] = {}
             for r in rows:
                 if r.mode == "DAILY":
-                    if r.day < today or r.not_before is not None:
+                    if r.day < today:  # a digest per address of the days gone by
                         digests.setdefault(r.subject, []).append(r.id)
                     continue
                 await conn.execute(outbox.update().where(o.id == r.id, o.message_id.is_(None))
@@ -372,7 +374,7 @@ def _pseudonym(door: "Door") -> str:
 
 def _box(door: "Door") -> Outbox:
     box = getattr(door.snapshot, "outbox", None)
-    if box is None:
+    if box is None or not box.ready:
         raise BadRequest("receipts are not pushed by this service")
     return box
 

@@ -109,8 +109,7 @@ class Runtime:
         self.metrics.watch_last_commit(lambda: self.audit.last_commit or 0.0)
         self.consents = ConsentStore(async_url(settings.audit_url).render_as_string(hide_password=False))
         from .notify import Outbox
-        self.outbox = Outbox(async_url(settings.audit_url).render_as_string(hide_password=False))
-        self.outbox_ready: Any = None  # the outbox once opened (its tables and trigger are there)
+        self.outbox = Outbox(async_url(settings.audit_url).render_as_string(hide_password=False))  # opened: _open
         self.deliverer: Any = None  # notify.Deliverer, with ONESCREEN_NOTIFY_IN_PROCESS
         # the configuration store, and the change proposals beside it (one transaction activates both)
         self.config_store = configstore.ConfigStore(settings.config_url, settings.audit_timeout) \
@@ -247,8 +246,6 @@ class Runtime:
         except NotifySchemaError as exc:
             log.error(exc.message, extra={"operation": "notify.open", "outcome": "failed"})
             return
-        self.outbox_ready = self.outbox
-        self.snapshot = dataclasses.replace(self.snapshot, outbox=self.outbox)
 
     def notify_deliverer(self) -> Any:
         """The delivery worker of this service's outbox (None without ONESCREEN_NOTIFY_SMTP_HOST)."""
@@ -314,7 +311,7 @@ class Runtime:
             gateway.adopt(old)
         return Snapshot(cat, pol, schema, gateway, self.metrics, datetime.now(timezone.utc), self.audit,
                         self.consents, self.pseudonym_key, self.handles, self.admin, self.lookups,
-                        source=dataclasses.replace(source, stamp=stamp), outbox=self.outbox_ready)
+                        source=dataclasses.replace(source, stamp=stamp), outbox=self.outbox)
 
     def reload(self) -> Snapshot:
         """Validate the files on disk (or the store's active version) and swap them in; on any error the running
