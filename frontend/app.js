@@ -6,6 +6,7 @@ import {Q, demoToken, demoUsers, gql, session} from "./api.js";
 import {$, $$, fill, h} from "./dom.js";
 import {lang, pick, roleLabel, setLang, t} from "./i18n.js";
 import {bindAudit, goAudit, renderAudit} from "./audit.js";
+import {bindReceipts, goReceipts, isCitizen, renderReceipts, resetReceipts} from "./receipts.js";
 import {bindAdmin, goAdmin, isAdmin, renderAdmin, resetAdmin} from "./admin.js";
 import {bindScreen, loadScreen, renderScreen} from "./screen.js";
 import {announce, badge, canSeeHistory, clearAlert, handleError, hooks, matchSummary, renderHeader, resetState,
@@ -37,6 +38,7 @@ function renderCurrent() {
   if (state.view === "subject") renderSubject();
   if (state.view === "screen") renderScreen();
   if (state.view === "audit") renderAudit();
+  if (state.view === "receipts") renderReceipts();
   if (state.view.startsWith("admin-")) renderAdmin();
 }
 
@@ -118,6 +120,8 @@ async function signIn(bearer) {
   announce(t("signin.done", {name: data.me.name}));
   if (state.tasks.length) {
     goTasks();
+  } else if (isCitizen()) {
+    goReceipts();
   } else if (canSeeHistory()) {
     goAudit();
   } else if (isAdmin()) {
@@ -134,6 +138,7 @@ function signOut({announceIt = true} = {}) {
   if (dialog.open) dialog.close();
   resetState();
   resetAdmin();
+  resetReceipts();
   // erase everything the session showed or typed
   for (const sel of ["#task-list", "#task-count", "#task-summary", "#matches-body", "#screen-meta", "#screen-title",
                      "#screen-code",
@@ -330,6 +335,7 @@ function bind() {
   $("#logout").addEventListener("click", () => signOut());
   $("#nav-tasks").addEventListener("click", () => { clearAlert(); goTasks(); });
   $("#nav-audit").addEventListener("click", () => { clearAlert(); goAudit(); });
+  $("#nav-receipts").addEventListener("click", () => { clearAlert(); goReceipts(); });
   $("#demo-form").addEventListener("submit", onDemoSubmit);
   $("#token-form").addEventListener("submit", onTokenSubmit);
   $("#task-search").addEventListener("input", onTaskSearch);
@@ -346,6 +352,7 @@ function bind() {
   });
   bindScreen();
   bindAudit();
+  bindReceipts();
   bindAdmin();
   hooks.signOut = signOut;
 }
