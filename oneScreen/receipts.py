@@ -10,7 +10,7 @@ pushed) until its day or until an auditor releases it, which is itself an audite
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from .audit import AuditEvent, StoredRecord
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .runtime import Snapshot
 
 RELEASE = "receipt.release"
+KST = timezone(timedelta(hours=9), "KST")  # the time a receipt's sentence names, as the citizen reads clocks
 
 # a field's fate on a receipt, from the record's status
 SHOWN, MASKED, DENIED, CONSENT_REQUIRED, NOT_SHOWN = "SHOWN", "MASKED", "DENIED", "CONSENT_REQUIRED", "NOT_SHOWN"
@@ -135,12 +136,12 @@ def receipt(snapshot: "Snapshot", r: StoredRecord) -> Receipt:
     basis_en = task.legal_basis_en if task is not None else e.legal_basis
     deferred = detail.get("deferred_basis") if isinstance(detail.get("deferred_basis"), str) else None
     counts = {fate: sum(1 for f in fields if f.status == fate) for fate in FATE_WORDS}
-    when = r.at.astimezone(timezone.utc)
+    when = r.at.astimezone(KST)
     ko = ", ".join(f"{FATE_WORDS[k][0]} {n}" for k, n in counts.items() if n)
     en = ", ".join(f"{n} {FATE_WORDS[k][1]}" for k, n in counts.items() if n)
-    line = (f"{when:%Y-%m-%d %H:%M} UTC, {e.organisation or '기관'}에서 「{name}」 업무로 회원님의 정보 "
+    line = (f"{when:%Y-%m-%d %H:%M} (한국 시간), {e.organisation or '기관'}에서 「{name}」 업무로 회원님의 정보 "
             f"{len(fields)}개 항목을 조회했습니다 ({ko}). 근거: {e.legal_basis}.")
-    line_en = (f"{when:%Y-%m-%d %H:%M} UTC, {e.organisation or 'an agency'} looked up {len(fields)} items of your "
+    line_en = (f"{when:%Y-%m-%d %H:%M} KST, {e.organisation or 'an agency'} looked up {len(fields)} items of your "
                f"data for the task \"{name_en}\" ({en}). Legal basis: {basis_en}.")
     return Receipt(r.seq, r.hash, r.at, e.organisation, tuple(agencies.values()), e.task, name, name_en,
                    e.legal_basis, basis_en, None if hidden else e.case_ref, consent, fields, deferred, line, line_en)

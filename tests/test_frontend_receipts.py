@@ -22,7 +22,7 @@ import pytest
 from conftest import free_port, need_service, serve
 from oneScreen.identity import _demo_subject, mint_demo_token
 from oneScreen.settings import ROOT
-from test_frontend import (AXE_DIR, AXE_VERSION, Site, axe, axe_source, browser, field, open_screen,  # noqa: F401
+from test_frontend import (AXE_DIR, AXE_VERSION, Site, axe, axe_source, browser, open_screen,  # noqa: F401
                            sign_in, tab_to)
 from test_notify import Mailbox
 from test_receipts import RELEASE, with_deferred_task
