@@ -231,3 +231,20 @@ async def test_the_outbox_trigger_works_on_postgresql(pg_empty, data_dir, tmp_pa
     finally:
         await store.close()
         await box.close()
+
+
+async def test_onescreen_notify_run_once_delivers_beside_the_service(pushed, data_dir, smtp):
+    """The worker as its own process (`onescreen notify run --once`), over the same audit database."""
+    from test_catalog import run_cli
+    api, runtime, box = pushed
+    _, port = smtp
+    await subscribe(api)
+    await look(api, "kim.jumin", "move_in_report", me(data_dir), "2026-전입-1401")
+    env = {"ONESCREEN_DATA_DIR": str(data_dir), "ONESCREEN_NOTIFY_SMTP_HOST": "127.0.0.1",
+           "ONESCREEN_NOTIFY_SMTP_PORT": str(port)}
+    done = await asyncio.to_thread(run_cli, "notify", "run", "--once", env_extra=env)
+    assert done.returncode == 0, done.stderr
+    assert "receipt mails: 1 sent, 0 to retry, 0 dead" in done.stdout
+    assert len(box.messages) == 1 and [r[1] for r in outbox_rows(data_dir)] == ["sent"]
+    nothing = await asyncio.to_thread(run_cli, "notify", "run", "--once", env_extra={"ONESCREEN_DATA_DIR": str(data_dir)})
+    assert nothing.returncode == 1 and "ONESCREEN_NOTIFY_SMTP_HOST" in nothing.stderr
