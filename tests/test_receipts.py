@@ -188,3 +188,25 @@ def test_a_deferred_disclosure_needs_exactly_one_end(tmp_path, bad):
     with pytest.raises(Exception) as err:
         policy.load(d, catalog.load(ROOT / "field_catalog.yaml"))
     assert "deferred_disclosure needs exactly one of until" in str(err.value)
+
+
+def test_withholding_receipts_from_the_subject_needs_a_second_admin(tmp_path):
+    """Deferring a task's receipts, deferring them longer, or hiding the case reference tells the subject less:
+    change control counts it as widening (four eyes), like showing a caseworker more."""
+    from oneScreen import catalog, policy
+    from oneScreen.changes import widening
+    cat = catalog.load(ROOT / "field_catalog.yaml")
+    d = with_deferred_task(tmp_path)
+    task = d / "tasks" / "fraud_investigation.yaml"
+    base = policy.load(d, cat)
+    task.write_text(DEFERRED_TASK.replace("period_days: 90", "period_days: 180"), encoding="utf-8")
+    longer = policy.load(d, cat)
+    task.write_text(DEFERRED_TASK.replace("period_days: 90", "period_days: 30").replace(
+        "receipt_case_ref: hidden\n", ""), encoding="utf-8")
+    shorter = policy.load(d, cat)
+    assert widening(cat, base, cat, longer) == [
+        "task fraud_investigation: its receipts are withheld from the subject longer (deferred_disclosure)"]
+    assert widening(cat, base, cat, shorter) == []
+    assert widening(cat, shorter, cat, base) == [
+        "task fraud_investigation: its receipts are withheld from the subject longer (deferred_disclosure)",
+        "task fraud_investigation: its receipts no longer show the case reference"]
