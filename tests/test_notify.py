@@ -248,3 +248,39 @@ async def test_onescreen_notify_run_once_delivers_beside_the_service(pushed, dat
     assert len(box.messages) == 1 and [r[1] for r in outbox_rows(data_dir)] == ["sent"]
     nothing = await asyncio.to_thread(run_cli, "notify", "run", "--once", env_extra={"ONESCREEN_DATA_DIR": str(data_dir)})
     assert nothing.returncode == 1 and "ONESCREEN_NOTIFY_SMTP_HOST" in nothing.stderr
+
+
+async def test_receipts_subscriptions_and_release_work_on_a_postgresql_audit_store(pg_empty, make_app, data_dir,
+                                                                                  tmp_path, smtp):
+    """The whole citizen's side on PostgreSQL (the production store, made by `onescreen audit init`): receipts,
+    the outbox filled by the trigger, a deferred receipt released, the mail delivered."""
+    from test_catalog import run_cli
+    env = {"ONESCREEN_DATA_DIR": str(data_dir), "ONESCREEN_AUDIT_URL": pg_empty, "ONESCREEN_AUDIT_TIMEOUT": "30"}
+    done = await asyncio.to_thread(run_cli, "audit", "init", env_extra=env)
+    assert done.returncode == 0, done.stderr
+    box, port = smtp
+    app = make_app(ONESCREEN_AUDIT_URL=pg_empty, ONESCREEN_NOTIFY_SMTP_HOST="127.0.0.1",
+                   ONESCREEN_NOTIFY_SMTP_PORT=str(port), ONESCREEN_POLICIES=str(with_deferred_task(tmp_path)))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            api, runtime = Api(c, data_dir, app), app.state.runtime
+            await subscribe(api)
+            await look(api, "kim.jumin", "fraud_investigation", me(data_dir), "2026-조사-1501")
+            await look(api, "kim.jumin", "move_in_report", me(data_dir), "2026-전입-1502")
+            _, body = await api.gql("demo.citizen", "{ myReceipts { entries { task caseRef } } }")
+            assert body["data"]["myReceipts"]["entries"] == [{"task": "move_in_report", "caseRef": "2026-전입-1502"}]
+            worker = runtime.notify_deliverer()
+            assert await worker.run_once() == 1
+            _, audited = await api.gql("yoon.gamsa", "query($s: ID) { accessHistory(subject: $s) { entries { seq task } } }",
+                                       {"s": me(data_dir)})
+            sealed = next(e["seq"] for e in audited["data"]["accessHistory"]["entries"]
+                          if e["task"] == "fraud_investigation")
+            _, released = await api.gql("yoon.gamsa", RELEASE, {"seq": sealed, "r": "조사 종결"})
+            assert "errors" not in released, released
+            _, body = await api.gql("demo.citizen", "{ myReceipts { entries { task caseRef } } }")
+            assert [e["task"] for e in body["data"]["myReceipts"]["entries"]] == ["move_in_report",
+                                                                                  "fraud_investigation"]
+            assert await worker.run_once() == 1
+            assert len(box.messages) == 2 and await runtime.outbox.states() == {"sent": 2}
+    finally:
+        await app.state.runtime.close()
