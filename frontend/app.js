@@ -6,6 +6,7 @@ import {Q, demoToken, demoUsers, gql, session} from "./api.js";
 import {$, $$, fill, h} from "./dom.js";
 import {lang, pick, roleLabel, setLang, t} from "./i18n.js";
 import {bindAudit, goAudit, renderAudit} from "./audit.js";
+import {bindReceipts, goReceipts, isCitizen, renderReceipts, resetReceipts} from "./receipts.js";
 import {bindAdmin, firstAdminPage, goAdmin, isAdmin, renderAdmin, resetAdmin} from "./admin.js";
 import {bindScreen, loadScreen, renderScreen} from "./screen.js";
 import {announce, badge, canSeeHistory, clearAlert, handleError, hooks, matchSummary, renderHeader, resetState,
@@ -40,6 +41,7 @@ function renderCurrent() {
   if (state.view === "subject") renderSubject();
   if (state.view === "screen") renderScreen();
   if (state.view === "audit") renderAudit();
+  if (state.view === "receipts") renderReceipts();
   if (state.view.startsWith("admin-")) renderAdmin();
 }
 
@@ -132,10 +134,14 @@ async function signIn(bearer) {
 
 function land(route) {
   const admin = route?.view?.startsWith("admin-");
-  if (route && (route.view === "audit" ? canSeeHistory() : admin ? isAdmin() : state.tasks.length)) {
+  const allowed = route?.view === "audit" ? canSeeHistory() : route?.view === "receipts" ? isCitizen()
+    : admin ? isAdmin() : state.tasks.length;
+  if (route && allowed) {
     applyRoute(route);
   } else if (state.tasks.length) {
     goTasks();
+  } else if (isCitizen()) {
+    goReceipts();
   } else if (canSeeHistory()) {
     goAudit();
   } else if (isAdmin()) {
@@ -155,6 +161,7 @@ function signOut({announceIt = true} = {}) {
   if (dialog.open) dialog.close();
   resetState();
   resetAdmin();
+  resetReceipts();
   // erase everything the session showed or typed
   for (const sel of ["#task-list", "#task-count", "#task-summary", "#matches-body", "#screen-meta", "#screen-title",
                      "#screen-code",
@@ -398,6 +405,11 @@ function applyRoute(route) {
       goAudit();
       return;
     }
+    if (route?.view === "receipts" && isCitizen()) {
+      leaveScreen();
+      goReceipts();
+      return;
+    }
     if (route?.view?.startsWith("admin-") && isAdmin()) {
       leaveScreen();
       goAdmin(route.view.slice(6));
@@ -467,6 +479,7 @@ function bind() {
   $("#logout").addEventListener("click", () => signOut());
   $("#nav-tasks").addEventListener("click", () => { clearAlert(); goTasks(); });
   $("#nav-audit").addEventListener("click", () => { clearAlert(); goAudit(); });
+  $("#nav-receipts").addEventListener("click", () => { clearAlert(); goReceipts(); });
   $("#demo-form").addEventListener("submit", onDemoSubmit);
   $("#token-form").addEventListener("submit", onTokenSubmit);
   $("#task-search").addEventListener("input", onTaskSearch);
@@ -483,6 +496,7 @@ function bind() {
   });
   bindScreen();
   bindAudit();
+  bindReceipts();
   bindAdmin();
   hooks.signOut = signOut;
   hooks.shown = onShown;

@@ -4,6 +4,7 @@
 //   #/task/<code>/screen?case=<ref>&subject=<h>   the screen of one subject, named by its opaque, expiring
 //                                                 handle from a search (h:...), NEVER by an identifier (RRN)
 //   #/audit                                       the access history
+//   #/receipts                                    a citizen's own receipts (내 정보 이용내역)
 //   #/admin/<page>                                an admin page (catalog, mapping, task, changes, ...)
 // A hash route: the server serves the same page for every one of them, and nothing of it reaches a server log.
 
@@ -14,6 +15,7 @@ export function format(route) {
   const enc = encodeURIComponent;
   if (route.view === "tasks") return "#/tasks";
   if (route.view === "audit") return "#/audit";
+  if (route.view === "receipts") return "#/receipts";
   if (typeof route.view === "string" && route.view.startsWith("admin-")) return `#/admin/${enc(route.view.slice(6))}`;
   if ((route.view === "subject" || route.view === "screen") && route.task) {
     const params = new URLSearchParams();
@@ -35,6 +37,7 @@ export function parse(hash) {
   });
   if (parts.length === 1 && parts[0] === "tasks") return {view: "tasks"};
   if (parts.length === 1 && parts[0] === "audit") return {view: "audit"};
+  if (parts.length === 1 && parts[0] === "receipts") return {view: "receipts"};
   if (parts.length === 2 && parts[0] === "admin" && /^[a-z-]+$/.test(parts[1])) return {view: `admin-${parts[1]}`};
   if (parts[0] === "task" && parts[1] && parts.length <= 3) {
     const caseRef = params.get("case") || "";

@@ -4,7 +4,7 @@ import {ApiError, session} from "./api.js";
 import {$, fill, h} from "./dom.js";
 import {lang, roleLabel, t} from "./i18n.js";
 
-const VIEWS = ["signin", "tasks", "subject", "screen", "audit"];
+const VIEWS = ["signin", "tasks", "subject", "screen", "audit", "receipts"];
 
 export const state = freshState();
 
@@ -140,6 +140,10 @@ export function renderHeader() {
   const navAudit = $("#nav-audit");
   navTasks.hidden = !(signedIn && state.tasks.length);
   navAudit.hidden = !(signedIn && canSeeHistory());
+  const navReceipts = $("#nav-receipts");
+  navReceipts.hidden = !(signedIn && (state.me.roles || []).includes("citizen"));
+  navReceipts.toggleAttribute("aria-current", state.view === "receipts");
+  if (navReceipts.hasAttribute("aria-current")) navReceipts.setAttribute("aria-current", "page");
   navTasks.toggleAttribute("aria-current", ["tasks", "subject", "screen"].includes(state.view));
   navAudit.toggleAttribute("aria-current", state.view === "audit");
   if (navTasks.hasAttribute("aria-current")) navTasks.setAttribute("aria-current", "page");

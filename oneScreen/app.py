@@ -113,9 +113,14 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
             pass  # unreachable now: requests get 503 and /readyz says why until it is back
         runtime.loop = asyncio.get_running_loop()
         watcher = asyncio.ensure_future(runtime.watch_config())
+        deliverer = runtime.notify_deliverer() if settings.notify_in_process else None
+        delivering = asyncio.ensure_future(deliverer.run(settings.notify_interval)) if deliverer else None
         gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
         yield
         watcher.cancel()
+        if delivering is not None:
+            delivering.cancel()
+            await asyncio.gather(delivering, return_exceptions=True)
         await runtime.close()
 
     routes = [

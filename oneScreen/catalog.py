@@ -50,7 +50,8 @@ class SearchSpec(_Model):
 
 # A subject type's id names its typed root query (citizen(...)), beside the built-in ones.
 RESERVED_SUBJECT_IDS = frozenset({"tasks", "me", "screen", "subjects", "subject_search", "access_history",
-                                  "ledger_columns", "changes", "preview_task", "catalog"})
+                                  "ledger_columns", "changes", "preview_task", "catalog", "my_receipts",
+                                  "receipt_proof", "audit_public_key", "my_receipt_subscription"})
 
 
 class SubjectTypeSpec(_Model):

@@ -192,6 +192,15 @@ def candidate(base: Mapping[str, str], files: Iterable[FileChange], *, shown: Ma
         raise ChangeInvalid(messages)
 
 
+def _held_longer(a: policy_mod.Deferred, b: policy_mod.Deferred) -> bool:
+    """Whether deferral `b` may keep a receipt sealed longer than `a` (a fixed day against a period: yes)."""
+    if a.until is not None and b.until is not None:
+        return b.until > a.until
+    if a.period_days is not None and b.period_days is not None:
+        return b.period_days > a.period_days
+    return True
+
+
 def widening(old_cat: catalog_mod.Catalog, old: policy_mod.Policies,
              new_cat: catalog_mod.Catalog, new: policy_mod.Policies) -> list[str]:
     """What in the new configuration discloses more than the old: each reason needs a second admin."""
@@ -219,6 +228,12 @@ def widening(old_cat: catalog_mod.Catalog, old: policy_mod.Policies,
                            f"{t.consent_valid_days or 'no end'})")
         if o.jurisdiction == "own_region" and t.jurisdiction != "own_region":
             reasons.append(f"task {code}: no longer limited to the caseworker's region")
+        # what the subject is told is part of the disclosure: telling them later, or less, needs a second admin
+        if t.deferred is not None and (o.deferred is None or _held_longer(o.deferred, t.deferred)):
+            reasons.append(f"task {code}: its receipts are withheld from the subject "
+                           f"{'longer' if o.deferred is not None else 'for a time'} (deferred_disclosure)")
+        if t.receipt_case_ref == "hidden" and o.receipt_case_ref != "hidden":
+            reasons.append(f"task {code}: its receipts no longer show the case reference")
     used = {f.id for t in old.tasks.values() for tf in t.fields.values() for f in tf.path}
     for fid in sorted(used & set(new_cat.fields)):
         a, b = old_cat.fields.get(fid), new_cat.fields[fid]

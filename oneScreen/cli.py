@@ -145,6 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     aud.add_parser("migrate", help="bring the audit store to this version's schema (the owner role)")
     aud.add_parser("checkpoints", help="list the signed checkpoints")
     aud.add_parser("public-key", help="print the public key (PEM) that checks the checkpoints' signatures")
+    p = aud.add_parser("prove", help="print the proof (JSON) that record SEQ is in the trail: its Merkle path to "
+                                     "the signed checkpoint that seals it (check it with python -m "
+                                     "oneScreen.verify_receipt)")
+    p.add_argument("seq", type=int, metavar="SEQ")
+
+    nt = sub.add_parser("notify", help="the citizen's receipts pushed by e-mail").add_subparsers(
+        dest="notify_command", required=True)
+    p = nt.add_parser("run", help="deliver the receipt outbox over SMTP (ONESCREEN_NOTIFY_SMTP_HOST): at least once, "
+                                  "one Message-ID per mail, retries with backoff, dead state after the last try")
+    p.add_argument("--once", action="store_true", help="deliver what is due now, print the counts and stop")
 
     from . import agreements_cli
     agreements_cli.add_parser(sub)
@@ -155,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import config as demo_config
         demo_config.ensure(s)  # the demo's configuration is its copy in the data directory (made on first use)
     handler = {"serve": _serve, "token": _token, "demo": _demo, "catalog": _catalog, "policy": _policy,
-               "audit": _audit, "task": _admin_cli, "changes": _admin_cli, "config": _config}
+               "audit": _audit, "task": _admin_cli, "changes": _admin_cli, "config": _config, "notify": _notify}
     if (args.command == "catalog" and args.catalog_command in ("matrix", "report")) or (
             args.command == "task" and args.task_command in ("template", "export", "import")):
         from .taskbook_cli import run
@@ -797,7 +807,9 @@ async def _audit_run(args: argparse.Namespace, s: settings_mod.Settings, env: di
     store = setup.admin_store(s)
     # the other stores at the same URL, and what the service role may do with their tables
     from .configstore import COMPANIONS as config_companions
-    companions = [(consent_meta, "SELECT, INSERT"), (changes_meta, "SELECT, INSERT, UPDATE"), *config_companions]
+    from .notify import _meta as notify_meta
+    companions = [(consent_meta, "SELECT, INSERT"), (changes_meta, "SELECT, INSERT, UPDATE"), *config_companions,
+                  (notify_meta, "SELECT, INSERT, UPDATE, DELETE")]
     try:
         if args.audit_command == "init":
             return 0, f"audit store: {await store.init(grant_to=args.grant, companions=companions)} " \
@@ -808,6 +820,14 @@ async def _audit_run(args: argparse.Namespace, s: settings_mod.Settings, env: di
         if args.audit_command == "export":
             await audit.export(store, sys.stdout)
             return 0, ""
+        if args.audit_command == "prove":
+            from .audit.proof import prove
+            from .errors import BadRequest
+            try:
+                proof = await prove(store, args.seq)
+            except BadRequest as exc:
+                return 1, exc.message
+            return 0, json.dumps(proof, ensure_ascii=False, indent=2, sort_keys=True)
         if args.audit_command == "checkpoints":
             lines = [f"{'number':>8} {'records':>21} {'count':>8}  {'sealed at':32} {'key':24} root"]
             after = 0
@@ -825,6 +845,57 @@ async def _audit_run(args: argparse.Namespace, s: settings_mod.Settings, env: di
         raise
     finally:
         await store.close()
+
+
+def _notify(args: argparse.Namespace, s: settings_mod.Settings) -> int:
+    """`onescreen notify run [--once]`: the receipts' delivery worker, beside the service."""
+    import signal
+    import types
+
+    from . import catalog as catalog_mod, logs, notify, policy as policy_mod, receipts
+    from .audit import setup
+    from connectors.base import async_url
+
+    logs.setup(s.log_level)
+    if s.notify_smtp_host is None:
+        print("no SMTP server: set ONESCREEN_NOTIFY_SMTP_HOST (and _PORT, _FROM)", file=sys.stderr)
+        return 1
+    cat = catalog_mod.load(s.catalog_path)
+    snapshot = types.SimpleNamespace(catalog=cat, policies=policy_mod.load(s.policies_dir, cat))
+
+    async def run() -> int:
+        store = setup.admin_store(s)
+        box = notify.Outbox(async_url(s.audit_url).render_as_string(hide_password=False))
+        smtp = notify.Smtp(s.notify_smtp_host, s.notify_smtp_port, s.notify_from, s.notify_smtp_user,
+                           os.environ.get("ONESCREEN_NOTIFY_SMTP_PASSWORD") or None, s.notify_smtp_starttls)
+        worker = notify.Deliverer(box, store, smtp, lambda r: receipts.receipt(snapshot, r),
+                                  max_attempts=s.notify_max_attempts, backoff=s.notify_backoff)
+        try:
+            await store.open()
+            await box.open()
+            if args.once:
+                await worker.run_once()
+            else:
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, stop.set)
+                await worker.run(s.notify_interval, stop)
+        finally:
+            await box.close()
+            await store.close()
+        c = worker.counts
+        print(f"receipt mails: {c['sent']} sent, {c['retry']} to retry, {c['dead']} dead")
+        return 0
+
+    try:
+        return asyncio.run(run())
+    except (ValueError, notify.NotifySchemaError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except OneScreenError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import logging
 import re
 from datetime import date
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from cachetools import LRUCache
@@ -226,7 +227,11 @@ class Door:
             raise TaskForbidden("access history is for auditors, and for citizens about themselves")
         if not 1 <= first <= 100:
             raise BadRequest("first must be between 1 and 100")
-        return await self.snapshot.audit.history(self.pseudonym(st.id, key), first, after, filters=filters)
+        records, cursor = await self.snapshot.audit.history(self.pseudonym(st.id, key), first, after, filters=filters)
+        if self.caller.subject is not None and self.caller.subject == key:  # a citizen: not what is still sealed
+            from .receipts import visible
+            records = await visible(self, records, self.pseudonym(st.id, key))
+        return records, cursor
 
     def events(self) -> list[AuditEvent]:
         """The request's audit events: one per subject disclosed (or searched), then consent and security events."""
@@ -249,6 +254,13 @@ class Door:
             used = self._in_force.get((d.task.code, self.pseudonym(d.subject_type, d.key), d.case_ref))
             if used is not None:  # the consent record of this case the disclosure rests on
                 detail["consent_id"] = used.id
+                detail["consent_method"] = used.method
+                if used.exception:
+                    detail["consent_exception"] = used.exception
+        deferred = d.task.deferred
+        if deferred is not None and d.case_ref != "":  # the subject's receipt is sealed until this day (receipts.py)
+            detail["deferred_until"] = deferred.sealed_until(datetime.now(timezone.utc)).isoformat()
+            detail["deferred_basis"] = deferred.legal_basis
         return detail
 
     def _event(self, kind: str, task: Task, case_ref: str, subject_type: str, subject: str,

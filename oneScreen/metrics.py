@@ -63,6 +63,10 @@ class Metrics:
         # counter: rate_limit (the request went on: fail open) or lookup_budget (refused: fail closed)
         self.shared_counter_failures = Counter("onescreen_shared_counter_failures", "Checks of a shared counter "
                                                "(Redis) that got no answer in time", ["counter"], registry=r)
+        # the citizen's receipts pushed by e-mail (notify.py); outcome: sent, retry, dead
+        self.receipt_mails = Counter("onescreen_receipt_mails", "Receipt mails (one per access, or a daily "
+                                     "digest) by outcome: sent, retry (a transient failure), dead (given up)",
+                                     ["outcome"], registry=r)
 
     def bound(self, metric: Any, *values: str) -> Any:
         """`metric.labels(*values)`, made once per metric and label values: labels() validates its arguments

@@ -34,6 +34,7 @@ ACTIONS: Mapping[str, str] = {
     "agreement.read": "read the provider page of the caller's own agency (who reads its fields, its agreements)",
     "agreement.propose": "propose, narrow or revoke a sharing agreement for the caller's own side of it",
     "agreement.approve": "sign (approve) another admin's sharing agreement for the caller's own side of it",
+    "receipt.release": "release a sealed receipt of a task with deferred disclosure before its date (audited)",
 }
 
 

@@ -11,11 +11,12 @@ import dataclasses
 import datetime as dt
 import enum
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field as PField
+from pydantic import BaseModel, ConfigDict, Field as PField, model_validator
 
 from . import agreements as agreements_mod, jurisdiction, permissions as permissions_mod, yamlfile
 from .catalog import Catalog, Field, parse_path, path_id
@@ -60,6 +61,20 @@ class SectionSpec(_Model):
     fields: list[str | FieldRuleSpec] = PField(min_length=1)
 
 
+class DeferredDisclosureSpec(_Model):
+    legal_basis: str = PField(min_length=1, description="the law that lets the subject be told later (e.g. an "
+                                                        "investigation, a tax audit in progress)")
+    until: date | None = PField(None, description="receipts stay sealed until this day (UTC)")
+    period_days: int | None = PField(None, ge=1, le=3650, description="receipts stay sealed this many days after "
+                                                                       "the access")
+
+    @model_validator(mode="after")
+    def _one_end(self) -> "DeferredDisclosureSpec":
+        if (self.until is None) == (self.period_days is None):
+            raise ValueError("deferred_disclosure needs exactly one of until (a date) or period_days")
+        return self
+
+
 class TaskFile(_Model):
     code: str = PField(pattern=r"^[a-z][a-z0-9_]*$")
     name: str
@@ -78,6 +93,12 @@ class TaskFile(_Model):
     consent_valid_days: int | None = PField(None, ge=1, le=3650, description=(
         "how many days a consent (or exception) recorded for a case opens its consent-gated fields, counting the "
         "day it is recorded (KST); absent: until the case is closed. A consent is bound to its case either way"))
+    deferred_disclosure: DeferredDisclosureSpec | None = PField(None, description=(
+        "the subject is told of an access later: its receipt is in the signed trail from the access, but sealed "
+        "(not shown to the subject nor pushed) until the date, or until an auditor releases it"))
+    receipt_case_ref: Literal["shown", "hidden"] = PField("shown", description=(
+        "whether the subject's receipt shows the case reference (hidden: an internal case number that must not "
+        "reach the subject)"))
     sections: list[SectionSpec] = PField(min_length=1)
 
 
@@ -136,10 +157,27 @@ class Task:
     case_ref_example: str | None = None
     subjects_per_request: int = 1
     consent_valid_days: int | None = None  # a consent's validity in days (None: no end); bound to its case always
+    deferred: "Deferred | None" = None  # receipts sealed until a date or for a period (receipts.py)
+    receipt_case_ref: str = "shown"  # "hidden": the subject's receipt leaves the case reference out
 
     @property
     def needs_consent(self) -> bool:
         return any(tf.consent for tf in self.fields.values())
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A task's deferred disclosure: its legal basis, and a fixed day or a period in days after the access."""
+
+    legal_basis: str
+    until: date | None = None
+    period_days: int | None = None
+
+    def sealed_until(self, at: datetime) -> date:
+        """The day (UTC) from which the receipt of an access at `at` is shown."""
+        if self.until is not None:
+            return self.until
+        return at.astimezone(timezone.utc).date() + timedelta(days=self.period_days or 0)
 
 
 @dataclass(frozen=True)
@@ -388,7 +426,11 @@ def _load_task(path: Path, catalog: Catalog, roles: Mapping[str, Role]) -> Task:
         raise ConfigErrors(errors)
     return Task(spec.code, spec.name, spec.name_en, spec.legal_basis, spec.legal_basis_en, spec.subject,
                 frozenset(spec.roles), tuple(sections), all_fields, file, spec.jurisdiction, spec.case_ref_example,
-                spec.subjects_per_request, spec.consent_valid_days)
+                spec.subjects_per_request, spec.consent_valid_days,
+                None if spec.deferred_disclosure is None else Deferred(
+                    spec.deferred_disclosure.legal_basis, spec.deferred_disclosure.until,
+                    spec.deferred_disclosure.period_days),
+                spec.receipt_case_ref)
 
 
 def json_schemas() -> dict[str, dict]:

@@ -75,6 +75,7 @@ class Snapshot:
     # policy decisions of typed queries, per task, selection, roles and facts (disclose.py `_decide`)
     decided: LRUCache = field(default_factory=lambda: LRUCache(maxsize=4096))
     source: Source | None = None  # where the configuration came from (the store's version, or the files)
+    outbox: Any = None  # notify.Outbox: receipt subscriptions and the push's outbox (None: not available)
 
 
 class Runtime:
@@ -107,6 +108,9 @@ class Runtime:
         self.audit = audit_setup.service_store(settings, self.env)
         self.metrics.watch_last_commit(lambda: self.audit.last_commit or 0.0)
         self.consents = ConsentStore(async_url(settings.audit_url).render_as_string(hide_password=False))
+        from .notify import Outbox
+        self.outbox = Outbox(async_url(settings.audit_url).render_as_string(hide_password=False))  # opened: _open
+        self.deliverer: Any = None  # notify.Deliverer, with ONESCREEN_NOTIFY_IN_PROCESS
         # the configuration store, and the change proposals beside it (one transaction activates both)
         self.config_store = configstore.ConfigStore(settings.config_url, settings.audit_timeout) \
             if settings.config_url else None
@@ -227,10 +231,32 @@ class Runtime:
         try:
             await self.audit.open()
             await self.consents.open()
+            await self._open_outbox()
             await self.admin.store.open()
         except BaseException:
             self._opened = None  # try again on the next request
             raise
+
+    async def _open_outbox(self) -> None:
+        """The receipts' outbox, after the trail (its trigger is on the trail). Missing on a PostgreSQL store made
+        before it (the owner has not run `onescreen audit init` again): the service runs, receipts are not pushed."""
+        from .notify import NotifySchemaError
+        try:
+            await self.outbox.open()
+        except NotifySchemaError as exc:
+            log.error(exc.message, extra={"operation": "notify.open", "outcome": "failed"})
+            return
+
+    def notify_deliverer(self) -> Any:
+        """The delivery worker of this service's outbox (None without ONESCREEN_NOTIFY_SMTP_HOST)."""
+        from . import notify, receipts
+        s = self.settings
+        if s.notify_smtp_host is None:
+            return None
+        smtp = notify.Smtp(s.notify_smtp_host, s.notify_smtp_port, s.notify_from, s.notify_smtp_user,
+                           self.env.get("ONESCREEN_NOTIFY_SMTP_PASSWORD") or None, s.notify_smtp_starttls)
+        return notify.Deliverer(self.outbox, self.audit, smtp, lambda r: receipts.receipt(self.snapshot, r),
+                                max_attempts=s.notify_max_attempts, backoff=s.notify_backoff, metrics=self.metrics)
 
     def _build(self, previous: Snapshot | None, source: Source | None = None) -> Snapshot:
         # The snapshot is hundreds of thousands of objects at national scale, none of them garbage: the cyclic
@@ -285,7 +311,7 @@ class Runtime:
             gateway.adopt(old)
         return Snapshot(cat, pol, schema, gateway, self.metrics, datetime.now(timezone.utc), self.audit,
                         self.consents, self.pseudonym_key, self.handles, self.admin, self.lookups,
-                        source=dataclasses.replace(source, stamp=stamp))
+                        source=dataclasses.replace(source, stamp=stamp), outbox=self.outbox)
 
     def reload(self) -> Snapshot:
         """Validate the files on disk (or the store's active version) and swap them in; on any error the running
@@ -389,6 +415,7 @@ class Runtime:
         await self.snapshot.gateway.close()
         await self.audit.close()
         await self.consents.close()
+        await self.outbox.close()
         await self.admin.close()
         if self.config_store is not None:
             await self.config_store.close()

@@ -163,6 +163,16 @@ class Settings:
     config_url: str | None = None  # the configuration store (configstore.py); None: the files are the configuration
     shipped_catalog: Path = SHIPPED_CATALOG
     shipped_policies: Path = SHIPPED_POLICIES
+    # the citizen's receipts pushed by e-mail (notify.py); no SMTP host: nothing is sent (the outbox still fills)
+    notify_smtp_host: str | None = None
+    notify_smtp_port: int = 25
+    notify_smtp_user: str | None = None  # its password: ONESCREEN_NOTIFY_SMTP_PASSWORD, from the environment only
+    notify_smtp_starttls: bool = False
+    notify_from: str = "onescreen@localhost"
+    notify_in_process: bool = False  # the service delivers itself (else `onescreen notify run` does)
+    notify_interval: float = 5.0  # seconds between looks at the outbox when it had nothing to send
+    notify_max_attempts: int = 8  # tries of one mail before it goes to the dead state
+    notify_backoff: float = 30.0  # seconds before the first retry; doubling per attempt
 
     @property
     def demo(self) -> bool:
@@ -228,6 +238,15 @@ def load(env: dict[str, str] | None = None) -> Settings:
         redis_prefix=env.get("ONESCREEN_REDIS_PREFIX", "onescreen:"),
         counters=_counters(env),
         counters_explicit=bool(env.get("ONESCREEN_COUNTERS")),
+        notify_smtp_host=env.get("ONESCREEN_NOTIFY_SMTP_HOST") or None,
+        notify_smtp_port=_positive(env, "ONESCREEN_NOTIFY_SMTP_PORT", 25, int),
+        notify_smtp_user=env.get("ONESCREEN_NOTIFY_SMTP_USER") or None,
+        notify_smtp_starttls=_flag(env, "ONESCREEN_NOTIFY_SMTP_STARTTLS", False),
+        notify_from=env.get("ONESCREEN_NOTIFY_FROM") or "onescreen@localhost",
+        notify_in_process=_flag(env, "ONESCREEN_NOTIFY_IN_PROCESS", False),
+        notify_interval=_positive(env, "ONESCREEN_NOTIFY_INTERVAL", 5.0, float),
+        notify_max_attempts=_positive(env, "ONESCREEN_NOTIFY_MAX_ATTEMPTS", 8, int),
+        notify_backoff=_positive(env, "ONESCREEN_NOTIFY_BACKOFF", 30.0, float),
     )
 
 

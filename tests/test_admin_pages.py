@@ -272,7 +272,7 @@ def test_the_pages_offered_follow_the_permissions_of_roles_yaml(as_user, admin_s
                               "  catalog.read: [catalog_admin, task_configurer, agreement_admin, auditor]")
     granted = granted.replace("  changes.read: [catalog_admin, task_configurer, agreement_admin]",
                               "  changes.read: [catalog_admin, task_configurer, agreement_admin, auditor]")
-    assert granted.count("auditor]") == 3
+    assert granted.count("auditor]") == 4  # the two granted here, access_history.read, receipt.release
 
     def auditor_actions(expected: list[str]) -> None:  # the watcher reloads within its 2 s interval
         for _ in range(100):
@@ -284,7 +284,7 @@ def test_the_pages_offered_follow_the_permissions_of_roles_yaml(as_user, admin_s
 
     try:
         path.write_text(granted, encoding="utf-8")
-        auditor_actions(["catalog.read", "changes.read", "access_history.read"])
+        auditor_actions(["catalog.read", "changes.read", "access_history.read", "receipt.release"])
         page = as_user("yoon.gamsa")
         expect(page.locator("#nav-admin-catalog")).to_be_visible()
         expect(page.locator("#nav-admin-changes")).to_be_visible()
@@ -295,7 +295,7 @@ def test_the_pages_offered_follow_the_permissions_of_roles_yaml(as_user, admin_s
         expect(page.locator("#view-admin-catalog tr[data-ledger='mois.resident'] button")).to_have_count(1)  # no mapping
     finally:
         path.write_text(shipped, encoding="utf-8")
-        auditor_actions(["access_history.read"])
+        auditor_actions(["access_history.read", "receipt.release"])
 
 
 # ---------------------------------------------------------------------------------------------- keyboard, language

@@ -1029,6 +1029,8 @@ def test_a_citizen_sees_their_own_history_and_nobody_elses(page, site):
     own = site.rows("mois_resident:SELECT rrn FROM resident ORDER BY rrn LIMIT 1")[0][0]
     other = jongno_citizen(site, 17)["rrn"]
     sign_in(page, site, "demo.citizen")
+    expect(page.locator("#receipts-title")).to_have_text("내 정보 이용내역")  # a citizen lands on their receipts
+    page.click("#nav-audit")
     expect(page.locator("#audit-title")).to_have_text("내 정보 열람 기록")
     page.fill("#audit-rrn", other)
     page.click("#audit-submit")

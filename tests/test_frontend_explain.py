@@ -166,6 +166,8 @@ def test_a_citizen_sees_their_own_history_without_typing_their_number(page, site
     own = site.rows("mois_resident:SELECT rrn FROM resident ORDER BY rrn LIMIT 1")[0][0]
     site.gql("jung.jutaek", LOOK, {"t": "housing_special_supply", "s": own, "c": "HIS-C1"})
     sign_in(page, site, "demo.citizen")
+    expect(page.locator("#receipts-title")).to_have_text("내 정보 이용내역")  # a citizen lands on their receipts
+    page.click("#nav-audit")
     expect(page.locator("#audit-title")).to_have_text("내 정보 열람 기록")
     rows = page.locator("#audit-results tbody tr")
     expect(rows.filter(has_text="HIS-C1")).to_have_count(1)  # nothing typed

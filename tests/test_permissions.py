@@ -96,7 +96,7 @@ async def test_an_auditor_gets_no_admin_operation_and_an_admin_no_access_history
 
 
 async def test_me_lists_the_actions_the_callers_roles_are_granted(api):
-    expected = {"yoon.gamsa": ["access_history.read"], "kim.jumin": [], "demo.citizen": [],
+    expected = {"yoon.gamsa": ["access_history.read", "receipt.release"], "kim.jumin": [], "demo.citizen": [],
                 "oh.samu": ["catalog.read", "task.propose", "task.approve", "changes.read"],
                 "han.catalog": ["catalog.read", "catalog.introspect", "catalog.propose", "catalog.approve",
                                 "task.propose", "task.approve", "changes.read"]}

@@ -16,8 +16,9 @@ from typing import Any, Mapping
 
 from ..errors import OneScreenError
 
-# "undelivered": written by the store itself, naming records whose requests were refused (see writer.py)
-KINDS = ("disclosure", "consent", "config_change", "search", "security", "undelivered")
+# "undelivered": written by the store itself, naming records whose requests were refused (see writer.py);
+# "release": an auditor released the sealed receipt of a deferred task's disclosure early (receipts.py)
+KINDS = ("disclosure", "consent", "config_change", "search", "security", "undelivered", "release")
 _PSEUDONYM = re.compile(r"[0-9a-f]{64}")
 
 

@@ -47,6 +47,7 @@ class HistoryFilter:
     case_ref: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    organisation: str | None = None  # the officer's organisation (a citizen's receipts: "which agency")
 
 
 @dataclass(frozen=True)
@@ -296,6 +297,8 @@ class AuditStore:
                 q = q.where(t.c.at >= filters.since)
             if filters.until is not None:
                 q = q.where(t.c.at < filters.until)
+            if filters.organisation is not None:
+                q = q.where(t.c.organisation == filters.organisation)
         if before is not None:
             q = q.where(t.c.seq < before)
         q = q.order_by(t.c.seq.desc()).limit(first + 1)
@@ -306,6 +309,31 @@ class AuditStore:
         rows = await self.read(run)
         page = rows[:first]
         return page, (_encode_cursor(page[-1].seq) if len(rows) > first else None)
+
+    async def record_at(self, seq: int) -> StoredRecord | None:
+        """Record `seq`, or None when there is none."""
+        t = self.table
+
+        async def run(conn):
+            row = (await conn.execute(sa.select(t).where(t.c.seq == seq))).first()
+            return None if row is None else record(row)
+
+        return await self.read(run)
+
+    async def released(self, subject: str) -> set[int]:
+        """The seqs of this subject's records whose sealed receipts an auditor released ("release" records)."""
+        t = self.table
+
+        async def run(conn):
+            rows = (await conn.execute(sa.select(t.c.detail).where(t.c.subject == subject, t.c.kind == "release"))).all()
+            out = set()
+            for (detail,) in rows:
+                seq = json.loads(detail).get("released_seq")
+                if type(seq) is int:
+                    out.add(seq)
+            return out
+
+        return await self.read(run)
 
     async def walk(self, conn: AsyncConnection, after_seq: int = 0) -> AsyncIterator[Any]:
         """Every row after `after_seq` in seq order, CHUNK at a time."""

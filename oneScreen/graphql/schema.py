@@ -26,10 +26,11 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import Info
 
 from ..audit.store import HistoryFilter
+from ..receipts import sealed_until
 from ..catalog import Catalog
 from ..disclose import SEARCH_LIMIT
 from ..errors import BadRequest, OneScreenError
-from . import admin as admin_api, catalog_api, fast, typed as typed_mod
+from . import admin as admin_api, catalog_api, fast, receipts_api, typed as typed_mod
 from .limits import Check, Limits, too_complex
 from .redact import redacted
 from .types import (AccessHistory, AccessRecord, Consent, FieldDecision as FieldDecisionType, FieldStatus, FieldValue,
@@ -125,11 +126,15 @@ async def resolve_access_history(info: Info, subject: Optional[strawberry.ID] = 
             at=r.at, user=e.user, user_name=name if isinstance(name, str) and name else None,
             organisation=e.organisation, role=e.role, task=strawberry.ID(e.task),
             task_name=t.name if t else None, task_name_en=t.name_en if t else None, legal_basis=e.legal_basis,
-            case_ref=e.case_ref, consent_based=consent,
+            case_ref=e.case_ref, consent_based=consent, seq=r.seq, sealed_until=_day(sealed_until(e)),
             fields=[FieldDecisionType(id=strawberry.ID(f.id), status=FieldStatus[f.status],
                                       **dict(zip(("label", "label_en"), path_labels(catalog, f.id))))
                     for f in e.fields]))
     return AccessHistory(entries=entries, next_cursor=cursor)
+
+
+def _day(d: Any) -> str | None:
+    return None if d is None else d.isoformat()
 
 
 def path_labels(catalog: Catalog, path: str) -> tuple[str, str]:
@@ -181,14 +186,15 @@ def build_schema(catalog: Catalog, *, production: bool = False, limits: Limits =
         "access_history": strawberry.field(resolver=resolve_access_history,
                                            description="A citizen's access history (auditors; the citizen themselves)"),
     }
-    for name, fn in admin_api.QUERIES.items():
+    for name, fn in (*admin_api.QUERIES.items(), *receipts_api.QUERIES.items()):
         ns[name] = strawberry.field(resolver=fn, description=fn.__doc__)
     ns.update((n, strawberry.field(resolver=fn, description=fn.__doc__)) for n, fn in catalog_api.QUERIES.items())
     query = strawberry.type(type("Query", (), ns))
     mutation = strawberry.type(type("Mutation", (), {
         "record_consent": strawberry.field(resolver=resolve_record_consent, description=resolve_record_consent.__doc__),
         "reuse_consent": strawberry.field(resolver=resolve_reuse_consent, description=resolve_reuse_consent.__doc__),
-        **{name: strawberry.field(resolver=fn, description=fn.__doc__) for name, fn in admin_api.MUTATIONS.items()}}))
+        **{name: strawberry.field(resolver=fn, description=fn.__doc__)
+           for name, fn in (*admin_api.MUTATIONS.items(), *receipts_api.MUTATIONS.items())}}))
     rules = []
     if not (introspection if introspection is not None else not production):
         rules.append(NoSchemaIntrospectionCustomRule)

@@ -361,6 +361,9 @@ class AccessRecord:
     consent_based: bool = strawberry.field(description=(
         "fields that need the subject's consent were disclosed: the read rests on the recorded consent"))
     fields: list[FieldDecision]
+    seq: Optional[int] = strawberry.field(default=None, description="the audit record's sequence number")
+    sealed_until: Optional[str] = strawberry.field(default=None, description=(
+        "a task with deferred disclosure: the day (YYYY-MM-DD, UTC) its receipt opens to the subject (auditors: releaseReceipt)"))
 
 
 @strawberry.type
