@@ -10,7 +10,8 @@ be left blank on a task's later rows; a blank 구역 continues the row above's s
 Owns invariant 8 on the import side: a spreadsheet is validated as a whole, as the loaders and `policy lint`
 validate the files, and every problem comes back as `FILE:SHEET:ROW:COLUMN: reason`, all at once; nothing
 is proposed while any row is in error. A valid import is ONE change (changes.py, four eyes when it widens
-access). Export writes what an import reads: a round trip changes nothing.
+access). Export writes what an import reads: a round trip changes nothing. Keys a task file has and the sheet
+has no column for (consent_valid_days, deferred_disclosure, receipt_case_ref) are kept from the running task.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field as dc_field
 from pathlib import Path
 from typing import Any, Mapping
 from xml.parsers import expat
+
+import yaml
 
 from . import catalog as catalog_mod, configstore, policy as policy_mod
 from .catalog import Catalog, Field, check_mask
@@ -426,6 +429,23 @@ def _emit(d: _Draft, sections: list[dict[str, Any]]) -> _Emitted:
     return _Emitted("\n".join(lines) + "\n", where)
 
 
+# the task keys the sheet holds (and `sections`, made of its rows): every other key of a running task is kept as it is
+SHEETED = frozenset(k for k, _, _ in COLUMNS) | {"sections"}
+
+
+def _unsheeted(running: str | None) -> str:
+    """The keys of a running task's file that no column holds (consent_valid_days, deferred_disclosure,
+    receipt_case_ref, ...), as YAML to append to what the sheet made: an import changes what its columns say and
+    nothing else (it once dropped them, so a task's deferred receipts went out at once after an import)."""
+    if not running:
+        return ""
+    data = yaml.safe_load(running)
+    if not isinstance(data, dict):
+        return ""
+    kept = {k: v for k, v in data.items() if k not in SHEETED}
+    return "".join(f"{k}: {json.dumps(v, ensure_ascii=False, default=str)}\n" for k, v in kept.items())
+
+
 @dataclass(frozen=True)
 class Plan:
     """What an import would do: the files it changes and, per task, what changes."""
@@ -599,10 +619,11 @@ def plan(path: Path, base: Mapping[str, str], *, name: str | None = None, remove
         raise ImportInvalid(problems)
 
     # the whole configuration as it would be, through the loaders and the lint, each finding mapped to its row
+    by_code = {t.code: Path(t.source).name for t in old.tasks.values()}
     new_files = dict(base)
     for code, e in emitted.items():
-        new_files[f"{configstore.POLICIES}/tasks/{code}.yaml"] = e.text
-    by_code = {t.code: Path(t.source).name for t in old.tasks.values()}
+        running = base.get(f"{configstore.POLICIES}/tasks/{by_code[code]}") if code in by_code else None
+        new_files[f"{configstore.POLICIES}/tasks/{code}.yaml"] = e.text + _unsheeted(running)
     if remove_missing:
         for code, fname in by_code.items():
             if code not in drafts:

@@ -374,3 +374,41 @@ def test_a_workbook_saved_by_excel_is_read_and_a_damaged_one_is_refused_by_name(
                                 doctype='<!DOCTYPE w [<!ENTITY a "aaaaaaaaaa">]>')
     result = run_cli("task", "import", "--dry-run", str(entities), env_extra=env)
     assert result.returncode == 1 and "DOCTYPE" in result.stderr
+
+
+def test_an_import_keeps_the_task_keys_the_sheet_has_no_column_for(env, catalog_copy, tmp_path):
+    """A task's consent validity, deferred receipts and hidden case reference are not columns of the sheet: an
+    import that changes the task's fields keeps them (it dropped them, so a task under investigation would have
+    alerted its subjects at once after a spreadsheet edit)."""
+    from oneScreen import catalog as catalog_mod, configstore, policy as policy_mod, taskbook
+
+    task = catalog_copy / "policies" / "tasks" / "basic_livelihood.yaml"
+    task.write_text(task.read_text(encoding="utf-8").replace(
+        "consent_valid_days: 90\n",
+        "consent_valid_days: 90\ndeferred_disclosure:\n  legal_basis: 국민기초생활 보장법 제23조제2항\n"
+        "  until: 2027-06-30\nreceipt_case_ref: hidden\n"), encoding="utf-8")
+    sheet = tmp_path / "tasks.xlsx"
+    assert run_cli("task", "export", str(sheet), env_extra=env).returncode == 0
+    wb = openpyxl.load_workbook(sheet)
+    ws = wb["사무"]
+    last = max(r[0].row for r in ws.iter_rows(min_row=2) if r[0].value == "basic_livelihood")
+    added = [c.value for c in ws[last]]
+    added[HEADERS.index("필요 정보 항목")] = "citizen.sex"
+    for column in ("마스킹", "전체값 근거", "동의 필요"):
+        added[HEADERS.index(column)] = None
+    ws.insert_rows(last + 1)
+    for i, v in enumerate(added, start=1):
+        ws.cell(row=last + 1, column=i, value=v)
+    wb.save(sheet)
+
+    base = configstore.read_files(catalog_copy / "field_catalog.yaml", catalog_copy / "policies")
+    plan = taskbook.plan(sheet, base)
+    assert [(c.code, c.kind) for c in plan.changes] == [("basic_livelihood", "changed")]
+    [written] = [f for f in plan.files if f.path.endswith("basic_livelihood.yaml")]
+    files = configstore.changed(base, [(written.path, written.new)])
+    cat_path, pol_dir = configstore.write_tree(files, tmp_path / "after")
+    after = policy_mod.load(pol_dir, catalog_mod.load(cat_path)).tasks["basic_livelihood"]
+    assert "citizen.sex" in after.fields
+    assert after.consent_valid_days == 90
+    assert after.deferred is not None and str(after.deferred.until) == "2027-06-30"
+    assert after.receipt_case_ref == "hidden"
