@@ -42,6 +42,31 @@ export function commentsByKey(text) {
   return out;
 }
 
+// the top-level keys the editor's form holds; every other key of the file (deferred_disclosure, receipt_case_ref,
+// ...) is written back as the file has it: the editor once dropped them, so saving a task under investigation
+// from the form would have alerted its subjects at once
+const EDITED = new Set(["code", "name", "name_en", "legal_basis", "legal_basis_en", "subject", "roles", "jurisdiction",
+                        "case_ref_example", "subjects_per_request", "consent_valid_days", "sections"]);
+
+/** The top-level blocks of `text` whose key the form does not hold, each with its lines as in the file. */
+export function otherBlocks(text) {
+  const out = [];
+  let block = null;
+  for (const line of String(text || "").split("\n")) {
+    const key = /^([A-Za-z_][A-Za-z0-9_]*):/.exec(line);
+    if (key) {
+      block = EDITED.has(key[1]) ? null : {key: key[1], lines: [line]};
+      if (block) out.push(block);
+    } else if (block && (/^\s/.test(line) || line === "")) {
+      block.lines.push(line);
+    } else {
+      block = null;  // a comment at the margin: it belongs to the key below it (commentsByKey)
+    }
+  }
+  for (const b of out) while (b.lines.length > 1 && b.lines[b.lines.length - 1] === "") b.lines.pop();
+  return out;
+}
+
 /**
  * draft: {code, name, nameEn, legalBasis, legalBasisEn, subject, roles: [ids], jurisdiction, caseRefExample,
  *        subjectsPerRequest, consentValidDays (null: none),
@@ -70,6 +95,10 @@ export function taskYaml(draft, original = "") {
   const subjects = draft.subjectsPerRequest ?? 1;
   if (subjects !== 1 || explicitSubjects) key("subjects_per_request", String(subjects));
   if (consentDays !== null) key("consent_valid_days", String(consentDays));
+  for (const b of otherBlocks(original)) {
+    for (const c of comments[b.key] || []) out.push(c);
+    out.push(...b.lines);
+  }
   key("sections");
   for (const section of draft.sections) {
     out.push(`  - title: ${scalar(section.title)}`);

@@ -355,6 +355,27 @@ def test_the_task_editor_writes_an_unchanged_task_back_byte_for_byte(as_user, ad
         assert page.locator("#task-yaml").input_value() == task_file(admin_site, code).read_text(encoding="utf-8"), code
 
 
+def test_the_task_editor_keeps_the_keys_its_form_does_not_hold(as_user, admin_site):
+    """A task's deferred receipts and hidden case reference have no control in the editor: the file it writes keeps
+    them, with their comments, where the form's keys are rewritten (it dropped them, so saving such a task from
+    the editor would have alerted the subjects of an investigation at once)."""
+    page = as_user("kang.samu")
+    original = task_file(admin_site, "move_in_report").read_text(encoding="utf-8")
+    deferred = ("# 조사 중에는 통지를 미룬다\ndeferred_disclosure:\n  legal_basis: 국민기초생활 보장법 제23조제2항\n"
+                "  period_days: 90\nreceipt_case_ref: hidden\n")
+    text = original.replace("sections:\n", deferred + "sections:\n", 1)
+    written = page.evaluate("""async (text) => {
+        const {taskYaml} = await import("/admin-yaml.js");
+        const draft = {code: "move_in_report", name: "전입신고", nameEn: "Move-in report", legalBasis: "법",
+                       legalBasisEn: "Act", subject: "citizen", roles: ["resident_registration_officer"],
+                       sections: [{title: "신청인", titleEn: "Applicant", fields: [{field: "citizen.name"}]}]};
+        return taskYaml(draft, text);
+    }""", text)
+    assert deferred in written
+    assert written.index(deferred) < written.index("sections:")
+    assert "name: 전입신고\n" in written  # the form's own keys are what the form says
+
+
 def test_proposals_are_titled_in_the_pages_language_and_a_refused_approval_ends_its_status_line(as_user, admin_site):
     """The server words a change's summary in English ("edit task move_in_report"); the Korean page shows it in
     Korean. And the four-eyes refusal of one's own approval ends "변경 #N을(를) 승인하는 중…" (the page's timers
