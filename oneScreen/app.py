@@ -52,11 +52,9 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
     async def demo_users_endpoint(_request: Request) -> Response:
         """Demo mode only: the demo users, for the sign-in picker."""
         from .identity import demo_users
-        from .policy import Caller
         pol = runtime.snapshot.policies
         return json_response([{"user": u.user, "name": u.name, "org": u.org, "region": u.region,
-                               "roles": list(u.roles), "tasks": sorted(t.code for t in pol.tasks_for(
-                                   Caller(u.user, u.name, u.org, u.region, frozenset(u.roles))))}
+                               "roles": list(u.roles), "tasks": sorted(t.code for t in pol.tasks_for(u.caller))}
                               for u in demo_users()])
 
     async def demo_token_endpoint(request: Request) -> Response:

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field as dc_field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-import pydantic
 from pydantic import BaseModel, ConfigDict, Field as PField
 
 from . import yamlfile

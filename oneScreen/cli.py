@@ -257,14 +257,13 @@ def _token(args: argparse.Namespace, s: settings_mod.Settings) -> int:
 def _demo(args: argparse.Namespace, s: settings_mod.Settings) -> int:
     from . import jurisdiction
     from .demo import ledgers
-    from .identity import demo_users
+    from .identity import demo_user, demo_users
 
     if args.demo_command == "users":
         from . import catalog as catalog_mod, policy as policy_mod
         pol = policy_mod.load(s.policies_dir, catalog_mod.load(s.catalog_path))
         users = [{"user": u.user, "name": u.name, "org": u.org, "region": u.region, "roles": list(u.roles),
-                  "tasks": sorted(t.code for t in pol.tasks_for(policy_mod.Caller(u.user, u.name, u.org, u.region,
-                                                                                 frozenset(u.roles))))}
+                  "tasks": sorted(t.code for t in pol.tasks_for(u.caller))}
                  for u in demo_users()]
         if args.json:
             print(json.dumps(users, ensure_ascii=False, indent=2))
@@ -281,10 +280,10 @@ def _demo(args: argparse.Namespace, s: settings_mod.Settings) -> int:
     # sample
     region = None
     if args.for_user:
-        user = next((u for u in demo_users() if u.user == args.for_user), None)
-        if user is None:
-            print(f"unknown demo user {args.for_user!r}: one of {', '.join(u.user for u in demo_users())}",
-                  file=sys.stderr)
+        try:
+            user = demo_user(args.for_user)
+        except KeyError as exc:
+            print(exc.args[0], file=sys.stderr)
             return 2
         if not user.region:
             print(f"demo user {args.for_user!r} has no district (region)", file=sys.stderr)
@@ -419,13 +418,12 @@ def _policy(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         return 1 if errors else 0
     if args.policy_command == "test":
         return _policy_test(cat, pol, Path(args.path or s.policies_dir))
-    from .identity import demo_users
-    users = {u.user: u for u in demo_users()}
-    if args.user not in users:
-        print(f"unknown demo user {args.user!r}", file=sys.stderr)
+    from .identity import demo_user
+    try:
+        caller = demo_user(args.user).caller
+    except KeyError as exc:
+        print(exc.args[0], file=sys.stderr)
         return 2
-    u = users[args.user]
-    caller = policy_mod.Caller(u.user, u.name, u.org, u.region, frozenset(u.roles))
     task = pol.tasks.get(args.task)
     if task is None:
         print(f"unknown task {args.task!r} (known: {', '.join(sorted(pol.tasks))})", file=sys.stderr)
@@ -450,7 +448,7 @@ def _policy(args: argparse.Namespace, s: settings_mod.Settings) -> int:
     else:
         notes = _assumptions(pol, caller, task, field_id, facts)
     d = policy_mod.decide(caller, task, field_id, facts)
-    print(f"{d.status.value}  user={u.user} task={task.code} field={field_id}")
+    print(f"{d.status.value}  user={caller.user} task={task.code} field={field_id}")
     for note in notes:
         print(note)
     print(f"rule: {d.rule}")
@@ -553,15 +551,13 @@ def _admin_cli(args: argparse.Namespace, s: settings_mod.Settings) -> int:
     from .admin import Admin
     from .runtime import Runtime
     from .errors import OneScreenError
-    from .identity import demo_users
-    from .policy import Caller
+    from .identity import demo_user
 
-    users = {u.user: u for u in demo_users()}
-    if args.user not in users:
-        print(f"unknown user {args.user!r}: in demo mode, one of {', '.join(users)}", file=sys.stderr)
+    try:
+        caller = demo_user(args.user).caller
+    except KeyError as exc:
+        print(exc.args[0], file=sys.stderr)
         return 2
-    u = users[args.user]
-    caller = Caller(u.user, u.name, u.org, u.region, frozenset(u.roles))
 
     async def run() -> int:
         runtime = Runtime(s)

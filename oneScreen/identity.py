@@ -47,11 +47,23 @@ class DemoUser:
     roles: tuple[str, ...]
     subject: str | None = None  # a citizen user: "auto" = the first demo resident
 
+    @property
+    def caller(self) -> Caller:
+        return Caller(self.user, self.name, self.org, self.region, frozenset(self.roles))
+
 
 def demo_users() -> list[DemoUser]:
     data = yaml.safe_load(DEMO_USERS_FILE.read_text(encoding="utf-8"))
     return [DemoUser(u["user"], u["name"], u["org"], u.get("region"), tuple(u["roles"]), u.get("subject"))
             for u in data["users"]]
+
+
+def demo_user(user: str) -> DemoUser:
+    """The demo user named `user`; KeyError whose message names the known ones."""
+    users = {u.user: u for u in demo_users()}
+    if user not in users:
+        raise KeyError(f"unknown demo user {user!r} (known: {', '.join(users)})")
+    return users[user]
 
 
 def _demo_subject(data_dir: Path) -> str:
@@ -67,10 +79,7 @@ def demo_key(data_dir: Path) -> bytes:
 
 
 def mint_demo_token(data_dir: Path, user: str, ttl: int = 43200) -> str:
-    users = {u.user: u for u in demo_users()}
-    if user not in users:
-        raise KeyError(f"unknown demo user {user!r} (known: {', '.join(users)})")
-    u = users[user]
+    u = demo_user(user)
     now = int(time.time())
     claims = {"sub": u.user, "name": u.name, "org": u.org, "roles": list(u.roles),
               "iss": DEMO_ISSUER, "aud": DEMO_AUDIENCE, "iat": now, "nbf": now, "exp": now + ttl}

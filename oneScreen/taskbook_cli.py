@@ -69,16 +69,14 @@ def _task(args: argparse.Namespace, s: settings_mod.Settings) -> int:
 
 def _import(args: argparse.Namespace, s: settings_mod.Settings, path: Path) -> int:
     from .errors import OneScreenError
-    from .identity import demo_users
-    from .policy import Caller
+    from .identity import demo_user
     from .runtime import Runtime
 
-    users = {u.user: u for u in demo_users()}
-    if args.user not in users:
-        print(f"unknown user {args.user!r}: in demo mode, one of {', '.join(users)}", file=sys.stderr)
+    try:
+        caller = demo_user(args.user).caller
+    except KeyError as exc:
+        print(exc.args[0], file=sys.stderr)
         return 2
-    u = users[args.user]
-    caller = Caller(u.user, u.name, u.org, u.region, frozenset(u.roles))
 
     async def go() -> int:
         runtime = Runtime(s)

@@ -30,7 +30,6 @@ from graphql import (DocumentNode, FieldNode, FragmentDefinitionNode, FragmentSp
                      InlineFragmentNode, OperationDefinitionNode, SelectionSetNode)
 from graphql.validation.rules import overlapping_fields_can_be_merged
 
-from ..errors import counted
 from ..settings import Limits  # noqa: F401 - the limits are settings (read once there); checked here
 
 # root fields that read subjects' data; the generic screen costs as many fields as the largest task
