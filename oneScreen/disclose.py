@@ -236,12 +236,19 @@ class Door:
     def events(self) -> list[AuditEvent]:
         """The request's audit events: one per subject disclosed (or searched), then consent and security events."""
         out = []
+        made = self.snapshot.field_decisions  # one FieldDecision per (field, status), made once per snapshot
         for d in self.disclosures:
-            ledgers = tuple(sorted({r.source.ledger for r in d.results.values() if r.source is not None}))
+            fields, ledgers = [], set()
+            for pid, r in sorted(d.results.items()):
+                decision = made.get((pid, r.status))
+                if decision is None:
+                    decision = made[(pid, r.status)] = FieldDecision(pid, r.status.value)
+                fields.append(decision)
+                if r.source is not None:
+                    ledgers.add(r.source.ledger)
             out.append(self._event("search" if d.case_ref == "" else "disclosure", d.task, d.case_ref,
-                                   d.subject_type, self.pseudonym(d.subject_type, d.key),
-                                   tuple(FieldDecision(pid, r.status.value) for pid, r in sorted(d.results.items())), ledgers,
-                                   self._reader(d)))
+                                   d.subject_type, self.pseudonym(d.subject_type, d.key), tuple(fields),
+                                   tuple(sorted(ledgers)), self._reader(d)))
         return out + self.extra_events
 
     def _reader(self, d: "Disclosure") -> dict:
@@ -249,7 +256,8 @@ class Door:
         whether consent-gated fields were disclosed because the subject's consent was recorded."""
         detail: dict = {"user_name": self.caller.name}
         gated = d.task.fields
-        if any(r.status in _SHOWN and pid in gated and gated[pid].consent for pid, r in d.results.items()):
+        if d.task.needs_consent and any(r.status in _SHOWN and pid in gated and gated[pid].consent
+                                        for pid, r in d.results.items()):
             detail["consent_based"] = True
             used = self._in_force.get((d.task.code, self.pseudonym(d.subject_type, d.key), d.case_ref))
             if used is not None:  # the consent record of this case the disclosure rests on

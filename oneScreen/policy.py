@@ -160,7 +160,7 @@ class Task:
     deferred: "Deferred | None" = None  # receipts sealed until a date or for a period (receipts.py)
     receipt_case_ref: str = "shown"  # "hidden": the subject's receipt leaves the case reference out
 
-    @property
+    @cached_property  # read per disclosure (Door._reader, screen_consents); a task never changes
     def needs_consent(self) -> bool:
         return any(tf.consent for tf in self.fields.values())
 

@@ -74,6 +74,8 @@ class Snapshot:
     lookups: LookupBudget  # lookups by identifier that found nothing, per user and organisation (lookups.py)
     # policy decisions of typed queries, per task, selection, roles and facts (disclose.py `_decide`)
     decided: LRUCache = field(default_factory=lambda: LRUCache(maxsize=4096))
+    # the audit's FieldDecision of each (field id, status) disclosed (Door.events): at most fields x statuses
+    field_decisions: dict = field(default_factory=dict)
     source: Source | None = None  # where the configuration came from (the store's version, or the files)
     outbox: Any = None  # notify.Outbox: receipt subscriptions and the push's outbox (None: not available)
 

@@ -197,6 +197,26 @@ async def test_an_unknown_subject_shows_not_found_per_field(api):
     assert {f["status"] for f in fields_of(body["data"]["screen"]).values()} == {"NOT_FOUND"}
 
 
+async def test_each_screen_s_audit_record_holds_its_own_field_decisions_made_once_per_field_and_status(api, data_dir):
+    """Door.events gives each (field, status) one FieldDecision per configuration snapshot, shared by the records
+    of every request (a screen's 30 decisions were made afresh each time); each record still holds the statuses
+    its own screen showed."""
+    from oneScreen.audit import pseudonymise
+
+    snapshot = api.app.state.runtime.snapshot
+    shown = {}
+    for rrn, case in ((citizens(data_dir, 1)[0], "2026-전입-101"), ("000101-3000000", "2026-전입-102")):
+        status, body = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": case})
+        assert status == 200 and "errors" not in body
+        shown[rrn] = {fid: f["status"] for fid, f in fields_of(body["data"]["screen"]).items()}
+    assert set(shown["000101-3000000"].values()) == {"NOT_FOUND"} and "OK" in shown[citizens(data_dir, 1)[0]].values()
+    for rrn, statuses in shown.items():
+        (record,), _ = await snapshot.audit.history(pseudonymise(snapshot.pseudonym_key, "citizen", rrn))
+        assert {d.id: d.status for d in record.event.fields} == statuses
+        assert all(snapshot.field_decisions[(d.id, d.status)] == d for d in record.event.fields)
+    assert len(snapshot.field_decisions) == len({(f, s) for statuses in shown.values() for f, s in statuses.items()})
+
+
 async def test_a_repeated_screen_is_served_from_the_cache_and_says_so(api, data_dir):
     rrn = citizens(data_dir, 1)[0]
     _, first = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": rrn, "c": "R-1"})
