@@ -103,7 +103,6 @@ def _object(fields: tuple[_Field, ...], type_name: str, source: Any, path: list,
         if f.typename:
             out[f.key] = type_name
             continue
-        at = [*path, f.key]
         try:
             if f.resolve is not None:
                 value = f.resolve(source, None)
@@ -111,16 +110,21 @@ def _object(fields: tuple[_Field, ...], type_name: str, source: Any, path: list,
                 value = source.get(f.name)
             else:
                 value = getattr(source, f.name, None)
-            out[f.key] = None if value is None else _complete(f, type_name, value, at, errors)
+            out[f.key] = None if value is None else _complete(f, type_name, value, path, errors)
         except Exception as raw:
-            errors.append(located_error(raw, [f.node], at))
+            errors.append(located_error(raw, [f.node], [*path, f.key]))
             out[f.key] = None
     return out
 
 
-def _complete(f: _Field, type_name: str, value: Any, path: list, errors: list[GraphQLError]) -> Any:
+def _complete(f: _Field, type_name: str, value: Any, parent: list, errors: list[GraphQLError]) -> Any:
+    """`value` of field `f` completed. Its path (`parent` + its key) is made only where it is used: a single
+    leaf's only for an error (_object), so a screen's 30 leaves make no list each."""
+    if not f.is_list and f.leaf is not None:
+        return _complete_leaf(f.leaf, value)
+    path = [*parent, f.key]
     if not f.is_list:
-        return _named(f, value, path, errors)
+        return _object(f.fields, f.object_name, value, path, errors)
     if not is_iterable(value):
         raise GraphQLError(f"Expected Iterable, but did not find one for field '{type_name}.{f.name}'.")
     out = []
