@@ -26,7 +26,8 @@ from .ledgercache import LedgerCache, share_bytes
 from .metrics import Metrics
 from .planner import Fetch
 from .resilience import CLOSED, STATE_VALUE, CircuitBreaker, backoff
-from .tracing import span
+from . import tracing
+from .tracing import NO_SPAN
 
 log = logging.getLogger("onescreen.gateway")
 LEDGER_METRICS = ("ledger_fetches", "ledger_errors", "ledger_latency", "ledger_retries", "circuit_state",
@@ -172,6 +173,7 @@ class Gateway:
                     self._land(r, LedgerFailure(r.ledger, "the read was cancelled", "조회가 취소되었습니다"))
                 raise
             bug = None
+            as_of = datetime.now(timezone.utc)  # every read of the stage has landed: one time for all of them
             for r, result in zip(reads, results):
                 if isinstance(result, ConnectorError):
                     self.m[r.ledger.id].ledger_errors.inc()
@@ -184,7 +186,6 @@ class Gateway:
                     self._land(r, LedgerFailure(r.ledger, "the read was cancelled", "조회가 취소되었습니다"))
                     bug = bug or result
                 else:
-                    as_of = datetime.now(timezone.utc)
                     self._land(r, (result, as_of))
                     for key in r.keys:
                         found = result.get(key, ())
@@ -219,6 +220,7 @@ class Gateway:
         breaker = self.breakers[ledger.id]
         connector = self.connectors[ledger.id]
         deadline = time.monotonic() + ledger.timeout
+        tracer = tracing.tracer()
         attempt = 0
         while True:
             if not breaker.allow():
@@ -233,8 +235,9 @@ class Gateway:
                 if remaining <= 0:
                     raise asyncio.TimeoutError
                 async with asyncio.timeout(remaining):
-                    with span("ledger.fetch", ledger=ledger.id, keys=len(keys), columns=len(columns),
-                              attempt=attempt):
+                    # tracing off (the usual case): no span and no attributes built
+                    with NO_SPAN if tracer is None else tracer.start_as_current_span("ledger.fetch", attributes={
+                            "ledger": ledger.id, "keys": len(keys), "columns": len(columns), "attempt": attempt}):
                         async with self.limits[ledger.id]:
                             result = await connector.fetch(keys, columns)
             except Exception as exc:  # ConnectorError, TimeoutError, or a connector bug: all cost this ledger only

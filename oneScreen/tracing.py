@@ -15,12 +15,12 @@ try:
 except ImportError:  # tracing is optional
     _trace = None
 
-_NO_SPAN = contextlib.nullcontext()
+NO_SPAN = contextlib.nullcontext()
 # A provider named in the environment is loaded by get_tracer_provider() itself on first use.
 _PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
 
-def _tracer() -> Any:
+def tracer() -> Any:
     """The tracer when a real TracerProvider is configured, else None (no span objects at all)."""
     if _trace is None:
         return None
@@ -35,7 +35,7 @@ def _tracer() -> Any:
 def span(name: str, **attributes: Any) -> ContextManager[Any]:
     """A span around a block, or a shared do-nothing context when tracing is off (the usual case: a request
     makes seven of these)."""
-    tracer = _tracer()
-    if tracer is None:
-        return _NO_SPAN
-    return tracer.start_as_current_span(name, attributes=attributes)
+    tracer_ = tracer()
+    if tracer_ is None:
+        return NO_SPAN
+    return tracer_.start_as_current_span(name, attributes=attributes)
