@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from oneScreen import catalog as catalog_mod, policy as policy_mod
+from oneScreen import agreements as agreements_mod, catalog as catalog_mod, policy as policy_mod
 from oneScreen.admin import AdminForbidden
 from oneScreen.changes import FourEyes
 from oneScreen.policy import Caller, Status
@@ -164,6 +164,7 @@ async def test_a_widening_agreement_needs_admins_of_both_agencies(admin_api, cat
 
 
 def test_the_shipped_demo_agreements_cover_every_task_field_and_one_ends_within_30_days():
+    """Every field of every shipped task, and every field read to find (search) or place (jurisdiction) its subjects."""
     cat = catalog_mod.load(ROOT / "field_catalog.yaml")
     pol = policy_mod.load(ROOT / "policies", cat)
     assert pol.agreements is not None
@@ -173,6 +174,13 @@ def test_the_shipped_demo_agreements_cover_every_task_field_and_one_ends_within_
             assert tf.coverage is not None and all(c for _f, c in tf.coverage.per_field), (t.code, tf.id)
             assert policy_mod.decide(officer[t.code], t, tf.id, policy_mod.Subject(True, True),
                                      dt.date(2026, 12, 4)).allowed, (t.code, tf.id)
+        # and what the service reads to find and place the task's subjects: a search's matching, the region
+        st = cat.subject_types[t.subject]
+        read = [*(st.search.by[0] if st.search and st.search.by else ()), *(st.search.contains if st.search else ())]
+        read += [st.region_field] if t.jurisdiction == "own_region" else []
+        for fid in read:
+            agreements_mod.require_read(pol.agreements, (cat.fields[fid],), t.code, officer[t.code],
+                                        dt.date(2026, 12, 4), "a search")
     ending = [a.id for a in pol.agreements.by_id.values() if a.valid_until == dt.date(2026, 12, 31)]
     assert ending == ["molit-building-use-change"]
 
