@@ -4,8 +4,9 @@ An agreement (policies/agreements/*.yaml) says which agency shares which fields 
 whom (organisations or roles), for which tasks, under which legal basis, from when until when, with which duties
 and masks, and which admins of both sides signed it. policy.decide() discloses a field only if an agreement in
 force on the request's day covers every field of its path for the caller and the task (owns that part of
-invariant 1, and so of 2: a field no agreement covers is never fetched). No agreements directory at all: not
-enforced (deployments from before agreements existed).
+invariant 1, and so of 2: a field no agreement covers is never fetched); require_read() holds the reads that
+disclose nothing (the jurisdiction check's region, a search's matching) to the same rule. No agreements
+directory at all: not enforced (deployments from before agreements existed).
 """
 from __future__ import annotations
 
