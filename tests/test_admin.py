@@ -289,7 +289,8 @@ DEFERRAL = "deferred_disclosure:\n  legal_basis: 국민기초생활 보장법 �
 
 
 @pytest.mark.parametrize("bad, line, message", [
-    ("period_days: 90", "period_days: 0", "deferred_disclosure.period_days: Input should be greater than or equal to 1"),
+    ("period_days: 90", "period_days: 0",
+     "deferred_disclosure.period_days: Input should be greater than or equal to 1"),
     ("period_days: 90", "period_days: 99999", "deferred_disclosure.period_days: Input should be less than or equal"),
     ("period_days: 90", "period_days: soon", "deferred_disclosure.period_days: Input should be a valid integer"),
     ("period_days: 90", "until: 2027-02-30", "until: '2027-02-30' is not a valid timestamp: day is out of range"),

@@ -437,7 +437,8 @@ def test_a_tasks_receipts_are_deferred_and_their_case_reference_hidden_from_the_
     expect(result).to_have_attribute("data-status", "pending")
     pid = result.get_attribute("data-change")
     assert task_file(admin_site, code).read_text(encoding="utf-8") == original
-    approved = call(admin_site, "kang.samu", """mutation($id: ID!) { approveChange(id: $id) { status } }""", {"id": pid})
+    approved = call(admin_site, "kang.samu", """mutation($id: ID!) { approveChange(id: $id) { status } }""",
+                    {"id": pid})
     assert approved["data"]["approveChange"]["status"] == "applied", approved
     assert "deferred_disclosure:\n  legal_basis: 국민기초생활 보장법 제23조제2항\n  until: 2027-06-30\n" \
         in task_file(admin_site, code).read_text(encoding="utf-8")
