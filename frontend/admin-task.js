@@ -25,6 +25,7 @@ function draftOf(def) {
     caseRefExample: def.caseRefExample || "",
     subjectsPerRequest: def.subjectsPerRequest || 1,
     consentValidDays: def.consentValidDays ?? null,
+    ...deferralOf(def.deferredDisclosure), receiptCaseRef: def.receiptCaseRef || "shown",
     sections: def.sections.map((s) => ({title: s.title, titleEn: s.titleEn, fields: s.fields.map((f) => ({
       id: f.id, field: f.field, mask: f.mask ?? null, fullValueBasis: f.fullValueBasis ?? null, consent: Boolean(f.consent),
       full: Boolean(f.fullValueBasis)}))})),
@@ -33,7 +34,15 @@ function draftOf(def) {
 
 function emptyDraft() {
   return {code: "", name: "", nameEn: "", legalBasis: "", legalBasisEn: "", subject: "citizen", roles: [],
-          jurisdiction: "national", caseRefExample: "", subjectsPerRequest: 1, consentValidDays: null, sections: [{title: "", titleEn: "", fields: []}]};
+          jurisdiction: "national", caseRefExample: "", subjectsPerRequest: 1, consentValidDays: null,
+          ...deferralOf(null), receiptCaseRef: "shown", sections: [{title: "", titleEn: "", fields: []}]};
+}
+
+/** The form's deferral controls from a task's deferred disclosure (null: told at once). Switching the deferral
+    off keeps what was typed, so switching it back on restores it; the file then has no deferral. */
+function deferralOf(d) {
+  return {deferred: Boolean(d), deferredBasis: d?.legalBasis || "", deferredEnd: d?.until ? "until" : "period",
+          deferredDays: d?.periodDays ?? null, deferredUntil: d?.until || ""};
 }
 
 /** The task's definition as its file writes it, and the catalog fields its paths name (fetched, not all). */
@@ -111,9 +120,12 @@ function regenerate() {
   renderPreviewState();
 }
 
-/** The draft as the file states it: a full value has its basis and no mask; an empty record mask is no mask. */
+/** The draft as the file states it: a full value has its basis and no mask; an empty record mask is no mask;
+    a deferral has its basis and one end. */
 function fileDraft(draft) {
-  return {...draft, sections: draft.sections.map((s) => ({...s, fields: s.fields.map((f) => ({
+  const until = draft.deferredEnd === "until";
+  return {...draft, deferredDisclosure: draft.deferred ? {legalBasis: draft.deferredBasis,
+    until: until ? draft.deferredUntil : null, periodDays: until ? null : draft.deferredDays} : null, sections: draft.sections.map((s) => ({...s, fields: s.fields.map((f) => ({
     field: f.field,
     mask: f.full ? null : f.mask,
     fullValueBasis: f.full ? (f.fullValueBasis || "") : null,
@@ -168,7 +180,8 @@ function renderBasics() {
   const {draft, isNew} = admin.task;
   const values = {"#task-code": draft.code, "#task-name": draft.name, "#task-name-en": draft.nameEn,
                   "#task-basis": draft.legalBasis, "#task-basis-en": draft.legalBasisEn,
-                  "#task-case-ref": draft.caseRefExample};
+                  "#task-case-ref": draft.caseRefExample, "#task-deferred-basis": draft.deferredBasis,
+                  "#task-deferred-until": draft.deferredUntil};
   for (const [sel, v] of Object.entries(values)) if ($(sel).value !== v) $(sel).value = v;
   $("#task-code").readOnly = !isNew;
   fill($("#task-subject"), admin.catalog.subjectTypes.map((s) =>
@@ -179,6 +192,7 @@ function renderBasics() {
   if ($("#task-subjects").value !== String(draft.subjectsPerRequest)) $("#task-subjects").value = draft.subjectsPerRequest;
   const days = draft.consentValidDays === null ? "" : String(draft.consentValidDays);
   if ($("#task-consent-days").value !== days) $("#task-consent-days").value = days;
+  renderReceiptControls();
   // the roles a task may name: those roles.yaml grants no catalog or task change action
   const caseworkerRoles = admin.catalog.roles.filter((r) => !r.actions.some((a) => /^(catalog|task)\./.test(a)));
   fill($("#task-roles"), caseworkerRoles.map((r) => {
@@ -187,6 +201,23 @@ function renderBasics() {
       h("input", {type: "checkbox", id, value: r.id, checked: draft.roles.includes(r.id), "data-role": r.id}),
       h("label", {for: id}, pick(r.label, r.labelEn), " ", h("code", {class: "admin-id"}, r.id)));
   }));
+}
+
+/** The receipt controls: the case reference shown or hidden, and the deferral (its basis and end, usable only
+    while the deferral is on; of the two ends, only the chosen one). */
+function renderReceiptControls() {
+  const d = admin.task.draft;
+  fill($("#task-receipt-case-ref"), ["shown", "hidden"].map((v) =>
+    h("option", {value: v, selected: v === d.receiptCaseRef}, t(`admin.task.receiptCaseRef.${v}`))));
+  $("#task-deferred").checked = d.deferred;
+  fill($("#task-deferred-end"), ["period", "until"].map((v) =>
+    h("option", {value: v, selected: v === d.deferredEnd}, t(`admin.task.deferredEnd.${v}`))));
+  const days = d.deferredDays === null ? "" : String(d.deferredDays);
+  if ($("#task-deferred-days").value !== days) $("#task-deferred-days").value = days;
+  $("#task-deferred-basis").disabled = !d.deferred;
+  $("#task-deferred-end").disabled = !d.deferred;
+  $("#task-deferred-days").disabled = !d.deferred || d.deferredEnd !== "period";
+  $("#task-deferred-until").disabled = !d.deferred || d.deferredEnd !== "until";
 }
 
 function renderSections() {
@@ -577,15 +608,24 @@ function onBasics(event) {
   } else {
     const map = {"task-code": "code", "task-name": "name", "task-name-en": "nameEn", "task-basis": "legalBasis",
                  "task-basis-en": "legalBasisEn", "task-jurisdiction": "jurisdiction",
-                 "task-case-ref": "caseRefExample"};
+                 "task-case-ref": "caseRefExample", "task-deferred-basis": "deferredBasis",
+                 "task-deferred-until": "deferredUntil", "task-deferred-end": "deferredEnd",
+                 "task-receipt-case-ref": "receiptCaseRef"};
     if (target.id === "task-subjects") {
       d.subjectsPerRequest = Number(target.value) || 1;  // the server checks the range (1-1000)
+    } else if (target.id === "task-deferred") {
+      d.deferred = target.checked;
+      renderReceiptControls();
+      if (d.deferred) $("#task-deferred-basis").focus();
+    } else if (target.id === "task-deferred-days") {
+      d.deferredDays = target.value.trim() === "" ? null : Number(target.value);  // the server checks it again
     } else if (target.id === "task-consent-days") {
       // empty: no end; the server checks the range (1-3650) and that the task has a consent-gated field
       d.consentValidDays = target.value.trim() === "" ? null : Number(target.value);
     } else {
       if (!(target.id in map)) return;
       d[map[target.id]] = target.value.trim();
+      if (target.id === "task-deferred-end") renderReceiptControls();
     }
   }
   regenerate();
@@ -606,6 +646,15 @@ function problems() {
     if (!v) out.push([sel, t("admin.task.required", {what: $(`label[for="${sel.slice(1)}"]`).textContent})]);
   }
   if (d.caseRefExample && !CASE_REF_RE.test(d.caseRefExample)) out.push(["#task-case-ref", t("admin.task.caseRefInvalid")]);
+  if (d.deferred) {
+    if (!d.deferredBasis) out.push(["#task-deferred-basis", t("admin.task.deferredBasisNeeded")]);
+    if (d.deferredEnd === "until" && !/^\d{4}-\d{2}-\d{2}$/.test(d.deferredUntil)) {
+      out.push(["#task-deferred-until", t("admin.task.deferredUntilInvalid")]);
+    }
+    if (d.deferredEnd === "period" && !(Number.isInteger(d.deferredDays) && d.deferredDays >= 1 && d.deferredDays <= 3650)) {
+      out.push(["#task-deferred-days", t("admin.task.deferredDaysInvalid")]);
+    }
+  }
   if (!d.roles.length) out.push(["#task-roles input", t("admin.task.rolesNeeded")]);
   d.sections.forEach((s, si) => {
     if (!s.title || !s.titleEn) out.push([`#sec-${si}-title`, t("admin.task.sectionTitleNeeded", {n: si + 1})]);
@@ -716,9 +765,11 @@ export function bindTaskPage() {
   $("#admin-task-open").addEventListener("submit", onOpen);
   const form = $("#admin-task-form");
   form.addEventListener("submit", onPreview);
-  for (const sel of ["#task-code", "#task-name", "#task-name-en", "#task-basis", "#task-basis-en", "#task-case-ref"]) {
+  for (const sel of ["#task-code", "#task-name", "#task-name-en", "#task-basis", "#task-basis-en", "#task-case-ref",
+                     "#task-deferred-basis", "#task-deferred-days", "#task-deferred-until"]) {
     $(sel).addEventListener("input", onBasics);
   }
+  for (const sel of ["#task-deferred", "#task-deferred-end", "#task-receipt-case-ref"]) $(sel).addEventListener("change", onBasics);
   $("#task-subject").addEventListener("change", onBasics);
   $("#task-jurisdiction").addEventListener("change", onBasics);
   $("#task-subjects").addEventListener("input", onBasics);

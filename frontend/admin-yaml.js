@@ -42,11 +42,13 @@ export function commentsByKey(text) {
   return out;
 }
 
-// the top-level keys the editor's form holds; every other key of the file (deferred_disclosure, receipt_case_ref,
-// ...) is written back as the file has it: the editor once dropped them, so saving a task under investigation
-// from the form would have alerted its subjects at once
+// the top-level keys the editor's form holds; every other key of the file is written back as the file has it:
+// the editor once dropped the keys it had no control for, so saving a task under investigation from the form
+// would have alerted its subjects at once
 const EDITED = new Set(["code", "name", "name_en", "legal_basis", "legal_basis_en", "subject", "roles", "jurisdiction",
-                        "case_ref_example", "subjects_per_request", "consent_valid_days", "sections"]);
+                        "case_ref_example", "subjects_per_request", "consent_valid_days", "deferred_disclosure",
+                        "receipt_case_ref", "sections"]);
+const DAY = /^\d{4}-\d{2}-\d{2}$/;  // a day as YAML reads a date: written plain, so the loader reads a date
 
 /** The top-level blocks of `text` whose key the form does not hold, each with its lines as in the file. */
 export function otherBlocks(text) {
@@ -69,7 +71,8 @@ export function otherBlocks(text) {
 
 /**
  * draft: {code, name, nameEn, legalBasis, legalBasisEn, subject, roles: [ids], jurisdiction, caseRefExample,
- *        subjectsPerRequest, consentValidDays (null: none),
+ *        subjectsPerRequest, consentValidDays (null: none), receiptCaseRef ("shown" | "hidden"),
+ *        deferredDisclosure (null: none, or {legalBasis, until: "YYYY-MM-DD" | null, periodDays: number | null}),
  *         sections: [{title, titleEn, fields: [{field, mask, fullValueBasis, consent}]}]}
  * original: the file's text when editing an existing task ("" for a new one).
  */
@@ -95,6 +98,18 @@ export function taskYaml(draft, original = "") {
   const subjects = draft.subjectsPerRequest ?? 1;
   if (subjects !== 1 || explicitSubjects) key("subjects_per_request", String(subjects));
   if (consentDays !== null) key("consent_valid_days", String(consentDays));
+  const deferred = draft.deferredDisclosure ?? null;
+  if (deferred) {
+    key("deferred_disclosure");
+    out.push(`  legal_basis: ${scalar(deferred.legalBasis)}`);
+    if (deferred.until !== null && deferred.until !== undefined) {
+      out.push(`  until: ${DAY.test(deferred.until) ? deferred.until : scalar(deferred.until)}`);
+    } else {
+      out.push(`  period_days: ${Number.isFinite(deferred.periodDays) ? deferred.periodDays : scalar(deferred.periodDays)}`);
+    }
+  }
+  const receiptCaseRef = draft.receiptCaseRef || "shown";
+  if (receiptCaseRef !== "shown" || /^receipt_case_ref:/m.test(original || "")) key("receipt_case_ref", scalar(receiptCaseRef));
   for (const b of otherBlocks(original)) {
     for (const c of comments[b.key] || []) out.push(c);
     out.push(...b.lines);

@@ -4,8 +4,9 @@ An agreement (policies/agreements/*.yaml) says which agency shares which fields 
 whom (organisations or roles), for which tasks, under which legal basis, from when until when, with which duties
 and masks, and which admins of both sides signed it. policy.decide() discloses a field only if an agreement in
 force on the request's day covers every field of its path for the caller and the task (owns that part of
-invariant 1, and so of 2: a field no agreement covers is never fetched). No agreements directory at all: not
-enforced (deployments from before agreements existed).
+invariant 1, and so of 2: a field no agreement covers is never fetched); require_read() holds the reads that
+disclose nothing (the jurisdiction check's region, a search's matching) to the same rule. No agreements
+directory at all: not enforced (deployments from before agreements existed).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping
 from pydantic import BaseModel, ConfigDict, Field as PField
 
 from . import yamlfile
-from .errors import ConfigError, ConfigErrors
+from .errors import ConfigError, ConfigErrors, ReadNotAgreed
 from .permissions import uses_agreement
 
 if TYPE_CHECKING:
@@ -154,6 +155,22 @@ def judge(coverage: Coverage, caller: "Caller", day: dt.date) -> Verdict:
             masks = [a.fields[fid] for a in live]
             mask = None if any(m is None for m in masks) else masks[0]
     return Verdict(True, mask, agreements=tuple(dict.fromkeys(used)))
+
+
+def require_read(agreements: "Agreements | None", fields: Iterable["Field"], task: str, caller: "Caller",
+                 day: dt.date, purpose: str) -> None:
+    """Deny by default for the reads that disclose nothing (the jurisdiction check's region, a search's key
+    matching): each field is read for `task` only if an agreement in force on `day` covers it for the caller,
+    as for a field the task discloses; else ReadNotAgreed, and nothing is read. Not enforced: nothing to check."""
+    for f in fields:
+        verdict = read_verdict(agreements, f, task, caller, day)
+        if not verdict.ok:
+            raise ReadNotAgreed(f.id, purpose, verdict.reason_en or "no sharing agreement in force")
+
+
+def read_verdict(agreements: "Agreements | None", f: "Field", task: str, caller: "Caller", day: dt.date) -> Verdict:
+    """Whether field `f` may be read for `task` by the caller on `day` (agreements not enforced: it may)."""
+    return Verdict(True) if agreements is None else judge(agreements.coverage((f,), task), caller, day)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from cachetools import LRUCache
 from cryptography.fernet import InvalidToken
 
 from . import masking
+from .agreements import require_read
 from .audit import AuditEvent, FieldDecision, pseudonymise
 from .audit.store import HistoryFilter
 from .batch import Batcher
@@ -408,6 +409,8 @@ class Door:
             return None
         region_field = self.snapshot.catalog.subject_types[subject_type].region_field
         path = (self.snapshot.catalog.fields[region_field],)
+        require_read(self.snapshot.policies.agreements, path, task.code, self.caller, self.day,
+                     "the jurisdiction check")
         return (await self.batcher.load(SubjectRequest(subject_type, key, (path,))))[region_field]
 
     async def _spend(self, task: Task, subject_type: str, key: str) -> Spent | None:

@@ -63,6 +63,17 @@ class FieldDenied(OneScreenError):
         super().__init__(f"field {field} is not disclosed: {reason}")
 
 
+class ReadNotAgreed(FieldDenied):
+    """A field read only to check or find a subject (the jurisdiction check's region, a search's matching), which
+    no sharing agreement in force covers for the task and the caller: not read, and the request refused."""
+
+    def __init__(self, field: str, purpose: str, reason: str) -> None:
+        super().__init__(field, reason)
+        self.purpose = purpose
+        self.message = f"field {field} is not read for {purpose}: {reason}"
+        self.args = (self.message,)
+
+
 class ConsentRequired(FieldDenied):
     """Not disclosed until the subject's consent (or an exception) is recorded with recordConsent."""
 

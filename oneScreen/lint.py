@@ -4,17 +4,21 @@ Owns the consistency side of invariant 6 (masked values never leave unmasked): w
 of personal data (name, RRN, address, phone, birth date; the catalog's `personal_data`) gets one treatment
 in every field and record column that carries it, since a name masked in one table is no use when the next
 shows it in full. Also: every field has a legal basis, and a catalog field no task shows is reported, with
-the catalog's own warnings (an identifier typed as a number).
+the catalog's own warnings (an identifier typed as a number). Where sharing agreements are enforced, a field a
+task requires (or the region its jurisdiction check reads) that no agreement in force covers is a warning (it
+would always be DENIED), and so is an agreements directory whose one file, deleted, would turn enforcement off.
 Findings are `FILE:LINE: reason`, errors and warnings; run on every proposed change (changes.py) and in CI.
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 from . import catalog as catalog_mod, policy as policy_mod, yamlfile
-from .catalog import Catalog, parse_path, path_id
+from .agreements import Agreements
+from .catalog import Catalog, Field, parse_path, path_id
 from .policy import Policies, Task, TaskField
 
 KINDS = {"name": "names", "rrn": "resident registration numbers", "address": "addresses",
@@ -54,12 +58,14 @@ def lint_files(catalog_path: Path, policies_dir: Path) -> list[Finding]:
     return lint(cat, policy_mod.load(Path(policies_dir), cat))
 
 
-def lint(catalog: Catalog, policies: Policies) -> list[Finding]:
+def lint(catalog: Catalog, policies: Policies, day: dt.date | None = None) -> list[Finding]:
+    """Every finding; agreements are judged as in force on `day` (None: today, KST, as a request's day)."""
+    day = day or policy_mod.today()
     findings: list[Finding] = []
     for task in policies.tasks.values():
-        findings += _task(catalog, task)
+        findings += _task(catalog, task, policies.agreements, day)
     catalog_warnings = [Finding(w.file, w.line, w.reason, error=False) for w in catalog.warnings]
-    return findings + _unshown(catalog, policies) + catalog_warnings
+    return findings + _last_agreement(policies) + _unshown(catalog, policies) + catalog_warnings
 
 
 def errors(catalog: Catalog, policies: Policies) -> list[Finding]:
@@ -68,7 +74,9 @@ def errors(catalog: Catalog, policies: Policies) -> list[Finding]:
     return [f for task in policies.tasks.values() for f in _task(catalog, task) if f.error]
 
 
-def _task(catalog: Catalog, task: Task) -> list[Finding]:
+def _task(catalog: Catalog, task: Task, agreements: Agreements | None = None, day: dt.date | None = None
+          ) -> list[Finding]:
+    """The task's findings; with `agreements` (enforced) and `day`, also the fields no agreement covers."""
     data, lines = yamlfile.load(Path(task.source))
     line_of: dict[str, int | None] = {}  # task field id -> line of its entry
     for si, sec in enumerate(data.get("sections") or []):
@@ -77,8 +85,19 @@ def _task(catalog: Catalog, task: Task) -> list[Finding]:
             line_of[path_id(parse_path(catalog, text))] = yamlfile.line_of(lines, ("sections", si, "fields", fi))
     out: list[Finding] = []
 
-    def finding(line: int | None, reason: str) -> None:
-        out.append(Finding(task.source, line, f"task {task.code}: {reason}"))
+    def finding(line: int | None, reason: str, error: bool = True) -> None:
+        out.append(Finding(task.source, line, f"task {task.code}: {reason}", error))
+
+    if agreements is not None and day is not None:
+        for tf in task.fields.values():
+            for f in _uncovered(agreements, tf.path, task, day):
+                finding(line_of.get(tf.id), f"{tf.id} is always DENIED: no sharing agreement in force on {day} "
+                                            f"covers {f.id} for this task", error=False)
+        region = catalog.subject_types[task.subject].region_field if task.jurisdiction == "own_region" else None
+        for f in _uncovered(agreements, (catalog.fields[region],) if region else (), task, day):
+            finding(yamlfile.line_of(lines, ("jurisdiction",)),
+                    f"the jurisdiction check reads {f.id}, which no sharing agreement in force on {day} covers "
+                    "for this task: every caseworker of a district is refused every subject", error=False)
 
     for key, what in (("legal_basis", "legal basis"), ("legal_basis_en", "legal basis in English")):
         if not str(data.get(key) or "").strip():
@@ -118,6 +137,23 @@ def _task(catalog: Catalog, task: Task) -> list[Finding]:
                                 f"at line {masked.line} ({masked}): within a task one kind of personal data gets "
                                 "one treatment in every field and record column that carries it")
     return out
+
+
+def _uncovered(agreements: Agreements, path: tuple[Field, ...] | tuple[()], task: Task, day: dt.date
+               ) -> list[Field]:
+    """The fields of `path` no agreement in force on `day` covers for the task, whoever the caller."""
+    return [f for f in path if not any(a.in_force(day) for a in agreements.candidates(f, task.code))]
+
+
+def _last_agreement(policies: Policies) -> list[Finding]:
+    """A warning when the agreements directory holds one file: deleting it would turn enforcement off."""
+    if policies.agreements is None or len(policies.agreements.by_id) != 1:
+        return []
+    [a] = policies.agreements.by_id.values()
+    _data, lines = yamlfile.load(Path(a.source))
+    return [Finding(a.source, yamlfile.line_of(lines, ("id",)), f"agreement {a.id} is the only agreement file: "
+                    "deleting it would turn agreement enforcement off (every field of every task open to its roles); "
+                    "revoke it with `revoked: DAY` instead", error=False)]
 
 
 def _how(treatment: str | None) -> str:

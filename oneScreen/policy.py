@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field as PField, model_validator
+from pydantic import BaseModel, ConfigDict, Field as PField, field_validator, model_validator
 
 from . import agreements as agreements_mod, jurisdiction, permissions as permissions_mod, yamlfile
 from .catalog import Catalog, Field, parse_path, path_id
@@ -67,6 +67,13 @@ class DeferredDisclosureSpec(_Model):
     until: date | None = PField(None, description="receipts stay sealed until this day (UTC)")
     period_days: int | None = PField(None, ge=1, le=3650, description="receipts stay sealed this many days after "
                                                                        "the access")
+
+    @field_validator("legal_basis")
+    @classmethod
+    def _names_a_law(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("the legal basis that lets the subject be told later is blank; name the law")
+        return v
 
     @model_validator(mode="after")
     def _one_end(self) -> "DeferredDisclosureSpec":

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from connectors.base import ConnectorError
 
+from .agreements import read_verdict, require_read
 from .catalog import Field, SubjectType
 from .errors import BadRequest, LedgerUnavailable
 from .policy import Status, Task
@@ -91,7 +92,7 @@ async def search(ctx: "Door", task: Task, subject_type: str, query: str, limit: 
             raise BadRequest(f"the search text is not a valid {st.key_label_en} ({len(digits)} digits)")
         if st.search is None:
             raise BadRequest(f"{st.label_en} can only be found by {st.key_label_en}")
-        found = await _find_keys(ctx, st.search, query, SCAN_LIMIT + 1)
+        found = await _find_keys(ctx, task, st.search, query, SCAN_LIMIT + 1)
         exact = len(found) <= SCAN_LIMIT
         found = found[:SCAN_LIMIT]
         inside = await asyncio.gather(*(ctx.in_region(task, subject_type, k, outside_is_miss=True) for k in found))
@@ -113,15 +114,19 @@ async def search(ctx: "Door", task: Task, subject_type: str, query: str, limit: 
     return Found(matches, len(keys) - len(missing), exact)
 
 
-async def _find_keys(ctx: "Door", spec, query: str, limit: int) -> list[str]:
+async def _find_keys(ctx: "Door", task: Task, spec, query: str, limit: int) -> list[str]:
+    """The keys whose fields match: the fields matched and those sorted by are read only under a sharing agreement
+    in force for the task and the caller, as a field shown is (a search by a field no agreement covers is
+    ReadNotAgreed, nothing read; a sort field no agreement covers is left out of the order)."""
     catalog = ctx.snapshot.catalog
     ledger = catalog.ledgers[spec.ledger]
     tokens = query.split()
     equals: dict[str, str] | None = None
+    matched: list[Field] = []
     for group in spec.by:
         if len(group) == len(tokens) and len(group) > 1:
-            fields = [catalog.fields[fid] for fid in group]
-            equals = {f.columns[0].column: _normalise(f, tok) for f, tok in zip(fields, tokens)}
+            matched = [catalog.fields[fid] for fid in group]
+            equals = {f.columns[0].column: _normalise(f, tok) for f, tok in zip(matched, tokens)}
             break
     contains: dict[str, str] = {}
     if equals is None:
@@ -129,10 +134,14 @@ async def _find_keys(ctx: "Door", spec, query: str, limit: int) -> list[str]:
             raise BadRequest("search by " + " or ".join(" + ".join(g) for g in spec.by))
         if len(query) < 2:
             raise BadRequest("search text must have at least 2 characters")
-        contains = {catalog.fields[fid].columns[0].column: query for fid in spec.contains}
-    # sorted by what a match shows (the search ledger's own `show` columns), then by key: a stable order
+        matched = [catalog.fields[fid] for fid in spec.contains]
+        contains = {f.columns[0].column: query for f in matched}
+    agreements = ctx.snapshot.policies.agreements
+    require_read(agreements, matched, task.code, ctx.caller, ctx.day, "a search")
+    # sorted by what a match shows (the search ledger's own `show` columns) that may be read, then by key
     order = [f.columns[0].column for f in (catalog.fields[fid] for fid in spec.show)
-             if f.ledger.id == ledger.id and len(f.columns) == 1]
+             if f.ledger.id == ledger.id and len(f.columns) == 1
+             and read_verdict(agreements, f, task.code, ctx.caller, ctx.day).ok]
     try:
         rows = await ctx.snapshot.gateway.search(ledger, equals or {}, contains, [], limit, order)
     except ConnectorError as exc:

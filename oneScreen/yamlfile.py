@@ -83,7 +83,11 @@ def _build(node: yaml.Node, file: str, loader: Any) -> Any:
             k = key.value if key.tag == _STR else loader.construct_object(key, deep=True)
             if k in out:
                 raise ConfigError(file, key.start_mark.line + 1, f"duplicate key {k!r}")
-            out[k] = _build(value, file, loader)
+            try:
+                out[k] = _build(value, file, loader)
+            except ValueError as exc:  # a scalar of its type that is no value of it, e.g. the date 2027-02-30
+                raise ConfigError(file, value.start_mark.line + 1, f"{k}: {value.value!r} is not a valid "
+                                  f"{value.tag.rsplit(':', 1)[-1]}: {exc}") from None
         return out
     if tag == _SEQ:
         return [_build(item, file, loader) for item in node.value]

@@ -283,3 +283,55 @@ def test_server_messages_put_counts_and_words_in_agreement(catalog_copy):
         encoding="utf-8")
     new = policy_mod.load(catalog_copy / "policies", cat)
     assert widening(cat, old, cat, new) == ["new task one_field discloses 1 field"]
+
+
+DEFERRAL = "deferred_disclosure:\n  legal_basis: 국민기초생활 보장법 제23조제2항\n  period_days: 90\nreceipt_case_ref: hidden\n"
+
+
+@pytest.mark.parametrize("bad, line, message", [
+    ("period_days: 90", "period_days: 0",
+     "deferred_disclosure.period_days: Input should be greater than or equal to 1"),
+    ("period_days: 90", "period_days: 99999", "deferred_disclosure.period_days: Input should be less than or equal"),
+    ("period_days: 90", "period_days: soon", "deferred_disclosure.period_days: Input should be a valid integer"),
+    ("period_days: 90", "until: 2027-02-30", "until: '2027-02-30' is not a valid timestamp: day is out of range"),
+    ("  legal_basis: 국민기초생활 보장법 제23조제2항\n", "", "deferred_disclosure.legal_basis: Field required"),
+    ("국민기초생활 보장법 제23조제2항", "' '", "deferred_disclosure.legal_basis: Value error, the legal basis that lets"),
+    ("receipt_case_ref: hidden", "receipt_case_ref: partial", "receipt_case_ref: Input should be 'shown' or 'hidden'"),
+])
+async def test_a_bad_deferral_or_receipt_case_ref_is_refused_naming_the_field(admin_api, catalog_copy, bad, line,
+                                                                              message):
+    """Invariant 8 for the task editor's deferral controls: a bad period (out of range, not a number, no such
+    day), a missing or blank legal basis, or a receipt_case_ref other than shown/hidden is refused with the
+    file, the line and the field; nothing is stored. (A blank basis was taken, and a day that does not exist
+    was an internal error with no file or line.)"""
+    api = await admin_api()
+    path = catalog_copy / "policies" / "tasks" / "move_in_report.yaml"
+    text = path.read_text(encoding="utf-8")
+    draft = text.replace("sections:\n", DEFERRAL.replace(bad, line, 1) + "sections:\n", 1)
+    _, body = await api.gql("oh.samu", TASK, {"c": "move_in_report", "y": draft})
+    assert body["errors"][0]["extensions"]["code"] == "CHANGE_INVALID", body
+    msg = body["errors"][0]["message"]
+    assert f"{path}:" in msg and message in msg, msg
+    _, changes = await api.gql("oh.samu", "{ changes { id } }")
+    assert changes["data"]["changes"] == []
+    assert path.read_text(encoding="utf-8") == text
+
+
+async def test_a_deferral_proposed_from_the_editor_waits_for_a_second_admin_and_then_holds(admin_api, catalog_copy):
+    """Deferring a task's receipts and hiding its case reference tell the subject less: a pending change (four
+    eyes); once approved, the running task defers and hides, and the editor's definition shows both."""
+    api = await admin_api()
+    path = catalog_copy / "policies" / "tasks" / "move_in_report.yaml"
+    draft = path.read_text(encoding="utf-8").replace("sections:\n", DEFERRAL + "sections:\n", 1)
+    _, body = await api.gql("oh.samu", TASK, {"c": "move_in_report", "y": draft})
+    p = body["data"]["proposeTask"]
+    assert p["status"] == "pending" and any("deferred_disclosure" in w for w in p["widening"]), p
+    _, body = await api.gql("kang.samu", APPROVE, {"id": p["id"]})
+    assert body["data"]["approveChange"]["status"] == "applied", body
+    task = api.app.state.runtime.snapshot.policies.tasks["move_in_report"]
+    assert task.deferred.period_days == 90 and task.receipt_case_ref == "hidden"
+    _, body = await api.gql("oh.samu", """{ catalog { tasks { code receiptCaseRef
+                                            deferredDisclosure { legalBasis until periodDays } } } }""")
+    [d] = [t for t in body["data"]["catalog"]["tasks"] if t["code"] == "move_in_report"]
+    assert d == {"code": "move_in_report", "receiptCaseRef": "hidden", "deferredDisclosure": {
+        "legalBasis": "국민기초생활 보장법 제23조제2항", "until": None, "periodDays": 90}}

@@ -356,24 +356,106 @@ def test_the_task_editor_writes_an_unchanged_task_back_byte_for_byte(as_user, ad
 
 
 def test_the_task_editor_keeps_the_keys_its_form_does_not_hold(as_user, admin_site):
-    """A task's deferred receipts and hidden case reference have no control in the editor: the file it writes keeps
-    them, with their comments, where the form's keys are rewritten (it dropped them, so saving such a task from
-    the editor would have alerted the subjects of an investigation at once)."""
+    """A top-level key the form has no control for is written back as the file has it, with its comment, where the
+    form's keys are rewritten (the editor once dropped such keys: saving a task with deferred receipts from the
+    form, before it had their controls, would have alerted the subjects of an investigation at once). The deferral
+    and the receipt's case reference are the form's now: written from the draft, their comment kept."""
     page = as_user("kang.samu")
     original = task_file(admin_site, "move_in_report").read_text(encoding="utf-8")
     deferred = ("# 조사 중에는 통지를 미룬다\ndeferred_disclosure:\n  legal_basis: 국민기초생활 보장법 제23조제2항\n"
                 "  period_days: 90\nreceipt_case_ref: hidden\n")
-    text = original.replace("sections:\n", deferred + "sections:\n", 1)
+    other = "# 아직 편집기에 없는 키\nfuture_key:\n  a: 1\n"
+    text = original.replace("sections:\n", deferred + other + "sections:\n", 1)
     written = page.evaluate("""async (text) => {
         const {taskYaml} = await import("/admin-yaml.js");
         const draft = {code: "move_in_report", name: "전입신고", nameEn: "Move-in report", legalBasis: "법",
                        legalBasisEn: "Act", subject: "citizen", roles: ["resident_registration_officer"],
+                       deferredDisclosure: {legalBasis: "국민기초생활 보장법 제23조제2항", until: null, periodDays: 90},
+                       receiptCaseRef: "hidden",
                        sections: [{title: "신청인", titleEn: "Applicant", fields: [{field: "citizen.name"}]}]};
-        return taskYaml(draft, text);
+        return [taskYaml(draft, text), taskYaml({...draft, deferredDisclosure: null, receiptCaseRef: "shown"}, text)];
     }""", text)
-    assert deferred in written
-    assert written.index(deferred) < written.index("sections:")
-    assert "name: 전입신고\n" in written  # the form's own keys are what the form says
+    assert deferred + other in written[0]
+    assert written[0].index(other) < written[0].index("sections:")
+    assert "name: 전입신고\n" in written[0]  # the form's own keys are what the form says
+    assert "deferred_disclosure" not in written[1] and "receipt_case_ref: shown\n" in written[1] and other in written[1]
+
+
+def test_a_tasks_receipts_are_deferred_and_their_case_reference_hidden_from_the_editor(as_user, admin_site):
+    """Issue 19's controls in the task editor (Korean first, English toggle, keyboard alone): hide the case
+    reference from the subject's receipts, defer the receipts (basis, then a period or a day). The form asks for a
+    missing basis before the server does; a value typed into the file by hand is refused by the server naming the
+    file, line and field, and nothing changes; a deferral tells the subject less, so it waits for a second admin
+    (four eyes) and is then the task's; reopened, the controls show it; axe finds nothing serious."""
+    code = "basic_livelihood_review"
+    original = task_file(admin_site, code).read_text(encoding="utf-8")
+    page = as_user("oh.samu")
+    open_task(page, code)
+    expect(page.locator("label[for=task-deferred]")).to_contain_text("통지 유예")
+    expect(page.locator("#task-deferred")).not_to_be_checked()
+    expect(page.locator("#task-deferred-basis")).to_be_disabled()
+    page.select_option("#task-receipt-case-ref", "hidden")
+    page.focus("#task-receipt-case-ref")
+    page.keyboard.press("Tab")
+    assert focused(page, "#task-deferred")
+    page.keyboard.press("Space")
+    expect(page.locator("#task-deferred-basis")).to_be_focused()  # switched on: straight to its legal basis
+    expect(page.locator("#task-deferred-until")).to_be_disabled()  # a period by default: the day is not asked
+    tab_to(page, "#task-deferred-days", limit=3)
+    page.keyboard.type("90")
+    page.click("#task-propose")
+    problem = page.locator("#task-result [role=alert]")
+    expect(problem).to_contain_text("통지를 유예하려면 그 법적 근거를 입력하세요")
+    expect(page.locator("#task-deferred-basis")).to_be_focused()
+    page.keyboard.type("국민기초생활 보장법 제23조제2항")
+    area = page.locator("#task-yaml")
+    assert ("deferred_disclosure:\n  legal_basis: 국민기초생활 보장법 제23조제2항\n  period_days: 90\n"
+            "receipt_case_ref: hidden\nsections:\n") in area.input_value()
+
+    # by hand in the file: the server refuses, naming the file, the line and the field; nothing changes
+    before = call(admin_site, "oh.samu", "{ changes { id } }")["data"]["changes"]
+    area.fill(area.input_value().replace("receipt_case_ref: hidden", "receipt_case_ref: partial"))
+    page.click("#task-propose")
+    expect(problem).to_contain_text("아무것도 바뀌지 않았습니다")
+    expect(problem.locator(".problem__lines")).to_contain_text(re.compile(
+        rf"policies/tasks/{code}\.yaml:\d+: receipt_case_ref: Input should be 'shown' or 'hidden'"))
+    assert call(admin_site, "oh.samu", "{ changes { id } }")["data"]["changes"] == before
+    assert task_file(admin_site, code).read_text(encoding="utf-8") == original
+
+    # the form again: a fixed day instead of a period, proposed; it waits for a second admin
+    page.focus("#task-deferred-end")
+    page.select_option("#task-deferred-end", "until")
+    expect(page.locator("#task-deferred-days")).to_be_disabled()
+    page.fill("#task-deferred-until", "2027-06-30")
+    yaml = area.input_value()
+    assert "  until: 2027-06-30\nreceipt_case_ref: hidden\n" in yaml and "receipt_case_ref: partial" not in yaml
+    source = axe_source()
+    need_service(source is not None, f"axe-core {AXE_VERSION} is not cached in {AXE_DIR} and npm could not fetch it")
+    assert axe(page, source, "task editor with a deferral") == []
+    page.click("#task-propose")
+    result = page.locator("#task-result .result")
+    expect(result).to_have_attribute("data-status", "pending")
+    pid = result.get_attribute("data-change")
+    assert task_file(admin_site, code).read_text(encoding="utf-8") == original
+    approved = call(admin_site, "kang.samu", """mutation($id: ID!) { approveChange(id: $id) { status } }""",
+                    {"id": pid})
+    assert approved["data"]["approveChange"]["status"] == "applied", approved
+    assert "deferred_disclosure:\n  legal_basis: 국민기초생활 보장법 제23조제2항\n  until: 2027-06-30\n" \
+        in task_file(admin_site, code).read_text(encoding="utf-8")
+
+    # reopened, the controls show the running task's deferral; in English too
+    again = as_user("kang.samu")
+    open_task(again, code)
+    expect(again.locator("#task-deferred")).to_be_checked()
+    expect(again.locator("#task-deferred-until")).to_have_value("2027-06-30")
+    expect(again.locator("#task-deferred-basis")).to_have_value("국민기초생활 보장법 제23조제2항")
+    expect(again.locator("#task-receipt-case-ref")).to_have_value("hidden")
+    again.click("#lang-toggle")
+    expect(again.locator("label[for=task-deferred]")).to_have_text("Deferred disclosure: tell the subject later")
+    expect(again.locator("#task-receipt-case-ref option[value=hidden]")).to_contain_text("Hidden")
+    # telling the subject at once again narrows: it applies at once (and leaves the module's task as it was)
+    back = call(admin_site, "oh.samu", PROPOSE_TASK, {"c": code, "y": original})["data"]["proposeTask"]
+    assert back["status"] == "applied"
 
 
 def test_proposals_are_titled_in_the_pages_language_and_a_refused_approval_ends_its_status_line(as_user, admin_site):

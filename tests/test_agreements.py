@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from oneScreen import catalog as catalog_mod, policy as policy_mod
+from oneScreen import agreements as agreements_mod, catalog as catalog_mod, policy as policy_mod
 from oneScreen.admin import AdminForbidden
 from oneScreen.changes import FourEyes
 from oneScreen.policy import Caller, Status
 from test_admin import admin_api  # noqa: F401 - the fixture
 from test_config_store import pg_config_url, store_api  # noqa: F401 - fixtures
+from conftest import sample, token_with
 from test_screen import SCREEN, citizens, fields_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,6 +164,7 @@ async def test_a_widening_agreement_needs_admins_of_both_agencies(admin_api, cat
 
 
 def test_the_shipped_demo_agreements_cover_every_task_field_and_one_ends_within_30_days():
+    """Every field of every shipped task, and every field read to find (search) or place (jurisdiction) its subjects."""
     cat = catalog_mod.load(ROOT / "field_catalog.yaml")
     pol = policy_mod.load(ROOT / "policies", cat)
     assert pol.agreements is not None
@@ -172,6 +174,13 @@ def test_the_shipped_demo_agreements_cover_every_task_field_and_one_ends_within_
             assert tf.coverage is not None and all(c for _f, c in tf.coverage.per_field), (t.code, tf.id)
             assert policy_mod.decide(officer[t.code], t, tf.id, policy_mod.Subject(True, True),
                                      dt.date(2026, 12, 4)).allowed, (t.code, tf.id)
+        # and what the service reads to find and place the task's subjects: a search's matching, the region
+        st = cat.subject_types[t.subject]
+        read = [*(st.search.by[0] if st.search and st.search.by else ()), *(st.search.contains if st.search else ())]
+        read += [st.region_field] if t.jurisdiction == "own_region" else []
+        for fid in read:
+            agreements_mod.require_read(pol.agreements, (cat.fields[fid],), t.code, officer[t.code],
+                                        dt.date(2026, 12, 4), "a search")
     ending = [a.id for a in pol.agreements.by_id.values() if a.valid_until == dt.date(2026, 12, 31)]
     assert ending == ["molit-building-use-change"]
 
@@ -337,3 +346,74 @@ async def test_with_the_configuration_store_a_revocation_is_a_new_version_applie
     assert fields_of(body["data"]["screen"])["citizen.residence>building.main_purpose"]["status"] == "DENIED"
     # and nothing was written to the files: they only seeded the store
     assert "revoked:" not in agreement_file(catalog_copy, "molit-move-in-report").read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------ the reads that disclose nothing
+
+
+SEARCH_SUBJECTS = """query($type: String!, $q: String!, $t: ID!) { subjects(type: $type, query: $q, task: $t) {
+  id fields { id status } } }"""
+
+
+def statements_of(api) -> list[str]:
+    """Every SQL statement the app sends to the demo's SQL ledgers from now on."""
+    from sqlalchemy import event
+    sent: list[str] = []
+    engines = {id(c.engine.sync_engine): c.engine.sync_engine
+               for c in api.app.state.runtime.snapshot.gateway.connectors.values() if hasattr(c, "engine")}
+    for engine in engines.values():
+        event.listen(engine, "before_cursor_execute", lambda _c, _cur, statement, *_: sent.append(statement))
+    return sent
+
+
+async def test_the_jurisdiction_check_reads_the_region_only_under_an_agreement(admin_api, catalog_copy, data_dir):
+    """Invariant 1 (deny by default) for a read that discloses nothing (issue 22's gap): under a task limited to
+    the caseworker's district, the subject's region field is read only if an agreement in force on the day covers
+    THAT field for the task and the caller, as a field shown must be. Without one, nothing is read and the request
+    is refused naming the field (the old code read the region whatever the agreements said). A nationwide
+    caseworker reads no region: unaffected."""
+    rrn = sample(data_dir, "mois_resident:SELECT rrn FROM resident WHERE legal_dong_cd LIKE '11110%' "
+                           "ORDER BY rrn LIMIT 1")[0][0]
+    officer = token_with(data_dir, "jongno.bokji", ["welfare_officer"], org="서울특별시 종로구청", region="11110")
+    covered = await admin_api()
+    _, body = await covered.gql(None, SCREEN, {"t": "basic_livelihood", "s": rrn, "c": "J-1"}, token=officer)
+    assert fields_of(body["data"]["screen"])["citizen.name"]["status"] == "OK", body
+
+    path = agreement_file(catalog_copy, "mois-basic-livelihood")
+    path.write_text(without(path.read_text(encoding="utf-8"), "citizen.legal_dong_code"), encoding="utf-8")
+    api = await admin_api()
+    sent = statements_of(api)
+    _, body = await api.gql(None, SCREEN, {"t": "basic_livelihood", "s": rrn, "c": "J-1"}, token=officer)
+    [err] = body["errors"]
+    assert err["extensions"]["code"] == "FIELD_DENIED", body
+    assert err["message"] == ("field citizen.legal_dong_code is not read for the jurisdiction check: no agreement of "
+                              "the providing agency covers citizen.legal_dong_code for this task"), err
+    assert body["data"] is None or body["data"]["screen"] is None
+    assert sent == []  # not the region, nor anything else
+    nationwide = token_with(data_dir, "bok.jibu", ["welfare_officer"], org="보건복지부", region="national")
+    _, body = await api.gql(None, SCREEN, {"t": "basic_livelihood", "s": rrn, "c": "J-1"}, token=nationwide)
+    assert fields_of(body["data"]["screen"])["citizen.name"]["status"] == "OK", body
+    assert not any("legal_dong_cd" in s for s in sent)
+
+
+async def test_a_search_matches_by_fields_only_under_an_agreement(admin_api, catalog_copy, data_dir):
+    """Invariant 1 for a search's key matching (issue 22's gap): a citizen is found by name and birth date for a
+    task only if an agreement in force covers both fields for the task and the caller; otherwise the search is
+    refused naming the field, and the ledger is not searched (the old code matched on them regardless, and only
+    the fields shown were checked). A search by the subject's key reads no field to match: unaffected."""
+    row = sample(data_dir, "mois_resident:SELECT rrn, name, birth_date FROM resident ORDER BY rrn LIMIT 1")[0]
+    path = agreement_file(catalog_copy, "mois-move-in-report")
+    path.write_text(without(path.read_text(encoding="utf-8"), "citizen.birth_date"), encoding="utf-8")
+    api = await admin_api()
+    sent = statements_of(api)
+    _, body = await api.gql("kim.jumin", SEARCH_SUBJECTS, {"type": "citizen", "q": f"{row['name']} {row['birth_date']}",
+                                                            "t": "move_in_report"})
+    [err] = body["errors"]
+    assert err["extensions"]["code"] == "FIELD_DENIED", body
+    assert err["message"] == ("field citizen.birth_date is not read for a search: no agreement of the providing "
+                              "agency covers citizen.birth_date for this task"), err
+    assert sent == []
+    _, body = await api.gql("kim.jumin", SEARCH_SUBJECTS, {"type": "citizen", "q": row["rrn"], "t": "move_in_report"})
+    [match] = body["data"]["subjects"]
+    shown = {f["id"]: f["status"] for f in match["fields"]}
+    assert shown["citizen.name"] == "OK" and shown["citizen.birth_date"] == "DENIED"

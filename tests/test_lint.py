@@ -6,13 +6,14 @@ in one field must not be shown in full by another field of the same task.
 """
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 
-from oneScreen import catalog as catalog_mod
+from oneScreen import catalog as catalog_mod, policy as policy_mod
 from oneScreen.errors import ConfigErrors
-from oneScreen.lint import lint_files
+from oneScreen.lint import lint, lint_files
 from oneScreen.settings import ROOT
 from test_admin import TASK, admin_api  # noqa: F401 - the fixture
 from test_catalog import line_of, run_cli
@@ -117,7 +118,7 @@ def test_catalog_fields_no_task_shows_are_warnings(catalog_copy):
     assert not any("citizen.legal_dong_code" in f or "building.sigungu_code" in f for f in findings(catalog_copy))
     replace(task_file(catalog_copy, "basic_livelihood"), "      - field: citizen.monthly_premium\n",
             "      - field: citizen.dependant_count\n        consent: true\n      - field: citizen.monthly_premium\n")
-    assert not any("citizen.dependant_count" in f for f in findings(catalog_copy))
+    assert not any("citizen.dependant_count: no task's section shows it" in f for f in findings(catalog_copy))
 
 
 @pytest.mark.parametrize("old,new,reason", [
@@ -158,3 +159,51 @@ async def test_a_proposed_change_with_lint_errors_is_refused_with_the_findings(a
     fine = before.decode().replace("      - citizen.move_in_date\n", "")
     _, body = await api.gql("oh.samu", TASK, {"c": "housing_special_supply", "y": fine})
     assert body["data"]["proposeTask"]["status"] == "applied", body
+
+
+def lint_on(config: Path, day: dt.date) -> list[str]:
+    cat = catalog_mod.load(config / "field_catalog.yaml")
+    return [str(f) for f in lint(cat, policy_mod.load(config / "policies", cat), day)]
+
+
+def test_a_task_field_no_agreement_in_force_covers_is_a_warning_with_file_and_line(catalog_copy):
+    """A field a task requires that no sharing agreement in force covers would always be DENIED; the region an
+    own_region task's jurisdiction check reads, uncovered, refuses every subject to a district caseworker: both
+    are warnings at the task's line, on the day the lint judges (an agreement that has ended counts as none)."""
+    day = dt.date(2026, 6, 1)
+    assert not any("sharing agreement in force" in f for f in lint_on(catalog_copy, day))
+    agreements = catalog_copy / "policies" / "agreements"
+    replace(agreements / "mois-move-in-report.yaml", "  - citizen.sex\n", "")
+    replace(agreements / "mois-basic-livelihood.yaml", "  - citizen.legal_dong_code\n", "")
+    move_in, livelihood = task_file(catalog_copy, "move_in_report"), task_file(catalog_copy, "basic_livelihood")
+    found = lint_on(catalog_copy, day)
+    assert [f for f in found if "sharing agreement in force" in f] == [
+        f"{livelihood}:{line_of(livelihood, 'jurisdiction: own_region')}: warning: task basic_livelihood: the "
+        "jurisdiction check reads citizen.legal_dong_code, which no sharing agreement in force on 2026-06-01 covers "
+        "for this task: every caseworker of a district is refused every subject",
+        f"{move_in}:{line_of(move_in, '- citizen.sex')}: warning: task move_in_report: citizen.sex is always DENIED: "
+        "no sharing agreement in force on 2026-06-01 covers citizen.sex for this task"]
+    # the day after the agreement's last: every field of its task is warned of
+    after = lint_on(catalog_copy, dt.date(2037, 1, 1))
+    assert sum("task vehicle_transfer: " in f and "is always DENIED" in f for f in after) == len(
+        policy_mod.load(catalog_copy / "policies", catalog_mod.load(catalog_copy / "field_catalog.yaml"))
+        .tasks["vehicle_transfer"].fields)
+
+
+def test_an_agreements_directory_of_one_file_warns_that_deleting_it_turns_enforcement_off(catalog_copy):
+    """Deleting the last agreement file turns enforcement off (no directory: not enforced): the lint says so
+    while one file is left, in `onescreen policy lint`'s output, and not while there are more."""
+    agreements = catalog_copy / "policies" / "agreements"
+    assert not any("turn agreement enforcement off" in f for f in lint_on(catalog_copy, dt.date(2026, 6, 1)))
+    for p in agreements.glob("*.yaml"):
+        if p.name != "mois-move-in-report.yaml":
+            p.unlink()
+    last = agreements / "mois-move-in-report.yaml"
+    warning = (f"{last}:{line_of(last, 'id: mois-move-in-report')}: warning: agreement mois-move-in-report is the "
+               "only agreement file: deleting it would turn agreement enforcement off (every field of every task "
+               "open to its roles); revoke it with `revoked: DAY` instead")
+    assert warning in lint_on(catalog_copy, dt.date(2026, 6, 1))
+    result = run_cli("policy", "lint", env_extra={"ONESCREEN_CATALOG": str(catalog_copy / "field_catalog.yaml"),
+                                                  "ONESCREEN_POLICIES": str(catalog_copy / "policies")})
+    assert result.returncode == 0, result.stderr  # warnings: the lint passes, and says so
+    assert warning in result.stderr.splitlines()

@@ -105,6 +105,15 @@ class TaskDefinitionSection:
 
 
 @strawberry.type
+class DeferredDisclosureDefinition:
+    """A task's deferred disclosure as its file writes it: the law, and a day (ISO, UTC) or a period in days."""
+
+    legal_basis: str
+    until: Optional[str]
+    period_days: Optional[int]
+
+
+@strawberry.type
 class TaskDefinition:
     code: strawberry.ID
     name: str
@@ -120,6 +129,10 @@ class TaskDefinition:
     consent_valid_days: Optional[int] = strawberry.field(default=None, description=(
         "days a consent recorded for a case opens its consent-gated fields (counting the day it is recorded); "
         "null: no end"))
+    deferred_disclosure: Optional[DeferredDisclosureDefinition] = strawberry.field(default=None, description=(
+        "the subject's receipts are sealed until a day or for a period after each access; null: told at once"))
+    receipt_case_ref: str = strawberry.field(default="shown", description=(
+        "shown or hidden: whether the subject's receipt shows the case reference"))
     yaml: str  # the task file as it is on disk (the base a change's diff is taken against)
 
 
@@ -229,7 +242,9 @@ def _definition(t: TaskModel, cat: Catalog) -> TaskDefinition:
                               legal_basis_en=t.legal_basis_en, subject=t.subject, roles=sorted(t.roles),
                               jurisdiction=t.jurisdiction, case_ref_example=t.case_ref_example,
                               subjects_per_request=t.subjects_per_request,
-                              consent_valid_days=t.consent_valid_days, sections=sections, yaml=text)
+                              consent_valid_days=t.consent_valid_days,
+                              deferred_disclosure=_deferred(t.deferred), receipt_case_ref=t.receipt_case_ref,
+                              sections=sections, yaml=text)
     sections = []
     for s in spec.sections:
         rules = []
@@ -247,7 +262,17 @@ def _definition(t: TaskModel, cat: Catalog) -> TaskDefinition:
                           roles=list(spec.roles), jurisdiction=spec.jurisdiction,
                           case_ref_example=spec.case_ref_example,
                           subjects_per_request=spec.subjects_per_request,
-                          consent_valid_days=spec.consent_valid_days, sections=sections, yaml=text)
+                          consent_valid_days=spec.consent_valid_days,
+                          deferred_disclosure=_deferred(spec.deferred_disclosure),
+                          receipt_case_ref=spec.receipt_case_ref, sections=sections, yaml=text)
+
+
+def _deferred(d: Any) -> DeferredDisclosureDefinition | None:
+    """A task's (or its file's) deferred disclosure for the editor; both spell it legal_basis, until, period_days."""
+    if d is None:
+        return None
+    return DeferredDisclosureDefinition(legal_basis=d.legal_basis, until=d.until.isoformat() if d.until else None,
+                                        period_days=d.period_days)
 
 
 QUERIES = {"catalog": catalog}
