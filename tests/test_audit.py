@@ -733,3 +733,49 @@ async def test_pg_a_partitioned_trail_made_as_the_guide_says_is_initialised_and_
         assert (result.ok, result.count) == (True, 3), result
     finally:
         await s.close()
+
+
+async def test_records_of_schema_version_2_verify_as_before_after_migrate_and_export_covers_both(db_path):
+    """Records written before the nonce (the officer in clear in their hash input) keep their hashes byte for
+    byte across `audit migrate`; new records are of format 2; verify holds over both and an outside auditor
+    (`recompute`) checks every exported hash, the new records' commitments included."""
+    db_path.parent.mkdir()
+    s = AuditStore(sqlite_url(db_path))
+    await s.init()
+    await s.close()
+    old = [event(i).stamped(datetime(2026, 11, 1, 9, i, tzinfo=timezone.utc), 0) for i in range(3)]
+    _, rows = writer.chain((0, GENESIS), old)
+    prev = GENESIS
+    with closing(raw(db_path)) as conn:  # the store as schema version 2 left it
+        conn.execute("ALTER TABLE onescreen_audit DROP COLUMN nonce")
+        conn.execute("UPDATE onescreen_audit_schema SET version = 2")
+        for e, r in zip(old, rows):
+            del r["nonce"]
+            r.update(at=r["at"].isoformat(timespec="microseconds"), prev_hash=prev,
+                     hash=audit.chain.link(prev, audit.chain.encode(r["seq"], e.at, e)))
+            prev = r["hash"]
+            conn.execute(f"INSERT INTO onescreen_audit ({', '.join(r)}) VALUES ({', '.join('?' * len(r))})",
+                         list(r.values()))
+    s = AuditStore(sqlite_url(db_path))
+    with pytest.raises(audit.AuditSchemaError, match="schema version 2, this service needs 3"):
+        await s.open()
+    assert await s.migrate() == "migrated from schema version 2 to 3"
+    await s.close()
+    s = AuditStore(sqlite_url(db_path))
+    try:
+        new = await s.append_many([event(10 + i) for i in range(2)])
+        assert new[0].prev_hash == prev and all(r.nonce is not None and len(r.nonce) == 32 for r in new)
+        result = await s.verify()
+        out = io.StringIO()
+        await s.export(out)
+    finally:
+        await s.close()
+    assert (result.ok, result.count) == (True, 5), result
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [x["hash"] for x in lines[:3]] == [r["hash"] for r in rows]  # byte for byte as written
+    assert all(x["user"] == "lee.bokji" and "format" not in x and "nonce" not in x for x in lines[:3])
+    assert all(x["format"] == 2 and "user" not in x and x["private"] == {"user": "lee.bokji", "client": "10.0.0.7"}
+               for x in lines[3:])
+    assert all(recompute(x) == x["hash"] for x in lines)
+    lines[4]["private"]["user"] = "kim.other"  # the auditor sees an exported officer that is not the committed one
+    assert recompute(lines[4]) == "the commitment of user does not match"
