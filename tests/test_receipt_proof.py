@@ -150,6 +150,12 @@ def test_onescreen_audit_prove_prints_a_proof_that_verifies_with_audit_public_ke
     assert proved.returncode == 0, proved.stderr
     done = verifier(json.loads(proved.stdout), tmp_path, key.stdout)
     assert done.returncode == 0, done.stderr
+    assert "lee.bokji" not in proved.stdout and "10.0.0.7" not in proved.stdout
+    revealed = run_cli("audit", "prove", "2", "--reveal", "user", env_extra=env)  # an auditor's proof
+    assert revealed.returncode == 0, revealed.stderr
+    done = verifier(json.loads(revealed.stdout), tmp_path, key.stdout)
+    assert done.returncode == 0 and "user 'lee.bokji'" in done.stdout, done.stderr
+    assert "10.0.0.7" not in revealed.stdout
     pending = run_cli("audit", "prove", "4", env_extra=env)
     assert pending.returncode == 1 and "audit record 4 is not sealed in a signed checkpoint yet" in pending.stderr
     missing = run_cli("audit", "prove", "99", env_extra=env)
