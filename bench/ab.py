@@ -45,7 +45,7 @@ def _compare(run: Run, args: argparse.Namespace, builds: dict[str, str]) -> int:
                                                                           prefix="/ledger", **EXTRA), cache_ttl=ttl)
                 side = "ref" if path != str(ROOT) else "tree"
                 name = f"{mode}-{rnd}-{side}"
-                s = start_onescreen(run, name, cfg, identity, ledger_url=ledger_url, audit_url=run.audit_url(side),
+                s = start_onescreen(run, name, cfg, identity, ledger_url=ledger_url, audit_url=run.audit_url(side, path),
                                     env_extra={"PYTHONPATH": path})
                 distinct = mode == "uncached"  # another subject per request: 6 ledger reads per screen, as judged
                 if distinct:

@@ -114,18 +114,18 @@ class Run:
     def pin(self, cpu: str) -> list[str]:
         return ["taskset", "-c", cpu] if self.has_taskset else []
 
-    def audit_url(self, which: str = "") -> str:
+    def audit_url(self, which: str = "", code: str | None = None) -> str:
         """The durable audit store of the servers under test, initialised as its owner would (`onescreen audit
         init`): a fresh PostgreSQL database once per run (production's store), else a SQLite file (said so in
         the output). `which` gives a build of an A/B comparison a store of its own (builds of other schema
-        versions must not share one)."""
+        versions must not share one), `code` the checkout whose `audit init` makes it (by default this one)."""
         if which not in self._audit_urls:
             if pg_available():
                 url = pg_fresh_db(f"onescreen_bench_{which}_{os.getpid()}" if which else PG_DB)
             else:
                 url = f"sqlite+aiosqlite:///{self.tmp / f'audit{which}.sqlite'}"
                 say("  note: PostgreSQL is not running on 127.0.0.1:5432; the audit store is a SQLite file")
-            init_audit_store(url)
+            init_audit_store(url, code)
             self._audit_urls[which] = url
         return self._audit_urls[which]
 
@@ -135,10 +135,12 @@ class Run:
                 pg_drop_db(url.rsplit("/", 1)[1])
 
 
-def init_audit_store(url: str) -> str:
-    """`onescreen audit init` on `url` (production servers never create their store); returns `url`."""
-    subprocess.run([sys.executable, "-m", "oneScreen.cli", "audit", "init"], check=True, cwd=ROOT,
-                   env=base_env(ONESCREEN_AUDIT_URL=url), stdout=subprocess.DEVNULL)
+def init_audit_store(url: str, code: str | None = None) -> str:
+    """`onescreen audit init` on `url` (production servers never create their store) by the checkout `code`
+    (default: this one); returns `url`."""
+    code = code or str(ROOT)
+    subprocess.run([sys.executable, "-m", "oneScreen.cli", "audit", "init"], check=True, cwd=code,
+                   env=base_env(ONESCREEN_AUDIT_URL=url, PYTHONPATH=code), stdout=subprocess.DEVNULL)
     return url
 
 

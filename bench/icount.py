@@ -69,7 +69,7 @@ def _count(run: Run, args: argparse.Namespace, builds: dict[str, str]) -> int:
             data = run.tmp / f"data-{seq}"
             data.mkdir()
             env = base_env(**identity.env(), ONESCREEN_CATALOG=str(cfg.catalog), ONESCREEN_POLICIES=str(cfg.policies),
-                           ONESCREEN_AUDIT_URL=run.audit_url("ref" if path != str(ROOT) else "tree"),
+                           ONESCREEN_AUDIT_URL=run.audit_url("ref" if path != str(ROOT) else "tree", path),
                            ONESCREEN_DATA_DIR=str(data), ONESCREEN_HOST="127.0.0.1",
                            ONESCREEN_PORT=str(port), BENCH_LEDGER_URL=ledger_url, BENCH_LEDGER_KEY=SERVICE_KEY,
                            PYTHONPATH=path)

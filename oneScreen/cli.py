@@ -147,8 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     aud.add_parser("public-key", help="print the public key (PEM) that checks the checkpoints' signatures")
     p = aud.add_parser("prove", help="print the proof (JSON) that record SEQ is in the trail: its Merkle path to "
                                      "the signed checkpoint that seals it (check it with python -m "
-                                     "oneScreen.verify_receipt)")
+                                     "oneScreen.verify_receipt); the officer's user id and address stay "
+                                     "hidden behind their commitments unless --reveal names them")
     p.add_argument("seq", type=int, metavar="SEQ")
+    p.add_argument("--reveal", action="append", default=[], choices=("user", "client"),
+                   help="also reveal this private member (value and salt), e.g. for an auditor; repeatable")
 
     nt = sub.add_parser("notify", help="the citizen's receipts pushed by e-mail").add_subparsers(
         dest="notify_command", required=True)
@@ -820,7 +823,7 @@ async def _audit_run(args: argparse.Namespace, s: settings_mod.Settings, env: di
             from .audit.proof import prove
             from .errors import BadRequest
             try:
-                proof = await prove(store, args.seq)
+                proof = await prove(store, args.seq, args.reveal)
             except BadRequest as exc:
                 return 1, exc.message
             return 0, json.dumps(proof, ensure_ascii=False, indent=2, sort_keys=True)

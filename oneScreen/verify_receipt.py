@@ -2,8 +2,11 @@
 
 Standalone on purpose: the Python standard library and the `cryptography` package only, nothing else of
 oneScreen, so a citizen (or anyone they trust) can read it in one sitting and run it on their own machine.
-It checks, in order: the record's content hashes to the record hash (chain.py's encoding: sha256 of the
-previous hash followed by the canonical JSON of the record); that hash is leaf `leaf_index` of the Merkle
+It checks, in order: each revealed private member matches its commitment in the record (sha256 of the
+member's salt followed by the canonical JSON of its value; a member not revealed, such as the officer's
+user id and address, stays hidden: only its commitment is in the proof); the record's content hashes to the
+record hash (chain.py's encoding: sha256 of the previous hash followed by the canonical JSON of the
+record, commitments included); that hash is leaf `leaf_index` of the Merkle
 tree (RFC 6962 / RFC 9162 2.1.3.2) whose root the checkpoint names; the checkpoint is signed (Ed25519, over
 "onescreen audit checkpoint v1\\n" + the canonical JSON of its body) by one of the given public keys.
 Exit 0: valid; exit 1: invalid, with the reason; exit 2: the files cannot be read.
@@ -22,7 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-FORMAT = "onescreen-receipt-proof/1"
+FORMATS = ("onescreen-receipt-proof/1", "onescreen-receipt-proof/2")  # /2: with `revealed`
 DOMAIN = b"onescreen audit checkpoint v1\n"
 CHECKPOINT_KEYS = ("number", "seq", "head", "count", "root", "at", "previous", "key_id")
 
@@ -89,8 +92,8 @@ def load_keys(pem: bytes) -> dict[str, Ed25519PublicKey]:
 def verify(proof: Any, keys: dict[str, Ed25519PublicKey]) -> str:
     """What the proof proves, in one line; Invalid with the reason when it does not hold."""
     try:
-        if not isinstance(proof, dict) or proof.get("format") != FORMAT:
-            raise Invalid(f"not a receipt proof (format {FORMAT!r} expected)")
+        if not isinstance(proof, dict) or proof.get("format") not in FORMATS:
+            raise Invalid(f"not a receipt proof (format {FORMATS[-1]!r} expected)")
         record, cp = proof["record"], proof["checkpoint"]
         seq, index, size = int(proof["seq"]), int(proof["leaf_index"]), int(proof["tree_size"])
         prev_hash, record_hash, path = str(proof["prev_hash"]), str(proof["hash"]), list(proof["audit_path"])
@@ -98,6 +101,16 @@ def verify(proof: Any, keys: dict[str, Ed25519PublicKey]) -> str:
             raise Invalid("the proof's record and checkpoint must be JSON objects")
         if record.get("seq") != seq:
             raise Invalid(f"the record inside the proof is record {record.get('seq')}, not record {seq}")
+        revealed, commitments = proof.get("revealed") or {}, record.get("commitments") or {}
+        if not isinstance(revealed, dict) or not isinstance(commitments, dict):
+            raise Invalid("the proof's revealed members and the record's commitments must be JSON objects")
+        # 0. every revealed value is the one committed to in the record
+        for member, shown in sorted(revealed.items()):
+            if member not in commitments:
+                raise Invalid(f"record {seq} has no commitment for the revealed member {member!r}")
+            digest = hashlib.sha256(bytes.fromhex(str(shown["salt"])) + canonical(shown["value"])).hexdigest()
+            if digest != commitments[member]:
+                raise Invalid(f"the revealed {member} of record {seq} is not the one committed to in the record")
         # 1. the record's content is what was hashed into the chain
         if hashlib.sha256(prev_hash.encode("utf-8") + canonical(record)).hexdigest() != record_hash:
             raise Invalid(f"record {seq} was changed after it was written: its content does not hash to its "
@@ -126,8 +139,9 @@ def verify(proof: Any, keys: dict[str, Ed25519PublicKey]) -> str:
                           f"changed after it was signed)") from None
     except (KeyError, TypeError, ValueError) as exc:  # Invalid is none of these: it passes
         raise Invalid(f"the proof is incomplete or malformed ({type(exc).__name__}: {exc})") from None
-    return (f"valid: audit record {seq} ({record.get('at')}, task {record.get('task')}) is in the audit trail, "
-            f"sealed in checkpoint {cp['number']} ({cp['at']}) signed by key {cp['key_id']}")
+    shown = "".join(f", {m} {v['value']!r}" for m, v in sorted(revealed.items()))
+    return (f"valid: audit record {seq} ({record.get('at')}, task {record.get('task')}{shown}) is in the audit "
+            f"trail, sealed in checkpoint {cp['number']} ({cp['at']}) signed by key {cp['key_id']}")
 
 
 def main(argv: list[str] | None = None) -> int:

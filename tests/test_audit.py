@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import io
 import json
 import logging
@@ -79,10 +80,25 @@ def count_commits(s: AuditStore) -> list[int]:
 
 
 def recompute(line: dict[str, Any]) -> str:
-    """The hash of an exported record, computed as an outside auditor would (the module docstring's recipe)."""
-    payload = {k: v for k, v in line.items() if k not in ("prev_hash", "hash")}
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256((line["prev_hash"] + canonical).encode("utf-8")).hexdigest()
+    """The hash of an exported record, computed as an outside auditor would (chain.py's recipe), for records
+    of either format: a record of format 2 first has each private member's commitment checked against its
+    value (`private`) and the record's `nonce`; a mismatch is returned instead of a hash."""
+    payload = {k: v for k, v in line.items() if k not in ("prev_hash", "hash", "nonce", "private")}
+
+    def canonical(obj: Any) -> str:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    if payload.get("format") == 2:
+        nonce, commitments = bytes.fromhex(line["nonce"]), payload["commitments"]
+        if set(line["private"]) != set(commitments):
+            return "private members and commitments differ"
+        for member, value in line["private"].items():
+            salt = hmac.new(nonce, member.encode("utf-8"), hashlib.sha256).digest()
+            if hashlib.sha256(salt + canonical(value).encode("utf-8")).hexdigest() != commitments[member]:
+                return f"the commitment of {member} does not match"
+    else:
+        assert "nonce" not in line and "private" not in line
+    return hashlib.sha256((line["prev_hash"] + canonical(payload)).encode("utf-8")).hexdigest()
 
 
 def json_logs(caplog: pytest.LogCaptureFixture) -> str:
@@ -236,7 +252,7 @@ async def test_a_second_copy_of_a_request_is_refused_and_verify_names_one_that_g
     with closing(raw(db_path)) as conn, pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO onescreen_audit SELECT seq + 100, at, kind, request_id, request_index, user_id, "
                      "organisation, role, task, legal_basis, case_ref, subject_type, subject, fields, ledgers, "
-                     "client, detail, prev_hash, hash FROM onescreen_audit WHERE seq = 3")
+                     "client, detail, prev_hash, hash, nonce FROM onescreen_audit WHERE seq = 3")
     with closing(raw(db_path)) as conn:
         conn.execute("DROP INDEX onescreen_audit_request_key")
     again = await store.append(event(2, request_index=2))  # the same event again, chained properly: a duplicate
@@ -652,15 +668,23 @@ def test_the_one_hash_encoding_is_byte_for_byte_the_documented_canonical_form():
         rows: list[dict[str, Any]] = []
         _, digest = writer._seal(seq, e, prev, [], rows)
         payload = {"seq": seq, "at": at.isoformat(timespec="microseconds"), "kind": e.kind,
-                   "request_id": e.request_id, "user": e.user, "organisation": e.organisation, "role": e.role,
+                   "request_id": e.request_id, "organisation": e.organisation, "role": e.role,
                    "task": e.task, "legal_basis": e.legal_basis, "case_ref": e.case_ref,
                    "subject_type": e.subject_type, "subject": e.subject,
                    "fields": [{"id": f.id, "status": f.status} for f in e.fields], "ledgers": list(e.ledgers),
-                   "client": e.client, "detail": detail}
+                   "detail": detail}
         if index is not None:
             payload["request_index"] = index
-        assert digest == recompute({**payload, "prev_hash": prev, "hash": None})
         row = rows[0]
+        nonce = bytes.fromhex(row["nonce"])
+        commitments = {m: hashlib.sha256(hmac.new(nonce, m.encode(), hashlib.sha256).digest() + json.dumps(
+            v, ensure_ascii=False).encode("utf-8")).hexdigest() for m, v in (("user", e.user), ("client", e.client))}
+        assert digest == recompute({**payload, "format": 2, "commitments": commitments, "prev_hash": prev,
+                                    "hash": None, "nonce": row["nonce"], "private": {"user": e.user,
+                                                                                     "client": e.client}})
+        # the format before (records written before schema version 3): the private members in clear
+        old = {**payload, "user": e.user, "client": e.client, "prev_hash": prev, "hash": None}
+        assert audit.chain.link(prev, audit.chain.encode(seq, at, e)) == recompute(old)
         assert (json.loads(row["fields"]), json.loads(row["ledgers"]), json.loads(row["detail"])) == (
             payload["fields"], payload["ledgers"], detail)
 
@@ -709,3 +733,49 @@ async def test_pg_a_partitioned_trail_made_as_the_guide_says_is_initialised_and_
         assert (result.ok, result.count) == (True, 3), result
     finally:
         await s.close()
+
+
+async def test_records_of_schema_version_2_verify_as_before_after_migrate_and_export_covers_both(db_path):
+    """Records written before the nonce (the officer in clear in their hash input) keep their hashes byte for
+    byte across `audit migrate`; new records are of format 2; verify holds over both and an outside auditor
+    (`recompute`) checks every exported hash, the new records' commitments included."""
+    db_path.parent.mkdir()
+    s = AuditStore(sqlite_url(db_path))
+    await s.init()
+    await s.close()
+    old = [event(i).stamped(datetime(2026, 11, 1, 9, i, tzinfo=timezone.utc), 0) for i in range(3)]
+    _, rows = writer.chain((0, GENESIS), old)
+    prev = GENESIS
+    with closing(raw(db_path)) as conn:  # the store as schema version 2 left it
+        conn.execute("ALTER TABLE onescreen_audit DROP COLUMN nonce")
+        conn.execute("UPDATE onescreen_audit_schema SET version = 2")
+        for e, r in zip(old, rows):
+            del r["nonce"]
+            r.update(at=r["at"].isoformat(timespec="microseconds"), prev_hash=prev,
+                     hash=audit.chain.link(prev, audit.chain.encode(r["seq"], e.at, e)))
+            prev = r["hash"]
+            conn.execute(f"INSERT INTO onescreen_audit ({', '.join(r)}) VALUES ({', '.join('?' * len(r))})",
+                         list(r.values()))
+    s = AuditStore(sqlite_url(db_path))
+    with pytest.raises(audit.AuditSchemaError, match="schema version 2, this service needs 3"):
+        await s.open()
+    assert await s.migrate() == "migrated from schema version 2 to 3"
+    await s.close()
+    s = AuditStore(sqlite_url(db_path))
+    try:
+        new = await s.append_many([event(10 + i) for i in range(2)])
+        assert new[0].prev_hash == prev and all(r.nonce is not None and len(r.nonce) == 32 for r in new)
+        result = await s.verify()
+        out = io.StringIO()
+        await s.export(out)
+    finally:
+        await s.close()
+    assert (result.ok, result.count) == (True, 5), result
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [x["hash"] for x in lines[:3]] == [r["hash"] for r in rows]  # byte for byte as written
+    assert all(x["user"] == "lee.bokji" and "format" not in x and "nonce" not in x for x in lines[:3])
+    assert all(x["format"] == 2 and "user" not in x and x["private"] == {"user": "lee.bokji", "client": "10.0.0.7"}
+               for x in lines[3:])
+    assert all(recompute(x) == x["hash"] for x in lines)
+    lines[4]["private"]["user"] = "kim.other"  # the auditor sees an exported officer that is not the committed one
+    assert recompute(lines[4]) == "the commitment of user does not match"

@@ -67,7 +67,7 @@ def rehash_from(conn: sqlite3.Connection, seq: int, change: str) -> None:
         r = type("Row", (), dict(zip(cols, row)))
         r.at = datetime.fromisoformat(r.at)
         rec = audit.store.record(r)
-        digest = link(prev, encode(s, rec.at, rec.event))
+        digest = link(prev, encode(s, rec.at, rec.event, nonce=rec.nonce))
         conn.execute("UPDATE onescreen_audit SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, s))
         prev = digest
 

@@ -105,7 +105,7 @@ async def test_guessing_an_rrn_the_task_denies_is_stopped_after_the_budget(api, 
     assert await metric(api, "onescreen_lookup_misses_total") == 20
     assert await metric(api, 'onescreen_lookup_budget_refusals_total{scope="user"}') == 12
     security = [x for x in await audit_lines(api.app) if x["kind"] == "security"]
-    assert len(security) == 12 and {x["user"] for x in security} == {"jung.jutaek"}
+    assert len(security) == 12 and {x["private"]["user"] for x in security} == {"jung.jutaek"}
     assert security[0]["detail"] == {"event": "lookup_budget_exceeded", "scope": "user", "limit": 20,
                                      "window_seconds": 600.0}
     assert all(x["subject"] == "" and x["fields"] == [] for x in security)
@@ -161,7 +161,7 @@ async def test_an_organisation_budget_holds_across_its_users(api_with, data_dir)
     assert r.status_code == 429 and "organisation" in r.json()["errors"][0]["message"]
     assert (await api.post(None, q, {"s": wrong[5]}, token=other)).status_code == 200
     [event] = [x for x in await audit_lines(api.app) if x["kind"] == "security"]
-    assert event["user"] == "b.car" and event["detail"]["scope"] == "organisation"
+    assert event["private"]["user"] == "b.car" and event["detail"]["scope"] == "organisation"
 
 
 @pytest.mark.parametrize("query", [

@@ -150,7 +150,90 @@ def test_onescreen_audit_prove_prints_a_proof_that_verifies_with_audit_public_ke
     assert proved.returncode == 0, proved.stderr
     done = verifier(json.loads(proved.stdout), tmp_path, key.stdout)
     assert done.returncode == 0, done.stderr
+    assert "lee.bokji" not in proved.stdout and "10.0.0.7" not in proved.stdout
+    revealed = run_cli("audit", "prove", "2", "--reveal", "user", env_extra=env)  # an auditor's proof
+    assert revealed.returncode == 0, revealed.stderr
+    done = verifier(json.loads(revealed.stdout), tmp_path, key.stdout)
+    assert done.returncode == 0 and "user 'lee.bokji'" in done.stdout, done.stderr
+    assert "10.0.0.7" not in revealed.stdout
     pending = run_cli("audit", "prove", "4", env_extra=env)
     assert pending.returncode == 1 and "audit record 4 is not sealed in a signed checkpoint yet" in pending.stderr
     missing = run_cli("audit", "prove", "99", env_extra=env)
     assert missing.returncode == 1 and "there is no audit record 99" in missing.stderr
+
+
+# ---------------------------------------------------------------- the officer stays hidden (record format 2)
+OFFICER, ADDRESS = "lee.bokji", "10.0.0.7"  # test_audit.event's user and client
+
+
+async def test_a_proof_hides_the_officers_id_and_address_and_still_verifies(paths, tmp_path):
+    """A citizen's proof names what was disclosed for which task, but not who looked (user id) or from where
+    (client address): both are only commitments in the record, and the nonce is not in the proof."""
+    store = await sealed_trail(paths, [3])
+    try:
+        proof = await prove(store, 2)
+        row = await store.read(lambda conn: conn.exec_driver_sql("SELECT nonce FROM onescreen_audit WHERE seq = 2"))
+        nonce = row.scalar()
+    finally:
+        await store.close()
+    text = json.dumps(proof, ensure_ascii=False)
+    assert OFFICER not in text and ADDRESS not in text and nonce not in text
+    assert proof["record"]["task"] == "basic_livelihood" and proof["revealed"] == {}
+    assert sorted(proof["record"]["commitments"]) == ["client", "user"]
+    done = verifier(proof, tmp_path, public_pem(KEY.public_key))
+    assert done.returncode == 0, done.stderr
+    assert "valid: audit record 2" in done.stdout and OFFICER not in done.stdout
+
+
+async def test_a_forged_commitment_fails(paths, tmp_path):
+    """Someone swaps the officer's commitment in a proof (to pin the access on another officer): the record no
+    longer hashes to the sealed record hash."""
+    store = await sealed_trail(paths, [3])
+    try:
+        proof = await prove(store, 2)
+    finally:
+        await store.close()
+    from oneScreen.audit.chain import commitment
+    proof["record"]["commitments"]["user"] = commitment(b"\x00" * 32, "kim.other")
+    done = verifier(proof, tmp_path, public_pem(KEY.public_key))
+    assert done.returncode == 1
+    assert "INVALID: record 2 was changed after it was written" in done.stderr
+
+
+async def test_editing_the_stored_officer_fails_audit_verify_and_the_proof(paths, tmp_path):
+    """The stored user id is still covered by the hash (through its commitment and the record's nonce): an
+    administrator who rewrites it breaks `audit verify` and every proof of that record."""
+    store = await sealed_trail(paths, [4])
+    await store.close()
+    with raw(paths["db"]) as conn:
+        conn.execute("UPDATE onescreen_audit SET user_id = 'kim.other' WHERE seq = 3")
+    store = make_store(paths)
+    await store.open()
+    try:
+        result = await store.verify()
+        proof = await prove(store, 3)
+    finally:
+        await store.close()
+    assert (result.ok, result.first_bad_seq, result.reason) == (False, 3, "record 3: hash does not match its content")
+    done = verifier(proof, tmp_path, public_pem(KEY.public_key))
+    assert done.returncode == 1
+    assert "INVALID: record 3 was changed after it was written" in done.stderr
+
+
+async def test_a_revealed_member_is_checked_against_its_commitment(paths, tmp_path):
+    """An auditor's proof (`audit prove SEQ --reveal user`) shows the officer with that member's salt (never the
+    nonce): it verifies, the client stays hidden, and a revealed value swapped for another does not verify."""
+    store = await sealed_trail(paths, [3])
+    try:
+        proof = await prove(store, 1, reveal=["user"])
+    finally:
+        await store.close()
+    text = json.dumps(proof, ensure_ascii=False)
+    assert proof["revealed"]["user"]["value"] == OFFICER and ADDRESS not in text
+    done = verifier(proof, tmp_path, public_pem(KEY.public_key))
+    assert done.returncode == 0, done.stderr
+    assert f"user '{OFFICER}'" in done.stdout
+    proof["revealed"]["user"]["value"] = "kim.other"
+    done = verifier(proof, tmp_path, public_pem(KEY.public_key))
+    assert done.returncode == 1
+    assert "INVALID: the revealed user of record 1 is not the one committed to in the record" in done.stderr

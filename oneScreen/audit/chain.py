@@ -5,9 +5,20 @@ used to write and to verify; ``hash = sha256(prev_hash + encode(record))``. Pure
 
 The hash input of record ``seq`` is the canonical JSON of its `export` line without ``prev_hash`` and
 ``hash``: ``json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` as UTF-8,
-with ``at`` in UTC ISO 8601 with microseconds; the first record's ``prev_hash`` is 64 zeros. Records
-written before schema version 2 have no ``request_index`` key. So an export can be checked without
-this code (tests/test_audit.py's `recompute` does it as an outside auditor would).
+with ``at`` in UTC ISO 8601 with microseconds; the first record's ``prev_hash`` is 64 zeros. So an
+export can be checked without this code (tests/test_audit.py's `recompute` does it as an outside auditor
+would). Three record formats live in one trail, told apart by their keys:
+
+- before schema version 2: no ``request_index`` key;
+- schema version 2: ``request_index``, and the PRIVATE members (``user``, ``client``) in clear;
+- format 2 (schema version 3, every record written since): ``"format": 2``, no ``user`` or ``client`` key,
+  and ``"commitments": {member: hex}`` holding for each private member ``sha256(salt_m || canonical(value))``
+  with ``salt_m = HMAC-SHA256(nonce, member name as UTF-8)``; ``nonce`` is 32 random bytes per record, in
+  the row's ``nonce`` column (hex) and in the export, never in a citizen's proof. A proof (proof.py) can so
+  show a record's public members and hide the officer's id and address behind their commitments, and still
+  let its holder recompute the record hash. An export line adds ``nonce`` and ``private`` (the private
+  members' values) to the hash input: the auditor recomputes each commitment from them, then the hash from
+  the hash input alone.
 
 Merkle tree (RFC 6962 / RFC 9162 section 2.1): leaf = sha256(0x00 || record hash), node =
 sha256(0x01 || left || right); a tree of n > 1 leaves splits at the largest power of two below n.
@@ -15,6 +26,7 @@ sha256(0x01 || left || right); a tree of n > 1 leaves splits at the largest powe
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from datetime import datetime, timezone
 from typing import Any, NamedTuple, Sequence
@@ -24,6 +36,8 @@ import orjson
 from .events import AuditEvent
 
 GENESIS = "0" * 64
+COMMITTED = 2  # the "format" of records whose private members are committed, not in clear
+PRIVATE = ("client", "user")  # the members a citizen's proof hides: the officer's address and user id
 
 
 def canonical(obj: Any) -> str:
@@ -55,16 +69,37 @@ def parts(e: AuditEvent) -> Parts:
                  canonical(dict(e.detail)).encode("utf-8") if e.detail else b"{}")
 
 
-def encode(seq: int, at: datetime, e: AuditEvent, p: Parts | None = None) -> bytes:
+def salt(nonce: bytes, member: str) -> bytes:
+    """The salt of one private member of a record: HMAC-SHA256(nonce, member name)."""
+    return hmac.digest(nonce, member.encode("utf-8"), "sha256")
+
+
+def commitment(member_salt: bytes, value: Any) -> str:
+    """sha256(salt || canonical JSON of the value), hex: what the hash input holds instead of a private value."""
+    return hashlib.sha256(member_salt + orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def private(e: AuditEvent) -> dict[str, Any]:
+    """The values of an event's private members, by name."""
+    return {"client": e.client, "user": e.user}
+
+
+def encode(seq: int, at: datetime, e: AuditEvent, p: Parts | None = None, nonce: bytes | None = None) -> bytes:
     """The hash input of record `seq` (after its prev_hash): the canonical JSON of its payload.
 
-    `p` is `parts(e)` when the caller has it already (the writer stores the same JSON in the row)."""
+    `p` is `parts(e)` when the caller has it already (the writer stores the same JSON in the row). With a
+    `nonce` (format 2) the private members are committed; without (records written before), in clear."""
     p = p or parts(e)
-    payload = {"seq": seq, "at": iso(at), "kind": e.kind, "request_id": e.request_id, "user": e.user,
+    payload = {"seq": seq, "at": iso(at), "kind": e.kind, "request_id": e.request_id,
                "organisation": e.organisation, "role": e.role, "task": e.task, "legal_basis": e.legal_basis,
                "case_ref": e.case_ref, "subject_type": e.subject_type, "subject": e.subject,
-               "fields": orjson.Fragment(p.fields), "ledgers": orjson.Fragment(p.ledgers), "client": e.client,
+               "fields": orjson.Fragment(p.fields), "ledgers": orjson.Fragment(p.ledgers),
                "detail": orjson.Fragment(p.detail)}
+    if nonce is None:
+        payload["user"], payload["client"] = e.user, e.client
+    else:
+        payload["format"] = COMMITTED
+        payload["commitments"] = {m: commitment(salt(nonce, m), v) for m, v in private(e).items()}
     if e.request_index is not None:
         payload["request_index"] = e.request_index
     return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)

@@ -102,6 +102,7 @@ class StoredRecord:
     event: AuditEvent  # with event.at == at
     prev_hash: str
     hash: str
+    nonce: bytes | None = None  # the record's 32 random bytes (chain.py, format 2); None in records written before
 
 
 def pseudonymise(key: bytes, subject_type: str, subject: str) -> str:

@@ -168,7 +168,7 @@ class PgWriter:
 
     async def committed(self, request_ids: list[str]) -> list[Any]:
         return await self.conn.fetch(
-            f"SELECT request_id, request_index, seq, at, prev_hash, hash FROM {self.n.records} "
+            f"SELECT request_id, request_index, seq, at, prev_hash, hash, nonce FROM {self.n.records} "
             f"WHERE request_id = ANY($1::text[])", request_ids)
 
     async def insert(self, rows: list[dict[str, Any]]) -> None:

@@ -108,7 +108,7 @@ class SqliteWriter:
 
     async def committed(self, request_ids: list[str]) -> list[Any]:
         r = self.t.records
-        q = sa.select(r.c.request_id, r.c.request_index, r.c.seq, r.c.at, r.c.prev_hash, r.c.hash)
+        q = sa.select(r.c.request_id, r.c.request_index, r.c.seq, r.c.at, r.c.prev_hash, r.c.hash, r.c.nonce)
         return list((await self.conn.execute(q.where(r.c.request_id.in_(request_ids)))).all())
 
     async def insert(self, rows: list[dict[str, Any]]) -> None:

@@ -383,11 +383,14 @@ def record(r: Any) -> StoredRecord:
         raise ValueError("detail is not an object")
     if r.request_index is not None and type(r.request_index) is not int:
         raise ValueError("request_index is not an integer")
+    nonce = bytes.fromhex(r.nonce) if r.nonce is not None else None
+    if nonce is not None and len(nonce) != 32:
+        raise ValueError("the nonce is not 32 bytes")
     e = AuditEvent(kind=r.kind, request_id=r.request_id, user=r.user_id, organisation=r.organisation, role=r.role,
                    task=r.task, legal_basis=r.legal_basis, case_ref=r.case_ref, subject_type=r.subject_type,
                    subject=r.subject, fields=fields, ledgers=ledgers, client=r.client, detail=detail, at=r.at,
                    request_index=r.request_index)
-    return StoredRecord(seq=r.seq, at=r.at, event=e, prev_hash=r.prev_hash, hash=r.hash)
+    return StoredRecord(seq=r.seq, at=r.at, event=e, prev_hash=r.prev_hash, hash=r.hash, nonce=nonce)
 
 
 def _lock_key(text: str) -> int:

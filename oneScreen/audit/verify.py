@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 
-from .chain import GENESIS, encode, link, merkle_root
+from .chain import GENESIS, encode, link, merkle_root, private
 from .checkpoints import Checkpoint, KeyRing, Witness, stored
 from .events import AuditUnavailable
 from .store import AuditStore, record
@@ -64,7 +64,7 @@ async def verify(store: AuditStore, *, keys: KeyRing | None = None, witness: Wit
                     raise _Broken(seq, f"record {seq}: prev_hash does not match {other}")
                 try:
                     rec = record(r)
-                    good = link(prev, encode(seq, rec.at, rec.event)) == r.hash
+                    good = link(prev, encode(seq, rec.at, rec.event, nonce=rec.nonce)) == r.hash
                 except (ValueError, TypeError, KeyError, AttributeError):
                     raise _Broken(seq, f"record {seq}: content cannot be read") from None
                 if not good:
@@ -176,14 +176,19 @@ async def _duplicates(conn: Any, store: AuditStore, after_seq: int) -> list[str]
 
 
 async def export(store: AuditStore, out: IO[str]) -> int:
-    """Write every record as one JSON object a line, oldest first: its hash input plus prev_hash and hash."""
+    """Write every record as one JSON object a line, oldest first: its hash input plus prev_hash and hash, and
+    for a record of format 2 its nonce (hex) and its private members' values (`private`), from which an
+    auditor recomputes the commitments (chain.py)."""
 
     async def run(conn: Any) -> int:
         n = 0
         async for r in store.walk(conn):
             try:
                 rec = record(r)
-                line = {**json.loads(encode(rec.seq, rec.at, rec.event)), "prev_hash": rec.prev_hash, "hash": rec.hash}
+                line = {**json.loads(encode(rec.seq, rec.at, rec.event, nonce=rec.nonce)), "prev_hash": rec.prev_hash,
+                        "hash": rec.hash}
+                if rec.nonce is not None:
+                    line.update(nonce=rec.nonce.hex(), private=private(rec.event))
             except (ValueError, TypeError, KeyError, AttributeError):  # exported as stored; verify names it
                 line = {c: (str(v) if c == "at" else v) for c, v in r._mapping.items()}
             out.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")

@@ -241,8 +241,9 @@ class Writer:
                     seq, prev = _seal(seq + 1, e, prev, records, rows)
                     continue
                 at = utc(r[3])
-                rec = StoredRecord(r[2], at, e.stamped(at, e.request_index), r[4], r[5])
-                if link(rec.prev_hash, encode(rec.seq, at, rec.event)) != rec.hash:
+                rec = StoredRecord(r[2], at, e.stamped(at, e.request_index), r[4], r[5],
+                                   bytes.fromhex(r[6]) if r[6] is not None else None)
+                if link(rec.prev_hash, encode(rec.seq, at, rec.event, nonce=rec.nonce)) != rec.hash:
                     raise AuditConflict("a different record holds this request id and index")
                 records.append(rec)
                 self.found_committed += 1
@@ -269,14 +270,15 @@ def chain(head: tuple[int, str], events: list[AuditEvent]) -> tuple[list[StoredR
 def _seal(seq: int, e: AuditEvent, prev: str, records: list[StoredRecord], rows: list[dict[str, Any]]
           ) -> tuple[int, str]:
     p = parts(e)
-    digest = link(prev, encode(seq, e.at, e, p))
+    nonce = secrets.token_bytes(32)
+    digest = link(prev, encode(seq, e.at, e, p, nonce))
     rows.append({"seq": seq, "at": e.at, "kind": e.kind, "request_id": e.request_id,
                  "request_index": e.request_index, "user_id": e.user, "organisation": e.organisation,
                  "role": e.role, "task": e.task, "legal_basis": e.legal_basis, "case_ref": e.case_ref,
                  "subject_type": e.subject_type, "subject": e.subject, "fields": p.fields.decode("utf-8"),
                  "ledgers": p.ledgers.decode("utf-8"), "client": e.client, "detail": p.detail.decode("utf-8"),
-                 "prev_hash": prev, "hash": digest})
-    records.append(StoredRecord(seq, e.at, e, prev, digest))
+                 "nonce": nonce.hex(), "prev_hash": prev, "hash": digest})
+    records.append(StoredRecord(seq, e.at, e, prev, digest, nonce))
     return seq, digest
 
 
