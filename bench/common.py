@@ -139,8 +139,13 @@ def init_audit_store(url: str, code: str | None = None) -> str:
     """`onescreen audit init` on `url` (production servers never create their store) by the checkout `code`
     (default: this one); returns `url`."""
     code = code or str(ROOT)
-    subprocess.run([sys.executable, "-m", "oneScreen.cli", "audit", "init"], check=True, cwd=code,
-                   env=base_env(ONESCREEN_AUDIT_URL=url, PYTHONPATH=code), stdout=subprocess.DEVNULL)
+    out = subprocess.run([sys.executable, "-m", "oneScreen.cli", "audit", "init"], cwd=code, text=True,
+                         env=base_env(ONESCREEN_AUDIT_URL=url, PYTHONPATH=code), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    if out.returncode == 2 and "invalid choice: 'init'" in out.stderr:
+        return url  # a build older than `audit init` (e.g. f1d3b3c) creates its store when it starts
+    if out.returncode:
+        raise RuntimeError(f"`onescreen audit init` in {code} failed ({out.returncode}): {out.stderr[-800:]}")
     return url
 
 
