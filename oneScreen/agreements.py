@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping
 from pydantic import BaseModel, ConfigDict, Field as PField
 
 from . import yamlfile
-from .errors import ConfigError, ConfigErrors, ReadNotAgreed
+from .errors import ConfigError, ConfigErrors, ReadNotAgreed, load_each
 from .permissions import uses_agreement
 
 if TYPE_CHECKING:
@@ -194,20 +194,9 @@ def load(directory: Path, catalog: "Catalog", roles: Mapping[str, "Role"], tasks
     directory = Path(directory) / DIRECTORY
     if not directory.is_dir():
         return None
-    out: dict[str, Agreement] = {}
     errors: list[ConfigError] = []
-    for path in sorted(directory.glob("*.yaml")):
-        try:
-            a = load_file(path, catalog, roles, tasks)
-        except ConfigError as exc:
-            errors.append(exc)
-            continue
-        except ConfigErrors as exc:
-            errors.extend(exc.errors)
-            continue
-        if a.id in out:
-            errors.append(ConfigError(str(path), 1, f"agreement id {a.id!r} is already used by {out[a.id].source}"))
-        out[a.id] = a
+    out = load_each(sorted(directory.glob("*.yaml")), lambda path: load_file(path, catalog, roles, tasks),
+                    lambda a: a.id, "agreement id", errors)
     if errors:
         raise ConfigErrors(errors)
     return Agreements(out)

@@ -6,6 +6,11 @@ value, a subject identifier, SQL or a secret.
 """
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Callable, Iterable, TypeVar
+
+T = TypeVar("T")
+
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """"1 field", "2 fields": a count with its noun in agreement, for the English of messages."""
@@ -39,6 +44,27 @@ class ConfigErrors(OneScreenError):
     def __init__(self, errors: list[ConfigError]) -> None:
         self.errors = errors
         super().__init__("\n".join(e.message for e in errors))
+
+
+def load_each(paths: Iterable[Path], load: Callable[[Path], T], key: Callable[[T], str], what: str,
+              errors: list[ConfigError]) -> dict[str, T]:
+    """Each file of `paths` read by `load`, by `key`: a file's own problems, and a key an earlier file already
+    defines, are appended to `errors` (so one pass reports them all) instead of stopping the load."""
+    out: dict[str, T] = {}
+    for path in paths:
+        try:
+            item = load(path)
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
+        except ConfigErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        k = key(item)
+        if k in out:
+            errors.append(ConfigError(str(path), 1, f"{what} {k!r} is already defined in {out[k].source}"))  # type: ignore[attr-defined]
+        out[k] = item
+    return out
 
 
 class Unauthenticated(OneScreenError):

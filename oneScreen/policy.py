@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field as PField, field_validator, mo
 
 from . import agreements as agreements_mod, jurisdiction, permissions as permissions_mod, yamlfile
 from .catalog import Catalog, Field, parse_path, path_id
-from .errors import ConfigError, ConfigErrors, TaskForbidden
+from .errors import ConfigError, ConfigErrors, TaskForbidden, load_each
 
 
 NO_AGREEMENT = "no sharing agreement in force"  # the rule of a field no agreement covers on the day
@@ -335,22 +335,10 @@ def load(directory: Path, catalog: Catalog) -> Policies:
     except ConfigErrors as exc:
         errors.extend(exc.errors)
 
-    tasks: dict[str, Task] = {}
     task_files = sorted((directory / "tasks").glob("*.yaml"))
     if not task_files:
         errors.append(ConfigError(str(directory / "tasks"), None, "no task files (*.yaml) found"))
-    for path in task_files:
-        try:
-            task = _load_task(path, catalog, roles)
-        except ConfigError as exc:
-            errors.append(exc)
-            continue
-        except ConfigErrors as exc:
-            errors.extend(exc.errors)
-            continue
-        if task.code in tasks:
-            errors.append(ConfigError(str(path), 1, f"task code {task.code!r} is already defined in {tasks[task.code].source}"))
-        tasks[task.code] = task
+    tasks = load_each(task_files, lambda path: _load_task(path, catalog, roles), lambda t: t.code, "task code", errors)
     agreements = None
     try:
         # an agreement may name a task not built yet (or retired): `onescreen agreement validate` says so

@@ -342,3 +342,19 @@ def test_a_column_mask_on_a_field_that_is_no_record_is_refused_at_load(catalog_c
     [error] = refused.value.errors
     assert error.file == str(task) and error.line == 17, error.message
     assert error.reason == "a date field masks with one strategy: mask: STRATEGY (a mapping masks a record's columns)"
+
+
+@pytest.mark.parametrize("folder, name, key, what", [("tasks", "move_in_report.yaml", "code", "task code"),
+                                                     ("agreements", None, "id", "agreement id")])
+def test_a_task_code_or_agreement_id_two_files_define_is_refused_naming_both(tmp_path, folder, name, key, what):
+    import shutil
+
+    from oneScreen.errors import ConfigErrors
+    policies = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", policies)
+    first = policies / folder / name if name else sorted((policies / folder).glob("*.yaml"))[0]
+    (policies / folder / "zz_copy.yaml").write_text(first.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(ConfigErrors) as refused:
+        policy.load(policies, CAT)
+    text = str(refused.value)
+    assert f"zz_copy.yaml:1: {what} " in text and f"is already defined in {first}" in text
