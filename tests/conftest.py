@@ -28,6 +28,13 @@ from oneScreen.settings import ROOT, load as load_settings
 
 REQUIRE_SERVICES = os.environ.get("ONESCREEN_REQUIRE_SERVICES") == "1"
 
+try:  # Playwright's `expect` waits 5 s by default; a page action waits 15 s here (set_default_timeout). On a loaded
+    # 2-core CI machine an answer that takes 5-15 s failed an assertion whose action would have waited: one bound.
+    from playwright.sync_api import expect as _expect
+    _expect.set_options(timeout=15_000)
+except ImportError:  # pragma: no cover - the browser tests skip (or fail under CI) on their own
+    pass
+
 
 def need_service(available: bool, reason: str) -> None:
     if available:
