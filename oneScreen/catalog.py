@@ -103,6 +103,11 @@ class ColumnSpec(_Model):
     personal_data: PersonalData | None = PField(None, description="the kind of personal data the column carries")
 
 
+class PersonSpec(_Model):
+    column: str = PField(description="the ledger column holding the key of the person a row is about")
+    subject: str = PField(description="that person's subject type (e.g. citizen)")
+
+
 class FieldSpec(_Model):
     id: str = PField(pattern=ID_RE)
     ledger: str
@@ -118,6 +123,11 @@ class FieldSpec(_Model):
                                                                  "masked unless a task grants the full value)")
     personal_data: PersonalData | None = PField(None, description="the kind of personal data the field carries "
                                                                   "(a record field: say it per column)")
+    person: PersonSpec | None = PField(None, description="a record field whose rows are each about a person (a "
+                                                         "household member, a relative, an owner): the column "
+                                                         "with their key, read with the row and never shown, so "
+                                                         "that each person shown gets an audit record and a "
+                                                         "receipt of their own")
 
 
 class LinkSpec(_Model):
@@ -198,6 +208,9 @@ class Field:
     format: str | None = None
     target: str | None = None  # subject type a link points to
     mask: str | Mapping[str, str] | None = None  # default masking strategy
+    # a record field's (ledger column, subject type) naming whom each row is about (catalog `person:`): read with
+    # the rows for the audit trail (disclose.py's linked records), never shown
+    person: tuple[str, str] | None = None
     source_columns: tuple[str, ...] = dc_field(default=(), init=False)  # the ledger columns it reads
     read_columns: tuple[str, ...] = dc_field(default=(), init=False)  # and its ledger's last-modified column
 
@@ -209,8 +222,11 @@ class Field:
         # read per path per request by the planner: computed once
         object.__setattr__(self, "source_columns", tuple(c.column for c in self.columns))
         extra = self.ledger.last_modified_column
-        object.__setattr__(self, "read_columns", self.source_columns if extra is None or extra in self.source_columns
-                           else (*self.source_columns, extra))
+        read = self.source_columns
+        for more in (extra, self.person[0] if self.person else None):
+            if more is not None and more not in read:
+                read = (*read, more)
+        object.__setattr__(self, "read_columns", read)
 
 
 @dataclass(frozen=True)
@@ -374,8 +390,18 @@ def compile_catalog(spec: CatalogFile, lines: yamlfile.Lines, file: str) -> Cata
                 err(loc + ("mask",), f"field {fs.id!r}: {problem}")
         elif fs.sensitivity == "unique_id":
             err(loc, f"field {fs.id!r} is a unique identifier: give it a default 'mask:' strategy")
+        person = None
+        if fs.person is not None:
+            if fs.type != "record":
+                err(loc + ("person",), f"field {fs.id!r}: only a record field's rows are about persons of their "
+                                       f"own ('person:' is for type: record)")
+            elif fs.person.subject not in subjects:
+                err(loc + ("person", "subject"), f"field {fs.id!r}: unknown subject type {fs.person.subject!r} "
+                                                 f"(known: {', '.join(sorted(subjects))})")
+            else:
+                person = (fs.person.column, fs.person.subject)
         add(Field(fs.id, subject, name, ledger, fs.label, fs.label_en, fs.type, fs.sensitivity,
-                  cardinality, columns, fs.format, None, fs.mask), loc)
+                  cardinality, columns, fs.format, None, fs.mask, person), loc)
 
     for i, ls in enumerate(spec.links):
         loc = ("links", i)

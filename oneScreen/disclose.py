@@ -239,7 +239,7 @@ class Door:
         out = []
         made = self.snapshot.field_decisions  # one FieldDecision per (field, status), made once per snapshot
         for d in self.disclosures:
-            fields, ledgers = [], set()
+            fields, ledgers, linked = [], set(), []
             for pid, r in sorted(d.results.items()):
                 decision = made.get((pid, r.status))
                 if decision is None:
@@ -247,10 +247,37 @@ class Door:
                 fields.append(decision)
                 if r.source is not None:
                     ledgers.add(r.source.ledger)
-            out.append(self._event("search" if d.case_ref == "" else "disclosure", d.task, d.case_ref,
-                                   d.subject_type, self.pseudonym(d.subject_type, d.key), tuple(fields),
-                                   tuple(sorted(ledgers)), self._reader(d)))
+                if r.persons and r.status in _SHOWN:
+                    linked.append((pid, decision, r))
+            event = self._event("search" if d.case_ref == "" else "disclosure", d.task, d.case_ref,
+                                d.subject_type, self.pseudonym(d.subject_type, d.key), tuple(fields),
+                                tuple(sorted(ledgers)), self._reader(d))
+            out.append(event)
+            if linked and d.case_ref != "":
+                out += self._linked(d, event, linked)
         return out + self.extra_events
+
+    def _linked(self, d: "Disclosure", event: AuditEvent, linked: list) -> list[AuditEvent]:
+        """The same access seen from the side of each person the subject's record fields showed rows about
+        (catalog `person:`: a household member, a relative, an owner), the subject themself aside: a record of
+        its own, about that person, naming only the fields that showed their rows. It holds nothing of the
+        subject's (neither key nor pseudonym, other fields, or the case reference: an auditor finds the subject's
+        record by the same request id), so the person's receipts and proofs show nothing of another person's.
+        A deferred task's sealing holds for them as for the subject."""
+        catalog = self.snapshot.catalog
+        people: dict[tuple[str, str], list] = {}
+        for pid, decision, r in linked:
+            subject_type = catalog.path(pid)[-1].person[1]
+            pattern = catalog.subject_types[subject_type].key_pattern
+            for key in dict.fromkeys(r.persons):
+                if key is not None and pattern.match(key) and (subject_type, key) != (d.subject_type, d.key):
+                    people.setdefault((subject_type, key), []).append((decision, r.source.ledger))
+        detail = {k: v for k, v in event.detail.items() if k in _LINKED_DETAIL}
+        detail["linked"] = True
+        events = [self._event(event.kind, d.task, "", subject_type, self.pseudonym(subject_type, key),
+                              tuple(f for f, _ in shown), tuple(sorted({ledger for _, ledger in shown})), detail)
+                  for (subject_type, key), shown in people.items()]
+        return sorted(events, key=lambda e: e.subject)  # in no order of the persons' keys
 
     def _reader(self, d: "Disclosure") -> dict:
         """What an access history shows of a disclosure beyond ids: the officer's name (from their sign-in), and
@@ -475,6 +502,9 @@ def _day(d: Any) -> str | None:
 
 
 _SHOWN = frozenset({Status.OK, Status.MASKED, Status.PARTIAL})  # a field whose value was disclosed
+# what a linked person's record keeps of the subject's record's detail: who looked, and the deferral (not the
+# subject's consent: it is about the subject)
+_LINKED_DETAIL = ("user_name", "deferred_until", "deferred_basis")
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,6 +65,7 @@ class Receipt:
     deferred_basis: str | None  # set on a receipt that was sealed (deferred disclosure) and is now shown
     line: str  # the access in one plain sentence
     line_en: str
+    linked: bool = False  # the access was about another person, whose record fields showed rows about this one
 
 
 # ---------------------------------------------------------------- sealing
@@ -139,12 +140,21 @@ def receipt(snapshot: "Snapshot", r: StoredRecord) -> Receipt:
     when = r.at.astimezone(KST)
     ko = ", ".join(f"{FATE_WORDS[k][0]} {n}" for k, n in counts.items() if n)
     en = ", ".join(f"{n} {FATE_WORDS[k][1]}" for k, n in counts.items() if n)
-    line = (f"{when:%Y-%m-%d %H:%M} (한국 시간), {e.organisation or '기관'}에서 「{name}」 업무로 회원님의 정보 "
-            f"{len(fields)}개 항목을 조회했습니다 ({ko}). 근거: {e.legal_basis}.")
-    line_en = (f"{when:%Y-%m-%d %H:%M} KST, {e.organisation or 'an agency'} looked up {len(fields)} items of your "
-               f"data for the task \"{name_en}\" ({en}). Legal basis: {basis_en}.")
+    linked = detail.get("linked") is True
+    if linked:  # disclose.py's record of a person shown in another person's record fields
+        what, what_en = "·".join(f.label for f in fields), ", ".join(f.label_en for f in fields)
+        line = (f"{when:%Y-%m-%d %H:%M} (한국 시간), {e.organisation or '기관'}에서 「{name}」 업무로 다른 분의 정보를 "
+                f"조회할 때, 회원님이 그분의 {what} 항목에 포함되어 함께 표시되었습니다 ({ko}). 근거: {e.legal_basis}.")
+        line_en = (f"{when:%Y-%m-%d %H:%M} KST, {e.organisation or 'an agency'} looked up another person for the "
+                   f"task \"{name_en}\", and you were shown among their {what_en} ({en}). Legal basis: {basis_en}.")
+    else:
+        line = (f"{when:%Y-%m-%d %H:%M} (한국 시간), {e.organisation or '기관'}에서 「{name}」 업무로 회원님의 정보 "
+                f"{len(fields)}개 항목을 조회했습니다 ({ko}). 근거: {e.legal_basis}.")
+        line_en = (f"{when:%Y-%m-%d %H:%M} KST, {e.organisation or 'an agency'} looked up {len(fields)} items of your "
+                   f"data for the task \"{name_en}\" ({en}). Legal basis: {basis_en}.")
     return Receipt(r.seq, r.hash, r.at, e.organisation, tuple(agencies.values()), e.task, name, name_en,
-                   e.legal_basis, basis_en, None if hidden else e.case_ref, consent, fields, deferred, line, line_en)
+                   e.legal_basis, basis_en, None if hidden or linked else e.case_ref, consent, fields, deferred, line,
+                   line_en, linked)
 
 
 # ---------------------------------------------------------------- the entrances (Door's caller and snapshot)

@@ -66,6 +66,9 @@ class FieldResult(NamedTuple):
     bad: tuple[BadCell, ...] = ()  # cells shown as None because their value cannot be shown (see convert)
     partial: tuple[int, int] | None = None  # (rows read, rows the ledger has) when it was read only in part
     rule: str | None = None  # the policy rule that denied it without a read (explain.py); None for a read field
+    # a record field with `person:` (catalog.py): the key of the person each row shown is about, row by row (None
+    # where the column is blank), for their own audit record (disclose.py); never shown, never in a response
+    persons: tuple[str | None, ...] = ()
 
 
 class NotConvertible(ValueError):
@@ -183,14 +186,17 @@ def _read(f: Field, result: KeyRows, source: Source) -> FieldResult:
     A value that cannot be shown is a bad value of its own cell (`bad`), never of the field or the ledger."""
     value, bad = extract(f, result.rows)
     total = result.total
+    persons = () if f.person is None else \
+        tuple(link_key(r.get(f.person[0])) for r in (result.rows if f.cardinality == "many" else result.rows[:1]))
     if total is not None and f.cardinality == "many" and total > len(result.rows):
         n = len(result.rows)
         return FieldResult(Status.PARTIAL, value,
                            f"{f.ledger.name}에 {total:,}건이 있으나 {n:,}건만 읽었습니다 "
                            f"(나머지는 연계 설정의 쪽 수 한도 밖입니다)",
                            f"{n:,} of {total:,} rows read from {f.ledger.name_en} "
-                           f"(the rest lies beyond the connector's page limit)", source, bad, (n, total))
-    return FieldResult(Status.OK, value, None, None, source, bad)
+                           f"(the rest lies beyond the connector's page limit)", source, bad, (n, total),
+                           persons=persons)
+    return FieldResult(Status.OK, value, None, None, source, bad, persons=persons)
 
 
 def _walk_failed(f: Field, result: KeyResult | None) -> FieldResult:

@@ -113,8 +113,10 @@ async def test_the_roles_recipe_leaves_the_service_role_able_to_append_and_read_
     t = "onescreen_audit"
     counted = await asyncpg.connect(service, timeout=10)
     try:
-        assert await counted.fetchval(f"SELECT count(*) FROM {t}") == 5
-        assert await counted.fetchval(f"SELECT max(seq) FROM {t}_checkpoint") == 5
+        # five screens: five subjects' records, and one per other household member each showed (request_index > 0)
+        assert await counted.fetchval(f"SELECT count(*) FROM {t} WHERE request_index = 0") == 5
+        total = await counted.fetchval(f"SELECT count(*) FROM {t}")
+        assert await counted.fetchval(f"SELECT max(seq) FROM {t}_checkpoint") == total
     finally:
         await counted.close()
 
@@ -139,7 +141,7 @@ async def test_the_roles_recipe_leaves_the_service_role_able_to_append_and_read_
             except asyncpg.InsufficientPrivilegeError:
                 refused.append(statement)
         assert refused == forbidden, f"allowed to the service role: {sorted(set(forbidden) - set(refused))}"
-        assert await conn.fetchval(f"SELECT count(*) FROM {t}") == 5
+        assert await conn.fetchval(f"SELECT count(*) FROM {t}") == total
     finally:
         await conn.close()
 
@@ -212,11 +214,14 @@ async def test_the_service_refuses_to_start_against_a_missing_or_older_store_unt
             r = await c.post("/graphql", json={"query": QUERY, "variables": variables})
             assert r.status_code == 200 and "errors" not in r.json(), r.text
     verified = await asyncio.to_thread(run_cli, "audit", "verify", env_extra=env)
-    assert verified.returncode == 0 and "audit trail intact: 4 records" in verified.stdout, verified.stderr
     export = await asyncio.to_thread(run_cli, "audit", "export", env_extra=env)
     assert export.returncode == 0, export.stderr
     exported = [json.loads(line) for line in export.stdout.splitlines()]
-    assert ["request_index" in line for line in exported] == [False, False, False, True]
+    # the three old records, then the screen's: its subject's and one per other household member it showed
+    assert ["request_index" in line for line in exported] == [False] * 3 + [True] * (len(exported) - 3)
+    assert [line["request_index"] for line in exported[3:]] == list(range(len(exported) - 3))
+    assert verified.returncode == 0 and f"audit trail intact: {len(exported)} records" in verified.stdout, \
+        verified.stderr
 
 
 def test_the_demo_store_creates_itself_and_migrates_an_older_file(data_dir, tmp_path):

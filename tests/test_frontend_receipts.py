@@ -25,7 +25,7 @@ from oneScreen.settings import ROOT
 from test_frontend import (AXE_DIR, AXE_VERSION, Site, axe, axe_source, browser, open_screen,  # noqa: F401
                            sign_in, tab_to)
 from test_notify import Mailbox
-from test_receipts import RELEASE, with_deferred_task
+from test_receipts import HOUSEHOLD, RELEASE, household_of, with_deferred_task
 
 try:
     from playwright.sync_api import expect
@@ -185,6 +185,75 @@ def test_the_citizen_walk_from_a_caseworkers_look_to_a_verified_proof(browser, c
         expect(page.locator("#receipts-title")).to_have_text("Uses of my data")
         expect(released.locator("td[data-label='Outcome']").first).to_be_visible()
         found += axe(page, source, "receipts, English")
+    finally:
+        context.close()
+    assert errors == [], errors
+    assert found == [], json.dumps(found, ensure_ascii=False, indent=1)
+
+
+def test_a_household_member_sees_a_look_up_of_another_person_that_showed_them(browser, citizen_site, mailed,
+                                                                                tmp_path):
+    """The citizen's spouse is looked up on the one screen, whose household section lists the citizen. The citizen's
+    page shows a receipt for it, said to be another person's look-up, with the one field that showed them and
+    nothing of the spouse's; one mail says so; its proof verifies and holds neither the spouse's RRN nor the case."""
+    box, _ = mailed
+    site = citizen_site
+    me = _demo_subject(site.data_dir)
+    [spouse] = household_of(site.data_dir, me)
+    site.gql("demo.citizen", """mutation { subscribeReceipts(email: "citizen@example.test", mode: "IMMEDIATE") {
+             email } }""", {})
+    before = len(box.messages)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ko-KR", timezone_id="Asia/Seoul",
+                                  accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    source = axe_source()
+    need_service(source is not None, f"axe-core {AXE_VERSION} is not cached in {AXE_DIR} and npm could not fetch it")
+    found: list[str] = []
+    try:
+        open_screen(page, site, "kim.jumin", "move_in_report", spouse, case_ref="2026-전입-7101")
+        members = page.locator(f"#sections .field[data-field='{HOUSEHOLD}']")
+        expect(members).to_have_attribute("data-status", "OK")
+        assert me not in page.locator("#sections").inner_text()  # whom a row is about: read, never shown
+        page.click("#logout")
+
+        sign_in(page, site, "demo.citizen")
+        card = page.locator("li.receipt[data-linked='true']")
+        expect(card).to_have_count(1)
+        expect(card.locator(".receipt__linked")).to_contain_text("다른 분을 조회할 때")
+        fates = {row.get_attribute("data-field"): row.get_attribute("data-fate")
+                 for row in card.locator("tr[data-field]").all()}
+        assert fates == {HOUSEHOLD: "SHOWN"}
+        text = card.inner_text()
+        assert spouse not in text and "2026-전입-7101" not in text and "다른 분의 업무" in text
+        found += axe(page, source, "receipts, a linked one")
+
+        wait_for_mails(box, before + 1)
+        mail = list(box.messages.values())[before]
+        assert "다른 분의 정보를 조회할 때" in mail.get_content() and spouse not in mail.get_content()
+
+        seq = int(card.get_attribute("data-seq"))
+        sealed(site, seq)
+        with page.expect_download() as got:
+            card.locator("button.receipt__proof").focus()
+            page.keyboard.press("Enter")
+        proof = tmp_path / "proof.json"
+        got.value.save_as(proof)
+        with page.expect_download() as got:
+            page.click("#receipts-key")
+        key = tmp_path / "key.pem"
+        got.value.save_as(key)
+        done = subprocess.run([sys.executable, "-m", "oneScreen.verify_receipt", str(proof), "--public-key", str(key)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert done.returncode == 0 and f"valid: audit record {seq}" in done.stdout, done.stderr
+        held = proof.read_text(encoding="utf-8")
+        assert spouse not in held and "2026-전입-7101" not in held
+
+        page.click("#lang-toggle")
+        expect(card.locator(".receipt__linked")).to_contain_text("Another person was looked up")
+        found += axe(page, source, "receipts, a linked one, English")
     finally:
         context.close()
     assert errors == [], errors

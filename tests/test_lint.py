@@ -122,6 +122,28 @@ def test_catalog_fields_no_task_shows_are_warnings(catalog_copy):
 
 
 @pytest.mark.parametrize("old,new,reason", [
+    ("label_en: Mobile phone, personal_data: phone}",
+     "label_en: Mobile phone, personal_data: phone, person: {column: rrn, subject: citizen}}",
+     "field 'citizen.mobile_phone': only a record field's rows are about persons of their own"),
+    ("    person: {column: rel_rrn, subject: citizen}\n", "    person: {column: rel_rrn, subject: resident}\n",
+     "field 'citizen.family': unknown subject type 'resident' (known: building, citizen, household, parcel)"),
+    ("    person: {column: rel_rrn, subject: citizen}\n", "    person: {subject: citizen}\n",
+     "person.column: Field required"),
+])
+def test_a_record_field_names_whom_its_rows_are_about_with_a_column_and_a_subject_type(catalog_copy, old, new,
+                                                                                      reason):
+    """`person:` (the column read so that each person shown gets their own audit record and receipt) is refused
+    where it cannot mean that, at its file and line."""
+    path = replace(catalog_copy / "field_catalog.yaml", old, new)
+    with pytest.raises(ConfigErrors) as exc:
+        catalog_mod.load(path)
+    [error] = exc.value.errors
+    assert reason in error.reason and error.file == str(path) and error.line is not None, error
+
+
+
+
+@pytest.mark.parametrize("old,new,reason", [
     ("label_en: Mobile phone, personal_data: phone}", "label_en: Mobile phone, personal_data: email}",
      "personal_data: Input should be 'name', 'rrn', 'address', 'phone' or 'birth_date'"),
     ("    type: record\n    sensitivity: sensitive\n    label: 가족관계\n",

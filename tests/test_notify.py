@@ -284,3 +284,23 @@ async def test_receipts_subscriptions_and_release_work_on_a_postgresql_audit_sto
             assert len(box.messages) == 2 and await runtime.outbox.states() == {"sent": 2}
     finally:
         await app.state.runtime.close()
+
+
+async def test_a_household_member_shown_on_another_persons_screen_gets_one_mail_that_names_nothing_of_theirs(
+        pushed, data_dir):
+    """The citizen subscribed; their spouse is looked up, and the screen lists the household with the citizen's
+    row: one mail reaches the citizen, saying it was another person's lookup, with the field that showed them and
+    nothing of the spouse's (no RRN, no case reference, no value of the screen)."""
+    from test_receipts import household_of
+    api, runtime, box = pushed
+    await subscribe(api)
+    [spouse] = household_of(data_dir, me(data_dir))
+    _, screen = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": spouse, "c": "2026-전입-1101"})
+    assert "errors" not in screen, screen
+    assert [r[1] for r in outbox_rows(data_dir)] == ["pending"]
+    assert await runtime.notify_deliverer().run_once() == 1
+    [mail] = box.messages.values()
+    text = mail.get_content()
+    assert mail["To"] == ADDRESS and "다른 분의 정보를 조회할 때" in text and "세대원" in text
+    assert spouse not in text and "2026-전입-1101" not in text
+    assert [v for v in values_of(screen["data"]["screen"]) if v in text] == []

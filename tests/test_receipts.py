@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RECEIPTS = """query($since: DateTime, $until: DateTime, $org: String, $task: ID) {
   myReceipts(since: $since, until: $until, organisation: $org, task: $task) {
     entries { seq hash at organisation agencies { name nameEn } task taskName legalBasis caseRef consent
-              deferredBasis line lineEn fields { id label labelEn status rule ruleEn basis basisEn } }
+              deferredBasis line lineEn linked fields { id label labelEn status rule ruleEn basis basisEn } }
     nextCursor } }"""
 HISTORY = "query($s: ID) { accessHistory(subject: $s) { entries { seq task caseRef sealedUntil } } }"
 RELEASE = "mutation($seq: Int!, $r: String!) { releaseReceipt(seq: $seq, reason: $r) { seq task } }"
@@ -210,3 +210,93 @@ def test_withholding_receipts_from_the_subject_needs_a_second_admin(tmp_path):
     assert widening(cat, shorter, cat, base) == [
         "task fraud_investigation: its receipts are withheld from the subject longer (deferred_disclosure)",
         "task fraud_investigation: its receipts no longer show the case reference"]
+
+
+# ---------------------------------------------------------------- linked persons (catalog `person:`)
+HOUSEHOLD = "citizen.household>household.members"
+
+
+def household_of(data_dir, rrn: str) -> list[str]:
+    """The other members of `rrn`'s household in the demo resident register."""
+    from conftest import sample
+    return [r["rrn"] for r in sample(data_dir, "mois_resident:SELECT rrn FROM resident WHERE hshld_id = "
+                                               "(SELECT hshld_id FROM resident WHERE rrn = ?) AND rrn != ? ORDER BY rrn",
+                                     rrn, rrn)]
+
+
+async def test_a_household_member_shown_on_another_persons_screen_gets_a_receipt_of_their_own(api, data_dir, app):
+    """The demo citizen's spouse is looked up for a move-in report, whose screen lists the household's members:
+    the demo citizen's row among them. The citizen gets a receipt for that access naming the one field that
+    showed their row; it and its proof hold nothing of the spouse's (not their RRN, pseudonym, other fields or
+    case reference). The RRN column that says whom a row is about is read, never shown."""
+    from oneScreen.audit import pseudonymise
+    from oneScreen.identity import _demo_subject
+    from oneScreen.verify_receipt import load_keys, verify
+    me = _demo_subject(data_dir)
+    [spouse] = household_of(data_dir, me)
+    _, screen = await api.gql("kim.jumin", SCREEN, {"t": "move_in_report", "s": spouse, "c": "2026-전입-0901"})
+    assert "errors" not in screen, screen
+    members = next(f for s in screen["data"]["screen"]["sections"] for f in s["fields"] if f["id"] == HOUSEHOLD)
+    assert members["status"] == "OK" and len(members["value"]) == 2
+    assert all(set(row) == {"name", "relation", "birth_date", "move_in_date"} for row in members["value"]), members
+    assert me not in json.dumps(screen, ensure_ascii=False)  # the person column never leaves the door
+
+    [r] = await receipts(api)
+    assert r["linked"] is True and r["task"] == "move_in_report" and r["caseRef"] is None
+    assert [(f["id"], f["status"]) for f in r["fields"]] == [(HOUSEHOLD, "SHOWN")]
+    assert "다른 분의 정보를 조회할 때" in r["line"] and "another person" in r["lineEn"]
+    assert spouse not in json.dumps(r, ensure_ascii=False)
+
+    await app.state.runtime.audit.sealer.seal()
+    _, body = await api.gql("demo.citizen", PROOF, {"seq": r["seq"]})
+    assert "errors" not in body, body
+    proof = json.loads(body["data"]["receiptProof"])
+    _, key = await api.gql("demo.citizen", "{ auditPublicKey }")
+    assert verify(proof, load_keys(key["data"]["auditPublicKey"].encode())).startswith("valid")
+    text = json.dumps(proof, ensure_ascii=False)
+    theirs = pseudonymise(app.state.runtime.pseudonym_key, "citizen", spouse)
+    assert spouse not in text and theirs not in text and "2026-전입-0901" not in text
+    assert [f["id"] for f in proof["record"]["fields"]] == [HOUSEHOLD]  # none of the spouse's other fields
+
+    # the auditor finds the spouse's own record as before, with every field of the screen, and the citizen's
+    _, audited = await api.gql("yoon.gamsa", HISTORY, {"s": spouse})
+    assert [e["caseRef"] for e in audited["data"]["accessHistory"]["entries"]] == ["2026-전입-0901"]
+    _, audited = await api.gql("yoon.gamsa", HISTORY, {"s": me})
+    assert [e["seq"] for e in audited["data"]["accessHistory"]["entries"]] == [r["seq"]]
+
+
+async def test_the_subject_in_their_own_household_gets_one_receipt_and_a_deferred_tasks_linked_receipt_waits(
+        make_app, data_dir, tmp_path):
+    """The subject's own row in their household gives no second record; a task whose receipts are deferred seals
+    the linked persons' receipts as well (an investigation must not alert the household either)."""
+    import httpx
+
+    from conftest import Api
+    from oneScreen.identity import _demo_subject
+    policies = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", policies)
+    task = policies / "tasks" / "move_in_report.yaml"
+    task.write_text(task.read_text(encoding="utf-8").replace(
+        "case_ref_example:", "deferred_disclosure:\n  legal_basis: 주민등록법 제20조(사실조사)\n  period_days: 30\n"
+        "case_ref_example:", 1), encoding="utf-8")
+    app = make_app(ONESCREEN_POLICIES=str(policies))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            api = Api(c, data_dir, app)
+            me = _demo_subject(data_dir)
+            [spouse] = household_of(data_dir, me)
+            await look(api, "kim.jumin", "move_in_report", me, "2026-전입-0902")
+            _, audited = await api.gql("yoon.gamsa", HISTORY, {"s": me})
+            assert [e["caseRef"] for e in audited["data"]["accessHistory"]["entries"]] == ["2026-전입-0902"]
+            await look(api, "kim.jumin", "move_in_report", spouse, "2026-전입-0903")
+            assert await receipts(api) == []  # both sealed: the citizen's own and the linked one
+            _, audited = await api.gql("yoon.gamsa", HISTORY, {"s": me})
+            entries = audited["data"]["accessHistory"]["entries"]
+            assert [e["caseRef"] for e in entries] == ["", "2026-전입-0902"]
+            assert entries[0]["sealedUntil"] == (datetime.now(timezone.utc).date() + timedelta(days=30)).isoformat()
+            _, released = await api.gql("yoon.gamsa", RELEASE, {"seq": entries[0]["seq"], "r": "조사 종결"})
+            assert "errors" not in released, released
+            [linked] = await receipts(api)
+            assert linked["linked"] is True and linked["deferredBasis"] == "주민등록법 제20조(사실조사)"
+    finally:
+        await app.state.runtime.close()

@@ -55,6 +55,10 @@ class Receipt:
     fields: list[FieldReceipt]
     line: str
     line_en: str
+    linked: bool = strawberry.field(description=(
+        "true: the access was about another person (a household member, a relative, a co-owner) and showed the "
+        "rows of their record fields that are about you; `fields` are those fields, and nothing of the other "
+        "person is given"))
 
     @classmethod
     def of(cls, r: receipts_mod.Receipt) -> "Receipt":
@@ -62,7 +66,7 @@ class Receipt:
                    agencies=[AgencyName(name=a, name_en=b) for a, b in r.agencies], task=strawberry.ID(r.task),
                    task_name=r.task_name, task_name_en=r.task_name_en, legal_basis=r.legal_basis,
                    legal_basis_en=r.legal_basis_en, case_ref=r.case_ref, consent=r.consent,
-                   deferred_basis=r.deferred_basis, line=r.line, line_en=r.line_en,
+                   deferred_basis=r.deferred_basis, line=r.line, line_en=r.line_en, linked=r.linked,
                    fields=[FieldReceipt(id=strawberry.ID(f.id), label=f.label, label_en=f.label_en, status=f.status,
                                         rule=f.rule, rule_en=f.rule_en, basis=f.basis, basis_en=f.basis_en)
                            for f in r.fields])
