@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "oneScreen.verify_receipt); the officer's user id and address stay "
                                      "hidden behind their commitments unless --reveal names them")
     p.add_argument("seq", type=int, metavar="SEQ")
-    p.add_argument("--reveal", action="append", default=[], choices=("user", "client"),
+    p.add_argument("--reveal", action="append", default=[], choices=("user", "client", "user_name"),
                    help="also reveal this private member (value and salt), e.g. for an auditor; repeatable")
 
     nt = sub.add_parser("notify", help="the citizen's receipts pushed by e-mail").add_subparsers(

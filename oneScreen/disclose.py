@@ -280,9 +280,10 @@ class Door:
         return sorted(events, key=lambda e: e.subject)  # in no order of the persons' keys
 
     def _reader(self, d: "Disclosure") -> dict:
-        """What an access history shows of a disclosure beyond ids: the officer's name (from their sign-in), and
-        whether consent-gated fields were disclosed because the subject's consent was recorded."""
-        detail: dict = {"user_name": self.caller.name}
+        """What an access history shows of a disclosure beyond ids and the officer's name (a private member of the
+        record, `_event`): whether consent-gated fields were disclosed because the subject's consent was recorded,
+        and until when a deferred task's receipt is sealed."""
+        detail: dict = {}
         gated = d.task.fields
         if d.task.needs_consent and any(r.status in _SHOWN and pid in gated and gated[pid].consent
                                         for pid, r in d.results.items()):
@@ -305,7 +306,7 @@ class Door:
         return AuditEvent(kind=kind, request_id=self.request_id, user=self.caller.user, organisation=self.caller.org,
                           role=granting[0] if granting else "", task=task.code, legal_basis=task.legal_basis,
                           case_ref=case_ref, subject_type=subject_type, subject=subject, fields=fields,
-                          ledgers=ledgers, client=self.client, detail=detail or {})
+                          ledgers=ledgers, client=self.client, detail=detail or {}, user_name=self.caller.name or "")
 
     # ------------------------------------------------------------------ the walk
 
@@ -502,9 +503,9 @@ def _day(d: Any) -> str | None:
 
 
 _SHOWN = frozenset({Status.OK, Status.MASKED, Status.PARTIAL})  # a field whose value was disclosed
-# what a linked person's record keeps of the subject's record's detail: who looked, and the deferral (not the
-# subject's consent: it is about the subject)
-_LINKED_DETAIL = ("user_name", "deferred_until", "deferred_basis")
+# what a linked person's record keeps of the subject's record's detail: the deferral (not the subject's consent:
+# it is about the subject)
+_LINKED_DETAIL = ("deferred_until", "deferred_basis")
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,7 +88,7 @@ def recompute(line: dict[str, Any]) -> str:
     def canonical(obj: Any) -> str:
         return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
-    if payload.get("format") == 2:
+    if payload.get("format") in (2, 3):
         nonce, commitments = bytes.fromhex(line["nonce"]), payload["commitments"]
         if set(line["private"]) != set(commitments):
             return "private members and commitments differ"
@@ -252,7 +252,7 @@ async def test_a_second_copy_of_a_request_is_refused_and_verify_names_one_that_g
     with closing(raw(db_path)) as conn, pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO onescreen_audit SELECT seq + 100, at, kind, request_id, request_index, user_id, "
                      "organisation, role, task, legal_basis, case_ref, subject_type, subject, fields, ledgers, "
-                     "client, detail, prev_hash, hash, nonce FROM onescreen_audit WHERE seq = 3")
+                     "client, detail, prev_hash, hash, nonce, user_name FROM onescreen_audit WHERE seq = 3")
     with closing(raw(db_path)) as conn:
         conn.execute("DROP INDEX onescreen_audit_request_key")
     again = await store.append(event(2, request_index=2))  # the same event again, chained properly: a duplicate
@@ -748,18 +748,19 @@ async def test_records_of_schema_version_2_verify_as_before_after_migrate_and_ex
     prev = GENESIS
     with closing(raw(db_path)) as conn:  # the store as schema version 2 left it
         conn.execute("ALTER TABLE onescreen_audit DROP COLUMN nonce")
+        conn.execute("ALTER TABLE onescreen_audit DROP COLUMN user_name")
         conn.execute("UPDATE onescreen_audit_schema SET version = 2")
         for e, r in zip(old, rows):
-            del r["nonce"]
+            del r["nonce"], r["user_name"]
             r.update(at=r["at"].isoformat(timespec="microseconds"), prev_hash=prev,
                      hash=audit.chain.link(prev, audit.chain.encode(r["seq"], e.at, e)))
             prev = r["hash"]
             conn.execute(f"INSERT INTO onescreen_audit ({', '.join(r)}) VALUES ({', '.join('?' * len(r))})",
                          list(r.values()))
     s = AuditStore(sqlite_url(db_path))
-    with pytest.raises(audit.AuditSchemaError, match="schema version 2, this service needs 3"):
+    with pytest.raises(audit.AuditSchemaError, match="schema version 2, this service needs 4"):
         await s.open()
-    assert await s.migrate() == "migrated from schema version 2 to 3"
+    assert await s.migrate() == "migrated from schema version 2 to 4"
     await s.close()
     s = AuditStore(sqlite_url(db_path))
     try:
@@ -779,3 +780,48 @@ async def test_records_of_schema_version_2_verify_as_before_after_migrate_and_ex
     assert all(recompute(x) == x["hash"] for x in lines)
     lines[4]["private"]["user"] = "kim.other"  # the auditor sees an exported officer that is not the committed one
     assert recompute(lines[4]) == "the commitment of user does not match"
+
+
+async def test_records_of_format_2_verify_after_migrate_to_4_and_new_ones_commit_the_officers_name(db_path):
+    """Schema version 4: the officer's name leaves `detail` (where a citizen's proof showed it in clear) for a
+    column of its own, committed like the user id (record format 3). Records of format 2 (a store of version 3)
+    keep their hashes across `audit migrate`; verify holds over both; an outside auditor recomputes every hash;
+    a name changed in the store breaks verify (the proof: test_receipt_proof.py)."""
+    db_path.parent.mkdir()
+    s = AuditStore(sqlite_url(db_path))
+    await s.init()
+    try:
+        old = await s.append_many([event(i, detail={"user_name": "이복지"}) for i in range(2)])  # as version 3 wrote
+    finally:
+        await s.close()
+    with closing(raw(db_path)) as conn, conn:  # the store as schema version 3 left it
+        conn.execute("ALTER TABLE onescreen_audit DROP COLUMN user_name")
+        conn.execute("UPDATE onescreen_audit_schema SET version = 3")
+    s = AuditStore(sqlite_url(db_path))
+    with pytest.raises(audit.AuditSchemaError, match="schema version 3, this service needs 4"):
+        await s.open()
+    assert await s.migrate() == "migrated from schema version 3 to 4"
+    await s.close()
+    s = AuditStore(sqlite_url(db_path))
+    try:
+        await s.append_many([event(10 + i, user_name="이복지") for i in range(2)])
+        result = await s.verify()
+        out = io.StringIO()
+        await s.export(out)
+    finally:
+        await s.close()
+    assert (result.ok, result.count) == (True, 4), result
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [x["hash"] for x in lines[:2]] == [r.hash for r in old]  # byte for byte as written
+    assert [x["format"] for x in lines] == [2, 2, 3, 3] and lines[0]["detail"] == {"user_name": "이복지"}
+    assert lines[2]["private"] == {"user": "lee.bokji", "client": "10.0.0.7", "user_name": "이복지"}
+    assert "user_name" not in lines[2]["detail"] and sorted(lines[2]["commitments"]) == ["client", "user", "user_name"]
+    assert all(recompute(x) == x["hash"] for x in lines)
+    with closing(raw(db_path)) as conn, conn:
+        conn.execute("UPDATE onescreen_audit SET user_name = '김다른' WHERE seq = 4")
+    s = AuditStore(sqlite_url(db_path))
+    try:
+        bad = await s.verify()
+    finally:
+        await s.close()
+    assert (bad.ok, bad.first_bad_seq) == (False, 4), bad

@@ -176,7 +176,7 @@ def legacy_rows(n: int) -> list[dict[str, Any]]:
     _, rows = writer.chain((0, "0" * 64), events)
     prev = "0" * 64
     for e, r in zip(events, rows):  # chained as then: the private members in clear, no nonce
-        del r["request_index"], r["nonce"]
+        del r["request_index"], r["nonce"], r["user_name"]
         r["prev_hash"], r["hash"] = prev, link(prev, encode(r["seq"], e.at, e))
         prev = r["hash"]
     return rows
@@ -201,12 +201,12 @@ async def test_the_service_refuses_to_start_against_a_missing_or_older_store_unt
     finally:
         await conn.close()
     older = await asyncio.to_thread(run_cli, "serve", "--port", "1", env_extra=env)
-    assert older.returncode == 1 and "schema version 1, this service needs 3" in older.stderr
+    assert older.returncode == 1 and "schema version 1, this service needs 4" in older.stderr
     assert "onescreen audit migrate" in older.stderr
     assert (await asyncio.to_thread(run_cli, "audit", "init", env_extra=env)).returncode == 1  # init won't
 
     migrated = await asyncio.to_thread(run_cli, "audit", "migrate", env_extra=env)
-    assert migrated.returncode == 0 and "migrated from schema version 1 to 3" in migrated.stdout, migrated.stderr
+    assert migrated.returncode == 0 and "migrated from schema version 1 to 4" in migrated.stdout, migrated.stderr
     with serve(data_dir, tmp_path / "server.log", ready="/readyz", ONESCREEN_AUDIT_URL=pg_empty) as base:
         token = mint_demo_token(data_dir, "jung.jutaek")
         async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}) as c:

@@ -14,11 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from oneScreen.audit import Checkpoint, Signer
 from oneScreen.audit.checkpoints import DOMAIN, public_pem
 from oneScreen.audit.proof import prove
+from oneScreen.errors import BadRequest
 from test_audit import event, raw
 from test_audit_checkpoints import KEY, make_store, paths, rehash_from, sealed_trail  # noqa: F401 (fixture)
 from test_catalog import run_cli
@@ -237,3 +239,29 @@ async def test_a_revealed_member_is_checked_against_its_commitment(paths, tmp_pa
     done = verifier(proof, tmp_path, public_pem(KEY.public_key))
     assert done.returncode == 1
     assert "INVALID: the revealed user of record 1 is not the one committed to in the record" in done.stderr
+
+
+async def test_a_proof_hides_the_officers_name_too_which_only_an_auditor_reveals(paths, tmp_path):
+    """The door records the officer's name from their sign-in; before schema version 4 it sat in the record's
+    `detail`, in clear in every citizen's proof. Now it is a private member like the user id: the citizen's
+    proof verifies without it, an auditor's (--reveal user_name) shows it, and a record that commits no name
+    (format 2) says so instead of failing."""
+    store = make_store(paths)
+    await store.open()
+    try:
+        await store.append_many([event(0), event(1, user_name="이복지")])
+        await store.sealer.seal()
+        citizen = await prove(store, 2)
+        auditor = await prove(store, 2, reveal=["user_name"])
+        with pytest.raises(BadRequest, match="audit record 1 commits no user_name"):
+            await prove(store, 1, reveal=["user_name"])
+    finally:
+        await store.close()
+    text = json.dumps(citizen, ensure_ascii=False)
+    assert "이복지" not in text and OFFICER not in text and citizen["record"]["format"] == 3
+    assert sorted(citizen["record"]["commitments"]) == ["client", "user", "user_name"]
+    done = verifier(citizen, tmp_path, public_pem(KEY.public_key))
+    assert done.returncode == 0 and "valid: audit record 2" in done.stdout, done.stderr
+    assert auditor["revealed"]["user_name"]["value"] == "이복지"
+    done = verifier(auditor, tmp_path, public_pem(KEY.public_key))
+    assert done.returncode == 0 and "user_name '이복지'" in done.stdout, done.stderr

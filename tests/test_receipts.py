@@ -126,6 +126,8 @@ async def test_a_receipt_proof_verifies_with_the_public_key_and_only_for_its_sub
     _, key = await api.gql("demo.citizen", "{ auditPublicKey }")
     assert verify(proof, load_keys(key["data"]["auditPublicKey"].encode())).startswith(f"valid: audit record {r['seq']}")
     assert proof["hash"] == r["hash"]
+    text = json.dumps(proof, ensure_ascii=False)
+    assert "kim.jumin" not in text and "김주민" not in text  # who looked: neither their id nor their name
     _, other = await api.gql("demo.citizen", PROOF, {"seq": r["seq"] + 1})  # the other citizen's record
     assert other["errors"][0]["message"] == f"receipt {r['seq'] + 1} is not one of your receipts"
 

@@ -11,14 +11,18 @@ would). Three record formats live in one trail, told apart by their keys:
 
 - before schema version 2: no ``request_index`` key;
 - schema version 2: ``request_index``, and the PRIVATE members (``user``, ``client``) in clear;
-- format 2 (schema version 3, every record written since): ``"format": 2``, no ``user`` or ``client`` key,
+- format 2 (schema version 3): ``"format": 2``, no ``user`` or ``client`` key,
   and ``"commitments": {member: hex}`` holding for each private member ``sha256(salt_m || canonical(value))``
   with ``salt_m = HMAC-SHA256(nonce, member name as UTF-8)``; ``nonce`` is 32 random bytes per record, in
   the row's ``nonce`` column (hex) and in the export, never in a citizen's proof. A proof (proof.py) can so
   show a record's public members and hide the officer's id and address behind their commitments, and still
   let its holder recompute the record hash. An export line adds ``nonce`` and ``private`` (the private
   members' values) to the hash input: the auditor recomputes each commitment from them, then the hash from
-  the hash input alone.
+  the hash input alone. (A disclosure's ``detail`` still held the officer's name, ``user_name``, in clear.)
+- format 3 (schema version 4, every record that names an officer's name): as format 2 with ``"format": 3``
+  and a third private member, ``user_name`` (the row's ``user_name`` column; not in ``detail``), so a
+  citizen's proof shows neither who looked nor their name. Records that name no officer's name (a
+  configuration change, a release: ``user_name`` NULL) stay of format 2.
 
 Merkle tree (RFC 6962 / RFC 9162 section 2.1): leaf = sha256(0x00 || record hash), node =
 sha256(0x01 || left || right); a tree of n > 1 leaves splits at the largest power of two below n.
@@ -37,7 +41,8 @@ from .events import AuditEvent
 
 GENESIS = "0" * 64
 COMMITTED = 2  # the "format" of records whose private members are committed, not in clear
-PRIVATE = ("client", "user")  # the members a citizen's proof hides: the officer's address and user id
+NAMED = 3  # the "format" of those that also commit the officer's name
+PRIVATE = ("client", "user", "user_name")  # the members a citizen's proof hides: the officer's address, id, name
 
 
 def canonical(obj: Any) -> str:
@@ -80,8 +85,10 @@ def commitment(member_salt: bytes, value: Any) -> str:
 
 
 def private(e: AuditEvent) -> dict[str, Any]:
-    """The values of an event's private members, by name."""
-    return {"client": e.client, "user": e.user}
+    """The values of an event's private members, by name (`user_name` only in a record of format 3)."""
+    if e.user_name is None:
+        return {"client": e.client, "user": e.user}
+    return {"client": e.client, "user": e.user, "user_name": e.user_name}
 
 
 def encode(seq: int, at: datetime, e: AuditEvent, p: Parts | None = None, nonce: bytes | None = None) -> bytes:
@@ -98,7 +105,7 @@ def encode(seq: int, at: datetime, e: AuditEvent, p: Parts | None = None, nonce:
     if nonce is None:
         payload["user"], payload["client"] = e.user, e.client
     else:
-        payload["format"] = COMMITTED
+        payload["format"] = COMMITTED if e.user_name is None else NAMED
         payload["commitments"] = {m: commitment(salt(nonce, m), v) for m, v in private(e).items()}
     if e.request_index is not None:
         payload["request_index"] = e.request_index

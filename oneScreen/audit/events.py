@@ -80,6 +80,10 @@ class AuditEvent:
     # `append_many`; (request_id, request_index) is unique in the trail. None only in records written
     # before schema version 2.
     request_index: int | None = None
+    # the officer's name as their sign-in gave it ("" when it gave none): a private member of the record (format 3,
+    # chain.py), hidden in a citizen's proof like the user id; None in events that name no officer's name (and
+    # in records before schema version 4, which kept it in `detail`, in clear)
+    user_name: str | None = None
 
     def __post_init__(self) -> None:
         if type(self.fields) is not tuple or any(type(f) is not FieldDecision for f in self.fields):

@@ -1,8 +1,8 @@
 """The proof that one record is in the trail: its hash input, its hash, its RFC 6962 audit path to the Merkle
 root of the signed checkpoint that seals it, and that checkpoint with its signature.
 
-The hash input of a record of format 2 (chain.py) holds its private members (the officer's user id and
-address) only as commitments; a proof reveals the private members it is asked to (`reveal`: the value and
+The hash input of a record of format 2 or 3 (chain.py) holds its private members (the officer's user id and
+address, and in format 3 their name) only as commitments; a proof reveals the private members it is asked to (`reveal`: the value and
 that member's salt), never the record's nonce, so the others stay hidden and the hash still recomputes.
 A citizen's proof reveals none of the officer's. (Records written before format 2 hold them in clear.)
 
@@ -61,6 +61,9 @@ async def prove(store: AuditStore, seq: int, reveal: Iterable[str] = ()) -> dict
         payload = json.loads(encode(rec.seq, rec.at, rec.event, nonce=rec.nonce))
         if rec.nonce is not None:
             values = private(rec.event)
+            missing = [m for m in reveal if m not in values]
+            if missing:  # a record of format 2 commits no officer's name (it is in its detail)
+                raise BadRequest(f"audit record {seq} commits no {', '.join(missing)}")
             revealed = {m: {"value": values[m], "salt": salt(rec.nonce, m).hex()} for m in reveal}
     except (ValueError, TypeError, KeyError):  # given as stored, without what is private: the verifier names it
         payload = {k: (str(v) if k == "at" else v) for k, v in row._mapping.items()

@@ -18,11 +18,12 @@ from .chain import iso, utc
 from .events import AuditSchemaError
 
 # 1: the trail before versions (no request_index, no checkpoints, no version table); 2: no nonce (records
-# with the officer's id and address in clear in their hash input); 3: the nonce (chain.py's format 2)
-SCHEMA_VERSION = 3
+# with the officer's id and address in clear in their hash input); 3: the nonce (chain.py's format 2); 4: the
+# officer's name as a column of its own, committed like the id (chain.py's format 3), no longer in `detail`
+SCHEMA_VERSION = 4
 COLUMNS = ("seq", "at", "kind", "request_id", "request_index", "user_id", "organisation", "role", "task",
            "legal_basis", "case_ref", "subject_type", "subject", "fields", "ledgers", "client", "detail",
-           "prev_hash", "hash", "nonce")  # nonce last: where `migrate` adds it to an older table
+           "prev_hash", "hash", "nonce", "user_name")  # the last two: where `migrate` adds them to an older table
 INIT = "onescreen audit init"
 MIGRATE = "onescreen audit migrate"
 
@@ -84,10 +85,11 @@ def tables(n: Names) -> Tables:
         sa.Column("kind", sa.Text, nullable=False),
         sa.Column("request_id", sa.Text, nullable=False),
         sa.Column("request_index", sa.Integer),  # NULL only in records written before schema version 2
-        *(sa.Column(c, sa.Text, nullable=False) for c in COLUMNS[5:-3]),
+        *(sa.Column(c, sa.Text, nullable=False) for c in COLUMNS[5:-4]),
         sa.Column("prev_hash", sa.String(64), nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
         sa.Column("nonce", sa.Text),  # hex; NULL only in records written before schema version 3
+        sa.Column("user_name", sa.Text),  # NULL in records that name no officer's name, and all before version 4
         sa.PrimaryKeyConstraint("seq", name=f"{n.records}_pkey"),
     )
     # history(): one subject's records, newest first, by seq (the cursor), so the index is on (subject, seq)
@@ -171,10 +173,13 @@ async def migrate(conn: AsyncConnection, t: Tables, *, companions: Sequence[tupl
         raise AuditSchemaError(f"the audit store is schema version {version}, newer than this service")
     # 1 -> 2: request_index (NULL in the old records, which the chain's encoding leaves out), its unique key,
     # checkpoints, the version table; 2 -> 3: the nonce (NULL in the old records: their hash input holds the
-    # private members in clear); then the functions of the new append (they name every column)
+    # private members in clear); 3 -> 4: the officer's name (NULL in the old records, which keep it in `detail`);
+    # then the functions of the new append (they name every column)
     if version < 2:
         await conn.execute(sa.text(f"ALTER TABLE {t.names.records} ADD COLUMN request_index INTEGER"))
-    await conn.execute(sa.text(f"ALTER TABLE {t.names.records} ADD COLUMN nonce TEXT"))
+    if version < 3:
+        await conn.execute(sa.text(f"ALTER TABLE {t.names.records} ADD COLUMN nonce TEXT"))
+    await conn.execute(sa.text(f"ALTER TABLE {t.names.records} ADD COLUMN user_name TEXT"))
     await _create(conn, t, companions)
     await conn.execute(t.schema.insert().values(version=SCHEMA_VERSION, at=iso(datetime.now().astimezone())))
     return f"migrated from schema version {version} to {SCHEMA_VERSION}"

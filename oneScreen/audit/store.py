@@ -386,10 +386,13 @@ def record(r: Any) -> StoredRecord:
     nonce = bytes.fromhex(r.nonce) if r.nonce is not None else None
     if nonce is not None and len(nonce) != 32:
         raise ValueError("the nonce is not 32 bytes")
+    user_name = getattr(r, "user_name", None)
+    if user_name is not None and nonce is None:  # only a committed record (format 3) keeps the name in its column
+        raise ValueError("an officer's name without a nonce")
     e = AuditEvent(kind=r.kind, request_id=r.request_id, user=r.user_id, organisation=r.organisation, role=r.role,
                    task=r.task, legal_basis=r.legal_basis, case_ref=r.case_ref, subject_type=r.subject_type,
                    subject=r.subject, fields=fields, ledgers=ledgers, client=r.client, detail=detail, at=r.at,
-                   request_index=r.request_index)
+                   request_index=r.request_index, user_name=user_name)
     return StoredRecord(seq=r.seq, at=r.at, event=e, prev_hash=r.prev_hash, hash=r.hash, nonce=nonce)
 
 

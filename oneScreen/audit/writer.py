@@ -277,7 +277,7 @@ def _seal(seq: int, e: AuditEvent, prev: str, records: list[StoredRecord], rows:
                  "role": e.role, "task": e.task, "legal_basis": e.legal_basis, "case_ref": e.case_ref,
                  "subject_type": e.subject_type, "subject": e.subject, "fields": p.fields.decode("utf-8"),
                  "ledgers": p.ledgers.decode("utf-8"), "client": e.client, "detail": p.detail.decode("utf-8"),
-                 "nonce": nonce.hex(), "prev_hash": prev, "hash": digest})
+                 "nonce": nonce.hex(), "user_name": e.user_name, "prev_hash": prev, "hash": digest})
     records.append(StoredRecord(seq, e.at, e, prev, digest, nonce))
     return seq, digest
 

@@ -118,10 +118,10 @@ async def resolve_access_history(info: Info, subject: Optional[strawberry.ID] = 
         t = tasks.get(e.task)
         detail = e.detail if isinstance(e.detail, dict) else {}
         consent = detail.get("consent_based") is True or (  # records before it was recorded: the task's rules
-            "consent_based" not in detail and "user_name" not in detail and t is not None and any(
-                f.status in ("OK", "MASKED", "PARTIAL") and f.id in t.fields and t.fields[f.id].consent
-                for f in e.fields))
-        name = detail.get("user_name")
+            "consent_based" not in detail and "user_name" not in detail and e.user_name is None and t is not None
+            and any(f.status in ("OK", "MASKED", "PARTIAL") and f.id in t.fields and t.fields[f.id].consent
+                    for f in e.fields))
+        name = e.user_name if e.user_name is not None else detail.get("user_name")  # before schema 4: in detail
         entries.append(AccessRecord(
             at=r.at, user=e.user, user_name=name if isinstance(name, str) and name else None,
             organisation=e.organisation, role=e.role, task=strawberry.ID(e.task),
