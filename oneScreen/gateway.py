@@ -13,7 +13,6 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
@@ -30,8 +29,6 @@ from . import tracing
 from .tracing import NO_SPAN
 
 log = logging.getLogger("onescreen.gateway")
-LEDGER_METRICS = ("ledger_fetches", "ledger_errors", "ledger_latency", "ledger_retries", "circuit_state",
-                  "cache_hits", "cache_misses")
 
 
 class KeyRows(NamedTuple):  # one per ledger and key of every read: a named tuple is cheap to make
@@ -95,11 +92,11 @@ class Gateway:
         self.breakers = {lid: CircuitBreaker(l.breaker_failures, l.breaker_reset, clock, lid)
                          for lid, l in ledgers.items()}
         self.limits = {lid: asyncio.Semaphore(l.max_concurrency) for lid, l in ledgers.items()}
-        # the labelled metric children of each ledger, bound once (labels() costs a lookup and a lock per call)
-        self.m = {lid: SimpleNamespace(**{name: getattr(metrics, name).labels(lid) for name in LEDGER_METRICS})
-                  for lid in ledgers}
-        for lid in ledgers:
-            self.m[lid].circuit_state.set(0)
+        # each ledger's per-read figures (plain numbers: metrics.LedgerCounts) and its circuit gauge, bound once
+        self.counts = {lid: metrics.ledger(lid) for lid in ledgers}
+        self.circuit = {lid: metrics.circuit_state.labels(lid) for lid in ledgers}
+        for gauge in self.circuit.values():
+            gauge.set(0)
 
     def adopt(self, old: "Gateway") -> None:
         """Keep the warm state (caches, breakers, limits) of ledgers a reload did not change."""
@@ -141,9 +138,9 @@ class Gateway:
                         keys.append(key)
                 hits = len(fetch.keys) - len(keys)
                 if hits:
-                    self.m[lid].cache_hits.inc(hits)
+                    self.counts[lid].hits += hits
                 if keys:
-                    self.m[lid].cache_misses.inc(len(keys))
+                    self.counts[lid].misses += len(keys)
             missing = []
             for key in keys:
                 flight = self._inflight.get((lid, key))
@@ -183,7 +180,7 @@ class Gateway:
             as_of = datetime.now(timezone.utc)  # every read of the stage has landed: one time for all of them
             for r, result in zip(reads, results):
                 if isinstance(result, ConnectorError):
-                    self.m[r.ledger.id].ledger_errors.inc()
+                    self.counts[r.ledger.id].errors += 1
                     log.warning("ledger read failed", extra={"ledger": r.ledger.id, "reason": result.reason})
                     failure = LedgerFailure(r.ledger, result.reason, _korean(result.reason, result.reason_ko))
                     self._land(r, failure)
@@ -229,19 +226,19 @@ class Gateway:
         ConnectorError with an operator's reason."""
         breaker = self.breakers[ledger.id]
         connector = self.connectors[ledger.id]
-        m = self.m[ledger.id]
+        counts, circuit = self.counts[ledger.id], self.circuit[ledger.id]
         loop = asyncio.get_running_loop()
         deadline = start + ledger.timeout
         tracer = tracing.tracer()
         attempt = 0
         while True:
             if not breaker.allow():
-                m.circuit_state.set(STATE_VALUE[breaker.state])
+                circuit.set(STATE_VALUE[breaker.state])
                 reason, reason_ko = breaker.open_reason()
                 raise ConnectorError(reason, reason_ko=reason_ko)
             attempt += 1
             started = time.perf_counter()
-            m.ledger_fetches.inc()
+            counts.fetches += 1
             failed: BaseException | None = None
             try:
                 # tracing off (the usual case): no span and no attributes built
@@ -256,20 +253,20 @@ class Gateway:
             except Exception as exc:  # ConnectorError, or a connector bug: all cost this ledger only
                 failed = exc
             finally:
-                m.ledger_latency.observe(time.perf_counter() - started)
+                counts.observe(time.perf_counter() - started)
             if failed is None:
                 if breaker.state != CLOSED:  # the gauge changes only when the circuit does
-                    m.circuit_state.set(0)
+                    circuit.set(0)
                 breaker.success()
                 return result
             retryable = isinstance(failed, asyncio.TimeoutError) or getattr(failed, "retryable", False)
             reason, reason_ko = _reason(failed, ledger), _reason_ko(failed, ledger)
             breaker.failure(reason, reason_ko)
-            m.circuit_state.set(STATE_VALUE[breaker.state])
+            circuit.set(STATE_VALUE[breaker.state])
             pause = backoff(attempt)
             gave_up = not retryable or attempt > ledger.retries or loop.time() + pause >= deadline
             if not gave_up:
-                m.ledger_retries.inc()
+                counts.retries += 1
                 try:
                     await asyncio.sleep(pause)  # ends before the deadline; a late loop may still fire it first
                 except asyncio.CancelledError:
@@ -284,12 +281,12 @@ class Gateway:
 
     async def search(self, ledger: Ledger, equals: Mapping[str, Any], contains: Mapping[str, str],
                      columns: Sequence[str], limit: int, order: Sequence[str] = ()) -> list[Row]:
-        self.m[ledger.id].ledger_fetches.inc()
+        self.counts[ledger.id].fetches += 1
         try:
             return await asyncio.wait_for(
                 self.connectors[ledger.id].search(equals, contains, columns, limit, order), ledger.timeout)
         except Exception as exc:
-            self.m[ledger.id].ledger_errors.inc()
+            self.counts[ledger.id].errors += 1
             raise ConnectorError(_reason(exc, ledger), reason_ko=_reason_ko(exc, ledger)) from None
 
     async def close(self) -> None:
