@@ -226,7 +226,7 @@ class Gateway:
         ConnectorError with an operator's reason."""
         breaker = self.breakers[ledger.id]
         connector = self.connectors[ledger.id]
-        counts, circuit = self.counts[ledger.id], self.circuit[ledger.id]
+        counts, circuit, limit = self.counts[ledger.id], self.circuit[ledger.id], self.limits[ledger.id]
         loop = asyncio.get_running_loop()
         deadline = start + ledger.timeout
         tracer = tracing.tracer()
@@ -244,8 +244,11 @@ class Gateway:
                 # tracing off (the usual case): no span and no attributes built
                 with NO_SPAN if tracer is None else tracer.start_as_current_span("ledger.fetch", attributes={
                         "ledger": ledger.id, "keys": len(keys), "columns": len(columns), "attempt": attempt}):
-                    async with self.limits[ledger.id]:
+                    await limit.acquire()  # and release(): `async with` made two coroutines more per read
+                    try:
                         result = await connector.fetch(keys, columns)
+                    finally:
+                        limit.release()
             except asyncio.CancelledError:
                 if not clock.expired():  # not this read's deadline: someone else cancels
                     raise
