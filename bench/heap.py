@@ -118,10 +118,8 @@ async def _run(run: Run) -> Result:
             f"{objects_at_end:,} at the end")
     say("  SQL connection pools at the end (one engine per ledger; each aiosqlite connection is a thread with its "
         f"own SQLite page cache): {pool_status}")
-    hits = runtime.metrics.cache_hits.collect()[0].samples
-    misses = runtime.metrics.cache_misses.collect()[0].samples
-    h = sum(s.value for s in hits if s.name.endswith("_total"))
-    m = sum(s.value for s in misses if s.name.endswith("_total"))
+    h = sum(c.hits for c in runtime.metrics.ledgers.values())
+    m = sum(c.misses for c in runtime.metrics.ledgers.values())
     say(f"  {screens:,} screens in {elapsed:.1f} s ({screens / elapsed:,.0f} screens/s, {CONC} at a time); "
         f"cache hit ratio {h / max(h + m, 1):.2f}; field statuses sampled: {statuses}")
     say(f"  command: {run.command(NAME)}")

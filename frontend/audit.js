@@ -249,13 +249,17 @@ function problem(err) {
   handleError(err);
 }
 
+let auditQuery = 0;  // the latest query asked for: an answer to an earlier one, arriving later, is dropped
+
 async function loadAuditPage(previousPage = null) {
   const a = state.audit;
+  const mine = ++auditQuery;
   a.loading = true;
   $("#audit-results").setAttribute("aria-busy", "true");
   announce(t("audit.searching"));
   try {
     const data = await gql(token(), Q.accessHistory, variables(a, a.size, a.cursors[a.page]));
+    if (mine !== auditQuery) return;  // (a citizen's own history, asked for on opening, overtaken by a submit)
     a.entries = data.accessHistory.entries;
     a.next = data.accessHistory.nextCursor;
     a.cursors[a.page + 1] = a.next;
@@ -265,12 +269,13 @@ async function loadAuditPage(previousPage = null) {
     announce(t("audit.loaded", {n: a.entries.length, page: a.page + 1}));
     $("#audit-results-title")?.focus();
   } catch (err) {
+    if (mine !== auditQuery) return;
     a.loading = false;
     if (previousPage !== null) a.page = previousPage;  // the page on screen is still the one before
     renderAudit();
     problem(err);
   } finally {
-    $("#audit-results").removeAttribute("aria-busy");
+    if (mine === auditQuery) $("#audit-results").removeAttribute("aria-busy");
   }
 }
 

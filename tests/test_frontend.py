@@ -1041,6 +1041,36 @@ def test_a_citizen_sees_their_own_history_and_nobody_elses(page, site):
     expect(page.locator("#audit-results h2")).to_have_text("열람 기록 (1쪽)")
 
 
+def test_a_late_answer_to_an_earlier_history_query_does_not_replace_the_latest_one(page, site):
+    """A citizen's own history is asked for when the view opens; a query they submit before it answers is the
+    one on screen: the earlier answer, arriving last (a loaded server), is dropped (it showed their own rows
+    under another subject's refusal)."""
+    other = jongno_citizen(site, 17)["rrn"]
+    sign_in(page, site, "demo.citizen")
+    expect(page.locator("#receipts-title")).to_have_text("내 정보 이용내역")
+    held = []
+
+    def hold(route):
+        if json.loads(route.request.post_data or "{}").get("operationName") == "AccessHistory" and not held:
+            held.append(route)  # the view's own-history query: answered after the submitted one
+        else:
+            route.continue_()
+
+    page.route("**/graphql", hold)
+    page.click("#nav-audit")
+    expect(page.locator("#audit-title")).to_have_text("내 정보 열람 기록")
+    page.wait_for_function("document.querySelector('#audit-results').getAttribute('aria-busy') === 'true'")
+    assert len(held) == 1
+    page.fill("#audit-rrn", other)
+    page.click("#audit-submit")
+    expect(page.locator("#alert")).to_contain_text("권한이 없습니다")
+    held[0].continue_()
+    page.wait_for_function("!document.querySelector('#audit-results').hasAttribute('aria-busy')")
+    page.unroute("**/graphql")
+    page.evaluate("() => new Promise((done) => setTimeout(done, 300))")  # the held answer has been handled
+    expect(page.locator("#audit-results > *")).to_have_count(0)  # no history shown: not even "none found"
+
+
 # ---------------------------------------------------------------------------------------------- layout, a11y
 
 

@@ -149,3 +149,63 @@ async def test_under_concurrency_every_reason_names_the_real_cause_also_behind_t
     assert all(re.fullmatch(r"circuit open after \d+ failures, last: HTTP 500 from agency API at "
                             r"\d\d:\d\d:\d\d KST; next try in \d+ s", r.reason) for r in behind)
     assert all("HTTP 500" in r.reason_ko and "연결 차단" in r.reason_ko for r in behind)
+
+
+async def test_each_read_of_a_stage_ends_at_its_own_ledgers_timeout():
+    """One timer serves a stage's reads (gateway._StageClock): a hanging ledger with a short timeout fails at its
+    deadline as a timeout of its own, while a slower ledger with a longer timeout in the same stage answers."""
+    cat = catalog_mod.load(ROOT / "field_catalog.yaml")
+    ids = list(cat.ledgers)[:2]
+    short = dataclasses.replace(cat.ledgers[ids[0]], cache_ttl=0, timeout=0.2, retries=0)
+    long = dataclasses.replace(cat.ledgers[ids[1]], cache_ttl=0, timeout=30.0, retries=0)
+    cancelled = asyncio.Event()
+
+    class Hang(Scripted):
+        async def fetch(self, keys, columns):
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+    class AfterTheOther(Scripted):
+        async def fetch(self, keys, columns):
+            await cancelled.wait()  # answers only once the short ledger's read was given up
+            return await super().fetch(keys, columns)
+
+    gw = Gateway({short.id: short, long.id: long}, {short.id: Hang([]), long.id: AfterTheOther([])}, Metrics())
+    out = await gw.run([Fetch(short, (KEY,), ("a",)), Fetch(long, (KEY,), ("b",))])
+    assert isinstance(out[(short.id, KEY)], LedgerFailure)
+    assert out[(short.id, KEY)].reason == "no answer within 0.2 s"
+    assert isinstance(out[(long.id, KEY)], KeyRows) and out[(long.id, KEY)].rows == ({"b": "v"},)
+    assert gw.breakers[short.id].state == "closed" and gw._inflight == {}
+    assert asyncio.current_task().cancelling() == 0  # nothing of the clock's cancellations is left on the caller
+
+
+async def test_a_cancelled_stage_stays_cancelled_and_its_timer_is_stopped():
+    """A stage cancelled from outside (the request given up) is a cancellation, not a ledger timeout, with one
+    read or several; its reads stop being in flight and the stage's timer fires no more."""
+    cat = catalog_mod.load(ROOT / "field_catalog.yaml")
+    ids = list(cat.ledgers)[:2]
+    ledgers = [dataclasses.replace(cat.ledgers[i], cache_ttl=0, timeout=0.3, retries=0) for i in ids]
+    for n in (1, 2):
+        started = asyncio.Event()
+
+        class Hang(Scripted):
+            async def fetch(self, keys, columns):
+                started.set()
+                await asyncio.sleep(3600)
+
+        gw = Gateway({lg.id: lg for lg in ledgers}, {lg.id: Hang([]) for lg in ledgers}, Metrics())
+        stage = asyncio.ensure_future(gw.run([Fetch(lg, (KEY,), ("a",)) for lg in ledgers[:n]]))
+        await started.wait()
+        stage.cancel()
+        try:
+            await stage
+        except asyncio.CancelledError:
+            pass
+        assert stage.cancelled(), n
+        assert gw._inflight == {}
+        await asyncio.sleep(0.4)  # past the reads' deadline: a timer left behind would cancel this task
+        assert asyncio.current_task().cancelling() == 0
+        assert all(b.state == "closed" for b in gw.breakers.values())  # no timeout was counted against a ledger
