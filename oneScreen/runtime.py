@@ -391,10 +391,12 @@ class Runtime:
                     f"{old.source.version}) stays")
         else:
             what = "the files on disk are invalid, the running configuration stays"
-        self.config_error = f"{what}: {exc}"[:2000]
         self.metrics.config_reload_failures.inc()
         log.error(what, extra={"outcome": "refused", "version": source.version if source else None,
                                "errors": errors[:50]})
+        # last: this runs in the build's thread, and whoever sees the error (/readyz, a test waiting for it) must
+        # find the log line and the metric already written (set first, a loaded machine showed the gap)
+        self.config_error = f"{what}: {exc}"[:2000]
 
     def _swap(self, old: Snapshot, new: Snapshot, stamp: tuple | None) -> Snapshot:
         self.config_error = None
