@@ -347,21 +347,27 @@ async def test_a_member_of_another_household_gets_nothing_and_a_linked_proof_can
             verify(forged, keys)
 
 
+def own_a_building(data_dir: Path, rrn: str) -> str:
+    """Make `rrn` an owner of a building of 마포구 (park.geonchuk's region) in this data directory's copy of the
+    building register (the first owner row of the first such building); return the building's key."""
+    import sqlite3
+    with sqlite3.connect(data_dir / "demo" / "molit_building.sqlite") as conn:
+        building, owner = conn.execute(
+            "SELECT o.mgmBldrgstPk, o.rowid FROM bldg_owner o JOIN bldg_title t USING (mgmBldrgstPk) "
+            "WHERE t.sigunguCd = '11440' ORDER BY o.mgmBldrgstPk, o.rowid LIMIT 1").fetchone()
+        conn.execute("UPDATE bldg_owner SET owner_rrn = ? WHERE rowid = ?", (rrn, owner))
+    conn.close()
+    return building
+
+
 async def test_an_owner_shown_on_a_buildings_screen_is_told_a_building_was_looked_up_not_another_person(
         api, data_dir):
     """The owners of a building are rows of `building.owners` (person: owner_rrn): the demo citizen made one of
     them in this test's copy of the register, a building-use-change screen of that building gives them a linked
     receipt that says a building was looked up (the task's subject type), not "another person", and names
     nothing of the building (its key) nor the case."""
-    import sqlite3
-
     from oneScreen.identity import _demo_subject
-    me = _demo_subject(data_dir)
-    with sqlite3.connect(data_dir / "demo" / "molit_building.sqlite") as conn:
-        building, owner = conn.execute(
-            "SELECT o.mgmBldrgstPk, o.rowid FROM bldg_owner o JOIN bldg_title t USING (mgmBldrgstPk) "
-            "WHERE t.sigunguCd = '11440' ORDER BY o.mgmBldrgstPk, o.rowid LIMIT 1").fetchone()
-        conn.execute("UPDATE bldg_owner SET owner_rrn = ? WHERE rowid = ?", (me, owner))
+    building = own_a_building(data_dir, _demo_subject(data_dir))
     await look(api, "park.geonchuk", "building_use_change", building, "2026-건축-0901")
     [r] = await receipts(api)
     assert r["linked"] is True and r["lookedUp"] == "building" and r["caseRef"] is None
@@ -370,3 +376,5 @@ async def test_an_owner_shown_on_a_buildings_screen_is_told_a_building_was_looke
     assert "looked up a building" in r["lineEn"] and "among its Owners" in r["lineEn"], r["lineEn"]
     assert "다른 분" not in r["line"] and "another person" not in r["lineEn"]
     assert building not in json.dumps(r, ensure_ascii=False) and "2026-건축-0901" not in json.dumps(r)
+    assert await receipts(api, task="move_in_report") == []  # the filters hold for linked receipts too
+    assert [x["seq"] for x in await receipts(api, task="building_use_change")] == [r["seq"]]

@@ -56,9 +56,9 @@ class Receipt:
     line: str
     line_en: str
     linked: bool = strawberry.field(description=(
-        "true: the access was about another person (a household member, a relative, a co-owner) and showed the "
-        "rows of their record fields that are about you; `fields` are those fields, and nothing of the other "
-        "person is given"))
+        "true: the access was about another person or thing (you as a household member, a relative, an owner of a "
+        "building) and showed the rows of its record fields that are about you; `fields` are those fields, and "
+        "nothing else of what was looked up is given (`lookedUp` says only its type)"))
     looked_up: Optional[str] = strawberry.field(default=None, description=(
         "a linked receipt: the subject type of what was looked up (citizen: another person; building, household: "
         "the rows were that building's owners, that household's members); a type, never whom or which"))
