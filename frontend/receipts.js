@@ -38,7 +38,9 @@ addStrings({
     "receipts.consent": "동의 또는 예외",
     "receipts.deferred": "법에 따라 나중에 알려 드린 조회입니다: {basis}",
     "receipts.linked": "다른 분을 조회할 때 회원님의 정보가 함께 표시된 기록입니다. 그분의 정보는 보여 드리지 않습니다.",
+    "receipts.linkedOther": "건축물·세대 등 다른 대상을 조회할 때 회원님의 정보가 함께 표시된 기록입니다. 그 대상의 다른 정보는 보여 드리지 않습니다.",
     "receipts.caseOther": "다른 분의 업무이므로 표시하지 않음",
+    "receipts.caseOtherThing": "다른 대상의 업무이므로 표시하지 않음",
     "receipts.record": "감사 기록 #{seq}",
     "receipts.proof": "증명 내려받기",
     "receipts.proofDone": "감사 기록 #{seq}의 증명을 내려받았습니다.",
@@ -89,7 +91,9 @@ addStrings({
     "receipts.consent": "Consent or exception",
     "receipts.deferred": "You are told of this look-up later, as the law allows: {basis}",
     "receipts.linked": "Another person was looked up, and your details were shown with theirs. Nothing of theirs is shown here.",
+    "receipts.linkedOther": "Something else (a building, a household...) was looked up, and your details were shown with it. Nothing else of it is shown here.",
     "receipts.caseOther": "not shown: the case is another person's",
+    "receipts.caseOtherThing": "not shown: the case is about something else",
     "receipts.record": "Audit record #{seq}",
     "receipts.proof": "Download the proof",
     "receipts.proofDone": "The proof of audit record #{seq} was downloaded.",
@@ -118,7 +122,7 @@ const LIST = `query MyReceipts($first: Int, $after: String, $since: DateTime, $u
                                 $task: ID) {
   myReceipts(first: $first, after: $after, since: $since, until: $until, organisation: $organisation, task: $task) {
     entries { seq at organisation agencies { name nameEn } task taskName taskNameEn legalBasis legalBasisEn caseRef
-              consent deferredBasis line lineEn linked fields { id label labelEn status rule ruleEn basis basisEn } }
+              consent deferredBasis line lineEn linked lookedUp fields { id label labelEn status rule ruleEn basis basisEn } }
     nextCursor }
   myReceiptSubscription { email mode } }`;
 const PROOF = `query ReceiptProof($seq: Int!) { receiptProof(seq: $seq) }`;
@@ -240,18 +244,20 @@ function fieldsTable(e, headingId) {
 function receiptCard(e) {
   const headingId = `receipt-${e.seq}-title`;
   const dl = (key, value) => value ? [h("dt", {}, t(key)), h("dd", {}, value)] : null;
+  const other = e.lookedUp && e.lookedUp !== "citizen";  // a linked receipt of a building's, a household's look-up
   return h("li", {class: "card receipt", "data-seq": e.seq, "data-task": e.task, "data-linked": String(e.linked)},
     h("h3", {id: headingId, class: "receipt__line"}, pick(e.line, e.lineEn)),
     h("dl", {class: "receipt__meta"},
       dl("receipts.task", pick(e.taskName, e.taskNameEn)),
       dl("receipts.organisation", e.organisation),
       dl("receipts.legalBasis", pick(e.legalBasis, e.legalBasisEn)),
-      dl("receipts.caseRef", e.caseRef || t(e.linked ? "receipts.caseOther" : "receipts.caseHidden")),
+      dl("receipts.caseRef", e.caseRef || t(!e.linked ? "receipts.caseHidden" : other ? "receipts.caseOtherThing" : "receipts.caseOther")),
       dl("receipts.agencies", e.agencies.map((a) => pick(a.name, a.nameEn)).join(", ")),
       dl("receipts.consent", e.consent),
       [h("dt", {}, t("receipts.record", {seq: e.seq})), h("dd", {}, formatTime(new Date(e.at)))]),
     e.deferredBasis ? h("p", {class: "receipt__deferred"}, t("receipts.deferred", {basis: e.deferredBasis})) : null,
-    e.linked ? h("p", {class: "receipt__linked"}, t("receipts.linked")) : null,
+    e.linked ? h("p", {class: "receipt__linked"},
+                 t(other ? "receipts.linkedOther" : "receipts.linked")) : null,
     fieldsTable(e, headingId),
     h("button", {type: "button", class: "btn receipt__proof", "data-proof": e.seq,
                  "aria-describedby": headingId, onclick: () => onProof(e.seq)}, t("receipts.proof")));

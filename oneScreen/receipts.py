@@ -66,6 +66,9 @@ class Receipt:
     line: str  # the access in one plain sentence
     line_en: str
     linked: bool = False  # the access was about another person, whose record fields showed rows about this one
+    # a linked receipt: the subject type of what was looked up (citizen: another person; building, household...):
+    # a type from the task, never whom or which
+    looked_up: str | None = None
 
 
 # ---------------------------------------------------------------- sealing
@@ -141,20 +144,30 @@ def receipt(snapshot: "Snapshot", r: StoredRecord) -> Receipt:
     ko = ", ".join(f"{FATE_WORDS[k][0]} {n}" for k, n in counts.items() if n)
     en = ", ".join(f"{n} {FATE_WORDS[k][1]}" for k, n in counts.items() if n)
     linked = detail.get("linked") is True
-    if linked:  # disclose.py's record of a person shown in another person's record fields
+    if linked:  # disclose.py's record of a person shown in the record fields of another subject's look-up
         what, what_en = "·".join(f.label for f in fields), ", ".join(f.label_en for f in fields)
-        line = (f"{when:%Y-%m-%d %H:%M} (한국 시간), {e.organisation or '기관'}에서 「{name}」 업무로 다른 분의 정보를 "
-                f"조회할 때, 회원님이 그분의 {what} 항목에 포함되어 함께 표시되었습니다 ({ko}). 근거: {e.legal_basis}.")
-        line_en = (f"{when:%Y-%m-%d %H:%M} KST, {e.organisation or 'an agency'} looked up another person for the "
-                   f"task \"{name_en}\", and you were shown among their {what_en} ({en}). Legal basis: {basis_en}.")
+        # what was looked up: another person, or a building, a household... (the task's subject type; a type, never
+        # whom or which)
+        looked_up = task.subject if task is not None else None
+        looked = snapshot.catalog.subject_types.get(looked_up) if looked_up is not None else None
+        if looked is None or looked_up == "citizen":
+            whom, whose, whom_en, whose_en = "다른 분의 정보를", "그분의", "another person", "their"
+        else:
+            whom, whose, whom_en, whose_en = (f"{looked.label} 정보를", f"그 {looked.label}의",
+                                              f"a {looked.label_en.lower()}", "its")
+        line = (f"{when:%Y-%m-%d %H:%M} (한국 시간), {e.organisation or '기관'}에서 「{name}」 업무로 {whom} "
+                f"조회할 때, 회원님이 {whose} {what} 항목에 포함되어 함께 표시되었습니다 ({ko}). 근거: {e.legal_basis}.")
+        line_en = (f"{when:%Y-%m-%d %H:%M} KST, {e.organisation or 'an agency'} looked up {whom_en} for the "
+                   f"task \"{name_en}\", and you were shown among {whose_en} {what_en} ({en}). Legal basis: {basis_en}.")
     else:
+        looked_up = None
         line = (f"{when:%Y-%m-%d %H:%M} (한국 시간), {e.organisation or '기관'}에서 「{name}」 업무로 회원님의 정보 "
                 f"{len(fields)}개 항목을 조회했습니다 ({ko}). 근거: {e.legal_basis}.")
         line_en = (f"{when:%Y-%m-%d %H:%M} KST, {e.organisation or 'an agency'} looked up {len(fields)} items of your "
                    f"data for the task \"{name_en}\" ({en}). Legal basis: {basis_en}.")
     return Receipt(r.seq, r.hash, r.at, e.organisation, tuple(agencies.values()), e.task, name, name_en,
                    e.legal_basis, basis_en, None if hidden or linked else e.case_ref, consent, fields, deferred, line,
-                   line_en, linked)
+                   line_en, linked, looked_up)
 
 
 # ---------------------------------------------------------------- the entrances (Door's caller and snapshot)

@@ -78,6 +78,20 @@ def wait_for_mails(box: Mailbox, n: int) -> None:
         assert box.got.wait_for(lambda: len(box.messages) >= n, timeout=60), box.deliveries
 
 
+def citizen_page(browser):
+    """A browser page as a citizen in Seoul sees it (Korean, downloads allowed) that collects the page's errors, and
+    axe's source (the test skips without it, before opening anything)."""
+    source = axe_source()
+    need_service(source is not None, f"axe-core {AXE_VERSION} is not cached in {AXE_DIR} and npm could not fetch it")
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ko-KR", timezone_id="Asia/Seoul",
+                                  accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return context, page, errors, source
+
+
 def sealed(site: Site, seq: int) -> None:
     """Wait (bounded) until the record's checkpoint is sealed: its proof can be made."""
     token = mint_demo_token(site.data_dir, "demo.citizen")
@@ -94,15 +108,8 @@ def test_the_citizen_walk_from_a_caseworkers_look_to_a_verified_proof(browser, c
     box, _ = mailed
     site = citizen_site
     me = _demo_subject(site.data_dir)
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ko-KR", timezone_id="Asia/Seoul",
-                                  accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    context, page, errors, source = citizen_page(browser)
     found: list[str] = []
-    source = axe_source()
-    need_service(source is not None, f"axe-core {AXE_VERSION} is not cached in {AXE_DIR} and npm could not fetch it")
     try:
         # the citizen opts in to mails, with the keyboard only
         sign_in(page, site, "demo.citizen")
@@ -203,14 +210,7 @@ def test_a_household_member_sees_a_look_up_of_another_person_that_showed_them(br
     site.gql("demo.citizen", """mutation { subscribeReceipts(email: "citizen@example.test", mode: "IMMEDIATE") {
              email } }""", {})
     before = len(box.messages)
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ko-KR", timezone_id="Asia/Seoul",
-                                  accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    source = axe_source()
-    need_service(source is not None, f"axe-core {AXE_VERSION} is not cached in {AXE_DIR} and npm could not fetch it")
+    context, page, errors, source = citizen_page(browser)
     found: list[str] = []
     try:
         open_screen(page, site, "kim.jumin", "move_in_report", spouse, case_ref="2026-전입-7101")
@@ -254,6 +254,35 @@ def test_a_household_member_sees_a_look_up_of_another_person_that_showed_them(br
         page.click("#lang-toggle")
         expect(card.locator(".receipt__linked")).to_contain_text("Another person was looked up")
         found += axe(page, source, "receipts, a linked one, English")
+    finally:
+        context.close()
+    assert errors == [], errors
+    assert found == [], json.dumps(found, ensure_ascii=False, indent=1)
+
+
+def test_an_owner_shown_on_a_buildings_screen_reads_that_a_building_was_looked_up(browser, citizen_site):
+    """The citizen, made an owner of a building in this site's copy of the register, is shown on that building's
+    use-change screen: their page's receipt for it says something other than a person was looked up (note and case
+    line), in Korean and English, and stays axe-clean."""
+    from test_receipts import own_a_building
+    from test_screen import SCREEN
+    site = citizen_site
+    building = own_a_building(site.data_dir, _demo_subject(site.data_dir))
+    site.gql("park.geonchuk", SCREEN, {"t": "building_use_change", "s": building, "c": "2026-건축-7101"})
+    context, page, errors, source = citizen_page(browser)
+    found: list[str] = []
+    try:
+        sign_in(page, site, "demo.citizen")
+        card = page.locator("li.receipt[data-linked='true'][data-task='building_use_change']")
+        expect(card).to_have_count(1)
+        expect(card.locator(".receipt__linked")).to_contain_text("건축물·세대 등 다른 대상을 조회할 때")
+        expect(card).to_contain_text("다른 대상의 업무이므로 표시하지 않음")
+        text = card.inner_text()
+        assert "다른 분" not in text and building not in text and "2026-건축-7101" not in text
+        found += axe(page, source, "receipts, a building's linked one")
+        page.click("#lang-toggle")
+        expect(card.locator(".receipt__linked")).to_contain_text("Something else (a building, a household...)")
+        expect(card).to_contain_text("the case is about something else")
     finally:
         context.close()
     assert errors == [], errors

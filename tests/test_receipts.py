@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RECEIPTS = """query($since: DateTime, $until: DateTime, $org: String, $task: ID) {
   myReceipts(since: $since, until: $until, organisation: $org, task: $task) {
     entries { seq hash at organisation agencies { name nameEn } task taskName legalBasis caseRef consent
-              deferredBasis line lineEn linked fields { id label labelEn status rule ruleEn basis basisEn } }
+              deferredBasis line lineEn linked lookedUp fields { id label labelEn status rule ruleEn basis basisEn } }
     nextCursor } }"""
 HISTORY = "query($s: ID) { accessHistory(subject: $s) { entries { seq task caseRef sealedUntil } } }"
 RELEASE = "mutation($seq: Int!, $r: String!) { releaseReceipt(seq: $seq, reason: $r) { seq task } }"
@@ -244,7 +244,7 @@ async def test_a_household_member_shown_on_another_persons_screen_gets_a_receipt
     assert me not in json.dumps(screen, ensure_ascii=False)  # the person column never leaves the door
 
     [r] = await receipts(api)
-    assert r["linked"] is True and r["task"] == "move_in_report" and r["caseRef"] is None
+    assert r["linked"] is True and r["lookedUp"] == "citizen" and r["task"] == "move_in_report" and r["caseRef"] is None
     assert [(f["id"], f["status"]) for f in r["fields"]] == [(HOUSEHOLD, "SHOWN")]
     assert "다른 분의 정보를 조회할 때" in r["line"] and "another person" in r["lineEn"]
     assert spouse not in json.dumps(r, ensure_ascii=False)
@@ -302,3 +302,79 @@ async def test_the_subject_in_their_own_household_gets_one_receipt_and_a_deferre
             assert linked["linked"] is True and linked["deferredBasis"] == "주민등록법 제20조(사실조사)"
     finally:
         await app.state.runtime.close()
+
+
+async def test_a_member_of_another_household_gets_nothing_and_a_linked_proof_cannot_be_pinned_on_another(
+        api, data_dir, app):
+    """C (the demo citizen) belongs to none of the households looked up: a look-up of a person of another household
+    gives C no receipt, while that household's other member gets their linked record (the positive control, so the
+    empty list is not an empty trail). The citizen's own linked proof cannot be turned into another person's
+    (its subject swapped for that member's pseudonym) nor widened (another field of the screen added): the
+    standalone verifier refuses both."""
+    from conftest import sample
+    from oneScreen.audit import pseudonymise
+    from oneScreen.identity import _demo_subject
+    from oneScreen.verify_receipt import Invalid, load_keys, verify
+    me = _demo_subject(data_dir)
+    [other, member] = [r["rrn"] for r in sample(
+        data_dir, "mois_resident:SELECT rrn FROM resident WHERE hshld_id = (SELECT hshld_id FROM resident WHERE "
+                  "hshld_id != (SELECT hshld_id FROM resident WHERE rrn = ?) GROUP BY hshld_id "
+                  "HAVING count(*) = 2 ORDER BY hshld_id LIMIT 1) ORDER BY rrn", me)]
+    await look(api, "kim.jumin", "move_in_report", other, "2026-전입-0911")
+    assert await receipts(api) == []  # C: not in that household, no receipt
+    _, audited = await api.gql("yoon.gamsa", HISTORY, {"s": member})
+    assert [e["caseRef"] for e in audited["data"]["accessHistory"]["entries"]] == [""]  # the member's linked record
+
+    [spouse] = household_of(data_dir, me)
+    await look(api, "kim.jumin", "move_in_report", spouse, "2026-전입-0912")
+    [r] = await receipts(api)
+    assert r["linked"] is True
+    await app.state.runtime.audit.sealer.seal()
+    _, body = await api.gql("demo.citizen", PROOF, {"seq": r["seq"]})
+    assert "errors" not in body, body
+    _, key = await api.gql("demo.citizen", "{ auditPublicKey }")
+    keys = load_keys(key["data"]["auditPublicKey"].encode())
+    proof = json.loads(body["data"]["receiptProof"])
+    assert verify(proof, keys).startswith(f"valid: audit record {r['seq']} ")
+    assert proof["record"]["subject"] == pseudonymise(app.state.runtime.pseudonym_key, "citizen", me)
+
+    swapped = json.loads(body["data"]["receiptProof"])
+    swapped["record"]["subject"] = pseudonymise(app.state.runtime.pseudonym_key, "citizen", member)
+    widened = json.loads(body["data"]["receiptProof"])
+    widened["record"]["fields"].append(dict(widened["record"]["fields"][0], field="citizen.name"))
+    for forged in (swapped, widened):
+        with pytest.raises(Invalid, match=f"record {r['seq']} was changed after it was written"):
+            verify(forged, keys)
+
+
+def own_a_building(data_dir: Path, rrn: str) -> str:
+    """Make `rrn` an owner of a building of 마포구 (park.geonchuk's region) in this data directory's copy of the
+    building register (the first owner row of the first such building); return the building's key."""
+    import sqlite3
+    with sqlite3.connect(data_dir / "demo" / "molit_building.sqlite") as conn:
+        building, owner = conn.execute(
+            "SELECT o.mgmBldrgstPk, o.rowid FROM bldg_owner o JOIN bldg_title t USING (mgmBldrgstPk) "
+            "WHERE t.sigunguCd = '11440' ORDER BY o.mgmBldrgstPk, o.rowid LIMIT 1").fetchone()
+        conn.execute("UPDATE bldg_owner SET owner_rrn = ? WHERE rowid = ?", (rrn, owner))
+    conn.close()
+    return building
+
+
+async def test_an_owner_shown_on_a_buildings_screen_is_told_a_building_was_looked_up_not_another_person(
+        api, data_dir):
+    """The owners of a building are rows of `building.owners` (person: owner_rrn): the demo citizen made one of
+    them in this test's copy of the register, a building-use-change screen of that building gives them a linked
+    receipt that says a building was looked up (the task's subject type), not "another person", and names
+    nothing of the building (its key) nor the case."""
+    from oneScreen.identity import _demo_subject
+    building = own_a_building(data_dir, _demo_subject(data_dir))
+    await look(api, "park.geonchuk", "building_use_change", building, "2026-건축-0901")
+    [r] = await receipts(api)
+    assert r["linked"] is True and r["lookedUp"] == "building" and r["caseRef"] is None
+    assert [(f["id"], f["status"]) for f in r["fields"]] == [("building.owners", "SHOWN")]
+    assert "건축물 정보를 조회할 때, 회원님이 그 건축물의 소유자현황 항목에" in r["line"], r["line"]
+    assert "looked up a building" in r["lineEn"] and "among its Owners" in r["lineEn"], r["lineEn"]
+    assert "다른 분" not in r["line"] and "another person" not in r["lineEn"]
+    assert building not in json.dumps(r, ensure_ascii=False) and "2026-건축-0901" not in json.dumps(r)
+    assert await receipts(api, task="move_in_report") == []  # the filters hold for linked receipts too
+    assert [x["seq"] for x in await receipts(api, task="building_use_change")] == [r["seq"]]

@@ -56,9 +56,12 @@ class Receipt:
     line: str
     line_en: str
     linked: bool = strawberry.field(description=(
-        "true: the access was about another person (a household member, a relative, a co-owner) and showed the "
-        "rows of their record fields that are about you; `fields` are those fields, and nothing of the other "
-        "person is given"))
+        "true: the access was about another person or thing (you as a household member, a relative, an owner of a "
+        "building) and showed the rows of its record fields that are about you; `fields` are those fields, and "
+        "nothing else of what was looked up is given (`lookedUp` says only its type)"))
+    looked_up: Optional[str] = strawberry.field(default=None, description=(
+        "a linked receipt: the subject type of what was looked up (citizen: another person; building, household: "
+        "the rows were that building's owners, that household's members); a type, never whom or which"))
 
     @classmethod
     def of(cls, r: receipts_mod.Receipt) -> "Receipt":
@@ -67,6 +70,7 @@ class Receipt:
                    task_name=r.task_name, task_name_en=r.task_name_en, legal_basis=r.legal_basis,
                    legal_basis_en=r.legal_basis_en, case_ref=r.case_ref, consent=r.consent,
                    deferred_basis=r.deferred_basis, line=r.line, line_en=r.line_en, linked=r.linked,
+                   looked_up=r.looked_up,
                    fields=[FieldReceipt(id=strawberry.ID(f.id), label=f.label, label_en=f.label_en, status=f.status,
                                         rule=f.rule, rule_en=f.rule_en, basis=f.basis, basis_en=f.basis_en)
                            for f in r.fields])
