@@ -104,6 +104,26 @@ def sealed(site: Site, seq: int) -> None:
     raise AssertionError(r.text)
 
 
+def verified_download(page, site: Site, card, tmp_path: Path) -> Path:
+    """Download the receipt's proof (keyboard) and the public key from the citizen's page, once its record is
+    sealed, and check that the standalone verifier finds it valid; the proof's file."""
+    seq = int(card.get_attribute("data-seq"))
+    sealed(site, seq)
+    with page.expect_download() as got:
+        card.locator("button.receipt__proof").focus()
+        page.keyboard.press("Enter")
+    proof = tmp_path / "proof.json"
+    got.value.save_as(proof)
+    with page.expect_download() as got:
+        page.click("#receipts-key")
+    key = tmp_path / "key.pem"
+    got.value.save_as(key)
+    done = subprocess.run([sys.executable, "-m", "oneScreen.verify_receipt", str(proof), "--public-key", str(key)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0 and f"valid: audit record {seq}" in done.stdout, done.stderr
+    return proof
+
+
 def test_the_citizen_walk_from_a_caseworkers_look_to_a_verified_proof(browser, citizen_site, mailed, tmp_path):
     box, _ = mailed
     site = citizen_site
@@ -150,21 +170,7 @@ def test_the_citizen_walk_from_a_caseworkers_look_to_a_verified_proof(browser, c
         assert len(box.deliveries) == 1
 
         # the proof and the key, downloaded from the page (keyboard), verify without the service
-        seq = int(card.get_attribute("data-seq"))
-        sealed(site, seq)
-        with page.expect_download() as got:
-            card.locator("button.receipt__proof").focus()
-            page.keyboard.press("Enter")
-        proof = tmp_path / "proof.json"
-        got.value.save_as(proof)
-        with page.expect_download() as got:
-            page.click("#receipts-key")
-        key = tmp_path / "key.pem"
-        got.value.save_as(key)
-        done = subprocess.run([sys.executable, "-m", "oneScreen.verify_receipt", str(proof), "--public-key", str(key)],
-                              capture_output=True, text=True, cwd=ROOT, timeout=60)
-        assert done.returncode == 0, done.stderr
-        assert f"valid: audit record {seq}" in done.stdout
+        verified_download(page, site, card, tmp_path)
 
         # a deferred task: in the trail at once, on the page and in the mailbox only once released
         site.gql("kim.jumin", """query($s: ID!) { screen(task: "fraud_investigation", subject: $s,
@@ -234,20 +240,7 @@ def test_a_household_member_sees_a_look_up_of_another_person_that_showed_them(br
         mail = list(box.messages.values())[before]
         assert "다른 분의 정보를 조회할 때" in mail.get_content() and spouse not in mail.get_content()
 
-        seq = int(card.get_attribute("data-seq"))
-        sealed(site, seq)
-        with page.expect_download() as got:
-            card.locator("button.receipt__proof").focus()
-            page.keyboard.press("Enter")
-        proof = tmp_path / "proof.json"
-        got.value.save_as(proof)
-        with page.expect_download() as got:
-            page.click("#receipts-key")
-        key = tmp_path / "key.pem"
-        got.value.save_as(key)
-        done = subprocess.run([sys.executable, "-m", "oneScreen.verify_receipt", str(proof), "--public-key", str(key)],
-                              capture_output=True, text=True, cwd=ROOT, timeout=60)
-        assert done.returncode == 0 and f"valid: audit record {seq}" in done.stdout, done.stderr
+        proof = verified_download(page, site, card, tmp_path)
         held = proof.read_text(encoding="utf-8")
         assert spouse not in held and "2026-전입-7101" not in held
 
