@@ -24,7 +24,7 @@ from .common import (Result, Run, fmt, machine, pg_available, pg_settings, print
 
 BENCHES = {"fanout": "fanout", "peers": "peers", "fetch": "fetch_economy", "config": "config_scale",
            "memory": "memory", "heap": "heap", "audit": "audit_rate", "hostile": "hostile", "tasks": "taskbook_scale",
-           "openloop": "openloop", "cores": "cores"}
+           "openloop": "openloop", "cores": "cores", "tails": "tails"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,9 +13,13 @@ import pytest
 
 from oneScreen.settings import ROOT
 
+from conftest import need_service
+from sqlservers import pg_available
+
 pytestmark = pytest.mark.bench  # `pytest -m bench`: .ci/run's own step; the plain `pytest -q` leaves them out
 
-BENCHMARKS = ("fanout", "peers", "fetch", "config", "memory", "heap", "audit", "hostile", "tasks", "openloop", "cores")
+BENCHMARKS = ("fanout", "peers", "fetch", "config", "memory", "heap", "audit", "hostile", "tasks", "openloop", "cores",
+              "tails")
 
 
 def test_bench_smoke_runs_every_benchmark_from_the_repository_alone(tmp_path):
@@ -38,6 +42,12 @@ def test_bench_smoke_runs_every_benchmark_from_the_repository_alone(tmp_path):
                    "cores   oneScreen screens/s, 2 workers / 1 worker"):  # each new bench measured something
         row = next((line for line in summary if line.startswith(f"  {target}")), None)
         assert row is not None and "NOT MEASURED" not in row and " - " not in row, (target, "\n".join(summary))
+    tails = [line for line in summary if line.startswith("  tails   ")]
+    assert tails, "\n".join(summary)
+    if all("NOT MEASURED" in line for line in tails):  # the held ledger is a PostgreSQL one
+        need_service(pg_available(), "PostgreSQL is not running on 127.0.0.1:5432: bench tails measured nothing")
+    else:  # the count itself is tests/test_ledger_timeouts.py's (a smoke run judges nothing)
+        assert "screens over the held ledger's timeout + 250 ms" in tails[0] and " - " not in tails[0], tails
 
 
 def test_the_open_loop_generator_does_not_wait_for_answers(tmp_path):
