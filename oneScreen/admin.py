@@ -7,6 +7,8 @@ roles.yaml), and every step is audited.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, get_args
 
@@ -401,6 +403,13 @@ class Admin:
 
     async def _apply(self, p: Proposal, caller: Caller, approver: str | None, comment: str | None = None) -> Proposal:
         files = self._keyed(p.files)
+        if approver is not None:
+            # the approval is in the trail before the change takes effect: a pod that dies between the activation
+            # and the "applied" record, or a store that fails then, leaves no active version that no record names
+            # (a change applied without approval had its "proposed" record written just before)
+            # (an attempt of its own: one that died or failed to activate leaves its record, and the next is another)
+            await self._audit(caller, "approved", dataclasses.replace(p, approver=approver, comment=comment),
+                              attempt=secrets.token_hex(8))
         if self.runtime.config_store is not None:
             # a new version, active in one transaction with this change's status; every pod follows it
             async def decided(conn: Any) -> None:
@@ -457,9 +466,10 @@ class Admin:
                 raise ChangeInvalid([f"ledger {ledger_id}: values of column {column} do not convert to "
                                      f"{type_} (checked on a sample of {counted(len(rows), 'row')})"]) from None
 
-    async def _audit(self, caller: Caller, action: str, p: Proposal) -> None:
+    async def _audit(self, caller: Caller, action: str, p: Proposal, attempt: str = "") -> None:
         await self.runtime.audit.append(AuditEvent(
-            kind="config_change", request_id=f"change-{p.id}-{action}", user=caller.user,
+            kind="config_change", request_id=f"change-{p.id}-{action}" + (f"-{attempt}" if attempt else ""),
+            user=caller.user,
             organisation=caller.org, role=",".join(self._permissions.granting(caller, CHANGE_ACTIONS)), task="",
             legal_basis="", case_ref="", subject_type="", subject="", fields=(), ledgers=(), client="",
             detail={"change": p.id, "action": action, "summary": p.summary, "proposer": p.proposer,

@@ -71,3 +71,39 @@ async def test_a_change_store_from_before_comments_gains_the_column(data_dir):
         await store.close()
     with sqlite3.connect(path) as conn:
         assert "comment" in [r[1] for r in conn.execute("PRAGMA table_info(onescreen_change)")]
+
+
+class PodKilled(BaseException):
+    """The process stops here: nothing after this point of the request runs (not an Exception: no handler)."""
+
+
+async def test_an_approval_is_in_the_audit_trail_before_the_change_it_approves_takes_effect(
+        admin_api, catalog_copy, data_dir):
+    """The "applied" record is written after the change is active; a pod killed between the two (or an audit store
+    that fails then) left a widening change in force with no record of who approved it. The approval's record is
+    now durable before the change takes effect."""
+    api = await admin_api()
+    pid = await propose(api, catalog_copy)
+    runtime = api.app.state.runtime
+    real_reload = runtime.reload_async
+
+    async def reload_then_die() -> None:
+        await real_reload()
+        raise PodKilled()
+
+    runtime.reload_async = reload_then_die
+    try:
+        await api.gql("kang.samu", APPROVE, {"id": pid, "m": "차량 확인"})
+        raise AssertionError("the request went on after the pod was killed")
+    except PodKilled:
+        pass
+    task = runtime.snapshot.policies.tasks["move_in_report"]
+    assert "citizen.vehicles" in task.fields  # the widening change is in force
+    audit = sqlite3.connect(data_dir / "audit.sqlite")
+    rows = [(r[0], json.loads(r[1])) for r in audit.execute(
+        "SELECT user_id, detail FROM onescreen_audit WHERE kind = 'config_change'")]
+    mine = [(user, d) for user, d in rows if str(d["change"]) == pid]
+    assert [d["action"] for _, d in mine] == ["proposed", "approved"], mine
+    user, approved = mine[1]
+    assert user == "kang.samu" and approved["approver"] == "kang.samu" and approved["comment"] == "차량 확인"
+    assert approved["proposer"] == "oh.samu" and "citizen.vehicles" in approved["diff"]
