@@ -35,6 +35,8 @@
 | ONESCREEN_REDIS_PREFIX | onescreen: | prefix of every Redis key (several services or tests may share one Redis) |
 | ONESCREEN_COUNTERS | shared with ONESCREEN_REDIS_URL, else per-process | `shared` (Redis) or `per-process` (each process counts alone: the limits hold per process); production refuses per-process unless it is set explicitly |
 | ONESCREEN_REQUEST_TIMEOUT | 30 | seconds a GraphQL request may take |
+| ONESCREEN_MAX_IN_FLIGHT | 256 | GraphQL requests one worker works on at once; more wait their turn (first come, first served) |
+| ONESCREEN_QUEUE_TIMEOUT | 2 | seconds a GraphQL request may wait for its turn; beyond it 503 OVERLOADED with Retry-After, nothing read or disclosed |
 | ONESCREEN_MAX_CHARS / _TOKENS / _DEPTH / _ALIASES | 12288 / 3000 / 12 / 200 | query limits (graphql/limits.py) |
 | ONESCREEN_MAX_FIELDS / _REPEATS / _DIRECTIVES / _SUBJECTS / _COST | 8000 / 30 / 50 / 100 / 6000 | query limits |
 | ONESCREEN_CACHE_MB | 64 | bytes (MB) the ledger caches of one worker hold together, each cached ledger an equal share (ledgercache.py); each also holds at most its catalog `cache_size` entries |
@@ -142,6 +144,8 @@ class Settings:
     lookup_misses_per_org: int
     lookup_window: float
     request_timeout: float
+    max_in_flight: int
+    queue_timeout: float
     limits: Limits
     workers: int
     cache_mb: float
@@ -219,6 +223,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         lookup_misses_per_org=_count(env, "ONESCREEN_LOOKUP_MISSES_PER_ORG", 200),
         lookup_window=_positive(env, "ONESCREEN_LOOKUP_WINDOW", 600.0, float),
         request_timeout=float(env.get("ONESCREEN_REQUEST_TIMEOUT", "30")),
+        max_in_flight=_positive(env, "ONESCREEN_MAX_IN_FLIGHT", 256, int),
+        queue_timeout=_positive(env, "ONESCREEN_QUEUE_TIMEOUT", 2.0, float),
         limits=Limits(**{attr: int(env[name]) for name, attr in LIMIT_VARIABLES.items() if env.get(name)}),
         workers=int(env.get("ONESCREEN_WORKERS", "1")),
         cache_mb=_positive(env, "ONESCREEN_CACHE_MB", 64.0, float),
