@@ -82,7 +82,9 @@ class LedgerSpec(_Model):
     cache_size: int = PField(10_000, ge=0)
     timeout: float = PField(3.0, gt=0, description="seconds a read may take in all, retries included")
     retries: int = PField(2, ge=0, le=5, description="retries of a read that failed retryably (timeouts, 5xx, resets)")
-    max_concurrency: int = PField(10, ge=1, description="reads in flight to this ledger at once")
+    max_concurrency: int = PField(10, ge=1, le=1000, description="reads in flight to this ledger at once; an SQL "
+                                  "ledger's pool holds as many connections per process (a REST ledger's too, "
+                                  "unless its connector.max_connections says otherwise)")
     breaker_failures: int = PField(5, ge=1, description="consecutive failed attempts that open the circuit")
     breaker_reset: float = PField(30.0, gt=0, description="seconds an open circuit waits before a probe")
     last_modified_column: str | None = PField(None, description=(

@@ -297,12 +297,15 @@ class Runtime:
         connectors: dict[str, Any] = {}
         for lid, ledger in cat.ledgers.items():
             prev = old.ledgers.get(lid) if old else None
-            if prev is not None and (prev.connector, prev.key_column, prev.timeout) \
-                    == (ledger.connector, ledger.key_column, ledger.timeout):
+            if prev is not None and (prev.connector, prev.key_column, prev.timeout, prev.max_concurrency) \
+                    == (ledger.connector, ledger.key_column, ledger.timeout, ledger.max_concurrency):
                 connectors[lid] = old.connectors[lid]  # unchanged: keep its pool
             else:
+                # as many connections as the gateway lets reads be in flight to the ledger: a pool of its own
+                # size (10) held reads of a ledger raised to more waiting for a connection until their timeout
                 spec = connectors_base.SourceSpec(lid, ledger.key_column, ledger.connector, self.env,
                                                   str(self.demo_dir) if self.demo_dir else None,
+                                                  max_connections=ledger.max_concurrency,
                                                   budget=ledger.timeout)  # the gateway's bound on every fetch
                 try:
                     connectors[lid] = connectors_base.create(spec)

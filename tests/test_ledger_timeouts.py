@@ -69,3 +69,53 @@ async def test_a_held_postgresql_ledger_ends_every_screen_within_its_timeout_and
         finally:
             proxy.release()
             await app.state.runtime.close()
+
+
+async def test_an_sql_ledger_raised_to_more_reads_at_once_gets_as_many_connections(
+        pg_demo_url, make_app, catalog_copy, data_dir):  # noqa: F811
+    """A ledger's max_concurrency lets that many reads be in flight; its SQL pool held 10 connections whatever it
+    said, so reads beyond the tenth waited for a connection (until their timeout, when the ledger was slow).
+    Counted on the wire: with the ledger's traffic held, 14 screens open 14 connections to it."""
+    wanted = 14
+    path = catalog_copy / "field_catalog.yaml"
+    text = path.read_text(encoding="utf-8")
+    block = "connector: {kind: sql, dsn_env: ONESCREEN_DSN_MOLIT_VEHICLE"
+    path.write_text(text.replace(block, f"timeout: 10\n    max_concurrency: {wanted}\n    {block}", 1),
+                    encoding="utf-8")
+    pg = make_url(pg_demo_url)
+    rrns = citizens(data_dir, wanted + 1)
+    async with TcpProxy(pg.host or "127.0.0.1", pg.port or 5432) as proxy:
+        app = make_app(ONESCREEN_CATALOG=str(path), ONESCREEN_POLICIES=str(catalog_copy / "policies"),
+                       ONESCREEN_DSN_MOLIT_VEHICLE=pg.set(host="127.0.0.1", port=proxy.port)
+                       .render_as_string(hide_password=False))
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                         base_url="http://onescreen.test", timeout=30) as client:
+                api = Api(client, data_dir, app)
+
+                async def screen(rrn: str, case: str) -> dict:
+                    status, body = await api.gql("choi.chaeryang", SCREEN,
+                                                 {"t": "vehicle_transfer", "s": rrn, "c": case})
+                    assert status == 200, body
+                    return fields_of(body["data"]["screen"])
+
+                assert (await screen(rrns[0], "2026-차량-0100"))["citizen.vehicles"]["status"] != "UNAVAILABLE"
+                proxy.hold()
+                screens = [asyncio.ensure_future(screen(r, f"2026-차량-{101 + i}")) for i, r in enumerate(rrns[1:])]
+                try:
+                    async with asyncio.timeout(8):
+                        while proxy.open_connections < wanted:
+                            await asyncio.sleep(0.02)
+                except TimeoutError:
+                    for s in screens:
+                        s.cancel()
+                    await asyncio.gather(*screens, return_exceptions=True)
+                    raise AssertionError(f"{proxy.open_connections} connections for {wanted} reads in flight")
+                finally:
+                    proxy.release()
+                for fields in await asyncio.gather(*screens):  # once released, every read got its answer
+                    assert fields["citizen.vehicles"]["status"] != "UNAVAILABLE", fields["citizen.vehicles"]
+                assert proxy.open_connections == wanted  # and no more than it allows
+        finally:
+            proxy.release()
+            await app.state.runtime.close()
