@@ -17,6 +17,19 @@ TIMEOUT = 1.0  # the vehicle ledger's timeout in this test
 MARGIN = 0.25  # what a screen may take beyond it
 
 
+def vehicle_behind(proxy: TcpProxy, make_app, catalog_copy, pg_demo_url: str, *settings: str):
+    """The demo app with its vehicle ledger read from PostgreSQL through `proxy`, with these ledger `settings`
+    (catalog lines, e.g. "timeout: 1") added to it."""
+    path = catalog_copy / "field_catalog.yaml"
+    text = path.read_text(encoding="utf-8")
+    block = "connector: {kind: sql, dsn_env: ONESCREEN_DSN_MOLIT_VEHICLE"
+    assert text.count(block) == 1
+    path.write_text(text.replace(block, "".join(f"{line}\n    " for line in settings) + block, 1), encoding="utf-8")
+    dsn = make_url(pg_demo_url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    return make_app(ONESCREEN_CATALOG=str(path), ONESCREEN_POLICIES=str(catalog_copy / "policies"),
+                    ONESCREEN_DSN_MOLIT_VEHICLE=dsn)
+
+
 async def test_a_held_postgresql_ledger_ends_every_screen_within_its_timeout_and_a_margin(
         pg_demo_url, make_app, catalog_copy, data_dir):  # noqa: F811
     """A PostgreSQL ledger whose traffic is held (a blackholed network: connections open, nothing answers)
@@ -25,17 +38,10 @@ async def test_a_held_postgresql_ledger_ends_every_screen_within_its_timeout_and
     that meet a held pooled connection (query and pre-ping) and screens that must open a new one (connect):
     none may exceed timeout + 250 ms, and each says the vehicle ledger gave no answer in time while the
     other ledgers' fields are served."""
-    path = catalog_copy / "field_catalog.yaml"
-    text = path.read_text(encoding="utf-8")
-    block = "connector: {kind: sql, dsn_env: ONESCREEN_DSN_MOLIT_VEHICLE"
-    assert text.count(block) == 1
-    path.write_text(text.replace(block, f"timeout: {TIMEOUT}\n    {block}", 1), encoding="utf-8")
-    pg = make_url(pg_demo_url)
     rrns = citizens(data_dir, 30)
+    pg = make_url(pg_demo_url)
     async with TcpProxy(pg.host or "127.0.0.1", pg.port or 5432) as proxy:
-        app = make_app(ONESCREEN_CATALOG=str(path), ONESCREEN_POLICIES=str(catalog_copy / "policies"),
-                       ONESCREEN_DSN_MOLIT_VEHICLE=pg.set(host="127.0.0.1", port=proxy.port)
-                       .render_as_string(hide_password=False))
+        app = vehicle_behind(proxy, make_app, catalog_copy, pg_demo_url, f"timeout: {TIMEOUT}")
         try:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                          base_url="http://onescreen.test", timeout=30) as client:
@@ -77,17 +83,11 @@ async def test_an_sql_ledger_raised_to_more_reads_at_once_gets_as_many_connectio
     said, so reads beyond the tenth waited for a connection (until their timeout, when the ledger was slow).
     Counted on the wire: with the ledger's traffic held, 14 screens open 14 connections to it."""
     wanted = 14
-    path = catalog_copy / "field_catalog.yaml"
-    text = path.read_text(encoding="utf-8")
-    block = "connector: {kind: sql, dsn_env: ONESCREEN_DSN_MOLIT_VEHICLE"
-    path.write_text(text.replace(block, f"timeout: 10\n    max_concurrency: {wanted}\n    {block}", 1),
-                    encoding="utf-8")
-    pg = make_url(pg_demo_url)
     rrns = citizens(data_dir, wanted + 1)
+    pg = make_url(pg_demo_url)
     async with TcpProxy(pg.host or "127.0.0.1", pg.port or 5432) as proxy:
-        app = make_app(ONESCREEN_CATALOG=str(path), ONESCREEN_POLICIES=str(catalog_copy / "policies"),
-                       ONESCREEN_DSN_MOLIT_VEHICLE=pg.set(host="127.0.0.1", port=proxy.port)
-                       .render_as_string(hide_password=False))
+        app = vehicle_behind(proxy, make_app, catalog_copy, pg_demo_url, "timeout: 10",
+                             f"max_concurrency: {wanted}")
         try:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                          base_url="http://onescreen.test", timeout=30) as client:
