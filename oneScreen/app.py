@@ -23,7 +23,7 @@ from . import admin_http
 from .audit import AuditSchemaError, AuditUnavailable
 from .endpoint import GRAPHIQL, error, graphql_endpoints, json_response
 from .http import HttpError, read_body
-from .runtime import Runtime
+from .runtime import Runtime, settle_heap
 from .settings import FRONTEND, Settings, load as load_settings
 
 log = logging.getLogger("onescreen.app")
@@ -114,7 +114,11 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         deliverer = runtime.notify_deliverer() if settings.notify_in_process else None
         delivering = asyncio.ensure_future(deliverer.run(settings.notify_interval)) if deliverer else None
         gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
-        yield
+        settle_heap()  # the configuration, made at start, out of every later collection (runtime.py)
+        try:
+            yield
+        finally:
+            gc.unfreeze()  # a process that goes on (tests, a script) collects as before
         watcher.cancel()
         if delivering is not None:
             delivering.cancel()

@@ -266,6 +266,39 @@ async def test_a_replaced_snapshot_is_freed(make_app, catalog_copy):
         await runtime.close()
 
 
+
+async def test_the_heap_frozen_at_start_still_lets_a_replaced_snapshot_go(make_app, catalog_copy, monkeypatch):
+    """The served process freezes its heap once started (gc.freeze: full collections skip the configuration, a
+    stall of 50-100 ms each otherwise), so a reload must settle it again (unfreeze, collect, freeze) once the
+    requests on the old snapshot have ended, or every reload would keep the old snapshot's cycles for ever."""
+    import gc
+    import weakref
+
+    from oneScreen import runtime as runtime_mod
+
+    monkeypatch.setattr(runtime_mod, "SETTLE_AFTER_RELOAD", 0.05)
+    path = catalog_copy / "field_catalog.yaml"
+    app = make_app(ONESCREEN_CATALOG=str(path), ONESCREEN_POLICIES=str(catalog_copy / "policies"))
+    runtime = app.state.runtime
+    try:
+        async with app.router.lifespan_context(app):
+            assert gc.get_freeze_count() > 0, "the started service did not freeze its heap"
+            old = weakref.ref(runtime.snapshot.schema)
+            path.write_text(path.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+            await runtime.reload_async()
+            assert runtime.snapshot.schema is not old()
+            gc.collect()  # an ordinary collection does not reach the frozen old snapshot
+            for _ in range(100):
+                if old() is None:
+                    break
+                await asyncio.sleep(0.02)
+            assert old() is None, "the replaced snapshot's schema is still alive after the heap settled"
+            assert gc.get_freeze_count() > 0, "the heap was not frozen again"
+        assert gc.get_freeze_count() == 0, "a stopped service leaves the heap frozen"
+    finally:
+        gc.unfreeze()
+        await runtime.close()
+
 class HangingConnector:
     def __init__(self) -> None:
         self.started = asyncio.Event()
