@@ -28,7 +28,7 @@ from .consent import today as consent_today
 from .endpoint import error, json_response
 from .errors import AdminForbidden, OneScreenError, Unauthenticated
 from .permissions import belongs
-from .http import HttpError, read_body
+from .http import HttpError, peer, read_body
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -41,7 +41,7 @@ STATUS = {"ADMIN_FORBIDDEN": 403, "IMPORT_INVALID": 422, "CHANGE_INVALID": 422, 
 
 def routes(runtime: "Runtime") -> list[Route]:
     async def identify(request: Request):
-        caller = runtime.verifier.identify(request.headers, request.client.host if request.client else None)
+        caller = runtime.verifier.identify(request.headers, peer(request))
         refused = await runtime.rate_limits.check(caller.user, caller.org or caller.user)  # as /graphql does
         if refused is not None:
             raise HttpError(429, "RATE_LIMITED", "too many requests; slow down and retry",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import logging
 from typing import Any, Mapping
 
@@ -18,11 +19,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from . import admin_http
 from .audit import AuditSchemaError, AuditUnavailable
 from .endpoint import GRAPHIQL, error, graphql_endpoints, json_response
-from .http import HttpError, read_body
+from .http import PEER, HttpError, read_body
 from .runtime import Runtime, settle_heap
 from .settings import FRONTEND, Settings, load as load_settings
 
@@ -138,16 +140,47 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
                    Mount("/graphiql", StaticFiles(directory=GRAPHIQL))]
     if FRONTEND.is_dir():
         routes.append(Mount("/", StaticFiles(directory=FRONTEND, html=True)))
-    app = App(routes=routes, lifespan=lifespan)
+    app = App(routes=routes, lifespan=lifespan, proxies=settings.trusted_proxies)
     app.state.runtime = runtime
     return app
 
 
 class App(Starlette):
-    """Starlette, with the security headers outside even its error handler: a 500 carries them too."""
+    """Starlette, with the security headers outside even its error handler: a 500 carries them too, and with
+    the client a trusted proxy forwarded for as the request's client."""
+
+    def __init__(self, *args: Any, proxies: tuple = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.proxies = proxies
 
     def build_middleware_stack(self) -> Any:
-        return SecurityHeaders(super().build_middleware_stack())
+        stack = super().build_middleware_stack()
+        return SecurityHeaders(ForwardedClient(stack, self.proxies) if self.proxies else stack)
+
+
+class ForwardedClient:
+    """Behind ONESCREEN_TRUSTED_PROXIES (the API gateway), the request's client is the workstation the proxy
+    names in X-Forwarded-For (uvicorn's ProxyHeadersMiddleware: the rightmost address no trusted proxy
+    added), so that an audit record names where a caseworker read, not the gateway. The socket's peer stays
+    in the scope (http.peer) for the decisions that trust the proxy itself; a forwarded value that is not an
+    IP address is not believed (the peer stands, as if no proxy had named anyone)."""
+
+    def __init__(self, app: Any, proxies: tuple) -> None:
+        self.app = app
+        self.proxied = ProxyHeadersMiddleware(self._checked, trusted_hosts=[str(n) for n in proxies])
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        scope[PEER] = scope.get("client")
+        await self.proxied(scope, receive, send)
+
+    async def _checked(self, scope: Any, receive: Any, send: Any) -> None:
+        client = scope.get("client")
+        if client is not None and client is not scope[PEER]:
+            try:
+                ipaddress.ip_address(client[0])
+            except ValueError:
+                scope["client"] = scope[PEER]
+        await self.app(scope, receive, send)
 
 
 # One policy for every page, GraphiQL included: scripts and styles only from this origin, never inline. Fonts may

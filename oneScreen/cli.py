@@ -219,6 +219,8 @@ def _serve(args: argparse.Namespace, s: settings_mod.Settings) -> int:
         print(f"oneScreen (DEMO MODE, synthetic data) on http://{host}:{port}  data: {s.data_dir}  "
               f"configuration: {s.catalog_path}, {s.policies_dir}", file=sys.stderr)
     # access_log=False: uvicorn's access lines would hold paths and query strings (invariant 12)
+    # proxy_headers=False: X-Forwarded-For is believed from ONESCREEN_TRUSTED_PROXIES only, in the app (app.py's
+    # ForwardedClient), which keeps the socket's peer for the decisions that trust the proxy itself
     common = dict(host=host, port=port, log_config=None, access_log=False, proxy_headers=False,
                   timeout_graceful_shutdown=30,  # drain in-flight requests (and their audit writes) on SIGTERM
                   **server.uvicorn_options(s))  # bounds on request heads, idle connections, open connections

@@ -26,7 +26,7 @@ from starlette.responses import FileResponse, Response
 from .audit import AuditUnavailable
 from .disclose import Door
 from .errors import Unauthenticated
-from .http import GRAPHQL_RESPONSE, HttpError, read_request
+from .http import GRAPHQL_RESPONSE, HttpError, peer, read_request
 from .metrics import Metrics
 from .policy import Caller
 from .runtime import Runtime
@@ -51,7 +51,7 @@ def graphql_endpoints(runtime: Runtime) -> tuple[Callable[[Request], Awaitable[R
         started = time.perf_counter()
         m = runtime.metrics
         try:
-            caller = runtime.verifier.identify(request.headers, request.client.host if request.client else None)
+            caller = runtime.verifier.identify(request.headers, peer(request))
         except Unauthenticated as exc:
             m.requests.labels("unauthenticated").inc()
             return error(401, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})

@@ -78,6 +78,16 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
     return body
 
 
+PEER = "onescreen.peer"  # scope key: the socket's peer, kept when a trusted proxy's X-Forwarded-For names the client
+
+
+def peer(request: Request) -> str | None:
+    """The address of the socket's other end: the one trust is decided on (ONESCREEN_TRUSTED_PROXIES). The
+    workstation a trusted proxy forwarded for, which audit records name, is `request.client` (app.py)."""
+    got = request.scope.get(PEER, request.scope.get("client"))
+    return got[0] if got else None
+
+
 async def read_request(request: Request, *, allow_get: bool, persisted: "PersistedQueries",
                        body_timeout: float, max_tokens: int) -> GraphQLRequest:
     media_type = negotiate(request.headers.get("accept"))

@@ -294,3 +294,54 @@ def test_a_malformed_trusted_proxy_address_stops_the_start():
         load({"ONESCREEN_TRUSTED_PROXIES": "10.0.0.1, 10.0.0.300", "ONESCREEN_TRUSTED_PROXY_HEADER": "X-Claims"})
     assert [str(n) for n in load({"ONESCREEN_TRUSTED_PROXIES": "10.0.0.1, 192.168.0.0/16"}).trusted_proxies] \
         == ["10.0.0.1/32", "192.168.0.0/16"]
+
+
+async def test_the_audit_record_names_the_workstation_a_trusted_proxy_forwarded_for(data_dir, keys):
+    """Behind the API gateway every peer is the gateway: a record naming it says nothing of where a caseworker
+    read. From ONESCREEN_TRUSTED_PROXIES, X-Forwarded-For names the client (the rightmost address no trusted
+    proxy added, so a caller's own prefix is not believed); from anyone else, or without trusted proxies, it
+    is ignored, and a value that is no address is not believed. The trusted proxy's identity header is still
+    judged by the peer, not by the forwarded address."""
+    import io
+
+    private, path, _ = keys
+    RRN[:] = [sample(data_dir, "mois_resident:SELECT rrn FROM resident LIMIT 1")[0][0]]
+    now = int(time.time())
+    bearer = {"Authorization": "Bearer " + jwt.encode({**CLAIMS, "iat": now, "exp": now + 300}, private,
+                                                     algorithm="RS256")}
+    identity = json.dumps({k: v for k, v in CLAIMS.items() if k not in ("iss", "aud")})
+
+    async def client_of(app, headers) -> str:
+        r = await post(app, headers)
+        assert r.status_code == 200, r.text
+        out = io.StringIO()
+        await app.state.runtime.audit.export(out)
+        return json.loads(out.getvalue().splitlines()[-1])["private"]["client"]  # a commitment in the hash input
+
+    cases = {  # ONESCREEN_TRUSTED_PROXIES -> [(headers, the record's client)]; the test client's peer is 127.0.0.1
+        "127.0.0.1": [({"X-Forwarded-For": "10.20.30.40"}, "10.20.30.40"),
+                      ({"X-Forwarded-For": "203.0.113.9, 10.20.30.40"}, "10.20.30.40"),
+                      ({"X-Forwarded-For": "not-an-address"}, "127.0.0.1"),
+                      ({}, "127.0.0.1")],
+        "10.0.0.0/8, 127.0.0.1": [({"X-Forwarded-For": "192.0.2.7, 10.1.1.1"}, "192.0.2.7")],
+        "10.1.2.3": [({"X-Forwarded-For": "10.20.30.40"}, "127.0.0.1")],
+    }
+    for proxies, expected in cases.items():
+        env = production_env(data_dir, path, ONESCREEN_TRUSTED_PROXY_HEADER="X-OneScreen-Identity",
+                             ONESCREEN_TRUSTED_PROXIES=proxies)
+        app = create_app(load_settings(env), env)
+        try:
+            for headers, client in expected:
+                assert await client_of(app, {**bearer, **headers}) == client, (proxies, headers)
+            if proxies == "127.0.0.1":  # the peer is the trusted proxy, whatever workstation it names
+                got = await client_of(app, {"X-OneScreen-Identity": identity, "X-Forwarded-For": "10.20.30.40"})
+                assert got == "10.20.30.40"
+        finally:
+            await app.state.runtime.close()
+    env = production_env(data_dir, path)  # no trusted proxies: the header is nobody's word
+    app = create_app(load_settings(env), env)
+    try:
+        assert await client_of(app, {**bearer, "X-Forwarded-For": "10.20.30.40"}) == "127.0.0.1"
+    finally:
+        await app.state.runtime.close()
+
