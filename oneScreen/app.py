@@ -82,6 +82,8 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         problems, warnings = [], []
         if runtime.config_error:
             warnings.append(f"configuration: {runtime.config_error}")
+        if runtime.key_error:
+            warnings.append(f"JWT keys: {runtime.key_error}")
         try:
             await runtime.ready()
             await runtime.audit.check_writable()
@@ -113,6 +115,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
             pass  # unreachable now: requests get 503 and /readyz says why until it is back
         runtime.loop = asyncio.get_running_loop()
         watcher = asyncio.ensure_future(runtime.watch_config())
+        key_watcher = asyncio.ensure_future(runtime.watch_keys())
         deliverer = runtime.notify_deliverer() if settings.notify_in_process else None
         delivering = asyncio.ensure_future(deliverer.run(settings.notify_interval)) if deliverer else None
         gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
@@ -122,6 +125,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         finally:
             gc.unfreeze()  # a process that goes on (tests, a script) collects as before
         watcher.cancel()
+        key_watcher.cancel()
         if delivering is not None:
             delivering.cancel()
             await asyncio.gather(delivering, return_exceptions=True)

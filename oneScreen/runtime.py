@@ -39,7 +39,7 @@ from .errors import ConfigError, ConfigErrors
 from .gateway import Gateway
 from .graphql import build_schema
 from .http import PersistedQueries
-from .identity import Verifier, demo_key
+from .identity import Verifier, demo_key, key_file_stamp, read_key_file
 from .keyfile import local_key
 from .lookups import LookupBudget
 from .metrics import Metrics
@@ -147,6 +147,7 @@ class Runtime:
         self.loop: asyncio.AbstractEventLoop | None = None  # the serving loop, once the app has started
         self._settling: asyncio.TimerHandle | None = None  # settle_heap, due after the last reload
         self.config_error: str | None = None
+        self.key_error: str | None = None  # why the JWT key file on disk is not used (the keys before it are)
         self._operations: set[str] = set()
         self._catalog_stamp: tuple | None = None
         self.persisted = PersistedQueries(settings.persisted_queries, settings.persisted_only,
@@ -187,6 +188,38 @@ class Runtime:
         """When the files are the configuration: whether they are as the running snapshot read them (their
         modification times and sizes), so that what it loaded can stand for them (admin.py's validations)."""
         return self.config_store is None and self.config_stamp() == self._loaded_stamp
+
+    async def watch_keys(self, interval: float = configstore.CHECK_INTERVAL) -> None:
+        """Follow the JWT key file (ONESCREEN_JWT_KEYS): when the identity provider's keys change on disk, verify
+        with the new ones within `interval`, no restart. A file that cannot be used is logged once, reported by
+        /readyz as a warning, and the keys in use stay until a good one comes."""
+        path = self.verifier.keys_path
+        if path is None:
+            return
+        refused = None
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                stamp = await asyncio.to_thread(key_file_stamp, path)
+            except OSError:
+                stamp = None  # gone for a moment (a swap in progress): read_key_file says so if it stays
+            if stamp is not None and stamp == self.verifier.keys_stamp:
+                self.key_error = refused = None  # the file in use is back
+                continue
+            if stamp is not None and stamp == refused:
+                continue
+            try:
+                keys, stamp = await asyncio.to_thread(read_key_file, path)
+            except ValueError as exc:
+                message = str(exc)[:500]
+                if (message, stamp) != (self.key_error, refused):  # once per file that cannot be used
+                    log.error("the JWT key file cannot be used, the keys in use stay",
+                              extra={"operation": "jwt.keys", "outcome": "refused", "reason": message})
+                self.key_error, refused = message, stamp
+                continue
+            self.verifier.use_keys(keys, stamp)
+            self.key_error = refused = None
+            log.info("JWT keys reloaded", extra={"operation": "jwt.keys", "outcome": "ok"})
 
     async def watch_config(self, interval: float = configstore.CHECK_INTERVAL) -> None:
         """Follow the store's active version (NOTIFY, else a look every `interval`), or reload when the files

@@ -345,3 +345,64 @@ async def test_the_audit_record_names_the_workstation_a_trusted_proxy_forwarded_
     finally:
         await app.state.runtime.close()
 
+
+async def test_a_rotated_key_file_is_followed_without_a_restart(data_dir, keys):
+    """The identity provider rotates its signing key and the mounted key file changes: tokens of the new key
+    are served within the watch interval, those of the key taken out are refused at once (not served for a
+    minute from the verified-token cache), and a broken file leaves the keys in use, says why in /readyz and
+    in one log line, until a good one comes."""
+    from jwt.algorithms import RSAAlgorithm
+
+    def public_jwks(public_keys) -> dict:
+        return {"keys": [{**RSAAlgorithm.to_jwk(k, as_dict=True), "kid": f"k{i}"} for i, k in enumerate(public_keys)]}
+
+    private, path, _ = keys
+    RRN[:] = [sample(data_dir, "mois_resident:SELECT rrn FROM resident LIMIT 1")[0][0]]
+    rotated = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = int(time.time())
+
+    def bearer(key):
+        return {"Authorization": "Bearer " + jwt.encode({**CLAIMS, "iat": now, "exp": now + 300}, key,
+                                                       algorithm="RS256")}
+
+    async def until(check) -> None:
+        for _ in range(200):
+            if await check():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("the key file's change was not followed within 4 s")
+
+    async def status(app, key) -> int:
+        return (await post(app, bearer(key))).status_code
+
+    async def warnings(app) -> list[str]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            return (await c.get("/readyz")).json()["warnings"]
+
+    env = production_env(data_dir, path)
+    app = create_app(load_settings(env), env)
+    runtime = app.state.runtime
+    watching = asyncio.ensure_future(runtime.watch_keys(0.02))
+    try:
+        assert await status(app, private) == 200 and await status(app, rotated) == 401
+        path.write_text(json.dumps(public_jwks([rotated.public_key()])))  # the old key taken out
+        await until(lambda: _is(status(app, rotated), 200))
+        assert await status(app, private) == 401, "a token of the key taken out is still served"
+        path.write_text('{"keys": [{"kty": "RSA", "n": "broken"}]}')
+        await until(lambda: _has(warnings(app), "JWT keys"))
+        assert str(path) in " ".join(await warnings(app))
+        assert await status(app, rotated) == 200, "a broken file replaced the keys in use"
+        path.write_text(json.dumps(public_jwks([private.public_key(), rotated.public_key()])))
+        await until(lambda: _is(status(app, private), 200))
+        assert await status(app, rotated) == 200 and not await warnings(app)
+    finally:
+        watching.cancel()
+        await runtime.close()
+
+
+async def _is(awaitable, value) -> bool:
+    return await awaitable == value
+
+
+async def _has(awaitable, text) -> bool:
+    return any(text in w for w in await awaitable)
