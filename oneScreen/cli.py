@@ -163,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     agreements_cli.add_parser(sub)
 
     args = parser.parse_args(argv)
-    s = settings_mod.load()
+    try:
+        s = settings_mod.load()
+    except ValueError as exc:  # a malformed setting: it names the variable and the value
+        return _refuse(args.command, f"{'cannot start' if args.command == 'serve' else 'onescreen'}: {exc}")
     if s.demo and (args.command != "config" or args.config_command == "import"):
         from .demo import config as demo_config
         demo_config.ensure(s)  # the demo's configuration is its copy in the data directory (made on first use)
@@ -180,6 +183,23 @@ def main(argv: list[str] | None = None) -> int:
     return handler[args.command](args, s)
 
 
+def _refuse(command: str, message: str, errors: list[str] | None = None) -> int:
+    """Why the command cannot run; exit status 1. `serve` says it as a JSON log line like every other line of
+    the service (a log collector parses its stderr so, and would drop plain text); the other commands, which a
+    person runs, as plain text."""
+    if command == "serve":
+        import logging
+
+        from . import logs
+        if not logging.getLogger().handlers:
+            logs.setup()
+        logging.getLogger("onescreen.cli").error(message, extra={"operation": "start", "outcome": "refused",
+                                                                 **({"errors": errors} if errors else {})})
+    else:
+        print("\n".join([message, *(errors or [])]), file=sys.stderr)
+    return 1
+
+
 def _serve(args: argparse.Namespace, s: settings_mod.Settings) -> int:
     import signal
 
@@ -192,15 +212,13 @@ def _serve(args: argparse.Namespace, s: settings_mod.Settings) -> int:
     try:
         app = create_app(s)
     except (ConfigError, ConfigErrors) as exc:
-        print(f"configuration is invalid; not starting:\n{exc}", file=sys.stderr)
-        return 1
+        return _refuse("serve", "configuration is invalid; not starting",
+                       [str(e) for e in getattr(exc, "errors", [exc])])
     except ValueError as exc:
-        print(f"cannot start: {exc}", file=sys.stderr)
-        return 1
+        return _refuse("serve", f"cannot start: {exc}")
     problem = asyncio.run(_audit_schema_problem(s))
     if problem:
-        print(f"cannot start: {problem}", file=sys.stderr)
-        return 1
+        return _refuse("serve", f"cannot start: {problem}")
     runtime = app.state.runtime
 
     async def hup() -> None:

@@ -1,6 +1,7 @@
 """The catalog and policy loaders: every bad file is refused with file, line and reason (invariant 8)."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -142,7 +143,24 @@ def test_an_invalid_configuration_never_starts_the_server(catalog_copy, data_dir
     result = run_cli("serve", "--port", "1", env_extra={"ONESCREEN_DATA_DIR": str(data_dir),
                                                         "ONESCREEN_CATALOG": str(path)})
     assert result.returncode == 1
-    assert "not starting" in result.stderr and f"{path}:{line_of(path, 'target: spaceship')}" in result.stderr
+    (line,) = [json.loads(x) for x in result.stderr.splitlines()]  # a JSON log line, as every line of the service
+    assert line["level"] == "ERROR" and line["msg"] == "configuration is invalid; not starting"
+    assert any(e.startswith(f"{path}:{line_of(path, 'target: spaceship')}: ") for e in line["errors"]), line
+
+
+def test_a_malformed_setting_is_one_clear_line_never_a_traceback(data_dir):
+    """A setting the service cannot use stops `onescreen serve` with one JSON log line naming the variable and
+    its value (a log collector drops plain text and tracebacks), and any other command with one plain line."""
+    env = {"ONESCREEN_DATA_DIR": str(data_dir), "ONESCREEN_TRUSTED_PROXIES": "10.0.0.300"}
+    served = run_cli("serve", "--port", "1", env_extra=env)
+    assert served.returncode == 1 and "Traceback" not in served.stderr
+    (line,) = [json.loads(x) for x in served.stderr.splitlines()]
+    assert line["level"] == "ERROR" and line["outcome"] == "refused"
+    assert "ONESCREEN_TRUSTED_PROXIES: '10.0.0.300' is not an IP address" in line["msg"]
+    tool = run_cli("catalog", "validate", env_extra=env)
+    assert tool.returncode == 1
+    assert tool.stderr.splitlines() == ["onescreen: ONESCREEN_TRUSTED_PROXIES: '10.0.0.300' is not an IP address or "
+                                        "network (e.g. 10.0.0.0/8)"]
 
 
 def test_json_schema_comes_from_the_loader_models():
