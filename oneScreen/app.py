@@ -82,8 +82,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         problems, warnings = [], []
         if runtime.config_error:
             warnings.append(f"configuration: {runtime.config_error}")
-        if runtime.key_error:
-            warnings.append(f"JWT keys: {runtime.key_error}")
+        warnings += [f"{what}: {why}" for what, why in runtime.file_errors.items()]
         try:
             await runtime.ready()
             await runtime.audit.check_writable()
@@ -115,7 +114,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
             pass  # unreachable now: requests get 503 and /readyz says why until it is back
         runtime.loop = asyncio.get_running_loop()
         watcher = asyncio.ensure_future(runtime.watch_config())
-        key_watcher = asyncio.ensure_future(runtime.watch_keys())
+        following = asyncio.ensure_future(runtime.follow_files())
         deliverer = runtime.notify_deliverer() if settings.notify_in_process else None
         delivering = asyncio.ensure_future(deliverer.run(settings.notify_interval)) if deliverer else None
         gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
@@ -125,7 +124,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         finally:
             gc.unfreeze()  # a process that goes on (tests, a script) collects as before
         watcher.cancel()
-        key_watcher.cancel()
+        following.cancel()
         if delivering is not None:
             delivering.cancel()
             await asyncio.gather(delivering, return_exceptions=True)

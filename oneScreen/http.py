@@ -136,6 +136,27 @@ def _is_mutation(query: str, operation: str | None, max_tokens: int) -> bool:
     return op is not None and op.operation is OperationType.MUTATION
 
 
+def read_registered(path: Path) -> dict[str, str]:
+    """The registered queries of a persisted-query file ({sha256: query}); ValueError naming the file and the
+    query when one cannot be used."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc.__class__.__name__})") from None
+    except ValueError as exc:
+        raise ValueError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(data, dict) or not all(isinstance(q, str) for q in data.values()):
+        raise ValueError(f"{path}: not an object of sha256 -> query text")
+    for digest, query in data.items():
+        if hashlib.sha256(query.encode()).hexdigest() != digest:
+            raise ValueError(f"{path}: the query registered under {digest[:12]}... does not hash to it")
+        try:
+            parse(query)
+        except GraphQLSyntaxError:
+            raise ValueError(f"{path}: the query registered under {digest[:12]}... does not parse") from None
+    return data
+
+
 class PersistedQueries:
     """A pre-registered allow-list (sha256 -> query) and Apollo-style automatic persisted queries.
 
@@ -144,22 +165,20 @@ class PersistedQueries:
 
     def __init__(self, path: Path | None = None, only: bool = False, max_chars: int = 12_288) -> None:
         self.registered: dict[str, str] = {}
-        names: set[str] = set()
+        self.operations: frozenset[str] = frozenset()  # the operation names of the registered queries
         if path:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            for digest, query in data.items():
-                if hashlib.sha256(query.encode()).hexdigest() != digest:
-                    raise ValueError(f"{path}: the query registered under {digest[:12]}... does not hash to it")
-                self.registered[digest] = query
-                try:
-                    names.update(d.name.value for d in parse(query).definitions
-                                 if isinstance(d, OperationDefinitionNode) and d.name is not None)
-                except GraphQLSyntaxError:
-                    raise ValueError(f"{path}: the query registered under {digest[:12]}... does not parse") from None
-        self.operations = frozenset(names)  # the operation names of the registered queries
+            self.use(read_registered(Path(path)))
         self.only = only
         self.max_chars = max_chars
         self.automatic: TTLCache = TTLCache(maxsize=10_000, ttl=24 * 3600)
+
+    def use(self, registered: dict[str, str]) -> None:
+        """Run these registered queries (read_registered) from now on."""
+        names: set[str] = set()
+        for query in registered.values():
+            names.update(d.name.value for d in parse(query).definitions
+                         if isinstance(d, OperationDefinitionNode) and d.name is not None)
+        self.registered, self.operations = registered, frozenset(names)
 
     def label(self, operation: str | None) -> str | None:
         """`operation` if it is a registered operation's name or a plain name, else "other" (invariant 12)."""

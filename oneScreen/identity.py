@@ -103,7 +103,6 @@ class Verifier:
         # are the costliest step of a cached screen; bounded in memory
         self._verified: TTLCache = TTLCache(maxsize=10_000, ttl=60)
         self.keys_path = Path(keys_path) if keys_path else None
-        self.keys_stamp = key_file_stamp(self.keys_path) if self.keys_path else None
         self.keys: list[Any] = _load_keys(keys_path) if keys_path else []
         if demo_key is None and not self.keys:
             raise ValueError("production mode needs ONESCREEN_JWT_KEYS (a PEM public key or a JWKS file)")
@@ -119,10 +118,10 @@ class Verifier:
             return self.from_trusted_header(headers[self.proxy_header])
         return self.caller(headers.get("authorization"))
 
-    def use_keys(self, keys: list[Any], stamp: tuple) -> None:
+    def use_keys(self, keys: list[Any]) -> None:
         """Verify with `keys` (read again from the key file, read_key_file) from now on. Tokens verified within
         the last minute are verified again: a key the identity provider took out stops its tokens now."""
-        self.keys, self.keys_stamp = keys, stamp
+        self.keys = keys
         self._verified.clear()
 
     def _trusted(self, host: str) -> bool:
@@ -222,18 +221,10 @@ def _fits(alg: str, key: Any) -> bool:
     return isinstance(key, rsa.RSAPublicKey)  # RS*, PS*
 
 
-def key_file_stamp(path: Path) -> tuple:
-    """What tells that the key file changed: its identity, size and modification time (a Kubernetes Secret or
-    ConfigMap is updated by swapping a symlink: stat follows it)."""
-    st = path.stat()
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def read_key_file(path: Path) -> tuple[list[tuple[str | None, str | None, Any]], tuple]:
-    """The key file's keys and its stamp, for a verifier to use; ValueError naming the file when they cannot
-    be used (unreadable, malformed, a key of the wrong kind, or no signing key at all)."""
+def read_key_file(path: Path) -> list[tuple[str | None, str | None, Any]]:
+    """The key file's keys, for a verifier to use; ValueError naming the file when they cannot be used
+    (unreadable, malformed, a key of the wrong kind, or no signing key at all)."""
     try:
-        stamp = key_file_stamp(path)
         keys = _load_keys(path)
     except OSError as exc:
         raise ValueError(f"{path}: cannot be read ({exc.strerror or exc.__class__.__name__})") from None
@@ -244,7 +235,7 @@ def read_key_file(path: Path) -> tuple[list[tuple[str | None, str | None, Any]],
         raise ValueError(text if text.startswith(str(path)) else f"{path}: {text}") from None
     if not keys:
         raise ValueError(f"{path}: holds no signing key")
-    return keys, stamp
+    return keys
 
 
 def _load_keys(path: Path) -> list[tuple[str | None, str | None, Any]]:

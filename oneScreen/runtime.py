@@ -38,8 +38,8 @@ from .consent import ConsentStore
 from .errors import ConfigError, ConfigErrors
 from .gateway import Gateway
 from .graphql import build_schema
-from .http import PersistedQueries
-from .identity import Verifier, demo_key, key_file_stamp, read_key_file
+from .http import PersistedQueries, read_registered
+from .identity import Verifier, demo_key, read_key_file
 from .keyfile import local_key
 from .lookups import LookupBudget
 from .metrics import Metrics
@@ -57,6 +57,20 @@ log = logging.getLogger("onescreen.runtime")
 # old snapshot's reference cycles go) and frozen again. A request still holding the old snapshot then keeps it
 # frozen until the next reload settles the heap: one snapshot at most, never one per reload.
 SETTLE_AFTER_RELOAD = 60.0  # seconds from a reload to settling the heap: longer than requests run
+
+
+def file_stamp(path: Path) -> tuple:
+    """What tells that a file changed: its identity, size and modification time (a Kubernetes Secret or
+    ConfigMap is updated by swapping a symlink, which stat follows)."""
+    st = Path(path).stat()
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _stamp_or_none(path: Path) -> tuple | None:
+    try:
+        return file_stamp(path)
+    except OSError:
+        return None
 
 
 def settle_heap() -> None:
@@ -107,6 +121,10 @@ class Runtime:
     def __init__(self, settings: Settings, env: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.env = dict(os.environ if env is None else env)
+        # taken before they are read: a change between the two is read again by follow_files
+        self._start_stamps = {what: _stamp_or_none(path) for what, path in
+                              (("JWT keys", settings.jwt_keys), ("persisted queries", settings.persisted_queries))
+                              if path is not None}
         self.metrics = Metrics()
         proxy = {"trusted_proxy_header": settings.trusted_proxy_header, "trusted_proxies": settings.trusted_proxies}
         if settings.demo:
@@ -147,7 +165,7 @@ class Runtime:
         self.loop: asyncio.AbstractEventLoop | None = None  # the serving loop, once the app has started
         self._settling: asyncio.TimerHandle | None = None  # settle_heap, due after the last reload
         self.config_error: str | None = None
-        self.key_error: str | None = None  # why the JWT key file on disk is not used (the keys before it are)
+        self.file_errors: dict[str, str] = {}  # a followed file that cannot be used: why (follow_files)
         self._operations: set[str] = set()
         self._catalog_stamp: tuple | None = None
         self.persisted = PersistedQueries(settings.persisted_queries, settings.persisted_only,
@@ -189,37 +207,50 @@ class Runtime:
         modification times and sizes), so that what it loaded can stand for them (admin.py's validations)."""
         return self.config_store is None and self.config_stamp() == self._loaded_stamp
 
-    async def watch_keys(self, interval: float = configstore.CHECK_INTERVAL) -> None:
-        """Follow the JWT key file (ONESCREEN_JWT_KEYS): when the identity provider's keys change on disk, verify
-        with the new ones within `interval`, no restart. A file that cannot be used is logged once, reported by
-        /readyz as a warning, and the keys in use stay until a good one comes."""
-        path = self.verifier.keys_path
-        if path is None:
-            return
-        refused = None
-        while True:
+    def _followed(self) -> list[tuple[str, Path, Any, Any]]:
+        """The files read at start that the service follows while it runs: (what, path, read, use)."""
+        out = []
+        if self.verifier.keys_path is not None:
+            out.append(("JWT keys", self.verifier.keys_path, read_key_file, self.verifier.use_keys))
+        if self.settings.persisted_queries is not None:
+            out.append(("persisted queries", Path(self.settings.persisted_queries), read_registered,
+                        self.persisted.use))
+        return out
+
+    async def follow_files(self, interval: float = configstore.CHECK_INTERVAL) -> None:
+        """Follow the JWT key file (the identity provider rotates or revokes a key) and the persisted-query file
+        (a new frontend's queries): a changed file is read off the loop and used within `interval`, no restart.
+        A file that cannot be used is logged once, shown by /readyz as a warning (`file_errors`), and what is
+        in use stays until a good one comes."""
+        files = self._followed()
+        in_use = {what: self._start_stamps.get(what) for what, *_ in files}
+        refused: dict[str, tuple | None] = {}
+        while files:
             await asyncio.sleep(interval)
-            try:
-                stamp = await asyncio.to_thread(key_file_stamp, path)
-            except OSError:
-                stamp = None  # gone for a moment (a swap in progress): read_key_file says so if it stays
-            if stamp is not None and stamp == self.verifier.keys_stamp:
-                self.key_error = refused = None  # the file in use is back
-                continue
-            if stamp is not None and stamp == refused:
-                continue
-            try:
-                keys, stamp = await asyncio.to_thread(read_key_file, path)
-            except ValueError as exc:
-                message = str(exc)[:500]
-                if (message, stamp) != (self.key_error, refused):  # once per file that cannot be used
-                    log.error("the JWT key file cannot be used, the keys in use stay",
-                              extra={"operation": "jwt.keys", "outcome": "refused", "reason": message})
-                self.key_error, refused = message, stamp
-                continue
-            self.verifier.use_keys(keys, stamp)
-            self.key_error = refused = None
-            log.info("JWT keys reloaded", extra={"operation": "jwt.keys", "outcome": "ok"})
+            for what, path, read, use in files:
+                try:
+                    stamp = await asyncio.to_thread(file_stamp, path)
+                except OSError:
+                    stamp = None  # gone for a moment (a swap in progress): `read` says so if it stays
+                if stamp is not None and stamp in (in_use[what], refused.get(what, ())):
+                    if stamp == in_use[what]:  # the file in use is back
+                        self.file_errors.pop(what, None)
+                        refused.pop(what, None)
+                    continue
+                try:
+                    value = await asyncio.to_thread(read, path)
+                except ValueError as exc:
+                    message = str(exc)[:500]
+                    if (message, stamp) != (self.file_errors.get(what), refused.get(what, ())):  # once per file
+                        log.error(f"the {what} file cannot be used, what was read before stays",
+                                  extra={"operation": "files.follow", "outcome": "refused", "reason": message})
+                    self.file_errors[what], refused[what] = message, stamp
+                    continue
+                use(value)
+                in_use[what] = stamp
+                self.file_errors.pop(what, None)
+                refused.pop(what, None)
+                log.info(f"{what} reloaded", extra={"operation": "files.follow", "outcome": "ok"})
 
     async def watch_config(self, interval: float = configstore.CHECK_INTERVAL) -> None:
         """Follow the store's active version (NOTIFY, else a look every `interval`), or reload when the files

@@ -6,6 +6,7 @@ missing, the test skips with the reason, unless ONESCREEN_REQUIRE_SERVICES=1
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -231,3 +232,13 @@ def serve(data_dir: Path, log_path: Path, *args: str, ready: str = "/healthz", *
 
 def jdump(x: Any) -> str:
     return json.dumps(x, ensure_ascii=False)
+
+
+async def eventually(probe: Any, expected: Any, what: str, seconds: float = 4.0) -> None:
+    """Wait until `await probe()` gives `expected` (a change the service follows on its own, such as a file it
+    watches), looking every 20 ms; AssertionError saying `what` did not happen after `seconds`."""
+    for _ in range(int(seconds / 0.02)):
+        if await probe() == expected:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{what} did not happen within {seconds:g} s")

@@ -1,6 +1,7 @@
 """Hostile and malformed input, GraphQL over HTTP, rate limits, readiness (production hardening)."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sqlite3
@@ -8,7 +9,7 @@ import sqlite3
 import httpx
 import pytest
 
-from conftest import Api
+from conftest import Api, eventually
 from test_screen import SCREEN, citizens
 
 CITIZEN = 'c{i}: citizen(rrn: "{rrn}", task: "vehicle_transfer", caseRef: "Q-{i}") {{ name }}'
@@ -199,6 +200,43 @@ async def test_persisted_queries_allow_list_and_automatic_persisted_queries(app_
     assert r.json()["data"]["me"]["name"] == "김주민"
     r = await apq.client.post("/graphql", json={"query": query, "extensions": other_ext}, headers=auth)
     assert r.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_HASH_MISMATCH"
+
+
+
+async def test_a_changed_persisted_query_file_is_followed_without_a_restart(app_with, tmp_path):
+    """A new frontend registers its queries: with ONESCREEN_PERSISTED_ONLY the pods run them within the watch
+    interval, no restart. A broken file leaves the registered queries running and says why in /readyz."""
+    query, added = "{ me { user } }", "{ me { name } }"
+    digest, added_digest = (hashlib.sha256(q.encode()).hexdigest() for q in (query, added))
+    registry = tmp_path / "persisted.json"
+    registry.write_text(json.dumps({digest: query}))
+    strict = await app_with(ONESCREEN_PERSISTED_QUERIES=str(registry), ONESCREEN_PERSISTED_ONLY="1")
+    runtime = strict.app.state.runtime
+    auth = {"Authorization": f"Bearer {strict.token('kim.jumin')}"}
+
+    async def run(q: str) -> int:
+        return (await strict.client.post("/graphql", json={"query": q}, headers=auth)).status_code
+
+    async def warnings() -> list[str]:
+        return (await strict.client.get("/readyz")).json()["warnings"]
+
+    async def warned() -> bool:
+        return any("persisted queries" in w for w in await warnings())
+
+    following = asyncio.ensure_future(runtime.follow_files(0.02))
+    try:
+        assert await run(query) == 200 and await run(added) == 403
+        registry.write_text(json.dumps({digest: query, added_digest: added}))
+        await eventually(lambda: run(added), 200, "the added query running")
+        registry.write_text(json.dumps({digest: "{ me { naem }"}))  # a hand edit gone wrong
+        await eventually(warned, True, "a warning of the broken file")
+        assert str(registry) in " ".join(await warnings())
+        assert await run(added) == 200, "a broken file replaced the registered queries"
+        registry.write_text(json.dumps({digest: query}))
+        await eventually(lambda: run(added), 403, "the removed query refused")
+        assert await run(query) == 200 and await warnings() == []
+    finally:
+        following.cancel()
 
 
 async def test_readyz_turns_503_when_the_audit_store_breaks_and_warns_of_a_refused_configuration(

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import env_for, sample
+from conftest import env_for, eventually, sample
 from oneScreen.app import create_app
 from oneScreen.audit import AuditStore
 from oneScreen.identity import mint_demo_token
@@ -365,13 +365,6 @@ async def test_a_rotated_key_file_is_followed_without_a_restart(data_dir, keys):
         return {"Authorization": "Bearer " + jwt.encode({**CLAIMS, "iat": now, "exp": now + 300}, key,
                                                        algorithm="RS256")}
 
-    async def until(check) -> None:
-        for _ in range(200):
-            if await check():
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError("the key file's change was not followed within 4 s")
-
     async def status(app, key) -> int:
         return (await post(app, bearer(key))).status_code
 
@@ -379,30 +372,26 @@ async def test_a_rotated_key_file_is_followed_without_a_restart(data_dir, keys):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
             return (await c.get("/readyz")).json()["warnings"]
 
+    async def warned() -> bool:
+        return any("JWT keys" in w for w in await warnings(app))
+
     env = production_env(data_dir, path)
     app = create_app(load_settings(env), env)
     runtime = app.state.runtime
-    watching = asyncio.ensure_future(runtime.watch_keys(0.02))
+    watching = asyncio.ensure_future(runtime.follow_files(0.02))
     try:
         assert await status(app, private) == 200 and await status(app, rotated) == 401
         path.write_text(json.dumps(public_jwks([rotated.public_key()])))  # the old key taken out
-        await until(lambda: _is(status(app, rotated), 200))
+        await eventually(lambda: status(app, rotated), 200, "the rotated key's token served")
         assert await status(app, private) == 401, "a token of the key taken out is still served"
         path.write_text('{"keys": [{"kty": "RSA", "n": "broken"}]}')
-        await until(lambda: _has(warnings(app), "JWT keys"))
+        await eventually(warned, True, "a warning of the broken key file")
         assert str(path) in " ".join(await warnings(app))
         assert await status(app, rotated) == 200, "a broken file replaced the keys in use"
         path.write_text(json.dumps(public_jwks([private.public_key(), rotated.public_key()])))
-        await until(lambda: _is(status(app, private), 200))
+        await eventually(lambda: status(app, private), 200, "the key put back served")
         assert await status(app, rotated) == 200 and not await warnings(app)
     finally:
         watching.cancel()
         await runtime.close()
 
-
-async def _is(awaitable, value) -> bool:
-    return await awaitable == value
-
-
-async def _has(awaitable, text) -> bool:
-    return any(text in w for w in await awaitable)
