@@ -12,7 +12,8 @@ it was due (no coordinated omission) and runs pinned to CPU 0 (with the ledger e
 2. For each fraction of that capacity, B then oneScreen (production mode, no cache, the typed query with
    variables, policy, masking, the durable audit record), each request another subject: p50, p99, p99.9, the rate
    achieved (answered with 200 per second) and errors. Both over the same six 20 ms ledgers.
-3. Target: oneScreen's p99 at 50% of B's capacity <= 1.5x the slowest ledger. Each server's "2x" point: the
+3. Target: oneScreen's p99 at 50% of B's capacity <= 1.5x the slowest ledger; not judged when the generator
+   itself ran more than LAG_LIMIT_MS late there (CPU 0 was the bottleneck), and such rows are named. Each server's "2x" point: the
    arrival rate (as a fraction of B's capacity) at which its p99 crosses 2x the slowest ledger, interpolated
    between the measured rates ("beyond 90%" when it never does here).
 """
@@ -32,6 +33,9 @@ NAME = "openloop"
 TITLE = "Open-loop latency: p50/p99/p99.9 at 25/50/75/90% of B's capacity, oneScreen and B in the same run"
 FRACTIONS = (0.25, 0.50, 0.75, 0.90)
 EXTRA = {"items_path": None, "result_code_path": None, "total_count_path": None}  # the emulator's bare object
+# The generator's own lag (p99 of how late it sent) beyond which a row measures CPU 0, where the generator and the
+# emulator run, not the server: on a fast host the emulator's six reads per screen fill CPU 0 before B's 75%.
+LAG_LIMIT_MS = 20.0
 
 
 def arrivals(run: Run, server: Server, rate: float, seconds: float, *, closed: int = 0,
@@ -116,6 +120,12 @@ def run_bench(run: Run) -> Result:
            "gen. lag p99 ms"], rows)
     say("  (latency from the moment each request was due; 'gen. lag': how late the generator itself sent, shared "
         "CPU 0 with the emulator; achieved: answered with 200 per second over the run)")
+    behind = [f"{r[0]} {r[1]} ({r[9]} ms)" for r in rows if float(r[9]) > LAG_LIMIT_MS]
+    if behind:
+        say(f"  the generator ran more than {LAG_LIMIT_MS:g} ms late (p99) in: {', '.join(behind)}: those rows measure "
+            "CPU 0 (the generator and the emulator), not the server")
+        res.notes.append(f"rows measuring the load, not the server (generator lag p99 > {LAG_LIMIT_MS:g} ms): "
+                         f"{', '.join(behind)}")
     for label in points:
         say(f"  {label}: p99 crosses 2x the slowest ledger ({2 * slowest:.0f} ms) {crossing(points[label], 2 * slowest)}"
             f" of B's capacity")
@@ -127,12 +137,17 @@ def run_bench(run: Run) -> Result:
     one.proc.stop()
     emu.stop()
     o, bb = at_half.get("oneScreen"), at_half.get("B")
+    late = [(label, got["lag_p99_ms"]) for label, got in at_half.items() if got["lag_p99_ms"] > LAG_LIMIT_MS]
+    if late and not run.smoke:  # the judged rate was the generator's, not the server's: not a figure of either
+        say(f"  the 50% rows are not judged: the generator ran late ({', '.join(f'{l} {ms:.0f} ms' for l, ms in late)})")
+        o = bb = None
     res.targets.append(Target("oneScreen p99 at 50% of B's capacity / slowest ledger",
                               o["p99_ms"] / slowest if o else None, 1.5, "<=", "x",
                               f"p99 {o['p99_ms']:.1f} ms, p99.9 {o['p999_ms']:.1f} ms, achieved {o['ok_rate']:.0f}/s "
-                              f"of {capacity * 0.5:.0f}/s" if o else "not run"))
+                              f"of {capacity * 0.5:.0f}/s" if o else "the generator ran late" if late else "not run"))
     res.targets.append(Target("B p99 at 50% of its capacity / slowest ledger (reference)",
                               bb["p99_ms"] / slowest if bb else None, 1.5, "<=", "x",
-                              f"p99 {bb['p99_ms']:.1f} ms, p99.9 {bb['p999_ms']:.1f} ms" if bb else "not run"))
+                              f"p99 {bb['p99_ms']:.1f} ms, p99.9 {bb['p999_ms']:.1f} ms" if bb
+                              else "the generator ran late" if late else "not run"))
     say(f"  B's capacity {fmt(capacity)} screens/s")
     return res
