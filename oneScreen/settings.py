@@ -202,9 +202,9 @@ def load(env: dict[str, str] | None = None) -> Settings:
         catalog_path=Path(env.get("ONESCREEN_CATALOG") or (active / "field_catalog.yaml" if active else SHIPPED_CATALOG)),
         policies_dir=Path(env.get("ONESCREEN_POLICIES") or (active / "policies" if active else SHIPPED_POLICIES)),
         host=env.get("ONESCREEN_HOST", "127.0.0.1"),
-        port=int(env.get("ONESCREEN_PORT", "8000")),
-        log_level=env.get("ONESCREEN_LOG_LEVEL", "INFO"),
-        token_ttl=int(env.get("ONESCREEN_TOKEN_TTL", "43200")),
+        port=_port(env, "ONESCREEN_PORT", 8000),
+        log_level=_log_level(env, "ONESCREEN_LOG_LEVEL"),
+        token_ttl=_positive(env, "ONESCREEN_TOKEN_TTL", 43200, int),
         audit_url=env.get("ONESCREEN_AUDIT_URL") or f"sqlite+aiosqlite:///{data_dir / 'audit.sqlite'}",
         audit_timeout=_positive(env, "ONESCREEN_AUDIT_TIMEOUT", 5.0, float),
         audit_signing_key_file=_path(env, "ONESCREEN_AUDIT_SIGNING_KEY_FILE"),
@@ -217,16 +217,16 @@ def load(env: dict[str, str] | None = None) -> Settings:
         introspection=_flag(env, "ONESCREEN_INTROSPECTION", mode == "demo"),
         persisted_queries=Path(env["ONESCREEN_PERSISTED_QUERIES"]) if env.get("ONESCREEN_PERSISTED_QUERIES") else None,
         persisted_only=_flag(env, "ONESCREEN_PERSISTED_ONLY", False),
-        rate_user_per_min=int(env.get("ONESCREEN_RATE_USER_PER_MIN", "600")),
-        rate_org_per_min=int(env.get("ONESCREEN_RATE_ORG_PER_MIN", "6000")),
+        rate_user_per_min=_count(env, "ONESCREEN_RATE_USER_PER_MIN", 600),
+        rate_org_per_min=_count(env, "ONESCREEN_RATE_ORG_PER_MIN", 6000),
         lookup_misses_per_user=_count(env, "ONESCREEN_LOOKUP_MISSES_PER_USER", 20),
         lookup_misses_per_org=_count(env, "ONESCREEN_LOOKUP_MISSES_PER_ORG", 200),
         lookup_window=_positive(env, "ONESCREEN_LOOKUP_WINDOW", 600.0, float),
-        request_timeout=float(env.get("ONESCREEN_REQUEST_TIMEOUT", "30")),
+        request_timeout=_positive(env, "ONESCREEN_REQUEST_TIMEOUT", 30.0, float),
         max_in_flight=_positive(env, "ONESCREEN_MAX_IN_FLIGHT", 256, int),
         queue_timeout=_positive(env, "ONESCREEN_QUEUE_TIMEOUT", 2.0, float),
-        limits=Limits(**{attr: int(env[name]) for name, attr in LIMIT_VARIABLES.items() if env.get(name)}),
-        workers=int(env.get("ONESCREEN_WORKERS", "1")),
+        limits=Limits(**{attr: _positive(env, name, None, int) for name, attr in LIMIT_VARIABLES.items() if env.get(name)}),
+        workers=_positive(env, "ONESCREEN_WORKERS", 1, int),
         cache_mb=_positive(env, "ONESCREEN_CACHE_MB", 64.0, float),
         max_header_bytes=_positive(env, "ONESCREEN_MAX_HEADER_BYTES", 16384, int),
         header_timeout=_positive(env, "ONESCREEN_HEADER_TIMEOUT", 10.0, float),
@@ -310,6 +310,23 @@ def _positive(env: dict[str, str], name: str, default, kind):
         value = None
     if value is None or not value > 0:
         raise ValueError(f"{name} must be a positive {'integer' if kind is int else 'number'}, not {raw!r}")
+    return value
+
+
+def _port(env: dict[str, str], name: str, default: int) -> int:
+    value = _positive(env, name, default, int)
+    if value > 65535:
+        raise ValueError(f"{name} must be a TCP port (1-65535), not {env.get(name)!r}")
+    return value
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(env: dict[str, str], name: str) -> str:
+    value = (env.get(name) or "INFO").upper()
+    if value not in LOG_LEVELS:
+        raise ValueError(f"{name} must be one of {', '.join(LOG_LEVELS)}, not {env.get(name)!r}")
     return value
 
 

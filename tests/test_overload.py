@@ -108,3 +108,22 @@ def test_the_bounds_must_be_positive(data_dir):
             with pytest.raises(ValueError, match=f"{name} must be a positive"):
                 load_settings(env_for(data_dir, **{name: bad}))
     assert load_settings(env_for(data_dir)).max_in_flight == 256
+
+
+def test_every_numeric_setting_refuses_what_is_not_a_number_naming_the_variable(data_dir):
+    """A typo in a setting stops the start with its name and value (`onescreen serve` writes it as one JSON line,
+    test_catalog), never a bare "invalid literal for int()" or a traceback from deep in the start."""
+    from oneScreen.settings import LIMIT_VARIABLES
+    numeric = ["ONESCREEN_PORT", "ONESCREEN_TOKEN_TTL", "ONESCREEN_RATE_USER_PER_MIN", "ONESCREEN_RATE_ORG_PER_MIN",
+               "ONESCREEN_REQUEST_TIMEOUT", "ONESCREEN_WORKERS", "ONESCREEN_CACHE_MB", *LIMIT_VARIABLES]
+    for name in numeric:
+        for bad in ("lots", "-1"):
+            with pytest.raises(ValueError, match=f"^{name} must be .*{bad!r}"):
+                load_settings(env_for(data_dir, **{name: bad}))
+    with pytest.raises(ValueError, match="^ONESCREEN_PORT must be a TCP port"):
+        load_settings(env_for(data_dir, ONESCREEN_PORT="70000"))
+    with pytest.raises(ValueError, match="^ONESCREEN_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, not 'LOUD'"):
+        load_settings(env_for(data_dir, ONESCREEN_LOG_LEVEL="LOUD"))
+    s = load_settings(env_for(data_dir, ONESCREEN_LOG_LEVEL="debug", ONESCREEN_RATE_USER_PER_MIN="0",
+                              ONESCREEN_MAX_DEPTH="12"))
+    assert (s.log_level, s.rate_user_per_min, s.limits.max_depth) == ("DEBUG", 0, 12)
