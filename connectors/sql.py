@@ -31,7 +31,12 @@ def resolve_dsn(spec: SourceSpec) -> str:
             path = Path(spec.demo_dir) / cfg["demo_file"]
             return f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true"
         raise ConnectorConfigError(f"ledger {spec.ledger}: environment variable {env_name} (its DSN) is not set")
-    url = async_url(dsn)
+    try:
+        url = async_url(dsn)
+    except sa.exc.ArgumentError:
+        raise ConnectorConfigError(f"ledger {spec.ledger}: environment variable {env_name} is not a database URL "
+                                   "(e.g. postgresql://user:password@host:5432/db); the value is not shown: it may "
+                                   "hold a password") from None
     if url.get_backend_name() == "sqlite" and url.database and "mode" not in url.query:
         url = url.set(database=f"file:{url.database}", query={**url.query, "mode": "ro", "uri": "true"})
     return url.render_as_string(hide_password=False)

@@ -205,7 +205,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         port=_port(env, "ONESCREEN_PORT", 8000),
         log_level=_log_level(env, "ONESCREEN_LOG_LEVEL"),
         token_ttl=_positive(env, "ONESCREEN_TOKEN_TTL", 43200, int),
-        audit_url=env.get("ONESCREEN_AUDIT_URL") or f"sqlite+aiosqlite:///{data_dir / 'audit.sqlite'}",
+        audit_url=_database_url(env, "ONESCREEN_AUDIT_URL") or f"sqlite+aiosqlite:///{data_dir / 'audit.sqlite'}",
         audit_timeout=_positive(env, "ONESCREEN_AUDIT_TIMEOUT", 5.0, float),
         audit_signing_key_file=_path(env, "ONESCREEN_AUDIT_SIGNING_KEY_FILE"),
         audit_verify_keys=_path(env, "ONESCREEN_AUDIT_VERIFY_KEYS"),
@@ -270,15 +270,24 @@ def _config_url(env: dict[str, str], mode: str) -> str | None:
     if raw == "files":
         return None
     if raw:
-        from sqlalchemy.engine import make_url
-        try:
-            make_url(raw)
-        except Exception:
-            raise ValueError("ONESCREEN_CONFIG_URL must be a database URL (postgresql://...) or 'files'") from None
-        return raw
+        return _database_url(env, "ONESCREEN_CONFIG_URL", " or 'files'")
     audit = env.get("ONESCREEN_AUDIT_URL") or ""
     return audit if mode == "production" and audit.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres") \
         else None
+
+
+def _database_url(env: dict[str, str], name: str, alternative: str = "") -> str | None:
+    """A database URL SQLAlchemy can parse; the error never shows the value (it may hold a password)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    from sqlalchemy.engine import make_url
+    try:
+        make_url(raw)
+    except Exception:
+        raise ValueError(f"{name} must be a database URL (postgresql://user:password@host:5432/db){alternative}; "
+                         "the value given is not one (not shown: it may hold a password)") from None
+    return raw
 
 
 def _networks(env: dict[str, str], name: str) -> tuple:

@@ -127,3 +127,12 @@ def test_every_numeric_setting_refuses_what_is_not_a_number_naming_the_variable(
     s = load_settings(env_for(data_dir, ONESCREEN_LOG_LEVEL="debug", ONESCREEN_RATE_USER_PER_MIN="0",
                               ONESCREEN_MAX_DEPTH="12"))
     assert (s.log_level, s.rate_user_per_min, s.limits.max_depth) == ("DEBUG", 0, 12)
+
+
+def test_a_malformed_database_url_is_named_and_never_echoed(data_dir):
+    """ONESCREEN_AUDIT_URL and ONESCREEN_CONFIG_URL hold passwords: a value that is not a URL stops the start
+    naming the variable, without the value (it ended in a SQLAlchemy traceback that printed nothing useful)."""
+    for name in ("ONESCREEN_AUDIT_URL", "ONESCREEN_CONFIG_URL"):
+        with pytest.raises(ValueError, match=f"^{name} must be a database URL") as info:
+            load_settings(env_for(data_dir, **{name: "s3cret-password@audit-db"}))
+        assert "s3cret" not in str(info.value)

@@ -463,3 +463,17 @@ async def test_a_search_can_be_ordered_by_the_shown_columns_then_the_key(
         assert [r["mgmBldrgstPk"] for r in rows] == [r["mgmBldrgstPk"] for r in
                                                     sorted(rows, key=lambda r: (r["newPlatPlc"], r["mgmBldrgstPk"]))]
         assert [r["mgmBldrgstPk"] for r in rows] != expected_contains(demo_master, text)  # not the key order
+
+
+def test_a_dsn_that_is_not_a_url_names_its_variable_and_never_its_value() -> None:
+    """A DSN holds a password: one that SQLAlchemy cannot parse stops the start naming the ledger and the
+    variable, not with a SQLAlchemy traceback, and the value appears nowhere in the error."""
+    from connectors.base import ConnectorConfigError
+    ledger = LEDGERS["mois.resident"]
+    cfg = ledger["connector"]
+    spec = SourceSpec(ledger="mois.resident", key_column=ledger["key_column"], config=cfg,
+                      env={cfg["dsn_env"]: "s3cret@resident-db"})
+    with pytest.raises(ConnectorConfigError, match=f"^ledger mois.resident: environment variable {cfg['dsn_env']} "
+                                                   "is not a database URL") as info:
+        create(spec)
+    assert "s3cret" not in str(info.value)
