@@ -811,7 +811,8 @@ def _audit(args: argparse.Namespace, s: settings_mod.Settings) -> int:
     except ValueError as exc:
         code, out = 1, str(exc)
     except audit.AuditUnavailable as exc:
-        code, out = 1, f"{exc.message} ({s.audit_url.split('://')[0]} store)"
+        from .audit.verify import read_failure
+        code, out = 1, f"{read_failure(exc)} ({exc.reason}, {s.audit_url.split('://')[0]} store)"
     if out:
         print(out, file=sys.stdout if code == 0 else sys.stderr)
     return code

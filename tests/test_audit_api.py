@@ -95,6 +95,19 @@ async def test_audit_verify_cli_detects_tampering(api, data_dir):
     assert bad.returncode != 0 and "2" in bad.stderr
 
 
+
+def test_the_reading_audit_commands_say_the_store_cannot_be_reached_not_written(data_dir, tmp_path):
+    """An auditor's verify or export against a store that does not answer: exit 1 and a line that says so. It
+    said "the audit trail cannot be written; nothing was disclosed", the screen's refusal, true of no read."""
+    from conftest import free_port
+    env = {"ONESCREEN_DATA_DIR": str(data_dir), "ONESCREEN_AUDIT_URL": f"postgresql://u@127.0.0.1:{free_port()}/x",
+           "ONESCREEN_AUDIT_TIMEOUT": "2"}
+    for command in ("verify", "export", "checkpoints"):
+        got = run_cli("audit", command, env_extra=env)
+        assert got.returncode == 1, (command, got.stderr)
+        assert "the audit store cannot be reached (connection" in got.stderr, (command, got.stderr)
+        assert "written" not in got.stderr and "Traceback" not in got.stderr, (command, got.stderr)
+
 def metric(text: str, name: str) -> float:
     return next(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + " "))
 

@@ -210,4 +210,10 @@ def summary(result: VerifyResult) -> tuple[int, str]:
 
 
 def unavailable(exc: AuditUnavailable) -> tuple[int, str]:
-    return 1, f"audit trail not checked: {exc.message} ({exc.reason})"
+    return 1, f"audit trail not checked: {read_failure(exc)} ({exc.reason})"
+
+
+def read_failure(exc: AuditUnavailable) -> str:
+    """What a command that only reads the trail (verify, export, prove, checkpoints) says when the store fails:
+    the writer's default ("cannot be written; nothing was disclosed") says nothing true of a read."""
+    return "the audit store cannot be reached" if exc.message == AuditUnavailable.WRITE else exc.message
