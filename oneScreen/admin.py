@@ -7,6 +7,7 @@ roles.yaml), and every step is audited.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import secrets
 from pathlib import Path
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
 
 
 VERSIONS_BACK = 500  # applied changes a version comparison can reach back over
+
+# The address the admin's request came from (the workstation, behind the trusted proxies: app.ForwardedClient), set
+# by the HTTP and GraphQL entrances for the request's task, so that a configuration change's records name it as a
+# disclosure's do. A change made from the command line names none.
+CLIENT: contextvars.ContextVar[str] = contextvars.ContextVar("onescreen_admin_client", default="")
 
 
 class Admin:
@@ -471,7 +477,7 @@ class Admin:
             kind="config_change", request_id=f"change-{p.id}-{action}" + (f"-{attempt}" if attempt else ""),
             user=caller.user,
             organisation=caller.org, role=",".join(self._permissions.granting(caller, CHANGE_ACTIONS)), task="",
-            legal_basis="", case_ref="", subject_type="", subject="", fields=(), ledgers=(), client="",
+            legal_basis="", case_ref="", subject_type="", subject="", fields=(), ledgers=(), client=CLIENT.get(),
             detail={"change": p.id, "action": action, "summary": p.summary, "proposer": p.proposer,
                     "approver": p.approver, "comment": p.comment, "widening": list(p.widening),
                     "diff": p.diff[:50_000]}))

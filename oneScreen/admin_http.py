@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import catalog_pages, provider, reports
+from .admin import CLIENT
 from .consent import today as consent_today
 from .endpoint import error, json_response
 from .errors import AdminForbidden, OneScreenError, Unauthenticated
@@ -52,6 +53,7 @@ def routes(runtime: "Runtime") -> list[Route]:
         try:
             caller = await identify(request)
             await runtime.ready()
+            CLIENT.set(request.client.host if request.client else "")  # named by the records of what it changes
             return await handler(request, caller)
         except Unauthenticated as exc:
             return error(401, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})

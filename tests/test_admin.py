@@ -102,12 +102,16 @@ async def test_a_new_postgresql_column_is_mapped_added_to_a_task_approved_and_se
     assert got["status"] == "OK" and got["value"] == household.lower() + "@example.kr"
 
     audit = sqlite3.connect(data_dir / "audit.sqlite")
-    kinds = [r[0] for r in audit.execute("SELECT detail FROM onescreen_audit WHERE kind = 'config_change'")]
+    rows = audit.execute("SELECT client, detail FROM onescreen_audit WHERE kind = 'config_change'").fetchall()
     audit.close()
     import json
-    details = [json.loads(d) for d in kinds]
+    details = [(client, json.loads(d)) for client, d in rows]
     assert any(d["action"] == "applied" and d["approver"] == "kang.samu" and "citizen.email" in d["diff"]
-               for d in details)
+               for _, d in details)
+    # made over HTTP, each record of the change names where the request came from (the test client's address),
+    # as a disclosure's record does
+    assert {(d["action"], client) for client, d in details if str(d["change"]) == str(proposal["id"])} == {
+        ("proposed", "127.0.0.1"), ("approved", "127.0.0.1"), ("applied", "127.0.0.1")}
 
 
 @pytest.mark.parametrize("change,message", [

@@ -78,6 +78,8 @@ class FieldMappingInput:
 
 
 def _admin(info: Info):
+    from ..admin import CLIENT
+    CLIENT.set(info.context.client)  # the records of what this request changes name where it came from
     return info.context.snapshot.admin, info.context.caller
 
 
