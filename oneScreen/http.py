@@ -136,9 +136,9 @@ def _is_mutation(query: str, operation: str | None, max_tokens: int) -> bool:
     return op is not None and op.operation is OperationType.MUTATION
 
 
-def read_registered(path: Path) -> dict[str, str]:
-    """The registered queries of a persisted-query file ({sha256: query}); ValueError naming the file and the
-    query when one cannot be used."""
+def read_registered(path: Path) -> tuple[dict[str, str], frozenset[str]]:
+    """The registered queries of a persisted-query file ({sha256: query}) and their operation names, each query
+    parsed once; ValueError naming the file and the query when one cannot be used."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -147,14 +147,16 @@ def read_registered(path: Path) -> dict[str, str]:
         raise ValueError(f"{path}: not JSON ({exc})") from None
     if not isinstance(data, dict) or not all(isinstance(q, str) for q in data.values()):
         raise ValueError(f"{path}: not an object of sha256 -> query text")
+    names: set[str] = set()
     for digest, query in data.items():
         if hashlib.sha256(query.encode()).hexdigest() != digest:
             raise ValueError(f"{path}: the query registered under {digest[:12]}... does not hash to it")
         try:
-            parse(query)
+            names.update(d.name.value for d in parse(query).definitions
+                         if isinstance(d, OperationDefinitionNode) and d.name is not None)
         except GraphQLSyntaxError:
             raise ValueError(f"{path}: the query registered under {digest[:12]}... does not parse") from None
-    return data
+    return data, frozenset(names)
 
 
 class PersistedQueries:
@@ -172,13 +174,9 @@ class PersistedQueries:
         self.max_chars = max_chars
         self.automatic: TTLCache = TTLCache(maxsize=10_000, ttl=24 * 3600)
 
-    def use(self, registered: dict[str, str]) -> None:
-        """Run these registered queries (read_registered) from now on."""
-        names: set[str] = set()
-        for query in registered.values():
-            names.update(d.name.value for d in parse(query).definitions
-                         if isinstance(d, OperationDefinitionNode) and d.name is not None)
-        self.registered, self.operations = registered, frozenset(names)
+    def use(self, loaded: tuple[dict[str, str], frozenset[str]]) -> None:
+        """Run these registered queries (read_registered: the queries and their operation names) from now on."""
+        self.registered, self.operations = loaded
 
     def label(self, operation: str | None) -> str | None:
         """`operation` if it is a registered operation's name or a plain name, else "other" (invariant 12)."""

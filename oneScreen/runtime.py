@@ -52,9 +52,9 @@ log = logging.getLogger("onescreen.runtime")
 # national scale) is made at start and by a reload, and lives until the next reload. A full collection of the
 # cyclic collector walks every object the process holds, the event loop stalled meanwhile: 61-78 ms on the
 # peer screen's configuration, 7-9 ms with the start-up heap frozen (gc.freeze); gc.callbacks timing the
-# collections of a served worker under 450 screens/s open-loop load, 70 s runs, 2026-12-05. So the heap is frozen once the service has started (app.py),
-# and after a reload, once the requests begun on the old snapshot have ended, unfrozen, collected once (the
-# old snapshot's reference cycles go) and frozen again. A request still holding the old snapshot then keeps it
+# collections of a served worker under 450 screens/s open-loop load, 70 s runs, 2026-12-05. So the heap is
+# frozen once the service has started (app.py), and after a reload, once the requests begun on the old snapshot
+# have ended, unfrozen, collected once (the old snapshot's reference cycles go) and frozen again. A request still holding the old snapshot then keeps it
 # frozen until the next reload settles the heap: one snapshot at most, never one per reload.
 SETTLE_AFTER_RELOAD = 60.0  # seconds from a reload to settling the heap: longer than requests run
 
@@ -232,25 +232,22 @@ class Runtime:
                     stamp = await asyncio.to_thread(file_stamp, path)
                 except OSError:
                     stamp = None  # gone for a moment (a swap in progress): `read` says so if it stays
-                if stamp is not None and stamp in (in_use[what], refused.get(what, ())):
-                    if stamp == in_use[what]:  # the file in use is back
-                        self.file_errors.pop(what, None)
-                        refused.pop(what, None)
-                    continue
-                try:
-                    value = await asyncio.to_thread(read, path)
-                except ValueError as exc:
-                    message = str(exc)[:500]
-                    if (message, stamp) != (self.file_errors.get(what), refused.get(what, ())):  # once per file
-                        log.error(f"the {what} file cannot be used, what was read before stays",
-                                  extra={"operation": "files.follow", "outcome": "refused", "reason": message})
-                    self.file_errors[what], refused[what] = message, stamp
-                    continue
-                use(value)
-                in_use[what] = stamp
-                self.file_errors.pop(what, None)
+                if stamp is not None and stamp == refused.get(what):
+                    continue  # the file already refused, unchanged
+                if stamp is None or stamp != in_use[what]:
+                    try:
+                        use(await asyncio.to_thread(read, path))
+                    except ValueError as exc:
+                        message = str(exc)[:500]
+                        if (message, stamp) != (self.file_errors.get(what), refused.get(what, ())):  # once per file
+                            log.error(f"the {what} file cannot be used, what was read before stays",
+                                      extra={"operation": "files.follow", "outcome": "refused", "reason": message})
+                        self.file_errors[what], refused[what] = message, stamp
+                        continue
+                    in_use[what] = stamp
+                    log.info(f"{what} reloaded", extra={"operation": "files.follow", "outcome": "ok"})
+                self.file_errors.pop(what, None)  # the file in use is good (again)
                 refused.pop(what, None)
-                log.info(f"{what} reloaded", extra={"operation": "files.follow", "outcome": "ok"})
 
     async def watch_config(self, interval: float = configstore.CHECK_INTERVAL) -> None:
         """Follow the store's active version (NOTIFY, else a look every `interval`), or reload when the files
